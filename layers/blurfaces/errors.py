@@ -1,0 +1,31 @@
+"""Exception types for expected failures.
+
+Everything a user can cause (a bad input file, a bad option, an unwritable output folder, a
+missing model) raises a subclass of `BlurfacesError` with one message that says which file,
+what is wrong and what to do. The CLI prints that message and exits with status 2; anything
+else is a bug and keeps its traceback.
+"""
+
+
+class BlurfacesError(Exception):
+    """Base class of every expected error."""
+
+
+class InputError(BlurfacesError):
+    """The input video (or mask image) is missing, unreadable, or not a usable video."""
+
+
+class OptionError(BlurfacesError, ValueError):
+    """An option has a value outside what it accepts."""
+
+
+class OutputError(BlurfacesError):
+    """The outputs cannot be written where they were asked for."""
+
+
+class ModelError(BlurfacesError):
+    """The face model is missing or cannot be fetched or loaded."""
+
+
+class ChunkError(BlurfacesError):
+    """A chunk of the video kept failing after its retries."""
