@@ -1,0 +1,173 @@
+"""Face detection with CenterFace on onnxruntime.
+
+A frame (RGB, upright) is resized keeping its aspect ratio so its longer side is
+`detect_size` pixels, padded (not stretched) to multiples of 32, and run through the network.
+The outputs are decoded without Python loops: every heatmap cell above the threshold becomes a
+box (centre = (cell + offset + 0.5) * 4, size = exp(scale) * 4), then non-maximum suppression,
+then the boxes are mapped back to frame pixels and clipped to the frame.
+
+`tiles=True` adds a second pass for small faces: the frame is cut into 2x2 overlapping tiles,
+each tile is detected at the same `detect_size` (so faces are seen larger), and the results
+are merged with the full-frame pass by NMS.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import ModelError, OptionError
+from .model import ensure_model
+
+DEFAULT_DETECT_SIZE = 640
+DEFAULT_THRESHOLD = 0.4
+NMS_IOU = 0.3
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray       # float32 (N, 4) x1, y1, x2, y2 in frame pixels
+    scores: np.ndarray      # float32 (N,)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
+    """Indices kept by greedy NMS, highest score first."""
+    if len(boxes) == 0:
+        return np.zeros((0,), np.int64)
+    xywh = np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0],
+                            boxes[:, 3] - boxes[:, 1]]).astype(np.float32)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), 0.0, iou)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+class CenterFace:
+    """A CenterFace session with a fixed detection size and threshold."""
+
+    def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
+                 threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
+                 tiles: bool = False):
+        if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
+            raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
+                              f"(got {detect_size!r}).")
+        if not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+            raise OptionError(f"threshold must be between 0 and 1 (got {threshold!r}).")
+        import onnxruntime as ort
+
+        path = ensure_model(model_path)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or available_cpus()
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: cannot load the face model ({e}). "
+                             "Delete it and run `blurfaces fetch-model`.") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.detect_size = detect_size
+        self.threshold = float(threshold)
+        self.tiles = bool(tiles)
+        self._buf: dict = {}
+
+    # -- one image ------------------------------------------------------------------------
+    def _prepare(self, rgb: np.ndarray):
+        h, w = rgb.shape[:2]
+        scale = self.detect_size / max(w, h)
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        pw, ph = math.ceil(rw / 32) * 32, math.ceil(rh / 32) * 32
+        key = (pw, ph)
+        buf = self._buf.get(key)
+        if buf is None:
+            buf = self._buf[key] = np.zeros((ph, pw, 3), np.uint8)
+        else:
+            buf.fill(0)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        buf[:rh, :rw] = cv2.resize(rgb, (rw, rh), interpolation=interp) \
+            if (rw, rh) != (w, h) else rgb
+        blob = buf.transpose(2, 0, 1)[None].astype(np.float32)
+        return blob, rw / w, rh / h
+
+    def _decode(self, outputs, sx: float, sy: float, w: int, h: int) -> Detections:
+        heat, scale, offset = outputs[0][0, 0], outputs[1][0], outputs[2][0]
+        ys, xs = np.nonzero(heat > self.threshold)
+        if len(ys) == 0:
+            return Detections.empty()
+        scores = heat[ys, xs]
+        bh = np.exp(scale[0, ys, xs]) * 4
+        bw = np.exp(scale[1, ys, xs]) * 4
+        cy = (ys + offset[0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[1, ys, xs] + 0.5) * 4
+        boxes = np.column_stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
+        boxes /= np.array([sx, sy, sx, sy], np.float32)
+        keep = nms(boxes, scores)
+        boxes, scores = boxes[keep], scores[keep]
+        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
+        ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        return Detections(boxes[ok].astype(np.float32), scores[ok].astype(np.float32))
+
+    def _run(self, rgb: np.ndarray) -> Detections:
+        blob, sx, sy = self._prepare(rgb)
+        outputs = self.session.run(self.output_names, {self.input_name: blob})
+        return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0])
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        dets = self._run(rgb)
+        if not self.tiles:
+            return dets
+        return self._merge([dets] + self._tile_pass(rgb), rgb.shape[1], rgb.shape[0])
+
+    # -- small faces: 2x2 overlapping tiles ---------------------------------------------
+    def _tile_pass(self, rgb: np.ndarray) -> list[Detections]:
+        h, w = rgb.shape[:2]
+        tw, th = int(w * 0.6), int(h * 0.6)         # 20% overlap between the two tiles
+        found = []
+        for x0 in (0, w - tw):
+            for y0 in (0, h - th):
+                d = self._run(rgb[y0:y0 + th, x0:x0 + tw])
+                if not len(d):
+                    continue
+                b = d.boxes + np.array([x0, y0, x0, y0], np.float32)
+                # A box cut by a tile edge that lies inside the frame is a partial face:
+                # the neighbouring tile or the full-frame pass sees it whole.
+                inner = np.ones(len(b), bool)
+                if x0 > 0:
+                    inner &= b[:, 0] > x0 + 1
+                if x0 + tw < w:
+                    inner &= b[:, 2] < x0 + tw - 1
+                if y0 > 0:
+                    inner &= b[:, 1] > y0 + 1
+                if y0 + th < h:
+                    inner &= b[:, 3] < y0 + th - 1
+                found.append(Detections(b[inner], d.scores[inner]))
+        return found
+
+    @staticmethod
+    def _merge(parts: list[Detections], w: int, h: int) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Detections.empty()
+        boxes = np.concatenate([p.boxes for p in parts])
+        scores = np.concatenate([p.scores for p in parts])
+        keep = nms(boxes, scores)
+        return Detections(boxes[keep], scores[keep])

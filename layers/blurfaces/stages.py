@@ -1,0 +1,501 @@
+"""The one data path: plan -> worker (one per chunk) -> stitch.
+
+Every run goes through these three functions, whether it is one chunk on a laptop, a process
+pool on a workstation, or Step Functions fanning chunks out to Lambdas. They take URIs (local
+paths or s3://) and do all their I/O through `storage`, so they carry no AWS code.
+
+plan    probes the source (every packet's pts, keyframes, rotation, audio), cuts it by time
+        into chunks at exact frame boundaries and writes `manifest.json` to the work area.
+worker  decodes one chunk plus a margin before and after it (from the keyframe at or before
+        the margin: never the whole file), detects and tracks faces over all of it so tracks
+        behave as in one pass, masks and encodes only its own frames to a video-only H.264
+        segment, and writes its data rows and stats beside it.
+stitch  joins the segments without re-encoding, muxes the source's audio once, merges the
+        data rows (frame numbers and track ids made global), draws the heatmap, writes the
+        JSON summary, and publishes the outputs only when all of them are complete.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+from fractions import Fraction
+
+import numpy as np
+
+from . import __version__, data as datamod, storage as st
+from .detect import CenterFace, available_cpus
+from .errors import ChunkError, OptionError, OutputError
+from .mask import Masker, load_mask_image, scale_boxes
+from .options import Options
+from .track import Tracker
+from .video import SegmentEncoder, VideoInfo, iter_frames, probe
+
+MANIFEST = "manifest.json"
+DEFAULT_CHUNK_SECONDS = 30.0
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+
+
+# ------------------------------------------------------------------------------ naming
+
+def output_names(video_uri: str) -> dict:
+    """All output URIs of a run, derived from the video's final name."""
+    stem = video_uri[: -len(os.path.splitext(video_uri)[1])] if os.path.splitext(video_uri)[1] \
+        else video_uri
+    return {"video": video_uri, "stem": stem, "heatmap": f"{stem}_heatmap.png",
+            "summary": f"{stem}_summary.json"}
+
+
+def choose_output(source: str, target_name: str | None = None, overwrite: bool = False,
+                  storage=None, formats=("csv",), heatmap=False) -> dict:
+    """`<stem>_blurred.mp4` beside the source (or `target_name`); without `overwrite`, the
+    first free name among `_1`, `_2`, ... so no existing file is ever replaced."""
+    storage = storage or st.get_storage(target_name or source)
+    if target_name:
+        base, ext = os.path.splitext(str(target_name))
+        if not ext:
+            ext = ".mp4"
+        if ext.lower() not in VIDEO_SUFFIXES:
+            raise OptionError(f"{target_name}: the output is an MP4 video; give a name ending "
+                              f"in .mp4 (or .m4v/.mov).")
+    else:
+        src_base = os.path.splitext(source)[0]
+        base, ext = f"{src_base}_blurred", ".mp4"
+    n = 0
+    while True:
+        video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
+        names = output_names(video)
+        if _same(video, source):
+            if target_name and overwrite:
+                raise OptionError(f"{video}: the output would replace the input; "
+                                  "choose another target name.")
+        else:
+            taken = [storage.exists(u) for u in
+                     [names["video"], names["summary"], names["heatmap"] if heatmap else None]
+                     + [f"{names['stem']}.{f}" for f in formats] if u]
+            if overwrite or not any(taken):
+                return names
+        n += 1
+
+
+def _same(a: str, b: str) -> bool:
+    if st.is_s3(a) or st.is_s3(b):
+        return a == b
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+# ------------------------------------------------------------------------------ plan
+
+def margins(options: Options) -> tuple[float, float]:
+    """Seconds decoded before and after a chunk so tracking matches a single pass."""
+    if not options.track:
+        return 0.0, 0.0
+    w = options.tracking.window
+    return 2 * w + 0.5, w + 0.05
+
+
+def plan(source: str, *, outputs: dict, options: Options, work: str,
+         chunk_seconds: float | None = None, chunks: int | None = None,
+         storage=None) -> dict:
+    """Probe the source and cut it into chunks; write and return the manifest."""
+    t0 = time.perf_counter()
+    storage = storage or st.get_storage(source)
+    local = storage.local_path(source)
+    if local is not None:
+        info = probe(local, source)
+    else:
+        with storage.open_read(source) as f:
+            info = probe(f, source)
+    tb = info.tb
+    times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
+    duration = info.duration_s
+    if chunks:
+        n = max(1, int(chunks))
+    else:
+        cs = float(chunk_seconds or DEFAULT_CHUNK_SECONDS)
+        if cs <= 0:
+            raise OptionError(f"chunk_seconds must be above 0 (got {chunk_seconds!r}).")
+        n = max(1, math.ceil(duration / cs - 1e-9))
+    n = min(n, len(info.pts))
+    # Cut at the frame nearest to each k * duration / n (exact frame boundaries, by pts).
+    cut_idx = sorted({int(np.searchsorted(times, k * duration / n)) for k in range(1, n)})
+    cut_idx = [i for i in cut_idx if 0 < i < len(info.pts)]
+    bounds = [0] + cut_idx + [len(info.pts)]
+    pre, post = margins(options)
+    keys = np.asarray(info.keyframes, dtype=np.int64)
+    chunk_list = []
+    for k in range(len(bounds) - 1):
+        i0, i1 = bounds[k], bounds[k + 1]
+        start = info.pts[i0]
+        stop = info.pts[i1] if i1 < len(info.pts) else None
+        lead_i = int(np.searchsorted(times, times[i0] - pre - 1e-9))
+        lead = info.pts[lead_i]
+        tail = None
+        if stop is not None:
+            tail_i = int(np.searchsorted(times, times[i1] + post, side="right"))
+            tail = info.pts[tail_i] if tail_i < len(info.pts) else None
+        seek = int(keys[max(0, np.searchsorted(keys, lead, side="right") - 1)])
+        chunk_list.append({"index": k, "start_pts": start, "stop_pts": stop, "lead_pts": lead,
+                           "tail_pts": tail, "seek_pts": seek, "frames_expected": i1 - i0,
+                           "start_s": float(times[i0]),
+                           "stop_s": float(times[i1]) if i1 < len(times) else duration})
+    info_d = info.to_dict()
+    info_d["pts"] = []          # the manifest stays small: workers do not need every pts
+    info_d["keyframes"] = []
+    manifest = {"version": 1, "blurfaces": __version__, "source": source, "work": work,
+                "outputs": outputs, "options": options.to_dict(), "info": info_d,
+                "margins_s": [pre, post], "chunks": chunk_list,
+                "plan_seconds": time.perf_counter() - t0}
+    st.get_storage(work).write_json(st.join(work, MANIFEST), manifest)
+    return manifest
+
+
+def load_manifest(work: str) -> dict:
+    return st.get_storage(work).read_json(st.join(work, MANIFEST))
+
+
+# ------------------------------------------------------------------------------ worker
+
+_DETECTORS: dict = {}
+
+
+def _detector(options: Options, threads: int | None) -> CenterFace:
+    key = (options.detect_size, options.threshold, options.tiles, threads)
+    if key not in _DETECTORS:
+        _DETECTORS.clear()
+        _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
+                                     threshold=options.threshold, tiles=options.tiles,
+                                     threads=threads)
+    return _DETECTORS[key]
+
+
+def _masker(options: Options, tmp: str) -> Masker:
+    image = None
+    if options.mask == "image":
+        uri = options.mask_image
+        if st.is_s3(uri):
+            local = os.path.join(tmp, "mask" + os.path.splitext(uri)[1])
+            st.get_storage(uri).download(uri, local)
+            uri = local
+        image = load_mask_image(uri)
+    return Masker(options.mask, mask_image=image, ellipse=options.ellipse, color=options.color,
+                  draw_scores=options.draw_scores)
+
+
+def segment_uri(work: str, index: int) -> str:
+    return st.join(work, f"segments/chunk-{index:05d}.nut")
+
+
+def part_uri(work: str, index: int) -> str:
+    return st.join(work, f"parts/chunk-{index:05d}.json")
+
+
+def worker(manifest: dict, index: int, *, threads: int | None = None, progress=None) -> dict:
+    """Process chunk `index`: returns (and writes) its part record."""
+    t0 = time.perf_counter()
+    chunk = manifest["chunks"][index]
+    info = VideoInfo.from_dict(manifest["info"])
+    options = Options.from_dict(manifest["options"])
+    work, source = manifest["work"], manifest["source"]
+    src_store, work_store = st.get_storage(source), st.get_storage(work)
+    start, stop = chunk["start_pts"], chunk["stop_pts"]
+    tail = chunk["tail_pts"]
+    tb = float(info.tb)
+    w, h = info.display_width, info.display_height
+    detector = _detector(options, threads)
+    tracker = Tracker(options.tracking)
+
+    with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-") as tmp:
+        masker = _masker(options, tmp)
+        seg_target = segment_uri(work, index)
+        seg_local = work_store.local_path(seg_target)
+        if seg_local is not None:
+            os.makedirs(os.path.dirname(seg_local), exist_ok=True)
+            seg_path = seg_local + f".{os.getpid()}.part"
+        else:
+            seg_path = os.path.join(tmp, "segment.nut")
+        encoder = SegmentEncoder(seg_path, info, crf=options.crf, preset=options.preset,
+                                 threads=threads or 0)
+        rows, tail_rows = [], []
+        buffered: dict = {}
+        n_own = n_dets = 0
+        pending_progress = 0
+
+        def emit(fm):
+            nonlocal n_own, pending_progress
+            pts = fm.key
+            own = pts >= start and (stop is None or pts < stop)
+            if not own and (stop is None or pts < stop):
+                return                      # lead margin: seen for tracking only
+            ib = scale_boxes(fm.boxes, options.mask_scale, w, h) if len(fm.boxes) \
+                else np.zeros((0, 4), np.int64)
+            keep = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
+            if not own:
+                tail_rows.extend([pts, *map(int, b), int(tr)]
+                                 for b, tr in zip(ib[keep], fm.tracks[keep]))
+                return
+            rgb = buffered.pop(pts)
+            boxes, scores = ib[keep], fm.scores[keep]
+            masker.apply(rgb, boxes, scores)
+            encoder.encode(rgb, pts)
+            t_ms = (pts - info.first_pts) * tb * 1000.0
+            for b, tr, sc, src in zip(boxes, fm.tracks[keep], scores,
+                                      [s for s, k in zip(fm.sources, keep) if k]):
+                rows.append([pts, round(t_ms, 3), int(b[0]), int(b[1]), int(b[2]), int(b[3]),
+                             int(tr), n_own, None if np.isnan(sc) else round(float(sc), 4),
+                             src])
+            n_own += 1
+            pending_progress += 1
+            if progress is not None and pending_progress >= 8:
+                progress(pending_progress)
+                pending_progress = 0
+
+        src = src_store.local_path(source)
+        handle = None
+        if src is None:
+            handle = src_store.open_read(source)
+            src = handle
+        try:
+            for frame in iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"], tail,
+                                     threads=threads or 0):
+                dets = detector.detect(frame.rgb)
+                if frame.pts >= start and (stop is None or frame.pts < stop):
+                    buffered[frame.pts] = frame.rgb
+                    n_dets += len(dets)
+                t = (frame.pts - info.first_pts) * tb
+                for fm in tracker.push(frame.pts, t, dets):
+                    emit(fm)
+            for fm in tracker.flush():
+                emit(fm)
+        finally:
+            if handle is not None:
+                handle.close()
+        encoder.close()
+        if progress is not None and pending_progress:
+            progress(pending_progress)
+        if seg_local is not None:
+            os.replace(seg_path, seg_local)
+        else:
+            work_store.upload(seg_path, seg_target)
+    part = {"index": index, "segment": seg_target, "frames": n_own, "detections": n_dets,
+            "rows": rows, "tail": tail_rows, "seconds": time.perf_counter() - t0,
+            "pid": os.getpid()}
+    work_store.write_json(part_uri(work, index), part)
+    return {k: v for k, v in part.items() if k not in ("rows", "tail")}
+
+
+# ------------------------------------------------------------------------------ stitch
+
+def _global_tracks(parts: list[dict]) -> list[dict]:
+    """Map each chunk's local track ids to ids that continue across chunk boundaries, then
+    renumber them 0, 1, ... in order of first appearance."""
+    next_id = 0
+    prev_tail: dict = {}
+    prev_map: dict = {}
+    for part in parts:
+        mapping: dict = {}
+        if part["rows"] and prev_tail:
+            for r in part["rows"]:
+                key = (r[0], r[2], r[3], r[4], r[5])
+                local = r[6]
+                if local < 0 or local in mapping:
+                    continue
+                prev_local = prev_tail.get(key)
+                if prev_local is not None and prev_local in prev_map \
+                        and prev_map[prev_local] not in mapping.values():
+                    mapping[local] = prev_map[prev_local]
+        for r in part["rows"]:
+            if r[6] >= 0 and r[6] not in mapping:
+                mapping[r[6]] = next_id
+                next_id += 1
+        for r in part["rows"]:
+            r[6] = mapping.get(r[6], r[6]) if r[6] >= 0 else -1
+        prev_tail = {(t[0], t[1], t[2], t[3], t[4]): t[5] for t in part["tail"]}
+        prev_map = mapping
+    order: dict = {}
+    for part in parts:
+        for r in part["rows"]:
+            if r[6] >= 0 and r[6] not in order:
+                order[r[6]] = len(order)
+    for part in parts:
+        for r in part["rows"]:
+            if r[6] >= 0:
+                r[6] = order[r[6]]
+    return parts
+
+
+def _versions() -> dict:
+    import av
+    import cv2
+    import onnxruntime
+    import pandas
+    return {"blurfaces": __version__, "python": platform.python_version(),
+            "av": av.__version__, "ffmpeg": av.library_versions.get("libavformat"),
+            "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
+            "numpy": np.__version__, "pandas": pandas.__version__}
+
+
+def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
+    """Join the chunk segments and data parts into the final outputs; returns the summary."""
+    from .heatmap import draw_heatmap
+    from .video import stitch as stitch_video
+
+    t0 = time.perf_counter()
+    work, source = manifest["work"], manifest["source"]
+    info = VideoInfo.from_dict(manifest["info"])
+    options = Options.from_dict(manifest["options"])
+    outputs = manifest["outputs"]
+    work_store, src_store = st.get_storage(work), st.get_storage(source)
+    out_store = st.get_storage(outputs["video"])
+    parts = []
+    for c in manifest["chunks"]:
+        uri = part_uri(work, c["index"])
+        if not work_store.exists(uri):
+            raise ChunkError(f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s) has "
+                             f"no result in {work}: run its worker again before stitching.")
+        parts.append(work_store.read_json(uri))
+    parts = _global_tracks(parts)
+
+    out_local = out_store.local_path(outputs["video"])
+    stage_dir = os.path.dirname(os.path.abspath(out_local)) if out_local else None
+    if stage_dir is not None and not os.path.isdir(stage_dir):
+        try:
+            os.makedirs(stage_dir, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{stage_dir}: cannot create the output folder "
+                              f"({e.strerror}). Choose a writable folder.") from None
+    with tempfile.TemporaryDirectory(prefix="blurfaces-stitch-") as tmp:
+        staged: list[tuple[str, str]] = []
+
+        def stage(final_uri: str, suffix: str) -> str:
+            if stage_dir is not None:
+                try:
+                    fd, path = tempfile.mkstemp(dir=stage_dir, prefix=".blurfaces-",
+                                                suffix=suffix + ".part")
+                except OSError as e:
+                    raise OutputError(f"{stage_dir}: cannot write the outputs here "
+                                      f"({e.strerror}). Choose a writable folder.") from None
+                os.close(fd)
+            else:
+                path = os.path.join(tmp, f"out-{len(staged)}{suffix}")
+            staged.append((path, final_uri))
+            return path
+
+        try:
+            segs = []
+            for p in parts:
+                if not p["frames"]:
+                    continue
+                local = work_store.local_path(p["segment"])
+                if local is None:
+                    local = os.path.join(tmp, os.path.basename(p["segment"]))
+                    work_store.download(p["segment"], local)
+                segs.append(local)
+            video_tmp = stage(outputs["video"], ".mp4")
+            src = src_store.local_path(source)
+            handle = None if src is not None else src_store.open_read(source)
+            try:
+                mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
+                                   keep_audio=options.keep_audio)
+            finally:
+                if handle is not None:
+                    handle.close()
+
+            offset, rows = 0, []
+            for p in parts:
+                for r in p["rows"]:
+                    rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7] + offset,
+                                 np.nan if r[8] is None else r[8], r[9]))
+                offset += p["frames"]
+            df = datamod.to_frame(rows)
+            data_files = []
+            if options.save_data:
+                for fmt in options.data_format:
+                    uri = f"{outputs['stem']}.{fmt}"
+                    datamod.write(df, stage(uri, "." + fmt), fmt)
+                    data_files.append(uri)
+            heatmap_file = None
+            detected = df[df["source"] == "detected"]
+            if options.draw_heatmap:
+                from .heatmap import centroid_mask
+                cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
+                    if len(detected) else np.zeros((0, 2))
+                draw_heatmap(cents, info.display_width, info.display_height,
+                             stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
+                             resolution=options.resolution,
+                             title=os.path.basename(source))
+                heatmap_file = outputs["heatmap"]
+            tracks = sorted(int(t) for t in df["track"].unique() if t >= 0)
+            counts = {
+                "frames": int(offset), "frames_in_source_packets": info.n_packets,
+                "chunks": len(parts), "masked_boxes": int(len(df)),
+                "detections": int(len(detected)), "tracks": len(tracks),
+                "frames_with_faces": int(df["frame"].nunique()),
+                "by_source": {k: int(v) for k, v in df["source"].value_counts().items()},
+            }
+            timing = dict(timings or {})
+            timing["plan_s"] = manifest.get("plan_seconds")
+            timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
+            timing["stitch_s"] = round(time.perf_counter() - t0, 3)
+            summary = {
+                "input": source, "outputs": {"video": outputs["video"], "data": data_files,
+                                             "heatmap": heatmap_file,
+                                             "summary": outputs["summary"]},
+                "video": {"width": info.display_width, "height": info.display_height,
+                          "coded_width": info.width, "coded_height": info.height,
+                          "rotation": info.rotation, "duration_s": info.duration_s,
+                          "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
+                          "audio_mode": mux["audio_mode"]},
+                "options": options.to_dict(), "counts": counts, "timings": timing,
+                "versions": _versions(),
+            }
+            summary_tmp = stage(outputs["summary"], ".json")
+            with open(summary_tmp, "w", encoding="utf-8") as f:
+                json.dump(summary, f, indent=2, default=_json_default)
+            _publish(staged, out_store)
+        finally:
+            for path, _ in staged:
+                if os.path.exists(path):
+                    os.unlink(path)
+    return summary
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Fraction):
+        return str(o)
+    raise TypeError(type(o))
+
+
+def _publish(staged: list[tuple[str, str]], out_store) -> None:
+    """Give every staged file its final name, the summary last (it marks a complete run)."""
+    for path, uri in staged:
+        os.chmod(path, 0o644)
+        local = out_store.local_path(uri)
+        if local is not None:
+            os.replace(path, local)
+        else:
+            out_store.upload(path, uri)
+
+
+def cleanup(manifest: dict) -> None:
+    """Remove the work area (segments, parts, manifest)."""
+    work = manifest["work"]
+    store = st.get_storage(work)
+    local = store.local_path(work)
+    if local is not None:
+        shutil.rmtree(local, ignore_errors=True)
+        return
+    for uri in store.list(work):
+        store.delete(uri)
+
+
+def default_workers() -> int:
+    return available_cpus()

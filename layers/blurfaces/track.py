@@ -1,0 +1,219 @@
+"""Face tracks: link detections across frames and keep masking through the detector's gaps.
+
+A per-frame detector misses a face now and then (motion blur, a turned head, a hand); in the
+output that is a face flashing visible. The tracker links each frame's detections to the
+tracks alive so far (Hungarian assignment on IoU, with a constant-velocity prediction and a
+centre-distance fallback for fast motion), then decides each frame's mask boxes with a short
+look-ahead:
+
+- detected:     the detection, smoothed over +-`smooth` seconds and grown back to contain the
+                detected box (smoothing never lets the mask lag behind the face);
+- interpolated: between two detections of the same track (at most `hold` seconds apart);
+- held:         up to `hold` seconds after a track's last detection (the last box, grown
+                along the face's motion);
+- lead:         up to `lookahead` seconds before a track's first detection (a face entering
+                or turning toward the camera is masked before the detector is sure of it).
+
+Every decision about a frame needs only the detections up to `window` seconds after it, so
+frames are released in order once that much newer video has been pushed (a look-ahead sized by
+time, so variable frame rate works). A mask never outlives its track by more than `hold`, so
+nothing drifts onto the background after a face leaves. The same detections give the same
+output on every run.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .detect import Detections
+
+SOURCES = ("detected", "interpolated", "held", "lead")
+_NO_MATCH = 1e6
+
+
+@dataclass
+class TrackOptions:
+    enabled: bool = True
+    hold: float = 0.5           # seconds a mask stays after a track's last detection
+    lookahead: float = 0.3      # seconds a mask starts before a track's first detection
+    smooth: float = 0.1         # seconds either side averaged to steady the box
+    match_iou: float = 0.2
+
+    @property
+    def window(self) -> float:
+        """Seconds of newer video needed before a frame's masks are final."""
+        if not self.enabled:
+            return 0.0
+        return max(self.hold, self.lookahead) + self.smooth + 1e-6
+
+
+@dataclass
+class FrameMasks:
+    key: object                 # what the caller passed to push() (e.g. the frame's pts)
+    t: float
+    boxes: np.ndarray           # float (M, 4)
+    tracks: np.ndarray          # int (M,), -1 with tracking off
+    scores: np.ndarray          # float (M,), NaN where no detection is behind the box
+    sources: list
+
+
+@dataclass
+class _Track:
+    id: int
+    times: list = field(default_factory=list)
+    boxes: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+
+    def velocity(self, at_end: bool) -> np.ndarray:
+        """Box velocity (px/s) from the two detections at one end of the track."""
+        if len(self.times) < 2:
+            return np.zeros(4)
+        i, j = (-2, -1) if at_end else (0, 1)
+        dt = self.times[j] - self.times[i]
+        if dt <= 0:
+            return np.zeros(4)
+        return (self.boxes[j] - self.boxes[i]) / dt
+
+    def predict(self, t: float) -> np.ndarray:
+        return self.boxes[-1] + self.velocity(True) * min(t - self.times[-1], 0.5)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
+
+
+class Tracker:
+    """Streaming tracker: push each frame's detections in presentation order; get back the
+    frames whose masks are final (in the same order); flush at the end of the stream."""
+
+    def __init__(self, options: TrackOptions | None = None):
+        self.o = options or TrackOptions()
+        self.tracks: list[_Track] = []
+        self.pending: deque = deque()          # (key, t) not yet released
+        self.next_id = 0
+        self.last_t = None
+
+    # -- association ------------------------------------------------------------------------
+    def _cost(self, preds: np.ndarray, dets: np.ndarray) -> np.ndarray:
+        iou = iou_matrix(preds, dets)
+        cost = np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)
+        pc = (preds[:, None, :2] + preds[:, None, 2:]) / 2
+        dc = (dets[None, :, :2] + dets[None, :, 2:]) / 2
+        psize = np.maximum(preds[:, 2] - preds[:, 0], preds[:, 3] - preds[:, 1])[:, None]
+        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :]
+        dist = np.linalg.norm(pc - dc, axis=2) / np.maximum(psize, 1.0)
+        ratio = dsize / np.maximum(psize, 1.0)
+        near = (dist < 0.6) & (ratio > 0.5) & (ratio < 2.0)
+        return np.where((cost == _NO_MATCH) & near, 0.9 + 0.1 * dist, cost)
+
+    def _associate(self, t: float, dets: Detections) -> None:
+        active = [tr for tr in self.tracks if t - tr.times[-1] <= self.o.hold + 1e-9]
+        boxes = dets.boxes.astype(np.float64)
+        matched = set()
+        if active and len(boxes):
+            preds = np.stack([tr.predict(t) for tr in active])
+            cost = self._cost(preds, boxes)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < _NO_MATCH:
+                    tr = active[r]
+                    tr.times.append(t)
+                    tr.boxes.append(boxes[c])
+                    tr.scores.append(float(dets.scores[c]))
+                    matched.add(c)
+        for c in range(len(boxes)):
+            if c not in matched:
+                self.tracks.append(_Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])]))
+                self.next_id += 1
+
+    # -- per-frame decisions ----------------------------------------------------------------
+    def _smoothed(self, tr: _Track, i: int) -> np.ndarray:
+        t = tr.times[i]
+        lo = bisect.bisect_left(tr.times, t - self.o.smooth - 1e-9)
+        hi = bisect.bisect_right(tr.times, t + self.o.smooth + 1e-9)
+        mean = np.mean(tr.boxes[lo:hi], axis=0)
+        return _union(mean, tr.boxes[i])
+
+    def _box_at(self, tr: _Track, t: float):
+        i = bisect.bisect_left(tr.times, t - 1e-9)
+        if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
+            return self._smoothed(tr, i), tr.scores[i], "detected"
+        has_prev, has_next = i > 0, i < len(tr.times)
+        if has_prev and has_next:
+            ta, tb = tr.times[i - 1], tr.times[i]
+            a, b = self._smoothed(tr, i - 1), self._smoothed(tr, i)
+            w = (t - ta) / (tb - ta)
+            return a + (b - a) * w, np.nan, "interpolated"
+        if has_prev and t - tr.times[-1] <= self.o.hold + 1e-9:
+            last = self._smoothed(tr, len(tr.times) - 1)
+            shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
+                            last[2] - last[0])
+            return _union(last, last + shift), np.nan, "held"
+        if has_next and not has_prev and tr.times[0] - t <= self.o.lookahead + 1e-9:
+            first = self._smoothed(tr, 0)
+            shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
+                            first[2] - first[0])
+            return _union(first, first + shift), np.nan, "lead"
+        return None
+
+    def _release(self, key, t) -> FrameMasks:
+        boxes, ids, scores, sources = [], [], [], []
+        for tr in self.tracks:
+            if tr.times[0] - t > self.o.lookahead + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
+                continue
+            got = self._box_at(tr, t)
+            if got is None:
+                continue
+            boxes.append(got[0])
+            ids.append(tr.id)
+            scores.append(got[1])
+            sources.append(got[2])
+        return FrameMasks(key, t, np.array(boxes, np.float64).reshape(-1, 4),
+                          np.array(ids, np.int64), np.array(scores, np.float64), sources)
+
+    def _prune(self) -> None:
+        if not self.pending:
+            oldest = self.last_t if self.last_t is not None else 0.0
+        else:
+            oldest = self.pending[0][1]
+        self.tracks = [tr for tr in self.tracks
+                       if tr.times[-1] >= oldest - self.o.hold - self.o.smooth - 1e-6
+                       or (self.last_t is not None and self.last_t - tr.times[-1] <= self.o.hold)]
+
+    # -- public ------------------------------------------------------------------------------
+    def push(self, key, t: float, dets: Detections) -> list[FrameMasks]:
+        if self.last_t is not None and t <= self.last_t:
+            raise ValueError(f"frames must come in presentation order ({t} after {self.last_t})")
+        self.last_t = t
+        if not self.o.enabled:
+            n = len(dets)
+            return [FrameMasks(key, t, dets.boxes.astype(np.float64).reshape(-1, 4),
+                               np.full(n, -1, np.int64), dets.scores.astype(np.float64),
+                               ["detected"] * n)]
+        self._associate(t, dets)
+        self.pending.append((key, t))
+        out = []
+        while self.pending and self.pending[0][1] <= t - self.o.window:
+            out.append(self._release(*self.pending.popleft()))
+        self._prune()
+        return out
+
+    def flush(self) -> list[FrameMasks]:
+        out = [self._release(k, t) for k, t in self.pending]
+        self.pending.clear()
+        return out

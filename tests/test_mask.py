@@ -1,0 +1,392 @@
+"""Tests for blurfaces.mask: box geometry, option parsing and every mask type on real pixels."""
+import cv2
+import numpy as np
+import pytest
+
+from blurfaces.errors import InputError, OptionError
+from blurfaces.mask import (MASKS, Masker, load_mask_image, parse_color, scale_boxes,
+                            scaling_mask)
+
+H, W = 240, 320
+
+
+def make_frame(seed=0):
+    """A smooth grey gradient frame with a high-contrast noise 'face' patch in the middle."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = (40 + 100 * xx / W + 60 * yy / H).astype(np.uint8)
+    frame = np.dstack([base, base // 2 + 30, 255 - base]).copy()
+    frame[60:180, 100:220] = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    return frame
+
+
+FACE = np.array([[100, 60, 220, 180]])
+
+
+def lap_var(img):
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def ellipse_inside(w, h, shrink=2.0):
+    """Pixels safely inside the inscribed ellipse (>= shrink px from its edge)."""
+    a, b = w / 2 - shrink, h / 2 - shrink
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((xx + 0.5 - w / 2) / a) ** 2 + ((yy + 0.5 - h / 2) / b) ** 2 <= 1
+
+
+def ellipse_outside(w, h, grow=1.0):
+    """Pixels safely outside the inscribed ellipse (>= grow px from its edge)."""
+    a, b = w / 2 + grow, h / 2 + grow
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((xx + 0.5 - w / 2) / a) ** 2 + ((yy + 0.5 - h / 2) / b) ** 2 > 1
+
+
+def outside_box(x1, y1, x2, y2):
+    m = np.ones((H, W), bool)
+    m[y1:y2, x1:x2] = False
+    return m
+
+
+# ---------------------------------------------------------------- geometry
+
+def test_scaling_mask_numbers():
+    assert scaling_mask(10, 20, 30, 60) == (10, 20, 30, 60)
+    # 1.5 => 1.5x wider (20 -> 30) and 1.5x taller (40 -> 60), same centre (20, 40)
+    assert scaling_mask(10, 20, 30, 60, 1.5) == (5, 10, 35, 70)
+    assert scaling_mask(10, 20, 30, 60, 2.0) == (0, 0, 40, 80)
+    assert scaling_mask(10, 20, 30, 60, 0.5) == (15, 30, 25, 50)
+    # not clipped
+    assert scaling_mask(0, 0, 10, 10, 3.0) == (-10, -10, 20, 20)
+    assert all(isinstance(v, int) for v in scaling_mask(1, 2, 3, 4, 1.3))
+    # halves round up on both sides, so the width stays 1.5 x 10 = 15
+    assert scaling_mask(0, 0, 10, 10, 1.5) == (-2, -2, 13, 13)
+
+
+def test_scale_boxes_scaling_clipping_containment():
+    boxes = np.array([[10.0, 20.0, 30.0, 60.0]])
+    np.testing.assert_array_equal(scale_boxes(boxes, 1.0, 100, 100), [[10, 20, 30, 60]])
+    np.testing.assert_array_equal(scale_boxes(boxes, 1.5, 100, 100), [[5, 10, 35, 70]])
+    # clipped to the frame, x2/y2 exclusive bounds
+    np.testing.assert_array_equal(scale_boxes(boxes, 3.0, 50, 90), [[0, 0, 50, 90]])
+    out = scale_boxes(np.array([[-5.0, -5.0, 10.0, 10.0], [90, 90, 120, 130]]), 1.0, 100, 100)
+    np.testing.assert_array_equal(out, [[0, 0, 10, 10], [90, 90, 100, 100]])
+    assert out.dtype.kind == "i"
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(-50, 700, (500, 2))
+    wh = rng.uniform(0, 200, (500, 2))
+    b = np.hstack([xy, xy + wh])
+    for s in (1.0, 1.2, 2.5):
+        o = scale_boxes(b, s, 640, 480)
+        assert o.shape == (500, 4)
+        assert (0 <= o[:, 0]).all() and (o[:, 0] <= o[:, 2]).all() and (o[:, 2] <= 640).all()
+        assert (0 <= o[:, 1]).all() and (o[:, 1] <= o[:, 3]).all() and (o[:, 3] <= 480).all()
+        # contains the original box, as far as it lies in the frame
+        assert (o[:, 0] <= np.clip(b[:, 0], 0, 640)).all()
+        assert (o[:, 1] <= np.clip(b[:, 1], 0, 480)).all()
+        assert (o[:, 2] >= np.clip(b[:, 2], 0, 640)).all()
+        assert (o[:, 3] >= np.clip(b[:, 3], 0, 480)).all()
+    big = scale_boxes(b + 5000, 2.5, 10_000, 10_000)
+    assert ((big[:, 2] - big[:, 0]) >= np.floor(2.5 * wh[:, 0])).all()
+
+
+def test_scale_boxes_empty_and_bad_scale():
+    assert scale_boxes(np.zeros((0, 4)), 1.3, 10, 10).shape == (0, 4)
+    assert scale_boxes([], 1.3, 10, 10).shape == (0, 4)
+    for bad in (0, -1, float("nan"), float("inf"), "x"):
+        with pytest.raises(OptionError, match="mask_scale"):
+            scale_boxes(np.array([[0.0, 0, 1, 1]]), bad, 10, 10)
+        with pytest.raises(OptionError):
+            scaling_mask(0, 0, 1, 1, bad)
+
+
+def test_scale_boxes_nan_box_becomes_empty():
+    o = scale_boxes(np.array([[np.nan, 0, 5, 5], [1, 1, 5, 5]]), 1.0, 10, 10)
+    np.testing.assert_array_equal(o, [[0, 0, 0, 0], [1, 1, 5, 5]])
+
+
+# ---------------------------------------------------------------- options
+
+def test_parse_color():
+    assert parse_color((255, 0, 10)) == (255, 0, 10)
+    assert parse_color([1, 2, 3]) == (1, 2, 3)
+    assert parse_color("255, 128,0") == (255, 128, 0)
+    for bad in ("red", "1,2", "1,2,3,4", (256, 0, 0), (-1, 0, 0), (1.5, 0, 0), None, 7,
+                (True, 0, 0), "a,b,c"):
+        with pytest.raises(OptionError, match="color"):
+            parse_color(bad)
+
+
+def test_masker_option_errors(tmp_path):
+    with pytest.raises(OptionError, match="blur"):
+        Masker(mask="pixelate")
+    with pytest.raises(OptionError, match="mask_image"):
+        Masker(mask="image")
+    with pytest.raises(OptionError, match="color"):
+        Masker(mask="rectangle", color="black")
+    with pytest.raises(InputError, match="nope.png"):
+        Masker(mask="image", mask_image=str(tmp_path / "nope.png"))
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not an image\n")
+    with pytest.raises(InputError, match="notes.png"):
+        Masker(mask="image", mask_image=fake)
+    with pytest.raises(InputError, match="notes.png"):
+        load_mask_image(str(fake))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.png"):
+        load_mask_image(empty)
+    with pytest.raises(InputError):
+        load_mask_image(tmp_path)  # a directory
+    # OptionError is also a ValueError for callers that only know the standard types
+    assert issubclass(OptionError, ValueError)
+    assert set(MASKS) == {"blur", "rectangle", "mosaic", "image", "none"}
+
+
+def test_load_mask_image_alpha_and_grey(tmp_path):
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0] = 200  # red in RGB order
+    rgba[..., 3] = 77
+    p = tmp_path / "m.png"
+    assert cv2.imwrite(str(p), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    got = load_mask_image(p)
+    assert got.shape == (4, 6, 4) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, rgba)
+
+    grey = np.full((5, 3), 90, np.uint8)
+    g = tmp_path / "g.png"
+    assert cv2.imwrite(str(g), grey)
+    got = load_mask_image(str(g))
+    assert got.shape == (5, 3, 4)
+    assert (got[..., :3] == 90).all() and (got[..., 3] == 255).all()
+
+    rgb = np.zeros((3, 3, 3), np.uint8)
+    rgb[..., 2] = 250  # blue in RGB
+    j = tmp_path / "b.png"
+    assert cv2.imwrite(str(j), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    got = load_mask_image(j)
+    assert (got[..., 2] == 250).all() and (got[..., 0] == 0).all() and (got[..., 3] == 255).all()
+
+
+# ---------------------------------------------------------------- masks on pixels
+
+@pytest.mark.parametrize("mask", ["blur", "mosaic", "rectangle", "image"])
+def test_ellipse_masks_inside_only(mask):
+    frame = make_frame()
+    orig = frame.copy()
+    img = np.zeros((10, 10, 4), np.uint8)
+    img[..., 1] = 255
+    img[..., 3] = 255
+    Masker(mask=mask, mask_image=img, color=(255, 0, 0)).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    roi, oroi = frame[y1:y2, x1:x2], orig[y1:y2, x1:x2]
+    inside = ellipse_inside(x2 - x1, y2 - y1)
+    outside = ellipse_outside(x2 - x1, y2 - y1)
+    # outside the box and in the ellipse's corners: untouched
+    np.testing.assert_array_equal(frame[outside_box(x1, y1, x2, y2)],
+                                  orig[outside_box(x1, y1, x2, y2)])
+    np.testing.assert_array_equal(roi[outside], oroi[outside])
+    assert outside[0, 0] and outside.sum() > 0.15 * outside.size
+    # inside: strongly changed
+    diff = np.abs(roi.astype(int) - oroi.astype(int))[inside]
+    assert diff.mean() > 30
+    if mask == "rectangle":
+        assert (roi[inside] == (255, 0, 0)).all()
+    if mask == "image":
+        assert (roi[inside] == (0, 255, 0)).all()
+
+
+def test_blur_wipes_detail():
+    frame = make_frame()
+    orig = frame.copy()
+    Masker(mask="blur", ellipse=False).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    before, after = orig[y1:y2, x1:x2], frame[y1:y2, x1:x2]
+    inner = (slice(10, -10), slice(10, -10))
+    assert lap_var(after[inner]) < 0.1 * lap_var(before[inner])
+    # grey values smoothed: neighbouring pixels nearly equal, spread far below the noise's
+    g = cv2.cvtColor(after, cv2.COLOR_RGB2GRAY).astype(float)
+    assert np.abs(np.diff(g, axis=1)).mean() < 3
+    assert g.std() < 0.25 * cv2.cvtColor(before, cv2.COLOR_RGB2GRAY).std()
+
+
+def test_blur_scales_with_face_size():
+    # A big face must be blurred as hard as a small one (a fixed kernel is too weak).
+    rng = np.random.default_rng(3)
+    # coarse texture (16 px blocks), which a small fixed kernel would leave readable
+    big = cv2.resize(rng.integers(0, 256, (45, 45, 3), dtype=np.uint8), (720, 720),
+                     interpolation=cv2.INTER_NEAREST)
+    frame = big.copy()
+    Masker(mask="blur", ellipse=False).apply(frame, np.array([[0, 0, 720, 720]]))
+    small = lambda a: cv2.resize(a, (45, 45), interpolation=cv2.INTER_AREA)  # noqa: E731
+    assert lap_var(small(frame)) < 0.1 * lap_var(small(big))
+
+
+def test_mosaic_blocks():
+    frame = make_frame()
+    Masker(mask="mosaic", ellipse=False).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    roi = frame[y1:y2, x1:x2]
+    # piecewise constant: about 9 distinct runs along a row
+    row = roi[60].astype(int)
+    changes = int((np.abs(np.diff(row, axis=0)).sum(axis=1) > 0).sum())
+    assert 6 <= changes <= 11
+    assert len(np.unique(roi.reshape(-1, 3), axis=0)) <= 121
+
+
+def test_ellipse_false_masks_corners():
+    frame = make_frame()
+    Masker(mask="rectangle", ellipse=False, color="10,20,30").apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    assert (frame[y1:y2, x1:x2] == (10, 20, 30)).all()
+    assert (frame[y1 - 1, x1:x2] != (10, 20, 30)).any(axis=-1).all()
+
+
+def test_ellipse_true_keeps_corners_for_rectangle():
+    frame = make_frame()
+    orig = frame.copy()
+    Masker(mask="rectangle", color=(1, 2, 3)).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    for (yy, xx) in ((y1, x1), (y1, x2 - 1), (y2 - 1, x1), (y2 - 1, x2 - 1)):
+        np.testing.assert_array_equal(frame[yy, xx], orig[yy, xx])
+    cy, cx = (y1 + y2) // 2, (x1 + x2) // 2
+    np.testing.assert_array_equal(frame[cy, cx], (1, 2, 3))
+
+
+def test_image_alpha_blends_and_transparent_leaves_pixels():
+    frame = make_frame()
+    orig = frame.copy()
+    img = np.zeros((120, 120, 4), np.uint8)
+    img[..., :3] = 200
+    img[:, :60, 3] = 128   # left half: half transparent
+    img[:, 60:, 3] = 0     # right half: fully transparent
+    Masker(mask="image", mask_image=img, ellipse=False).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    roi, oroi = frame[y1:y2, x1:x2].astype(float), orig[y1:y2, x1:x2].astype(float)
+    a = 128 / 255
+    expect = oroi[:, :58] * (1 - a) + 200 * a
+    assert np.abs(roi[:, :58] - expect).max() <= 1.0
+    np.testing.assert_array_equal(roi[:, 62:], oroi[:, 62:])
+
+
+def test_image_mask_from_file_rgb_order(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 3] = 255
+    p = tmp_path / "red.png"
+    cv2.imwrite(str(p), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    frame = make_frame()
+    Masker(mask="image", mask_image=str(p), ellipse=False).apply(frame, FACE)
+    x1, y1, x2, y2 = FACE[0]
+    assert (frame[y1:y2, x1:x2] == (255, 0, 0)).all()
+
+
+def test_image_mask_every_face_many_faces_and_edges():
+    frame = make_frame()
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[..., 2] = 255  # opaque blue RGB array (no alpha)
+    m = Masker(mask="image", mask_image=img, ellipse=False)
+    boxes = np.array([[x, y, x + 30, y + 25] for x in range(0, 300, 40) for y in range(0, 200, 50)]
+                     + [[300, 220, 320, 240], [0, 230, 15, 240], [310, 0, 320, 7]])
+    m.apply(frame, boxes)
+    m.apply(frame, boxes)  # cached sizes on the second frame
+    for x1, y1, x2, y2 in boxes:
+        assert (frame[y1:y2, x1:x2] == (0, 0, 255)).all(), (x1, y1, x2, y2)
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("ellipse", [True, False])
+def test_edges_tiny_zero_and_overlapping_boxes(mask, ellipse):
+    frame = make_frame()
+    orig = frame.copy()
+    raw = np.array([
+        [-30, 100, 40, 160],      # left edge
+        [290, 100, 360, 160],     # right edge
+        [140, -20, 200, 30],      # top edge
+        [140, 210, 200, 280],     # bottom edge
+        [-10, -10, 400, 300],     # whole frame and beyond
+        [5, 5, 6, 6],             # 1 px
+        [20, 20, 22, 23],         # 2x3 px
+        [50, 50, 50, 60],         # zero width
+        [70, 70, 80, 70],         # zero height
+        [120, 80, 200, 160],      # overlaps the next
+        [150, 100, 230, 170],
+    ], float)
+    boxes = scale_boxes(raw, 1.0, W, H)
+    scores = np.linspace(0.2, 0.99, len(boxes))
+    scores[3] = np.nan
+    img = np.full((9, 9, 4), 255, np.uint8)
+    Masker(mask=mask, mask_image=img, ellipse=ellipse, draw_scores=True).apply(frame, boxes,
+                                                                                scores)
+    assert frame.shape == orig.shape and frame.dtype == np.uint8
+    if mask == "none":
+        # only the score labels changed anything
+        assert (frame != orig).any()
+
+
+@pytest.mark.parametrize("mask", ["blur", "mosaic", "rectangle", "image"])
+def test_tiny_boxes_are_masked(mask):
+    frame = np.full((10, 10, 3), 100, np.uint8)
+    frame[::2, ::2] = 250
+    orig = frame.copy()
+    img = np.zeros((5, 5, 4), np.uint8)
+    img[..., 3] = 255
+    m = Masker(mask=mask, mask_image=img, color=(0, 0, 0))
+    m.apply(frame, np.array([[0, 0, 1, 1], [4, 4, 6, 6], [7, 0, 10, 2]]))
+    if mask in ("rectangle", "image"):
+        assert (frame[0, 0] == 0).all() and (frame[4:6, 4:6] == 0).all()
+    # 1x2/2x2 blocks of the chequer get averaged or painted
+    assert (frame[4:6, 4:6] != orig[4:6, 4:6]).any() or mask == "mosaic"
+    np.testing.assert_array_equal(frame[8:, :6], orig[8:, :6])
+
+
+def test_none_leaves_frame_unchanged():
+    frame = make_frame()
+    orig = frame.copy()
+    Masker(mask="none").apply(frame, FACE, np.array([0.9]))
+    np.testing.assert_array_equal(frame, orig)
+
+
+def test_draw_scores_visible_at_top_and_right_edges():
+    for box in ([[100, 0, 180, 60]], [[280, 0, 320, 50]], [[100, 100, 180, 160]]):
+        frame = np.full((H, W, 3), 128, np.uint8)
+        box = np.array(box)
+        Masker(mask="none", draw_scores=True).apply(frame, box, np.array([0.87]))
+        changed = (frame != 128).any(axis=2)
+        x1, y1, x2, y2 = box[0]
+        near = changed[max(0, y1 - 40):y2, max(0, x1 - 60):x2]
+        assert near.sum() > 40, box
+        # both a dark outline and a light fill: readable on any background
+        assert (frame[changed] < 40).all(axis=1).any() and (frame[changed] > 220).all(axis=1).any()
+
+
+def test_draw_scores_nan_and_no_scores_draw_nothing():
+    frame = np.full((H, W, 3), 128, np.uint8)
+    Masker(mask="none", draw_scores=True).apply(frame, FACE, np.array([np.nan]))
+    Masker(mask="none", draw_scores=True).apply(frame, FACE, None)
+    assert (frame == 128).all()
+
+
+def test_scores_drawn_after_all_masks():
+    frame = make_frame()
+    # the second box covers the first box's label area; the label must still be there
+    boxes = np.array([[100, 100, 160, 160], [60, 40, 220, 100]])
+    Masker(mask="rectangle", ellipse=False, color=(0, 0, 255), draw_scores=True).apply(
+        frame, boxes, np.array([0.5, np.nan]))
+    label_area = frame[60:100, 100:160]
+    assert ((label_area != (0, 0, 255)).any(axis=2)).sum() > 20
+
+
+def test_apply_rejects_non_frames():
+    with pytest.raises(ValueError):
+        Masker().apply(np.zeros((4, 4), np.uint8), FACE)
+
+
+def test_apply_rejects_frames_it_cannot_write_in_place():
+    frame = make_frame()
+    with pytest.raises(ValueError, match="packed"):
+        Masker().apply(frame[:, :, ::-1], FACE)
+    frame.flags.writeable = False
+    with pytest.raises(ValueError):
+        Masker().apply(frame, FACE)
