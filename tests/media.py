@@ -244,10 +244,10 @@ class KenBurns:
     RGB frame (display size) at presentation time ``t`` seconds.
 
     The photos are laid side by side (scaled to the first one's height, grey
-    gaps between) on a flat grey canvas.  At zoom 1 the first photo fits the
-    frame; the zoom grows to 1.8 over 3 s (period 6 s) while the view pans
-    sideways (period 4 s, or longer across several photos) and a little
-    vertically, so faces move, grow, and some leave/enter at the frame edges.
+    gaps between) on a flat grey canvas.  At t=0 (zoom 1) the first photo
+    fits the frame, centred; the zoom grows to 1.8 at 3 s (period 6 s) while
+    the view pans sideways (period 4 s, or longer across several photos) and
+    drifts up, so faces move, grow, and some leave/enter at the frame edges.
     ``still=True`` keeps the t=0 view for all t.
     """
 
@@ -308,7 +308,9 @@ class KenBurns:
         else:
             amp = Sw / 2 - self.first_w / 2
             cx = Sw / 2 - amp * math.cos(2 * math.pi * t / (4.0 * self.n_images))
-        cy = 0.45 * Sh + 0.05 * Sh * math.sin(2 * math.pi * t / 5.0)
+        # drift up towards the faces while zooming in (whole photo at t=0)
+        zf = (z - 1.0) / (self.ZOOM_MAX - 1.0)
+        cy = Sh * (0.5 - 0.1 * zf + 0.03 * math.sin(2 * math.pi * t / 5.0))
         return self.base_scale * z, cx, cy
 
     def affine(self, t: float) -> np.ndarray:
@@ -445,24 +447,28 @@ def upright_k(rotation) -> int:
     return int(round(float(rotation or 0) / 90.0)) % 4
 
 
-def _encoder_setup(stream, codec: str, crf: int, gop: int | None):
+def _encoder_setup(stream, codec: str, crf: int, gop: int | None, bframes: int | None):
     ctx = stream.codec_context
     ctx.thread_count = 1  # fixed threads: same arguments -> identical bytes
     opts: dict[str, str] = {}
     if codec == "libx264":
         opts.update(preset="veryfast", crf=str(crf))
         params = ["threads=1"]
+        if bframes is not None:
+            params.append(f"bframes={bframes}")
         if gop:
             params += [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"]
         opts["x264-params"] = ":".join(params)
     elif codec == "libx265":
         opts.update(preset="ultrafast", crf=str(crf))
         params = ["pools=none", "frame-threads=1", "log-level=error", "open-gop=0"]
+        if bframes is not None:
+            params.append(f"bframes={bframes}")
         if gop:
             params += [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"]
         opts["x265-params"] = ":".join(params)
-    elif gop:
-        ctx.gop_size = gop
+    elif bframes is not None:
+        ctx.max_b_frames = bframes
     if gop:
         ctx.gop_size = gop
     stream.options = opts
@@ -488,6 +494,7 @@ def make_clip(
     pix_fmt="yuv420p",
     gop=None,
     crf=18,
+    bframes=None,
     seed=0,
     blank_frames=(),
     occlude_frames=(),
@@ -508,6 +515,10 @@ def make_clip(
     ``codec``: "h264" (libx264), "hevc" (libx265, tag hvc1 in mp4/mov), or any
     PyAV encoder name (e.g. "ffv1", "mjpeg", with a fitting ``pix_fmt`` and
     ``container_format``).  ``gop=N``: a keyframe exactly every N frames.
+    ``bframes``: None = encoder default (x264/x265 use B-frames, so pts != dts)
+    for CFR, and 0 for VFR (like phone recordings; VFR with B-frames works too,
+    the mp4 track duration is still exact).  ``vfr``/``audio``/
+    ``rotate``: see the module docstring and ``frame_times``/``audio_signal``.
     ``blank_frames``: frame indices drawn flat grey; ``occlude_frames``: frame
     indices where a dark-grey rectangle covers each photo.  ``seed`` only
     drives the VFR timing.
@@ -530,6 +541,8 @@ def make_clip(
     enc = _CODECS.get(codec, codec)
     if enc in ("libx264", "libx265") and pix_fmt == "yuv420p" and (coded[0] % 2 or coded[1] % 2):
         pix_fmt = "yuv444p"
+    if bframes is None and vfr:
+        bframes = 0
     render = None if renderer is not None else KenBurns(images, (W, H), still=still)
     rate = as_rate(fps)
     fmt = _container_for(path, container_format)
@@ -564,7 +577,7 @@ def make_clip(
             vs.codec_context.time_base = tb
             if vfr:
                 vs.codec_context.framerate = rate
-            _encoder_setup(vs, enc, crf, gop)
+            _encoder_setup(vs, enc, crf, gop, bframes)
             if enc == "libx265" and is_isobmff:
                 vs.codec_tag = "hvc1"
             if rotate:
@@ -608,14 +621,15 @@ def make_clip(
                 frame.time_base = tb
                 keep(vs, vs.encode(frame))
             keep(vs, vs.encode(None))
-            if is_isobmff:
-                # mp4/mov store sample durations in decode order (dts deltas);
-                # end the decode timeline at the presentation end so the
-                # track lasts exactly pts[-1] + durs[-1] (matters with VFR)
-                vpk = [p for _, _, p in packets if p.stream is vs]
-                for a, b in zip(vpk, vpk[1:]):
-                    a.duration = b.dts - a.dts
-                vpk[-1].duration = end_ticks + vpk[0].dts - vpk[-1].dts
+            if is_isobmff and vfr:
+                # mp4/mov: sample durations (stts) are dts deltas except the
+                # last decoded packet's, taken from the packet; the track and
+                # edit duration is max(pts + duration).  Let the last decoded
+                # packet last until the presentation end, so the track is
+                # exactly end_ticks long (with VFR + B-frames its stts sum
+                # may then differ from it a little).
+                last = [p for _, _, p in packets if p.stream is vs][-1]
+                last.duration = max(1, end_ticks - last.pts)
 
             if as_ is not None:
                 audio_samples = int(round(duration * SAMPLE_RATE))

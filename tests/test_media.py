@@ -147,7 +147,8 @@ def test_rotation_round_trip(synth_clip_factory, rotate):
     assert _mad(frames[i], ref) < 6
     assert np.array_equal(np.rot90(raw[i], media.upright_k(pr["rotation"])), frames[i])
     if rotate:  # the stored pixels really are rotated
-        wrong = raw[i] if raw[i].shape == ref.shape else np.rot90(raw[i], 2 - media.upright_k(pr["rotation"]))
+        # turned the opposite way (upside down relative to upright)
+        wrong = np.rot90(raw[i], media.upright_k(pr["rotation"]) + 2)
         assert _mad(wrong, ref) > 3 * _mad(frames[i], ref)
 
 

@@ -182,6 +182,9 @@ def ensure_writable(uri: str) -> None:
         return
     from .errors import OutputError
     folder = os.path.dirname(os.path.abspath(local))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"{folder}: is a file, not a folder; the output cannot go under it. "
+                          "Choose another output path.")
     if not os.path.isdir(folder):
         raise OutputError(f"{folder}: output folder does not exist. Create it or choose "
                           "another output path.")

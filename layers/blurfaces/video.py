@@ -114,10 +114,14 @@ def probe(src, name: str | None = None) -> VideoInfo:
             raise InputError(f"{name}: video codec not supported by this build of FFmpeg.")
         tb = vs.time_base
         pts, keys = [], []
+        n_data = 0
         try:
             for pkt in container.demux(vs):
+                n_data += pkt.size > 0
                 if pkt.size == 0 or pkt.pts is None:
                     continue
+                if pkt.is_discard:
+                    continue    # edit-list pre-roll: decoded as a reference, never shown
                 pts.append(pkt.pts)
                 if pkt.is_keyframe:
                     keys.append(pkt.pts)
@@ -126,6 +130,12 @@ def probe(src, name: str | None = None) -> VideoInfo:
                              f"frames ({_why(e)}). Re-export or re-download the file.") from None
         if not pts:
             raise InputError(f"{name}: the video stream has no frames. Give a complete video.")
+        if "mov" in container.format.name.split(",") and vs.frames and n_data < vs.frames:
+            # MP4/MOV index every sample up front: fewer in the file means its data stops early
+            # (a truncated download or copy), which would otherwise give a shorter output.
+            raise InputError(f"{name}: the file is truncated: its index lists {vs.frames} video "
+                             f"frames but only {n_data} are in the file. Re-export or "
+                             "re-download the complete file.")
         pts.sort()
         keys.sort()
         if pts[0] not in keys:
@@ -193,7 +203,10 @@ def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | Non
     container = _open(src, info.name)
     try:
         vs = container.streams.video[0]
-        vs.thread_type = "AUTO"
+        # Slice threads only: with frame threads, freeing an H.264 decoder that has just
+        # reported corrupt data sometimes deadlocks inside FFmpeg (the process never exits).
+        # Decoding is a small share of the time next to detection either way.
+        vs.thread_type = "SLICE"
         if threads:
             vs.codec_context.thread_count = threads
         if seek_pts is not None and seek_pts > info.first_pts:

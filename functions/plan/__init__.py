@@ -1,0 +1,1 @@
+"""Lambda handler of the plan stage: see app.py."""

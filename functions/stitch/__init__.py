@@ -1,0 +1,1 @@
+"""Lambda handler of the stitch stage: see app.py."""

