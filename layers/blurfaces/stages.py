@@ -103,6 +103,7 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
          storage=None) -> dict:
     """Probe the source and cut it into chunks; write and return the manifest."""
     t0 = time.perf_counter()
+    source, work = os.fspath(source), os.fspath(work)
     storage = storage or st.get_storage(source)
     local = storage.local_path(source)
     if local is not None:

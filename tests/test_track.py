@@ -1,0 +1,164 @@
+"""Tracking: gaps filled, masks held and started early by time, no drift, determinism, and a
+real clip whose face the detector misses in isolated frames still masked there."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import media
+from blurfaces import data as datamod, stages
+from blurfaces.detect import Detections
+from blurfaces.options import Options
+from blurfaces.runner import run
+from blurfaces.track import Tracker, TrackOptions
+
+
+def det(*boxes, score=0.9):
+    b = np.array(boxes, np.float32).reshape(-1, 4)
+    return Detections(b, np.full(len(b), score, np.float32))
+
+
+def run_tracker(times, dets, **kw):
+    tr = Tracker(TrackOptions(**kw))
+    out = []
+    for i, (t, d) in enumerate(zip(times, dets)):
+        out += tr.push(i, t, d)
+    out += tr.flush()
+    assert [o.key for o in out] == list(range(len(times))), "every frame released once, in order"
+    return out
+
+
+def moving_face(n, fps=30.0, miss=(), start=0, stop=None, speed=60.0):
+    """A 50x60 face moving right at `speed` px/s; detected except in `miss` frames."""
+    stop = n if stop is None else stop
+    times = [i / fps for i in range(n)]
+    dets = []
+    for i, t in enumerate(times):
+        if start <= i < stop and i not in miss:
+            x = 100 + speed * t
+            dets.append(det([x, 100, x + 50, 160]))
+        else:
+            dets.append(Detections.empty())
+    return times, dets
+
+
+def test_gaps_are_interpolated_and_tracks_keep_their_id():
+    times, dets = moving_face(30, miss={10, 11, 12, 20})
+    out = run_tracker(times, dets)
+    for i in (10, 11, 12, 20):
+        assert out[i].sources == ["interpolated"]
+        x = 100 + 60 * times[i]
+        b = out[i].boxes[0]
+        assert b[0] <= x + 1 and b[2] >= x + 50 - 1        # covers where the face really is
+    assert {int(t) for o in out for t in o.tracks} == {0}
+
+
+def test_masks_contain_every_detected_box():
+    rng = np.random.default_rng(0)
+    times = [i / 25 for i in range(50)]
+    dets = [det([100 + rng.normal(0, 3), 100 + rng.normal(0, 3), 150 + rng.normal(0, 3),
+                 160 + rng.normal(0, 3)]) for _ in times]
+    out = run_tracker(times, dets)
+    for o, d in zip(out, dets):
+        assert o.sources == ["detected"]
+        b, db = o.boxes[0], d.boxes[0]
+        assert b[0] <= db[0] + 1e-4 and b[1] <= db[1] + 1e-4
+        assert b[2] >= db[2] - 1e-4 and b[3] >= db[3] - 1e-4
+
+
+def test_hold_and_lookahead_are_measured_in_time_and_end():
+    fps = 30.0
+    times, dets = moving_face(90, fps=fps, start=30, stop=45)   # face seen 1.0 s - 1.5 s
+    out = run_tracker(times, dets, hold=0.5, lookahead=0.3)
+    masked = [o.t for o in out if len(o.boxes)]
+    assert min(masked) >= 1.0 - 0.3 - 1e-9 and min(masked) < 1.0 - 0.3 + 1 / fps
+    last_det = times[44]
+    assert max(masked) <= last_det + 0.5 + 1e-9 and max(masked) > last_det + 0.5 - 1 / fps
+    sources = {o.sources[0] for o in out if len(o.boxes)}
+    assert sources == {"detected", "held", "lead"}
+    # nothing after the hold: no mask drifts onto the background after the face left
+    assert all(len(o.boxes) == 0 for o in out if o.t > last_det + 0.5 + 1e-9)
+
+
+def test_variable_frame_rate_uses_seconds_not_frames():
+    rng = np.random.default_rng(1)
+    steps = rng.choice([1 / 30, 1 / 15, 1 / 10], size=80)
+    times = list(np.cumsum(steps))
+    dets = [det([100, 100, 150, 160]) if t < 2.0 else Detections.empty() for t in times]
+    out = run_tracker(times, dets, hold=0.4)
+    last_det = max(t for t in times if t < 2.0)
+    masked = [o.t for o in out if len(o.boxes)]
+    assert max(masked) <= last_det + 0.4 + 1e-9
+    assert max(masked) >= last_det + 0.4 - 0.1 - 1e-9
+
+
+def test_two_faces_keep_separate_tracks():
+    times = [i / 30 for i in range(40)]
+    dets = [det([50 + 2 * i, 100, 100 + 2 * i, 160], [400 - 2 * i, 300, 450 - 2 * i, 360])
+            for i in range(40)]
+    out = run_tracker(times, dets)
+    ids = {int(t) for o in out for t in o.tracks}
+    assert ids == {0, 1}
+    for o in out:                       # the face on the left keeps id 0 all along
+        left = o.tracks[np.argmin(o.boxes[:, 0])]
+        assert left == 0
+
+
+def test_no_track_passes_detections_through():
+    times, dets = moving_face(20, miss={5, 6})
+    out = run_tracker(times, dets, enabled=False)
+    assert len(out[5].boxes) == 0 and len(out[4].boxes) == 1
+    assert set(out[4].tracks) == {-1}
+
+
+def test_same_input_same_output():
+    times, dets = moving_face(60, miss={7, 8, 30})
+    a = run_tracker(times, dets)
+    b = run_tracker(times, dets)
+    for x, y in zip(a, b):
+        assert np.array_equal(x.boxes, y.boxes) and list(x.tracks) == list(y.tracks)
+        assert x.sources == y.sources
+
+
+# -- end to end on video ----------------------------------------------------------------------
+
+MISSED = (12, 13, 27, 40)
+
+
+def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, tmp_path):
+    """Frames drawn with the photo blanked out have no face for the detector; the tracker must
+    still place masks there (drawn as solid red rectangles so the pixels prove it)."""
+    clip = synth_clip_factory(size=(640, 360), fps=30, seconds=2.0, blank_frames=MISSED)
+    outputs = stages.output_names(str(tmp_path / "out.mp4"))
+    run(clip["path"], outputs=outputs, workers=1,
+        options=Options(mask="rectangle", color=(255, 0, 0), ellipse=False))
+    df = datamod.read(outputs["stem"] + ".csv")
+    frames, _, _ = media.decode_frames(outputs["video"])
+    for i in MISSED:
+        rows = df[df["frame"] == i]
+        assert len(rows) >= 4, f"frame {i}: expected masks carried over the detector's miss"
+        assert set(rows["source"]) == {"interpolated"}
+        for _, r in rows.iterrows():
+            patch = frames[i][int(r.y1) + 2:int(r.y2) - 2, int(r.x1) + 2:int(r.x2) - 2].astype(int)
+            red = (patch[..., 0] > 200) & (patch[..., 1] < 60) & (patch[..., 2] < 60)
+            assert red.mean() > 0.9
+    # and without tracking, the same frames have no mask at all (the test can fail)
+    outputs2 = stages.output_names(str(tmp_path / "notrack.mp4"))
+    run(clip["path"], outputs=outputs2, workers=1, options=Options(track=False))
+    df2 = datamod.read(outputs2["stem"] + ".csv")
+    assert all((df2["frame"] == i).sum() == 0 for i in MISSED)
+
+
+def test_data_columns_and_sources(synth_clip_factory, tmp_path):
+    clip = synth_clip_factory(size=(640, 360), fps=30, seconds=2.0, blank_frames=MISSED)
+    outputs = stages.output_names(str(tmp_path / "o.mp4"))
+    run(clip["path"], outputs=outputs, workers=1, options=Options(mask="none"))
+    with open(outputs["stem"] + ".csv") as f:
+        assert f.readline().strip() == "time (ms),x1,y1,x2,y2,track,frame,score,source"
+    df = datamod.read(outputs["stem"] + ".csv")
+    assert set(df["source"]) <= {"detected", "interpolated", "held", "lead"}
+    assert df.loc[df["source"] != "detected", "score"].isna().all()
+    assert df.loc[df["source"] == "detected", "score"].between(0, 1).all()
+    assert os.path.getsize(outputs["video"]) > 0
