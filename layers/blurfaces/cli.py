@@ -46,6 +46,9 @@ def _add_processing(p: argparse.ArgumentParser) -> None:
                    help="longer side of the detector's input, multiple of 32 (default 640)")
     g.add_argument("--tiles", action="store_true",
                    help="also detect on 2x2 overlapping tiles (small faces in large frames)")
+    g.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="run the detector on every N-th frame; tracking fills the others "
+                        "(default 1)")
     g.add_argument("--no-track", action="store_true",
                    help="mask raw detections only (no gap filling, hold or look-ahead)")
     g.add_argument("--hold", type=float, default=0.5, metavar="S",
@@ -81,6 +84,7 @@ def _kwargs(a) -> dict:
                 resolution=a.resolution, draw_scores=a.draw_scores, save_data=not a.no_data,
                 data_format=a.data_format, color=a.color, overwrite=a.overwrite,
                 threshold=a.threshold, detect_size=a.detect_size, tiles=a.tiles,
+                detect_every=a.detect_every,
                 track=not a.no_track, hold=a.hold, lookahead=a.lookahead,
                 keep_audio=not a.no_audio, crf=a.crf, preset=a.preset, workers=a.workers,
                 chunk_seconds=a.chunk_seconds)

@@ -27,6 +27,7 @@ class Options:
     threshold: float = DEFAULT_THRESHOLD
     detect_size: int = DEFAULT_DETECT_SIZE
     tiles: bool = False
+    detect_every: int = 1
     track: bool = True
     hold: float = 0.5
     lookahead: float = 0.3
@@ -58,6 +59,10 @@ class Options:
                 or self.detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32, at least 64 "
                               f"(got {self.detect_size!r}).")
+        if not isinstance(self.detect_every, int) or isinstance(self.detect_every, bool) \
+                or not 1 <= self.detect_every <= 10:
+            raise OptionError(f"detect_every must be an integer from 1 to 10 "
+                              f"(got {self.detect_every!r}).")
         for name in ("hold", "lookahead"):
             v = getattr(self, name)
             if not _num(v) or v < 0 or v > 10:

@@ -28,12 +28,12 @@ from fractions import Fraction
 import numpy as np
 
 from . import __version__, data as datamod, storage as st
-from .detect import CenterFace, available_cpus
+from .detect import CenterFace, Detections, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .track import Tracker
-from .video import SegmentEncoder, VideoInfo, iter_frames, probe
+from .video import SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
 
 MANIFEST = "manifest.json"
 DEFAULT_CHUNK_SECONDS = 30.0
@@ -141,6 +141,7 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
             tail = info.pts[tail_i] if tail_i < len(info.pts) else None
         seek = int(keys[max(0, np.searchsorted(keys, lead, side="right") - 1)])
         chunk_list.append({"index": k, "start_pts": start, "stop_pts": stop, "lead_pts": lead,
+                           "lead_index": lead_i,
                            "tail_pts": tail, "seek_pts": seek, "frames_expected": i1 - i0,
                            "start_s": float(times[i0]),
                            "stop_s": float(times[i1]) if i1 < len(times) else duration})
@@ -261,9 +262,14 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             handle = src_store.open_read(source)
             src = handle
         try:
-            for frame in iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"], tail,
-                                     threads=threads or 0):
-                dets = detector.detect(frame.rgb)
+            # Detection on every `detect_every`-th frame of the video (counted from the first,
+            # so every chunking picks the same frames); the tracker fills the others.
+            every = options.detect_every if options.track else 1
+            gidx = chunk.get("lead_index", 0)
+            for frame in prefetch(iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"],
+                                              tail, threads=threads or 0)):
+                dets = detector.detect(frame.rgb) if gidx % every == 0 else Detections.empty()
+                gidx += 1
                 if frame.pts >= start and (stop is None or frame.pts < stop):
                     buffered[frame.pts] = frame.rgb
                     n_dets += len(dets)
@@ -272,10 +278,11 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                     emit(fm)
             for fm in tracker.flush():
                 emit(fm)
+            encoder.close()
         finally:
+            encoder.close()
             if handle is not None:
                 handle.close()
-        encoder.close()
         if progress is not None and pending_progress:
             progress(pending_progress)
         if seg_local is not None:

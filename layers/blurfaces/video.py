@@ -15,6 +15,8 @@ from __future__ import annotations
 import heapq
 import math
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Iterator
@@ -235,6 +237,48 @@ def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | Non
         container.close()
 
 
+_END = object()
+
+
+def prefetch(iterable, depth: int = 6):
+    """Iterate `iterable` in a background thread, `depth` items ahead. PyAV decodes and
+    encodes without holding the GIL, so decoding overlaps with detection."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=produce, daemon=True, name="blurfaces-decode")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=10)
+        close = getattr(iterable, "close", None)
+        if close is not None and not t.is_alive():
+            close()
+
+
 class SegmentEncoder:
     """Encode upright RGB frames, with the source's pts, to a video-only H.264 NUT segment.
 
@@ -259,19 +303,46 @@ class SegmentEncoder:
         s.options = opts
         self.stream = s
         self.count = 0
+        # Colour conversion and x264 run in their own thread, overlapping with detection.
+        self._q: queue.Queue = queue.Queue(maxsize=6)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="blurfaces-encode")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    break
+                rgb, pts = item
+                f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
+                f.pts = pts
+                f.time_base = self.info.tb
+                for pkt in self.stream.encode(f):
+                    self.container.mux(pkt)
+            for pkt in self.stream.encode(None):
+                self.container.mux(pkt)
+        except BaseException as e:  # re-raised in the caller's thread
+            self._error = e
+            while True:     # keep draining so the producer never blocks forever
+                if self._q.get() is None:
+                    break
+        finally:
+            self.container.close()
 
     def encode(self, rgb_upright: np.ndarray, pts: int) -> None:
-        f = av.VideoFrame.from_ndarray(stored(rgb_upright, self.info.rotation), format="rgb24")
-        f.pts = pts
-        f.time_base = self.info.tb
-        for pkt in self.stream.encode(f):
-            self.container.mux(pkt)
+        if self._error is not None:
+            raise self._error
+        self._q.put((rgb_upright, pts))
         self.count += 1
 
     def close(self) -> None:
-        for pkt in self.stream.encode(None):
-            self.container.mux(pkt)
-        self.container.close()
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _packets(path):

@@ -314,3 +314,86 @@ def test_state_machine_expected_error_is_not_retried(aws, single_face):
                if c["function"] == FUNCTIONS["worker"])
     assert d.count(FUNCTIONS["stitch"], action="abort") == 1
     assert keys(aws, bucket) == []
+
+
+# ------------------------------------------------------------------------------ deployment files
+
+def _root():
+    import os
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _template() -> dict:
+    import os
+    from cfnlint.decode import decode_str
+    with open(os.path.join(_root(), "template.yaml"), encoding="utf-8") as f:
+        template, errors = decode_str(f.read())
+    assert not errors, errors
+    return template
+
+
+def _asl() -> dict:
+    import os
+    with open(os.path.join(_root(), "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_template_passes_cfn_lint():
+    import os
+    from pathlib import Path
+
+    import cfnlint.api
+    matches = cfnlint.api.lint_file(Path(os.path.join(_root(), "template.yaml")))
+    assert [str(m) for m in matches] == []
+
+
+def test_state_machine_definition_passes_cfn_lint():
+    """cfn-lint does not read DefinitionUri files: lint the ASL inline (rule E3601)."""
+    import cfnlint.api
+    subs = _template()["Resources"]["JobStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"SM": {
+        "Type": "AWS::StepFunctions::StateMachine",
+        "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": _asl(),
+                       "DefinitionSubstitutions": {k: f"arn:aws:lambda:us-east-1:123456789012:"
+                                                   f"function:{k}" for k in subs}}}}}
+    assert [str(m) for m in cfnlint.api.lint(json.dumps(template))] == []
+
+
+def test_template_wiring():
+    """Substitutions match the ASL's placeholders, every Next/Catch target exists, each
+    function's image command names a real handler, the Map reads items and drops results."""
+    import importlib
+    import re
+
+    template, asl = _template(), _asl()
+    res = template["Resources"]
+    subs = res["JobStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    with open(f"{_root()}/statemachine/blurfaces.asl.json", encoding="utf-8") as f:
+        placeholders = set(re.findall(r"\$\{(\w+)\}", f.read()))
+    assert placeholders == set(subs)
+    assert res["JobStateMachine"]["Properties"]["DefinitionUri"] == "statemachine/blurfaces.asl.json"
+
+    def check(states: dict):
+        for name, state in states.items():
+            targets = [state.get("Next")] + [c["Next"] for c in state.get("Catch", [])]
+            for t in filter(None, targets):
+                assert t in states, f"{name} -> {t}: no such state"
+            if "ItemProcessor" in state:
+                check(state["ItemProcessor"]["States"])
+    check(asl["States"])
+    chunks = asl["States"]["Chunks"]
+    assert chunks["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert chunks["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert chunks["ResultPath"] is None
+
+    for logical, stage in (("PlanFunction", "plan"), ("WorkerFunction", "worker"),
+                           ("StitchFunction", "stitch")):
+        props = res[logical]["Properties"]
+        assert props["PackageType"] == "Image"
+        (command,) = props["ImageConfig"]["Command"]
+        module, func = command.rsplit(".", 1)
+        assert module == f"functions.{stage}.app"
+        assert callable(getattr(importlib.import_module(module), func))
+        assert res[logical]["Metadata"]["Dockerfile"] == "Dockerfile"
+        assert props["Timeout"] <= 900
+    assert res["WorkerFunction"]["Properties"]["Timeout"] == 900
