@@ -203,6 +203,11 @@ def main(argv=None) -> int:
             "mb_per_chunk_minute": None if slope is None else round(slope, 1),
             "intercept_mb": None if icpt is None else round(icpt, 1),
             "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rows)}
+    pre, post = stages.margins(opts)
+    if min(r["chunk_s"] for r in results) < 10:
+        notes.append(f"chunks under 10 s: the frames held for tracking (about {post:.1f} s of "
+                     "video) and the encoder's look-ahead are a large share of such a chunk, "
+                     "so the MB-per-minute slope is not meaningful; use chunks of 15 s and up")
     top = max(r["peak_rss_mb"] for r in results)
     suggestion = int(math.ceil(top * 1.25 / 64) * 64)
     res = {"benchmark": "memory", "input": facts, "n": a.n,
@@ -228,6 +233,8 @@ def main(argv=None) -> int:
                   f"{f['mb_per_chunk_minute']:.1f} MB per minute of chunk")
     print(f"largest peak {top:.0f} MB; with 25% headroom {suggestion} MB (plus the Lambda "
           "runtime's overhead; the vCPUs that come with a memory size set the threads)")
+    for n in notes:
+        print(f"note: {n}")
     return 0
 
 

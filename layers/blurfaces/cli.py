@@ -74,6 +74,8 @@ def _add_processing(p: argparse.ArgumentParser) -> None:
                    help="parallel chunk workers (default: all CPUs)")
     g.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
                    help="chunk length in seconds (default: one chunk per worker, >= 10 s)")
+    g.add_argument("--chunks", type=int, default=None, metavar="N",
+                   help="cut the video into N chunks (instead of --chunk-seconds)")
     g.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -87,7 +89,7 @@ def _kwargs(a) -> dict:
                 detect_every=a.detect_every,
                 track=not a.no_track, hold=a.hold, lookahead=a.lookahead,
                 keep_audio=not a.no_audio, crf=a.crf, preset=a.preset, workers=a.workers,
-                chunk_seconds=a.chunk_seconds)
+                chunk_seconds=a.chunk_seconds, chunks=a.chunks)
 
 
 class _Bar:

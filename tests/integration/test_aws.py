@@ -98,6 +98,7 @@ def assert_outputs(aws, bucket: str, source_path, tmp_path) -> dict:
     rel_src = [t - src_t[0] for t in src_t]
     rel_out = [t - out_t[0] for t in out_t]
     assert max(abs(float(a - b)) for a, b in zip(rel_src, rel_out)) < 1e-3
+    assert abs(float(out_t[0] - src_t[0])) < 1e-3
     with av.open(str(video)) as c:
         assert len(c.streams.audio) == 1
         audio_s = sum(fr.samples / fr.sample_rate for fr in c.decode(c.streams.audio[0]))
