@@ -31,7 +31,6 @@ MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
                  "gif", "apng", "gif_pipe", "image2pipe"}
 
-av.logging.set_level(av.logging.PANIC)  # decoder chatter; real failures raise
 
 
 @dataclass
@@ -71,7 +70,7 @@ class VideoInfo:
 
 def _open(src, name: str):
     try:
-        return av.open(src, "r", metadata_errors="ignore")
+        return av.open(src, "r")
     except av.error.FileNotFoundError:
         raise InputError(f"{name}: file not found. Check the path.") from None
     except IsADirectoryError:

@@ -34,7 +34,7 @@ _H: dict = {}           # the harness's call() and the sample events, set by _ha
 @pytest.fixture(autouse=True)
 def _harness(aws):
     _H["call"] = aws.call
-    for name in ("s3-put.json", "eventbridge-object-created.json"):
+    for name in ("s3-put.json", "eventbridge-object-created.json", "worker.json", "stitch.json"):
         _H[name] = aws.load_event(name)
 
 
@@ -153,8 +153,10 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert (up.bucket, up.key) == (bucket, INPUT_KEY)
     assert plan_app.job_id(up) == job["job_id"]
 
+    # events/worker.json and stitch.json have the shapes the state machine sends.
+    assert set(_H["worker.json"]) == set(items[0]) and set(_H["stitch.json"]) == {"work"}
     for item in items:                       # what the Distributed Map does
-        res = call("worker", item)
+        res = call("worker", {**_H["worker.json"], **item})
         assert res["index"] == item["index"] and res["frames"] > 0
         assert res["segment"].startswith(inp["work"]) and res["part"].startswith(inp["work"])
         assert len(json.dumps(res)) < 1024
@@ -168,7 +170,7 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
 
     monkeypatch.setattr(stages, "_publish", publish_then_fail)
     with pytest.raises(OSError, match="simulated"):
-        call("stitch", {"work": inp["work"]})
+        call("stitch", {**_H["stitch.json"], "work": inp["work"]})
     assert keys(aws, bucket, "anonymized/") == []
     monkeypatch.setattr(stages, "_publish", real_publish)
 
