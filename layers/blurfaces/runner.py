@@ -64,15 +64,7 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     try:
         if chunk_seconds is None and chunks is None:
             # Probe once for the duration; plan() probes again (cheap: packets only).
-            from .video import probe
-            store = st.get_storage(source)
-            local = store.local_path(source)
-            if local is not None:
-                info = probe(local, source)
-            else:
-                with store.open_read(source) as f:
-                    info = probe(f, source)
-            chunks = local_chunks(info.duration_s, workers)
+            chunks = local_chunks(stages.probe_source(source).duration_s, workers)
         manifest = stages.plan(source, outputs=outputs, options=options, work=work,
                                chunk_seconds=chunk_seconds, chunks=chunks)
         n = len(manifest["chunks"])

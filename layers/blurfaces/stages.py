@@ -98,19 +98,23 @@ def margins(options: Options) -> tuple[float, float]:
     return 2 * w + 0.5, w + 0.05
 
 
+def probe_source(source: str, storage=None) -> VideoInfo:
+    """Probe a local file directly, an S3 object through range reads."""
+    storage = storage or st.get_storage(source)
+    local = storage.local_path(source)
+    if local is not None:
+        return probe(local, source)
+    with storage.open_read(source) as f:
+        return probe(f, source)
+
+
 def plan(source: str, *, outputs: dict, options: Options, work: str,
          chunk_seconds: float | None = None, chunks: int | None = None,
          storage=None) -> dict:
     """Probe the source and cut it into chunks; write and return the manifest."""
     t0 = time.perf_counter()
     source, work = os.fspath(source), os.fspath(work)
-    storage = storage or st.get_storage(source)
-    local = storage.local_path(source)
-    if local is not None:
-        info = probe(local, source)
-    else:
-        with storage.open_read(source) as f:
-            info = probe(f, source)
+    info = probe_source(source, storage)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s
