@@ -37,6 +37,8 @@ VARIANTS = {
     "detect320": ["--detect-size", "320"],
     "workers1": ["--workers", "1"],
     "tiles": ["--tiles"],
+    "every2": ["--detect-every", "2"],
+    "every2-480": ["--detect-every", "2", "--detect-size", "480"],
     "deface": None,
 }
 DEFAULT_VARIANTS = "default,no-track,detect480,detect320,workers1,deface"

@@ -37,7 +37,7 @@ class BlurResult:
 def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
                draw_heatmap=False, neighbours=32, resolution=250, draw_scores=False,
                save_data=True, data_format="csv", color=(0, 0, 0), target_name=None,
-               overwrite=False, *, threshold=None, detect_size=None, tiles=False, detect_every=1, track=True,
+               overwrite=False, *, threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
                hold=0.5, lookahead=0.3, keep_audio=True, crf=20, preset="veryfast",
                workers=None, chunk_seconds=None, chunks=None, progress=None,
                retries=2) -> BlurResult:
@@ -64,7 +64,7 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
         draw_scores=bool(draw_scores),
         threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         detect_size=DEFAULT_DETECT_SIZE if detect_size is None else detect_size,
-        tiles=bool(tiles), detect_every=detect_every, track=bool(track), hold=hold, lookahead=lookahead,
+        tiles=tiles, detect_every=detect_every, track=bool(track), hold=hold, lookahead=lookahead,
         save_data=bool(save_data), data_format=data_format, draw_heatmap=bool(draw_heatmap),
         neighbours=neighbours, resolution=resolution, keep_audio=bool(keep_audio), crf=crf,
         preset=preset)

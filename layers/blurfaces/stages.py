@@ -169,12 +169,12 @@ def load_manifest(work: str) -> dict:
 _DETECTORS: dict = {}
 
 
-def _detector(options: Options, threads: int | None) -> CenterFace:
-    key = (options.detect_size, options.threshold, options.tiles, threads)
+def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
+    key = (options.detect_size, options.threshold, tiles, threads)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
-                                     threshold=options.threshold, tiles=options.tiles,
+                                     threshold=options.threshold, tiles=tiles,
                                      threads=threads)
     return _DETECTORS[key]
 
@@ -212,7 +212,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tail = chunk["tail_pts"]
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
-    detector = _detector(options, threads)
+    detector = _detector(options, threads, options.tiles_for(w, h))
     tracker = Tracker(options.tracking)
 
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-") as tmp:
