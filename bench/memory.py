@@ -57,7 +57,9 @@ def child(manifest_path: str, index: int, threads: int) -> int:
     from blurfaces.options import Options
     with open(manifest_path) as f:
         manifest = json.load(f)
-    stages._detector(Options.from_dict(manifest["options"]), threads)   # model loaded once
+    opts = Options.from_dict(manifest["options"])
+    info = manifest["info"]
+    stages._detector(opts, threads, opts.tiles_for(info["display_width"], info["display_height"]))   # model loaded once
     floor = _status_mb()
     t = time.perf_counter()
     part = stages.worker(manifest, index, threads=threads)
