@@ -46,7 +46,7 @@ def _add_processing(p: argparse.ArgumentParser) -> None:
                    help="longer side of the detector's input, multiple of 32 (default 640)")
     g.add_argument("--tiles", dest="tiles", action="store_const", const="on", default="auto",
                    help="always add the small-face pass (2x2 overlapping tiles); default: "
-                        "only for frames >= 2.5x --detect-size (1080p and up at 640)")
+                        "only for frames >= 1600 px and >= 2.5x --detect-size (1080p and up)")
     g.add_argument("--no-tiles", dest="tiles", action="store_const", const="off",
                    help="never run the small-face tile pass")
     g.add_argument("--detect-every", type=int, default=1, metavar="N",

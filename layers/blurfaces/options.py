@@ -18,8 +18,10 @@ from .track import TrackOptions
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
-# clips gain nothing from it, so "auto" turns it on from 1600 px (at 640) upwards.
+# clips gain nothing from it, so "auto" turns it on from 1600 px (at 640) upwards; a smaller
+# detect_size (chosen for speed) does not switch it on for smaller frames.
 TILES_AUTO_RATIO = 2.5
+TILES_AUTO_MIN_SIDE = 1600
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Options:
     draw_scores: bool = False
     threshold: float = DEFAULT_THRESHOLD
     detect_size: int = DEFAULT_DETECT_SIZE
-    tiles: str = "auto"         # "auto": on when the frame is >= 2.5x detect_size
+    tiles: str = "auto"         # "auto": see tiles_for()
     detect_every: int = 1
     track: bool = True
     hold: float = 0.5
@@ -87,7 +89,8 @@ class Options:
     def tiles_for(self, width: int, height: int) -> bool:
         """Whether the small-face tile pass runs on frames of this size."""
         if self.tiles == "auto":
-            return max(width, height) >= TILES_AUTO_RATIO * self.detect_size
+            return max(width, height) >= max(TILES_AUTO_MIN_SIDE,
+                                              TILES_AUTO_RATIO * self.detect_size)
         return self.tiles == "on"
 
     @property
