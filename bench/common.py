@@ -20,8 +20,6 @@ machine: absolute numbers from a shared or noisy machine mean little.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import pathlib
@@ -68,27 +66,13 @@ def _media_module():
 
 
 def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _media_module().sha256_file(path)
 
 
-@contextlib.contextmanager
 def _lock(path: pathlib.Path):
+    """The inter-process lock tests/media.py uses for its cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return _media_module()._file_lock(path)
 
 
 def synthetic_clip(size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=True) -> pathlib.Path:

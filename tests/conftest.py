@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -96,3 +97,14 @@ def synth_clip_factory(tmp_path_factory):
         return copy.deepcopy(memo[key])
 
     return make
+
+
+@pytest.fixture
+def short_clip(tmp_path, synth_clip_factory):
+    """A 0.4 s synthetic clip (five faces, with audio) alone in its own folder."""
+    meta = synth_clip_factory(seconds=0.4, audio=True)
+    d = tmp_path / "in"
+    d.mkdir()
+    p = d / "clip.mp4"
+    shutil.copy(meta["path"], p)
+    return p

@@ -22,17 +22,6 @@ def cli(*args, cwd=None, timeout=300):
                           capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-@pytest.fixture
-def clip(tmp_path, synth_clip_factory):
-    """A short synthetic clip (five faces, with audio) in its own folder."""
-    meta = synth_clip_factory(seconds=0.4, audio=True)
-    d = tmp_path / "in"
-    d.mkdir()
-    p = d / "clip.mp4"
-    shutil.copy(meta["path"], p)
-    return p
-
-
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0
@@ -46,13 +35,13 @@ def test_help_lists_commands():
         assert cmd in proc.stdout
 
 
-def test_anonymize_json(clip):
-    proc = cli("anonymize", clip, "--json", *FAST, cwd=clip.parent)
+def test_anonymize_json(short_clip):
+    proc = cli("anonymize", short_clip, "--json", *FAST, cwd=short_clip.parent)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     out = json.loads(proc.stdout)
-    d = clip.parent
-    assert out["input"] == str(clip)
+    d = short_clip.parent
+    assert out["input"] == str(short_clip)
     assert out["video"] == str(d / "clip_blurred.mp4")
     assert out["data"] == [str(d / "clip_blurred.csv")]
     assert out["summary"] == str(d / "clip_blurred_summary.json")
@@ -60,24 +49,24 @@ def test_anonymize_json(clip):
     for p in (out["video"], out["summary"], *out["data"]):
         assert os.path.isfile(p), p
     n = media.probe(out["video"])["n_frames"]
-    assert out["frames"] == n == media.probe(clip)["n_frames"]
+    assert out["frames"] == n == media.probe(short_clip)["n_frames"]
     df = datamod.read(out["data"][0])
     assert out["masked_boxes"] == len(df) and out["detections"] > 0
 
 
-def test_anonymize_plain_prints_one_summary_line(clip):
-    proc = cli("anonymize", clip, *FAST, cwd=clip.parent)
+def test_anonymize_plain_prints_one_summary_line(short_clip):
+    proc = cli("anonymize", short_clip, *FAST, cwd=short_clip.parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "clip_blurred.mp4" in lines[0] and "frames" in lines[0]
 
 
-def test_output_option_and_all_data_formats(clip, tmp_path):
+def test_output_option_and_all_data_formats(short_clip, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     target = out_dir / "anon.mp4"
-    proc = cli("anonymize", clip, "-o", target, "--data-format", "csv,tsv,txt", "--json",
+    proc = cli("anonymize", short_clip, "-o", target, "--data-format", "csv,tsv,txt", "--json",
                *FAST)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -85,27 +74,27 @@ def test_output_option_and_all_data_formats(clip, tmp_path):
     assert out["data"] == [str(out_dir / f"anon.{f}") for f in ("csv", "tsv", "txt")]
     assert sorted(os.listdir(out_dir)) == ["anon.csv", "anon.mp4", "anon.tsv", "anon.txt",
                                            "anon_summary.json"]
-    assert os.listdir(clip.parent) == ["clip.mp4"]         # nothing beside the input
+    assert os.listdir(short_clip.parent) == ["clip.mp4"]         # nothing beside the input
     frames = [datamod.read(p) for p in out["data"]]
     for f in frames[1:]:
         pd.testing.assert_frame_equal(f, frames[0], check_dtype=False)
     assert len(frames[0]) == out["masked_boxes"]
 
 
-def test_no_data(clip):
-    proc = cli("anonymize", clip, "--no-data", "--json", *FAST)
+def test_no_data(short_clip):
+    proc = cli("anonymize", short_clip, "--no-data", "--json", *FAST)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["data"] == []
-    assert sorted(os.listdir(clip.parent)) == ["clip.mp4", "clip_blurred.mp4",
+    assert sorted(os.listdir(short_clip.parent)) == ["clip.mp4", "clip_blurred.mp4",
                                                "clip_blurred_summary.json"]
 
 
-def test_heatmap(clip):
-    proc = cli("anonymize", clip, "--heatmap", "--json", *FAST)
+def test_heatmap(short_clip):
+    proc = cli("anonymize", short_clip, "--heatmap", "--json", *FAST)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["heatmap"] == str(clip.parent / "clip_blurred_heatmap.png")
+    assert out["heatmap"] == str(short_clip.parent / "clip_blurred_heatmap.png")
     with open(out["heatmap"], "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -129,12 +118,12 @@ def test_rectangle_colour(tmp_path, single_face):
 
 
 @pytest.mark.parametrize("bad", ["255,0", "red", "1,2,300", "-1,0,0"])
-def test_bad_colour_is_a_usage_error(clip, bad):
-    proc = cli("anonymize", clip, "--color", bad, *FAST)
+def test_bad_colour_is_a_usage_error(short_clip, bad):
+    proc = cli("anonymize", short_clip, "--color", bad, *FAST)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "--color" in proc.stderr
-    assert os.listdir(clip.parent) == ["clip.mp4"]
+    assert os.listdir(short_clip.parent) == ["clip.mp4"]
 
 
 def test_unknown_command_and_missing_argument():
@@ -165,10 +154,10 @@ def test_batch_folder(tmp_path, single_face):
     assert "2 of 2 videos done" in proc.stderr
 
 
-def test_batch_reports_a_bad_file_and_goes_on(tmp_path, clip):
+def test_batch_reports_a_bad_file_and_goes_on(tmp_path, short_clip):
     d = tmp_path / "mixed"
     d.mkdir()
-    shutil.copy(clip, d / "good.mp4")
+    shutil.copy(short_clip, d / "good.mp4")
     (d / "broken.mp4").write_text("not a video")
     proc = cli("batch", d, *FAST)
     assert proc.returncode == 2

@@ -350,16 +350,6 @@ def _names(stem):
     return [f"{stem}.mp4", f"{stem}.csv", f"{stem}_heatmap.png", f"{stem}_summary.json"]
 
 
-@pytest.fixture
-def short_clip(tmp_path, synth_clip_factory):
-    meta = synth_clip_factory(seconds=0.4, audio=True)
-    d = tmp_path / "in"
-    d.mkdir()
-    p = d / "clip.mp4"
-    shutil.copy(meta["path"], p)
-    return p
-
-
 def test_without_overwrite_outputs_are_never_replaced(short_clip, private_tmp):
     d = short_clip.parent
     sha_in = media.sha256_file(short_clip)

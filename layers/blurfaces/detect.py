@@ -139,7 +139,7 @@ class CenterFace:
         dets = self._run(rgb)
         if not self.tiles:
             return dets
-        return self._merge([dets] + self._tile_pass(rgb), rgb.shape[1], rgb.shape[0])
+        return self._merge([dets] + self._tile_pass(rgb))
 
     # -- small faces: 2x2 overlapping tiles ---------------------------------------------
     def _tile_pass(self, rgb: np.ndarray) -> list[Detections]:
@@ -167,7 +167,7 @@ class CenterFace:
         return found
 
     @staticmethod
-    def _merge(parts: list[Detections], w: int, h: int) -> Detections:
+    def _merge(parts: list[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return Detections.empty()

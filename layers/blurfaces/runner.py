@@ -55,6 +55,7 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
 
     progress: None, or a callable(frames_done_increment, total_frames) for each update."""
     t0 = time.perf_counter()
+    source = os.fspath(source)
     cpus = available_cpus()
     workers = max(1, int(workers or cpus))
     worker_fn = worker_fn or stages.worker
@@ -62,11 +63,11 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     if own_work:
         work = tempfile.mkdtemp(prefix="blurfaces-work-")
     try:
+        info = stages.probe_source(source)
         if chunk_seconds is None and chunks is None:
-            # Probe once for the duration; plan() probes again (cheap: packets only).
-            chunks = local_chunks(stages.probe_source(source).duration_s, workers)
+            chunks = local_chunks(info.duration_s, workers)
         manifest = stages.plan(source, outputs=outputs, options=options, work=work,
-                               chunk_seconds=chunk_seconds, chunks=chunks)
+                               chunk_seconds=chunk_seconds, chunks=chunks, info=info)
         n = len(manifest["chunks"])
         total = sum(c["frames_expected"] for c in manifest["chunks"])
         if progress is not None:
@@ -94,9 +95,11 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _chunk_name(manifest, index) -> str:
+def _gave_up(manifest, index, attempts, err) -> ChunkError:
     c = manifest["chunks"][index]
-    return f"chunk {index} ({c['start_s']:.2f}-{c['stop_s']:.2f} s of {manifest['source']})"
+    return ChunkError(f"chunk {index} ({c['start_s']:.2f}-{c['stop_s']:.2f} s of "
+                      f"{manifest['source']}) failed {attempts} times; last error: "
+                      f"{type(err).__name__}: {err}. No output was written.")
 
 
 def _with_retries(call, manifest, index, retries):
@@ -107,9 +110,7 @@ def _with_retries(call, manifest, index, retries):
             raise
         except Exception as e:  # noqa: BLE001 - any other failure of a chunk is retried
             if attempt == retries:
-                raise ChunkError(f"{_chunk_name(manifest, index)} failed {retries + 1} times; "
-                                 f"last error: {type(e).__name__}: {e}. No output was written."
-                                 ) from e
+                raise _gave_up(manifest, index, retries + 1, e) from e
 
 
 def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
@@ -150,9 +151,7 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
                     if attempts[i] > retries:
                         for f in running:
                             f.cancel()
-                        raise ChunkError(
-                            f"{_chunk_name(manifest, i)} failed {attempts[i]} times; last "
-                            f"error: {type(err).__name__}: {err}. No output was written.")
+                        raise _gave_up(manifest, i, attempts[i], err)
                     running[ex.submit(_run_chunk, worker_fn, manifest, i, threads)] = i
     finally:
         stop.set()

@@ -110,11 +110,12 @@ def probe_source(source: str, storage=None) -> VideoInfo:
 
 def plan(source: str, *, outputs: dict, options: Options, work: str,
          chunk_seconds: float | None = None, chunks: int | None = None,
-         storage=None) -> dict:
-    """Probe the source and cut it into chunks; write and return the manifest."""
+         storage=None, info: VideoInfo | None = None) -> dict:
+    """Probe the source (unless `info` is its probe already) and cut it into chunks; write
+    and return the manifest."""
     t0 = time.perf_counter()
     source, work = os.fspath(source), os.fspath(work)
-    info = probe_source(source, storage)
+    info = info or probe_source(source, storage)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s

@@ -13,7 +13,6 @@ gets the source's audio stream once, copied when MP4 can carry it, otherwise re-
 from __future__ import annotations
 
 import heapq
-import math
 import os
 import queue
 import threading
@@ -366,15 +365,7 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
         vs.time_base = info.tb
         if info.rotation:
             vs.set_display_rotation(info.rotation)
-        vtb = info.tb
-        video_iter = ((p.dts if p.dts is not None else p.pts, p) for seg in segments
-                      for p in _packets(seg))
-
-        def vkeyed():
-            for i, (ts, p) in enumerate(video_iter):
-                yield (float(ts * vtb), 0, i, p, vs)
-
-        sources = [vkeyed()]
+        sources = [_video_copy(segments, info.tb, vs)]
         audio_out = None
         src_container = None
         if keep_audio and info.audio:
@@ -402,6 +393,14 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
     return {"video_packets": n_video, "audio": bool(info.audio and keep_audio),
             "audio_mode": None if not (info.audio and keep_audio) else
             ("copy" if info.audio["copy"] else "aac")}
+
+
+def _video_copy(segments, tb, v_out):
+    """The segments' packets in order, keyed for merging with the audio by decode time."""
+    packets = (p for seg in segments for p in _packets(seg))
+    for i, pkt in enumerate(packets):
+        ts = pkt.dts if pkt.dts is not None else pkt.pts
+        yield (float(ts * tb), 0, i, pkt, v_out)
 
 
 def _audio_copy(container, a_in, a_out):
@@ -439,17 +438,3 @@ def _audio_encode(container, a_in, a_out):
         next_pts = (next_pts or 0) + rf.samples
         yield from emit([rf])
     yield from emit([None])
-
-
-def frame_step_s(info: VideoInfo) -> float:
-    if len(info.pts) < 2:
-        return 0.0
-    return float(np.median(np.diff(info.pts))) * float(info.tb)
-
-
-def seconds(info: VideoInfo, pts: int) -> float:
-    return float((pts - info.first_pts) * info.tb)
-
-
-def is_finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
