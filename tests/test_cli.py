@@ -138,20 +138,30 @@ def test_batch_folder(tmp_path, single_face):
     d.mkdir()
     shutil.copy(single_face, d / "a.mp4")
     shutil.copy(single_face, d / "b.MOV")
-    shutil.copy(single_face, d / "old_blurred.mp4")   # an earlier output: skipped
+    shutil.copy(single_face, d / "old_blurred.mp4")   # a user's file named like an output
+    (d / "old_blurred_summary.json").write_text("{}")    # not a blurfaces summary
     (d / "notes.txt").write_text("not a video")
     proc = cli("batch", d, "--json", *FAST)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     results = json.loads(proc.stdout)
-    assert [r["input"] for r in results] == [str(d / "a.mp4"), str(d / "b.MOV")]
+    assert [r["input"] for r in results] == [str(d / "a.mp4"), str(d / "b.MOV"),
+                                             str(d / "old_blurred.mp4")]
     assert sorted(os.listdir(d)) == sorted([
-        "a.mp4", "b.MOV", "old_blurred.mp4", "notes.txt",
+        "a.mp4", "b.MOV", "old_blurred.mp4", "old_blurred_summary.json", "notes.txt",
         "a_blurred.mp4", "a_blurred.csv", "a_blurred_summary.json",
-        "b_blurred.mp4", "b_blurred.csv", "b_blurred_summary.json"])
+        "b_blurred.mp4", "b_blurred.csv", "b_blurred_summary.json",
+        "old_blurred_blurred.mp4", "old_blurred_blurred.csv",
+        "old_blurred_blurred_summary.json"])
     for r in results:
         assert r["frames"] == 72 and media.probe(r["video"])["n_frames"] == 72
-    assert "2 of 2 videos done" in proc.stderr
+    assert "3 of 3 videos done" in proc.stderr
+    # A second batch skips the first one's outputs (recognised by their summaries, not by
+    # their names) and takes only the three inputs again.
+    proc = cli("batch", d, "--json", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    again = [r["input"] for r in json.loads(proc.stdout)]
+    assert again == [str(d / "a.mp4"), str(d / "b.MOV"), str(d / "old_blurred.mp4")]
 
 
 def test_batch_reports_a_bad_file_and_goes_on(tmp_path, short_clip):

@@ -6,10 +6,12 @@ Gestures Toolbox's `mg_blurfaces`.
 """
 __version__ = "0.1.0"
 
-from .errors import (BlurfacesError, ChunkError, InputError, ModelError, OptionError,  # noqa: E402
+from .errors import (BlurfacesError, ChunkError, InputError, Interrupted, ModelError,  # noqa: E402
+                     OptionError, VerifyError,
                      OutputError)
 
 __all__ = ["__version__", "BlurfacesError", "InputError", "OptionError", "OutputError",
+           "VerifyError", "Interrupted",
            "ModelError", "ChunkError", "blur_faces", "BlurResult", "scaling_mask",
            "centroid_mask", "heatmap_data", "nearest_neighbours"]
 

@@ -7,13 +7,14 @@ everything went.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 
 from . import storage as st
 from .errors import InputError
-from .options import Options
-from .runner import ensure_writable, run
-from .stages import choose_output
+from .options import Options, validate_execution
+from .runner import run
+from .stages import reserve_output
 
 
 @dataclass
@@ -76,19 +77,28 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
                              "(or `blurfaces batch FOLDER` for every video in it).")
         if not os.path.exists(source):
             raise InputError(f"{source}: file not found. Check the path.")
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            raise InputError(f"{source}: not a regular file (a pipe, socket or device); "
+                             "blurfaces needs a seekable video file. Save the stream to a file "
+                             "first.")
     elif not store.exists(source):
         raise InputError(f"{source}: object not found. Check the bucket and key.")
     if options.mask == "image":
         from .mask import load_mask_image
         if not st.is_s3(options.mask_image):
             load_mask_image(options.mask_image)     # fail before any video work
-    outputs = choose_output(source, None if target_name is None else os.fspath(target_name),
-                            overwrite, formats=options.data_format if save_data else (),
-                            heatmap=options.draw_heatmap)
-    ensure_writable(outputs["video"])
-    summary = run(source, outputs=outputs, options=options, workers=workers,
-                  chunk_seconds=chunk_seconds, chunks=chunks, progress=progress,
-                  retries=retries)
+    validate_execution(workers, chunk_seconds, chunks)
+    outputs, held = reserve_output(
+        source, None if target_name is None else os.fspath(target_name), overwrite,
+        formats=options.data_format if save_data else (), heatmap=options.draw_heatmap)
+    try:
+        summary = run(source, outputs=outputs, options=options, workers=workers,
+                      chunk_seconds=chunk_seconds, chunks=chunks, progress=progress,
+                      retries=retries, overwrite=overwrite,
+                      publish_token=held.token if held else None)
+    finally:
+        if held is not None:
+            held.release()
     c = summary["counts"]
     return BlurResult(video=outputs["video"], data=summary["outputs"]["data"],
                       heatmap=summary["outputs"]["heatmap"],

@@ -8,13 +8,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from . import __version__
-from .errors import BlurfacesError, OptionError
+from .errors import BlurfacesError, Interrupted, OptionError
+from .discover import VIDEO_EXTS, is_own_output
 
-VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts", ".ts", ".wmv",
-              ".flv", ".3gp", ".mpg", ".mpeg"}
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line gives the one-line error every other failure gives."""
+
+    def error(self, message):
+        self.exit(2, f"blurfaces: error: {message}. See `{self.prog} --help`.\n")
 
 
 def _color(text: str):
@@ -145,13 +151,16 @@ def cmd_batch(a) -> int:
     if not os.path.isdir(folder):
         raise OptionError(f"{folder}: not a folder. `blurfaces batch` takes a folder of videos.")
     names = sorted(n for n in os.listdir(folder)
-                   if os.path.splitext(n)[1].lower() in VIDEO_EXTS and "_blurred" not in n
-                   and not n.startswith("."))
+                   if os.path.splitext(n)[1].lower() in VIDEO_EXTS and not n.startswith(".")
+                   and os.path.isfile(os.path.join(folder, n))
+                   and not is_own_output(os.path.join(folder, n)))
     results, failed = [], 0
     for n in names:
         path = os.path.join(folder, n)
         try:
             results.append(_one(path, a))
+        except Interrupted:
+            raise
         except BlurfacesError as e:
             failed += 1
             print(f"blurfaces: error: {e}", file=sys.stderr)
@@ -170,9 +179,9 @@ def cmd_fetch_model(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="blurfaces", description="Anonymize every face in a video.")
+    p = _Parser(prog="blurfaces", description="Anonymize every face in a video.")
     p.add_argument("--version", action="version", version=f"blurfaces {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     an = sub.add_parser("anonymize", help="mask the faces in one video",
                         description="Mask every face in INPUT (a path or s3:// URI).")
     an.add_argument("input")
@@ -189,16 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_signal(signum, frame):
+    raise Interrupted(signum)
+
+
 def main(argv=None) -> int:
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")     # before cv2 is first imported
     p = build_parser()
     a = p.parse_args(argv)
+    # SIGTERM ends a run like Ctrl-C: workers stopped, temporary files removed, one line.
+    signal.signal(signal.SIGTERM, _on_signal)
     try:
         return a.func(a)
+    except Interrupted as e:
+        print(f"blurfaces: {e}", file=sys.stderr)
+        return 128 + e.signum
     except BlurfacesError as e:
         print(f"blurfaces: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("blurfaces: interrupted; no output was written.", file=sys.stderr)
+        print("blurfaces: interrupted by SIGINT; no output was written.", file=sys.stderr)
         return 130
 
 

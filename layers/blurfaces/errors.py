@@ -29,3 +29,18 @@ class ModelError(BlurfacesError):
 
 class ChunkError(BlurfacesError):
     """A chunk of the video kept failing after its retries."""
+
+
+class VerifyError(BlurfacesError):
+    """The finished output does not match the input (frames, timestamps, size or audio):
+    the self-check refused to publish it."""
+
+
+class Interrupted(BlurfacesError):
+    """The run was stopped by a signal (SIGINT or SIGTERM); nothing was published."""
+
+    def __init__(self, signum: int):
+        import signal
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}; no output was written.")

@@ -11,15 +11,19 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from . import stages, storage as st
+from . import stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
-from .options import Options
+from .options import Options, validate_execution
+from .publish import ensure_writable, pid_alive  # noqa: F401 - ensure_writable re-exported
+
+WORK_PREFIX = "blurfaces-work-"
 
 MIN_CHUNK_S = 10.0      # shorter chunks spend too much of their time on margins
 MAX_LOCAL_CHUNK_S = 300.0
@@ -30,6 +34,40 @@ _progress_queue = None
 def _init_worker(q):
     global _progress_queue
     _progress_queue = q
+    # The parent decides when workers stop (it terminates them on SIGINT/SIGTERM), and a
+    # worker must not outlive a parent that was killed outright.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
+        if os.getppid() == 1:               # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass                                # not Linux: orphans end when their chunk ends
+
+
+def clean_dead_work_dirs(tmp: str | None = None) -> list[str]:
+    """Remove work areas of runs on this machine whose process is gone (killed with SIGKILL:
+    nothing else leaves one behind)."""
+    tmp = tmp or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for n in names:
+        if not n.startswith(WORK_PREFIX):
+            continue
+        pid = n[len(WORK_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(tmp, n), ignore_errors=True)
+            removed.append(n)
+    return removed
 
 
 def _report(n: int) -> None:
@@ -50,24 +88,28 @@ def local_chunks(duration: float, workers: int) -> int:
 
 def run(source: str, *, outputs: dict, options: Options, workers: int | None = None,
         chunk_seconds: float | None = None, chunks: int | None = None, work: str | None = None,
-        progress=None, retries: int = 2, worker_fn=None, keep_work: bool = False) -> dict:
+        progress=None, retries: int = 2, worker_fn=None, keep_work: bool = False,
+        overwrite: bool = False, publish_token: str | None = None) -> dict:
     """Run the whole pipeline on this machine; returns the stitch summary.
 
     progress: None, or a callable(frames_done_increment, total_frames) for each update."""
     t0 = time.perf_counter()
     source = os.fspath(source)
+    validate_execution(workers, chunk_seconds, chunks)
     cpus = available_cpus()
     workers = max(1, int(workers or cpus))
     worker_fn = worker_fn or stages.worker
     own_work = work is None
     if own_work:
-        work = tempfile.mkdtemp(prefix="blurfaces-work-")
+        clean_dead_work_dirs()
+        work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-")
     try:
         info = stages.probe_source(source)
         if chunk_seconds is None and chunks is None:
             chunks = local_chunks(info.duration_s, workers)
         manifest = stages.plan(source, outputs=outputs, options=options, work=work,
-                               chunk_seconds=chunk_seconds, chunks=chunks, info=info)
+                               chunk_seconds=chunk_seconds, chunks=chunks, info=info,
+                               overwrite=overwrite, publish_token=publish_token)
         n = len(manifest["chunks"])
         total = sum(c["frames_expected"] for c in manifest["chunks"])
         if progress is not None:
@@ -131,29 +173,28 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
     if drainer:
         drainer.start()
     attempts = {c["index"]: 0 for c in manifest["chunks"]}
+    ex = ProcessPoolExecutor(pool_size, mp_context=ctx, initializer=_init_worker, initargs=(q,))
+    clean = False
     try:
-        with ProcessPoolExecutor(pool_size, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(q,)) as ex:
-            running = {ex.submit(_run_chunk, worker_fn, manifest, i, threads): i
-                       for i in attempts}
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = running.pop(fut)
-                    err = fut.exception()
-                    if err is None:
-                        continue
-                    if isinstance(err, BlurfacesError):
-                        for f in running:
-                            f.cancel()
-                        raise err
-                    attempts[i] += 1
-                    if attempts[i] > retries:
-                        for f in running:
-                            f.cancel()
-                        raise _gave_up(manifest, i, attempts[i], err)
-                    running[ex.submit(_run_chunk, worker_fn, manifest, i, threads)] = i
+        running = {ex.submit(_run_chunk, worker_fn, manifest, i, threads): i for i in attempts}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                err = fut.exception()
+                if err is None:
+                    continue
+                if isinstance(err, BlurfacesError):
+                    raise err
+                attempts[i] += 1
+                if attempts[i] > retries:
+                    raise _gave_up(manifest, i, attempts[i], err)
+                running[ex.submit(_run_chunk, worker_fn, manifest, i, threads)] = i
+        clean = True
     finally:
+        if not clean:
+            _stop_pool(ex)
+        ex.shutdown(wait=True, cancel_futures=True)
         stop.set()
         if drainer:
             drainer.join(timeout=2)
@@ -165,24 +206,15 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
                     break
 
 
-def ensure_writable(uri: str) -> None:
-    """Fail before any work when the output folder cannot take files."""
-    store = st.get_storage(uri)
-    local = store.local_path(uri)
-    if local is None:
-        return
-    from .errors import OutputError
-    folder = os.path.dirname(os.path.abspath(local))
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise OutputError(f"{folder}: is a file, not a folder; the output cannot go under it. "
-                          "Choose another output path.")
-    if not os.path.isdir(folder):
-        raise OutputError(f"{folder}: output folder does not exist. Create it or choose "
-                          "another output path.")
-    try:
-        fd, probe_path = tempfile.mkstemp(dir=folder, prefix=".blurfaces-write-test-")
-        os.close(fd)
-        os.unlink(probe_path)
-    except OSError as e:
-        raise OutputError(f"{folder}: cannot write here ({e.strerror}). Choose a writable "
-                          "output folder (-o PATH).") from None
+def _stop_pool(ex: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (a failed chunk, SIGINT, SIGTERM): waiting for the running
+    chunks to finish would keep them busy long after the run has given up."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())   # no public API for this
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)

@@ -16,6 +16,7 @@ stitch  joins the segments without re-encoding, muxes the source's audio once, m
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -33,9 +34,13 @@ from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .track import Tracker
-from .video import SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
+from .publish import Publisher
+from .verify import check_output, check_segment
+from .video import (DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe,
+                    source_audio_seconds)
 
 MANIFEST = "manifest.json"
+INDEX = "index.json"        # every frame's pts: what stitch's self-check compares against
 DEFAULT_CHUNK_SECONDS = 30.0
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 
@@ -52,19 +57,46 @@ def output_names(video_uri: str) -> dict:
 
 def choose_output(source: str, target_name: str | None = None, overwrite: bool = False,
                   storage=None, formats=("csv",), heatmap=False) -> dict:
-    """`<stem>_blurred.mp4` beside the source (or `target_name`); without `overwrite`, the
-    first free name among `_1`, `_2`, ... so no existing file is ever replaced."""
+    """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
+    ending in a path separator means "in this folder"); without `overwrite`, the first free
+    name among `_1`, `_2`, ... so no existing file is ever replaced. Names only: see
+    `reserve_output` for a run that will write them."""
+    names, held = reserve_output(source, target_name, overwrite, storage=storage,
+                                 formats=formats, heatmap=heatmap)
+    if held is not None:
+        held.release()
+    return names
+
+
+def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
+                   storage=None, formats=("csv",), heatmap=False):
+    """Like `choose_output`, and claim the names for this run (`publish.claim`): two runs
+    at once never get the same local names. Returns (names, claim or None)."""
+    from .publish import Taken, claim
     storage = storage or st.get_storage(target_name or source)
     if target_name:
-        base, ext = os.path.splitext(str(target_name))
+        target_name = str(target_name)
+        if not st.is_s3(target_name) and (target_name.endswith((os.sep, "/"))
+                                          or os.path.isdir(target_name)):
+            if not os.path.isdir(target_name):
+                raise OutputError(f"{target_name}: output folder does not exist. Create it "
+                                  "or choose another output path.")
+            stem = os.path.splitext(os.path.basename(source.rstrip("/")))[0]
+            target_name = os.path.join(target_name, f"{stem}_blurred.mp4")
+        base, ext = os.path.splitext(target_name)
         if not ext:
             ext = ".mp4"
         if ext.lower() not in VIDEO_SUFFIXES:
             raise OptionError(f"{target_name}: the output is an MP4 video; give a name ending "
                               f"in .mp4 (or .m4v/.mov).")
+        if not os.path.basename(base) and not st.is_s3(base):
+            raise OptionError(f"{target_name}: the output name is empty. Give a file name "
+                              "such as out.mp4.")
     else:
         src_base = os.path.splitext(source)[0]
         base, ext = f"{src_base}_blurred", ".mp4"
+    from .publish import ensure_writable
+    ensure_writable(f"{base}{ext}")
     n = 0
     while True:
         video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
@@ -74,11 +106,18 @@ def choose_output(source: str, target_name: str | None = None, overwrite: bool =
                 raise OptionError(f"{video}: the output would replace the input; "
                                   "choose another target name.")
         else:
-            taken = [storage.exists(u) for u in
-                     [names["video"], names["summary"], names["heatmap"] if heatmap else None]
-                     + [f"{names['stem']}.{f}" for f in formats] if u]
-            if overwrite or not any(taken):
-                return names
+            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None] \
+                + [f"{names['stem']}.{f}" for f in formats]
+            finals = [u for u in finals if u]
+            if overwrite or not any(storage.exists(u) for u in finals):
+                try:
+                    return names, claim(finals, video)
+                except Taken as t:
+                    if overwrite:
+                        raise OutputError(
+                            f"{video}: another blurfaces run (pid {t.owner.get('pid', '?')}) "
+                            "is writing this output now. Wait for it to finish or choose "
+                            "another output name (-o PATH).") from None
         n += 1
 
 
@@ -110,9 +149,11 @@ def probe_source(source: str, storage=None) -> VideoInfo:
 
 def plan(source: str, *, outputs: dict, options: Options, work: str,
          chunk_seconds: float | None = None, chunks: int | None = None,
-         storage=None, info: VideoInfo | None = None) -> dict:
+         storage=None, info: VideoInfo | None = None, overwrite: bool = False,
+         publish_token: str | None = None) -> dict:
     """Probe the source (unless `info` is its probe already) and cut it into chunks; write
-    and return the manifest."""
+    and return the manifest. `overwrite` and `publish_token` (the output claim's token) go
+    to stitch's publisher."""
     t0 = time.perf_counter()
     source, work = os.fspath(source), os.fspath(work)
     info = info or probe_source(source, storage)
@@ -155,9 +196,12 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     info_d["keyframes"] = []
     manifest = {"version": 1, "blurfaces": __version__, "source": source, "work": work,
                 "outputs": outputs, "options": options.to_dict(), "info": info_d,
-                "margins_s": [pre, post], "chunks": chunk_list,
+                "margins_s": [pre, post], "chunks": chunk_list, "overwrite": bool(overwrite),
+                "publish_token": publish_token,
                 "plan_seconds": time.perf_counter() - t0}
-    st.get_storage(work).write_json(st.join(work, MANIFEST), manifest)
+    work_store = st.get_storage(work)
+    work_store.write_json(st.join(work, INDEX), {"pts": [int(p) for p in info.pts]})
+    work_store.write_json(st.join(work, MANIFEST), manifest)
     return manifest
 
 
@@ -216,7 +260,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     detector = _detector(options, threads, options.tiles_for(w, h))
     tracker = Tracker(options.tracking)
 
-    with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-") as tmp:
+    work_local = work_store.local_path(work)
+    with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
         masker = _masker(options, tmp)
         seg_target = segment_uri(work, index)
         seg_local = work_store.local_path(seg_target)
@@ -290,6 +335,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                 handle.close()
         if progress is not None and pending_progress:
             progress(pending_progress)
+        check_segment(seg_path, frames=n_own, chunk=chunk)
         if seg_local is not None:
             os.replace(seg_path, seg_local)
         else:
@@ -354,9 +400,6 @@ def _versions() -> dict:
 
 def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     """Join the chunk segments and data parts into the final outputs; returns the summary."""
-    from .heatmap import draw_heatmap
-    from .video import stitch as stitch_video
-
     t0 = time.perf_counter()
     work, source = manifest["work"], manifest["source"]
     info = VideoInfo.from_dict(manifest["info"])
@@ -381,99 +424,109 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         except OSError as e:
             raise OutputError(f"{stage_dir}: cannot create the output folder "
                               f"({e.strerror}). Choose a writable folder.") from None
-    with tempfile.TemporaryDirectory(prefix="blurfaces-stitch-") as tmp:
-        staged: list[tuple[str, str]] = []
-
-        def stage(final_uri: str, suffix: str) -> str:
-            if stage_dir is not None:
-                try:
-                    fd, path = tempfile.mkstemp(dir=stage_dir, prefix=".blurfaces-",
-                                                suffix=suffix + ".part")
-                except OSError as e:
-                    raise OutputError(f"{stage_dir}: cannot write the outputs here "
-                                      f"({e.strerror}). Choose a writable folder.") from None
-                os.close(fd)
-            else:
-                path = os.path.join(tmp, f"out-{len(staged)}{suffix}")
-            staged.append((path, final_uri))
-            return path
-
+    work_local = work_store.local_path(work)
+    with tempfile.TemporaryDirectory(prefix="blurfaces-stitch-", dir=work_local) as tmp:
+        pub = Publisher(tmp, overwrite=bool(manifest.get("overwrite")),
+                        token=manifest.get("publish_token"))
         try:
-            segs = []
-            for p in parts:
-                if not p["frames"]:
-                    continue
-                local = work_store.local_path(p["segment"])
-                if local is None:
-                    local = os.path.join(tmp, os.path.basename(p["segment"]))
-                    work_store.download(p["segment"], local)
-                segs.append(local)
-            video_tmp = stage(outputs["video"], ".mp4")
-            src = src_store.local_path(source)
-            handle = None if src is not None else src_store.open_read(source)
-            try:
-                mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
-                                   keep_audio=options.keep_audio)
-            finally:
-                if handle is not None:
-                    handle.close()
-
-            offset, rows = 0, []
-            for p in parts:
-                for r in p["rows"]:
-                    rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7] + offset,
-                                 np.nan if r[8] is None else r[8], r[9]))
-                offset += p["frames"]
-            df = datamod.to_frame(rows)
-            data_files = []
-            if options.save_data:
-                for fmt in options.data_format:
-                    uri = f"{outputs['stem']}.{fmt}"
-                    datamod.write(df, stage(uri, "." + fmt), fmt)
-                    data_files.append(uri)
-            heatmap_file = None
-            detected = df[df["source"] == "detected"]
-            if options.draw_heatmap:
-                from .heatmap import centroid_mask
-                cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
-                    if len(detected) else np.zeros((0, 2))
-                draw_heatmap(cents, info.display_width, info.display_height,
-                             stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
-                             resolution=options.resolution,
-                             title=os.path.basename(source))
-                heatmap_file = outputs["heatmap"]
-            tracks = sorted(int(t) for t in df["track"].unique() if t >= 0)
-            counts = {
-                "frames": int(offset), "frames_in_source_packets": info.n_packets,
-                "chunks": len(parts), "masked_boxes": int(len(df)),
-                "detections": int(len(detected)), "tracks": len(tracks),
-                "frames_with_faces": int(df["frame"].nunique()),
-                "by_source": {k: int(v) for k, v in df["source"].value_counts().items()},
-            }
-            timing = dict(timings or {})
-            timing["plan_s"] = manifest.get("plan_seconds")
-            timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
-            timing["stitch_s"] = round(time.perf_counter() - t0, 3)
-            summary = {
-                "input": source, "outputs": {"video": outputs["video"], "data": data_files,
-                                             "heatmap": heatmap_file,
-                                             "summary": outputs["summary"]},
-                "video": {"width": info.display_width, "height": info.display_height,
-                          "coded_width": info.width, "coded_height": info.height,
-                          "rotation": info.rotation, "duration_s": info.duration_s,
-                          "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
-                          "audio_mode": mux["audio_mode"]},
-                "options": options.to_dict(), "counts": counts, "timings": timing,
-                "versions": _versions(),
-            }
-            summary_tmp = stage(outputs["summary"], ".json")
-            with open(summary_tmp, "w", encoding="utf-8") as f:
-                json.dump(summary, f, indent=2, default=_json_default)
-            _publish(staged, out_store)
+            summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
+                                   t0)
+            pub.commit()
+        except OSError as e:
+            if getattr(e, "errno", None) not in DISK_FULL | {errno.EACCES, errno.EROFS,
+                                                             errno.EPERM}:
+                raise
+            raise OutputError(f"{stage_dir or outputs['video']}: cannot write the outputs "
+                              f"({e.strerror or e}). Free space there or choose another "
+                              "output folder; nothing was published.") from None
         finally:
-            for path, _ in staged:
-                if os.path.exists(path):
-                    os.unlink(path)
+            pub.discard()
+    return summary
+
+
+def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0) -> dict:
+    """Write every output to its staged path and self-check the video; returns the summary."""
+    from .heatmap import draw_heatmap
+    from .video import stitch as stitch_video
+
+    work, source = manifest["work"], manifest["source"]
+    work_store, src_store = st.get_storage(work), st.get_storage(source)
+    segs = []
+    for p in parts:
+        if not p["frames"]:
+            continue
+        local = work_store.local_path(p["segment"])
+        if local is None:
+            local = os.path.join(tmp, os.path.basename(p["segment"]))
+            work_store.download(p["segment"], local)
+        segs.append(local)
+    video_tmp = pub.stage(outputs["video"], ".mp4")
+    src = src_store.local_path(source)
+    handle = None if src is not None else src_store.open_read(source)
+    try:
+        mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
+                           keep_audio=options.keep_audio)
+        audio_s = None
+        if mux["audio"]:
+            audio_s = source_audio_seconds(src if handle is None else handle, info)
+    finally:
+        if handle is not None:
+            handle.close()
+    index = work_store.read_json(st.join(work, INDEX))
+    check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
+                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s)
+
+    offset, rows = 0, []
+    for p in parts:
+        for r in p["rows"]:
+            rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7] + offset,
+                         np.nan if r[8] is None else r[8], r[9]))
+        offset += p["frames"]
+    df = datamod.to_frame(rows)
+    data_files = []
+    if options.save_data:
+        for fmt in options.data_format:
+            uri = f"{outputs['stem']}.{fmt}"
+            datamod.write(df, pub.stage(uri, "." + fmt), fmt)
+            data_files.append(uri)
+    heatmap_file = None
+    detected = df[df["source"] == "detected"]
+    if options.draw_heatmap:
+        from .heatmap import centroid_mask
+        cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
+            if len(detected) else np.zeros((0, 2))
+        draw_heatmap(cents, info.display_width, info.display_height,
+                     pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
+                     resolution=options.resolution, title=os.path.basename(source))
+        heatmap_file = outputs["heatmap"]
+    tracks = sorted(int(t) for t in df["track"].unique() if t >= 0)
+    counts = {
+        "frames": int(offset), "frames_in_source_packets": info.n_packets,
+        "chunks": len(parts), "masked_boxes": int(len(df)),
+        "detections": int(len(detected)), "tracks": len(tracks),
+        "frames_with_faces": int(df["frame"].nunique()),
+        "by_source": {k: int(v) for k, v in df["source"].value_counts().items()},
+    }
+    timing = dict(timings or {})
+    timing["plan_s"] = manifest.get("plan_seconds")
+    timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
+    timing["stitch_s"] = round(time.perf_counter() - t0, 3)
+    summary = {
+        "input": source, "outputs": {"video": outputs["video"], "data": data_files,
+                                     "heatmap": heatmap_file,
+                                     "summary": outputs["summary"]},
+        "video": {"width": info.display_width, "height": info.display_height,
+                  "coded_width": info.width, "coded_height": info.height,
+                  "rotation": info.rotation, "duration_s": info.duration_s,
+                  "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
+                  "audio_mode": mux["audio_mode"]},
+        "verified": {"frames": len(index["pts"]), "pts": "equal", "audio_s": audio_s},
+        "options": options.to_dict(), "counts": counts, "timings": timing,
+        "versions": _versions(),
+    }
+    summary_tmp = pub.stage(outputs["summary"], ".json")
+    with open(summary_tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, default=_json_default)
     return summary
 
 
@@ -485,17 +538,6 @@ def _json_default(o):
     if isinstance(o, Fraction):
         return str(o)
     raise TypeError(type(o))
-
-
-def _publish(staged: list[tuple[str, str]], out_store) -> None:
-    """Give every staged file its final name, the summary last (it marks a complete run)."""
-    for path, uri in staged:
-        os.chmod(path, 0o644)
-        local = out_store.local_path(uri)
-        if local is not None:
-            os.replace(path, local)
-        else:
-            out_store.upload(path, uri)
 
 
 def cleanup(manifest: dict) -> None:

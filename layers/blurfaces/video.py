@@ -23,7 +23,12 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .errors import InputError
+import errno
+
+from .errors import InputError, OutputError
+
+#: errno values that mean "the disk is full" (or the file-size limit was reached)
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 # Audio codecs the MP4 muxer carries as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
@@ -327,11 +332,17 @@ class SegmentEncoder:
                 if self._q.get() is None:
                     break
         finally:
-            self.container.close()
+            # Closing writes the last buffered bytes and the trailer: a full disk shows up
+            # here, and it must reach the caller, not die with this thread.
+            try:
+                self.container.close()
+            except BaseException as e:  # noqa: BLE001
+                if self._error is None:
+                    self._error = e
 
     def encode(self, rgb_upright: np.ndarray, pts: int) -> None:
         if self._error is not None:
-            raise self._error
+            self._raise()
         self._q.put((rgb_upright, pts))
         self.count += 1
 
@@ -340,7 +351,15 @@ class SegmentEncoder:
             self._q.put(None)
             self._thread.join()
         if self._error is not None:
-            raise self._error
+            self._raise()
+
+    def _raise(self):
+        e = self._error
+        if getattr(e, "errno", None) in DISK_FULL:
+            raise OutputError(f"{os.path.dirname(self.path)}: no space left while writing a "
+                              "temporary video segment. Free space there or set TMPDIR to a "
+                              "folder with more room; nothing was published.") from None
+        raise e
 
 
 def _packets(path):
@@ -438,3 +457,25 @@ def _audio_encode(container, a_in, a_out):
         next_pts = (next_pts or 0) + rf.samples
         yield from emit([rf])
     yield from emit([None])
+
+
+def source_audio_seconds(src, info: VideoInfo) -> float | None:
+    """How long the source's first audio stream lasts, from its packets (no decoding)."""
+    if not info.audio:
+        return None
+    if hasattr(src, "seek"):
+        src.seek(0)
+    c = _open(src, info.name)
+    try:
+        a = c.streams.audio[0]
+        start = end = None
+        for pkt in c.demux(a):
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            t0 = pkt.pts * pkt.time_base
+            t1 = (pkt.pts + (pkt.duration or 0)) * pkt.time_base
+            start = t0 if start is None else min(start, t0)
+            end = t1 if end is None else max(end, t1)
+        return None if start is None else float(end - start)
+    finally:
+        c.close()

@@ -162,17 +162,23 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
         assert len(json.dumps(res)) < 1024
 
     # A stitch that dies while publishing removes what it had published, and re-raises.
-    real_publish = stages._publish
+    from blurfaces import publish, storage as st
+    published = []
+    real_commit = publish.Publisher._commit_s3
 
-    def publish_then_fail(staged, out_store):
-        real_publish(staged[:2], out_store)
+    def publish_then_fail(self, items):
+        # Dies after two uploads, without its own clean-up (as a killed Lambda would).
+        for path, uri in items[:2]:
+            st.get_storage(uri).upload(path, uri)
+            published.append(uri)
         raise OSError("simulated failure while publishing")
 
-    monkeypatch.setattr(stages, "_publish", publish_then_fail)
+    monkeypatch.setattr(publish.Publisher, "_commit_s3", publish_then_fail)
     with pytest.raises(OSError, match="simulated"):
         call("stitch", {**_H["stitch.json"], "work": inp["work"]})
+    assert len(published) == 2
     assert keys(aws, bucket, "anonymized/") == []
-    monkeypatch.setattr(stages, "_publish", real_publish)
+    monkeypatch.setattr(publish.Publisher, "_commit_s3", real_commit)
 
     res = call("stitch", {"work": inp["work"]})     # the retry succeeds
     assert res["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"

@@ -1,0 +1,355 @@
+"""Publishing a run's outputs: claim the final names, stage, then commit all or nothing.
+
+This module is the only place that gives outputs their final names. It owns:
+
+* `claim(names, overwrite)`: an exclusive claim on one output set (video, data files, heatmap,
+  summary) for the lifetime of a run, so that concurrent runs on the same names never clobber
+  each other: the claim is a lock file created with O_EXCL beside the video
+  (`.<video name>.blurfaces-lock`, holding the owner's pid, host and token). A claim whose
+  owner is dead (killed with SIGKILL, machine rebooted) is stale: the next run removes it and
+  whatever staged files the dead run left.
+* `Publisher`: `stage(final_uri, suffix)` hands out a temporary path for each output (for a
+  local output: a hidden `.blurfaces-<token>-<n>.part` file in the destination folder, so the
+  final rename never crosses file systems); `commit()` gives them their final names in the
+  order staged (the summary last: it marks a complete result), and on any error restores
+  every name it had touched (replaced files come back from their backups) and raises one
+  `OutputError`; `discard()` removes whatever is still staged.
+* S3 outputs are uploaded in order with the summary last; on failure the objects this commit
+  uploaded are deleted again.
+
+Without `overwrite`, a final name is created with `os.link` (atomic, fails if the name exists),
+so a file that appeared after the claim is never replaced.
+"""
+from __future__ import annotations
+
+import errno
+import glob
+import json
+import os
+import secrets
+import socket
+import tempfile
+import time
+
+from . import storage as st
+from .errors import OutputError
+
+LOCK_SUFFIX = ".blurfaces-lock"
+STAGE_PREFIX = ".blurfaces-"
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_path(video: str) -> str:
+    folder, name = os.path.split(os.path.abspath(video))
+    return os.path.join(folder, f".{name}{LOCK_SUFFIX}")
+
+
+class Claim:
+    """A held claim on one local output set; `release()` (or leaving `with`) gives it up."""
+
+    def __init__(self, path: str, token: str):
+        self.path, self.token = path, token
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    def release(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass        # a lock we cannot remove is stale once we are gone
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Taken(Exception):
+    """The names are claimed by a live run (internal: `choose_output` moves on)."""
+
+    def __init__(self, owner: dict):
+        super().__init__(owner)
+        self.owner = owner
+
+
+def _read_lock(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}           # half-written by a run that died at once: treat as stale below
+
+
+def _stale(owner: dict, path: str) -> bool:
+    if not owner:
+        # Unreadable: stale only once it is old enough that a writer cannot be mid-write.
+        try:
+            return time.time() - os.stat(path).st_mtime > 60
+        except OSError:
+            return False
+    if owner.get("host") != socket.gethostname():
+        return False        # cannot tell from here: never take another machine's claim
+    return not pid_alive(int(owner.get("pid", -1)))
+
+
+def clean_stale(path: str, owner: dict) -> None:
+    """Remove a dead run's lock and the files it staged (restoring what it had moved aside)."""
+    folder = os.path.dirname(path)
+    token = owner.get("token")
+    if token:
+        found = glob.glob(os.path.join(glob.escape(folder), f"{STAGE_PREFIX}{token}-*"))
+        for p in sorted(found, key=lambda p: not p.endswith(".bak")):   # restore first
+            if p.endswith(".bak"):
+                final = _backup_target(p)
+                if final and not os.path.lexists(final):
+                    try:
+                        os.replace(p, final)        # the dead run was mid-commit
+                        continue
+                    except OSError:
+                        pass
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _backup_target(bak: str) -> str | None:
+    try:
+        with open(bak + ".name", encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def claim(names: list[str], video: str) -> Claim | None:
+    """Claim the local output set whose video is `video` (None for S3 outputs).
+
+    Raises `Taken` when a live run holds it; OutputError when the folder cannot take the
+    lock or a name is longer than the file system allows."""
+    if st.is_s3(video):
+        return None
+    path = lock_path(video)
+    folder = os.path.dirname(path)
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for n in names + [path]:
+        base = os.path.basename(n)
+        if len(base.encode("utf-8", "surrogateescape")) > limit:
+            raise OutputError(f"{n}: file name too long for this file system (over {limit} "
+                              "bytes). Choose a shorter output name (-o PATH).")
+    token = secrets.token_hex(6)
+    body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
+                       "started": time.time()}).encode()
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _read_lock(path)
+            if owner is None:
+                continue                    # released meanwhile: try again
+            if _stale(owner, path):
+                clean_stale(path, owner)
+                continue
+            raise Taken(owner) from None
+        except OSError as e:
+            raise OutputError(f"{folder}: cannot write the outputs here ({_reason(e)}). "
+                              "Choose a writable output folder (-o PATH).") from None
+        try:
+            os.write(fd, body)
+        finally:
+            os.close(fd)
+        return Claim(path, token)
+    owner = _read_lock(path) or {}
+    raise Taken(owner)
+
+
+class Publisher:
+    """Stage a run's outputs under temporary names, then commit all of them or none."""
+
+    def __init__(self, tmp_dir: str, *, overwrite: bool = False, token: str | None = None):
+        self.tmp_dir = tmp_dir
+        self.overwrite = overwrite
+        self.token = token or secrets.token_hex(6)
+        self.staged: list[tuple[str, str]] = []
+
+    def stage(self, final_uri: str, suffix: str = "") -> str:
+        """A temporary path to write the output `final_uri` to."""
+        if st.is_s3(final_uri):
+            path = os.path.join(self.tmp_dir, f"out-{len(self.staged)}{suffix}")
+        else:
+            folder = os.path.dirname(os.path.abspath(final_uri))
+            path = os.path.join(folder, f"{STAGE_PREFIX}{self.token}-{len(self.staged)}"
+                                        f"{suffix}.part")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+            except OSError as e:
+                raise OutputError(f"{folder}: cannot write the outputs here ({_reason(e)}). "
+                                  "Choose a writable output folder (-o PATH).") from None
+        self.staged.append((path, final_uri))
+        return path
+
+    def discard(self) -> None:
+        for path, _ in self.staged:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.staged = []
+
+    def commit(self) -> None:
+        """Give every staged file its final name, in order; all or nothing."""
+        local = [(p, u) for p, u in self.staged if not st.is_s3(u)]
+        remote = [(p, u) for p, u in self.staged if st.is_s3(u)]
+        for _, final in local:
+            if os.path.isdir(final):
+                self.discard()
+                raise OutputError(f"{final}: a folder has the output's name. Remove or rename "
+                                  "it, or choose another output name (-o PATH); nothing was "
+                                  "published.")
+        if local:
+            self._commit_local(local)
+        if remote:
+            try:
+                self._commit_s3(remote)
+            except BaseException:
+                self._undo_local(local)
+                raise
+        self.staged = []
+
+    # -- local
+
+    def _commit_local(self, items) -> None:
+        done: list[str] = []
+        backups: list[tuple[str, str]] = []
+        current = None
+        try:
+            for i, (path, final) in enumerate(items):
+                current = final
+                os.chmod(path, 0o644)
+                if self.overwrite:
+                    if os.path.lexists(final):
+                        bak = os.path.join(os.path.dirname(os.path.abspath(final)),
+                                           f"{STAGE_PREFIX}{self.token}-{i}.bak")
+                        with open(bak + ".name", "w", encoding="utf-8") as f:
+                            f.write(os.path.abspath(final))
+                        os.replace(final, bak)
+                        backups.append((final, bak))
+                    os.replace(path, final)
+                else:
+                    try:
+                        os.link(path, final)
+                    except OSError as e:
+                        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV,
+                                           errno.EMLINK):
+                            raise
+                        # File systems without hard links: check, then rename.
+                        if os.path.lexists(final):
+                            raise FileExistsError(errno.EEXIST, "File exists", final) from None
+                        os.replace(path, final)
+                    else:
+                        os.unlink(path)
+                done.append(final)
+        except OSError as e:
+            for final in reversed(done):
+                try:
+                    os.unlink(final)
+                except OSError:
+                    pass
+            for final, bak in reversed(backups):
+                try:
+                    os.replace(bak, final)
+                    os.unlink(bak + ".name")
+                except OSError:
+                    pass
+            self.discard()
+            what = "another program created a file with this name meanwhile" \
+                if isinstance(e, FileExistsError) else _reason(e)
+            raise OutputError(f"{current}: cannot publish the output ({what}); nothing was "
+                              "published. Fix the output folder or choose another output "
+                              "name (-o PATH).") from None
+        for _, bak in backups:
+            for p in (bak, bak + ".name"):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+        self._done_local = done
+
+    def _undo_local(self, items) -> None:
+        for final in getattr(self, "_done_local", []):
+            try:
+                os.unlink(final)
+            except OSError:
+                pass
+
+    # -- S3
+
+    def _commit_s3(self, items) -> None:
+        done = []
+        try:
+            for path, uri in items:
+                store = st.get_storage(uri)
+                store.upload(path, uri)
+                done.append(uri)
+        except BaseException:
+            for uri in reversed(done):
+                try:
+                    st.get_storage(uri).delete(uri)
+                except Exception:  # noqa: BLE001 - best effort; the original error matters
+                    pass
+            raise
+        finally:
+            for path, _ in items:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def ensure_writable(uri: str) -> None:
+    """Fail before any work when the output folder cannot take files."""
+    store = st.get_storage(uri)
+    local = store.local_path(uri)
+    if local is None:
+        return
+    folder = os.path.dirname(os.path.abspath(local))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"{folder}: is a file, not a folder; the output cannot go under it. "
+                          "Choose another output path.")
+    if not os.path.isdir(folder):
+        raise OutputError(f"{folder}: output folder does not exist. Create it or choose "
+                          "another output path.")
+    try:
+        fd, probe_path = tempfile.mkstemp(dir=folder, prefix=".blurfaces-write-test-")
+        os.close(fd)
+        os.unlink(probe_path)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write here ({e.strerror}). Choose a writable "
+                          "output folder (-o PATH).") from None

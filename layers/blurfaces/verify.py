@@ -1,0 +1,133 @@
+"""The self-check: an output is published only if it matches the input's packet index.
+
+Before stitch publishes anything it reads back the finished MP4 (demux only, no decoding) and
+compares it with what plan recorded about the source: the number of video frames, every
+presentation timestamp, the coded size and rotation, and the audio duration. Any difference
+raises `VerifyError` naming the chunk where it starts and what differs, and nothing is
+published. This is the safety net under every bug of the class "frames dropped, duplicated,
+re-timed or truncated while the run says done".
+
+`check_segment` does the same for one worker's segment (frame count), so a segment that lost
+frames (a full disk while the encoder flushed, say) fails in its worker, naming the chunk.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+
+from .errors import VerifyError
+
+#: Audio may differ from the source by the last partial codec frame (AAC: 1024 samples,
+#: about 21 ms at 48 kHz) when it had to be re-encoded; copied audio matches exactly.
+AUDIO_TOLERANCE_S = 0.05
+
+
+def _chunk_of(frame: int, chunks: list[dict]) -> str:
+    first = 0
+    for c in chunks:
+        n = c["frames_expected"]
+        if frame < first + n:
+            return f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s)"
+        first += n
+    return f"after the last chunk (frame {frame})"
+
+
+def _read_output(path: str) -> dict:
+    c = av.open(path)
+    try:
+        vs = c.streams.video[0]
+        tb = vs.time_base
+        pts, audio_end, audio_start = [], None, None
+        audio = c.streams.audio[0] if c.streams.audio else None
+        streams = [vs] + ([audio] if audio is not None else [])
+        for pkt in c.demux(*streams):
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            if pkt.stream.type == "video":
+                pts.append(pkt.pts)
+            else:
+                t0 = pkt.pts * pkt.time_base
+                t1 = (pkt.pts + (pkt.duration or 0)) * pkt.time_base
+                audio_start = t0 if audio_start is None else min(audio_start, t0)
+                audio_end = t1 if audio_end is None else max(audio_end, t1)
+        return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
+                "height": vs.codec_context.height,
+                "audio_s": None if audio_end is None else float(audio_end - audio_start),
+                "has_audio": audio is not None}
+    finally:
+        c.close()
+
+
+def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int, height: int,
+                 chunks: list[dict], audio_s: float | None = None) -> dict:
+    """Compare the MP4 at `path` with the plan's index; raise VerifyError on any difference.
+
+    expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of the audio
+    that was muxed (None: the output must have no audio). Returns what was read."""
+    try:
+        out = _read_output(path)
+    except (av.FFmpegError, IndexError) as e:
+        raise VerifyError(f"the finished video cannot be read back ({e}); nothing was "
+                          "published.") from None
+    got = out["pts"]
+    if len(got) != len(expected_pts):
+        raise VerifyError(f"self-check failed: the output has {len(got)} frames, the input "
+                          f"{len(expected_pts)}; {_first_diff(got, out['tb'], expected_pts, tb, chunks)}"
+                          " Nothing was published.")
+    diff = _first_diff(got, out["tb"], expected_pts, tb, chunks)
+    if diff:
+        raise VerifyError(f"self-check failed: timestamps differ from the input's; {diff} "
+                          "Nothing was published.")
+    if (out["width"], out["height"]) != (width, height):
+        raise VerifyError(f"self-check failed: the output is {out['width']}x{out['height']}, "
+                          f"the input {width}x{height}. Nothing was published.")
+    if audio_s is None and out["has_audio"]:
+        raise VerifyError("self-check failed: the output has an audio track that was not "
+                          "asked for. Nothing was published.")
+    if audio_s is not None:
+        if out["audio_s"] is None:
+            raise VerifyError("self-check failed: the output lost the input's audio. "
+                              "Nothing was published.")
+        if abs(out["audio_s"] - audio_s) > AUDIO_TOLERANCE_S:
+            raise VerifyError(f"self-check failed: the output's audio lasts "
+                              f"{out['audio_s']:.3f} s, the input's {audio_s:.3f} s. "
+                              "Nothing was published.")
+    return out
+
+
+def _first_diff(got, got_tb, expected, tb, chunks) -> str:
+    """'' when every timestamp matches (to within half a tick of the coarser time base)."""
+    tol = max(Fraction(got_tb), Fraction(tb)) / 2
+    n = min(len(got), len(expected))
+    for i in range(n):
+        if abs(got[i] * got_tb - expected[i] * tb) > tol:
+            return (f"first difference at frame {i} in {_chunk_of(i, chunks)}: "
+                    f"{float(got[i] * got_tb):.4f} s in the output, "
+                    f"{float(expected[i] * tb):.4f} s in the input.")
+    if len(got) != len(expected):
+        return f"the difference starts at frame {n} in {_chunk_of(n, chunks)}."
+    return ""
+
+
+def segment_frames(path: str) -> int:
+    """Number of video packets (= frames: no B-frames, one packet a frame) in a segment."""
+    c = av.open(path)
+    try:
+        return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    finally:
+        c.close()
+
+
+def check_segment(path: str, *, frames: int, chunk: dict) -> None:
+    try:
+        n = segment_frames(path)
+    except (av.FFmpegError, IndexError) as e:
+        raise VerifyError(f"self-check failed: chunk {chunk['index']} "
+                          f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s): its segment cannot "
+                          f"be read back ({e}). Nothing was published.") from None
+    if n != frames or frames != chunk["frames_expected"]:
+        raise VerifyError(f"self-check failed: chunk {chunk['index']} "
+                          f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s) should have "
+                          f"{chunk['frames_expected']} frames; {frames} were decoded and "
+                          f"{n} encoded. Nothing was published.")
