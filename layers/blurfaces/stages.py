@@ -109,9 +109,14 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
             finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None] \
                 + [f"{names['stem']}.{f}" for f in formats]
             finals = [u for u in finals if u]
-            if overwrite or not any(storage.exists(u) for u in finals):
+            if overwrite or not any(_taken(storage, u) for u in finals):
                 try:
-                    return names, claim(finals, video)
+                    held = claim(finals, video)
+                    # Claiming may have cleaned a dead run's leftovers and put back a file it
+                    # had moved aside: look again.
+                    if held is None or overwrite or not any(_taken(storage, u) for u in finals):
+                        return names, held
+                    held.release()
                 except Taken as t:
                     if overwrite:
                         raise OutputError(
@@ -119,6 +124,12 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                             "is writing this output now. Wait for it to finish or choose "
                             "another output name (-o PATH).") from None
         n += 1
+
+
+def _taken(storage, uri: str) -> bool:
+    """A name is taken by anything there: a file, a folder, a dangling link."""
+    local = storage.local_path(uri)
+    return os.path.lexists(local) if local is not None else storage.exists(uri)
 
 
 def _same(a: str, b: str) -> bool:
