@@ -132,7 +132,9 @@ def test_draw_heatmap_portrait_and_overwrite(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["p.png"]
 
 
-def test_draw_heatmap_unwritable_path_raises_oserror(tmp_path):
-    with pytest.raises(OSError):
-        draw_heatmap(np.zeros((0, 2)), 640, 480, tmp_path / "missing" / "h.png")
-    assert os.listdir(tmp_path) == []
+def test_draw_heatmap_unwritable_path_raises_output_error(tmp_path):
+    from blurfaces import OutputError
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="afile"):
+        draw_heatmap(np.zeros((0, 2)), 640, 480, tmp_path / "afile" / "h.png")
+    assert os.listdir(tmp_path) == ["afile"]

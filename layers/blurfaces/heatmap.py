@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 
 import cv2
 import numpy as np
@@ -178,16 +177,6 @@ def draw_heatmap(centroids, width, height, path, neighbours=32, resolution=250,
     if not ok:
         raise OSError(f"could not encode the heatmap PNG for {os.fspath(path)!r}")
     final = os.fspath(path)
-    tmp = os.path.join(os.path.dirname(final) or ".",
-                       f".{os.path.basename(final)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(png.tobytes())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    from .storage import get_storage
+    get_storage(final).write_bytes(final, png.tobytes())     # atomic: whole PNG or none
     return final

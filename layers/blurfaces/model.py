@@ -59,16 +59,8 @@ def convert(onnx_bytes: bytes, dst: Path) -> Path:
                for o in model.graph.output}
     model = update_inputs_outputs_dims(model, {real_inputs[0].name: ["N", 3, "H", "W"]}, outputs)
     onnx.checker.check_model(model)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".centerface-", suffix=".part")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .storage import get_storage
+    get_storage(str(dst)).write_bytes(str(dst), model.SerializeToString())     # atomic
     return dst
 
 
