@@ -1,9 +1,11 @@
 """The command line, run as a user would: `python -m blurfaces ...` in a subprocess."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
+import time
 import subprocess
 import sys
 
@@ -133,35 +135,50 @@ def test_unknown_command_and_missing_argument():
         assert "Traceback" not in proc.stderr
 
 
+def _lines(stdout):
+    return [json.loads(ln) for ln in stdout.splitlines() if ln.strip()]
+
+
 def test_batch_folder(tmp_path, single_face):
     d = tmp_path / "videos"
-    d.mkdir()
+    (d / "sub" / "deeper").mkdir(parents=True)
     shutil.copy(single_face, d / "a.mp4")
-    shutil.copy(single_face, d / "b.MOV")
+    shutil.copy(single_face, d / "sub" / "deeper" / "b.MOV")        # recursive
     shutil.copy(single_face, d / "old_blurred.mp4")   # a user's file named like an output
     (d / "old_blurred_summary.json").write_text("{}")    # not a blurfaces summary
     (d / "notes.txt").write_text("not a video")
-    proc = cli("batch", d, "--json", *FAST)
+    (d / "c.mp4.part").write_bytes(b"half a download")
+    (d / ".hidden.mp4").write_bytes(b"x")
+    proc = cli("batch", d, "--json", "--settle", "0", *FAST)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    results = json.loads(proc.stdout)
-    assert [r["input"] for r in results] == [str(d / "a.mp4"), str(d / "b.MOV"),
-                                             str(d / "old_blurred.mp4")]
+    results = _lines(proc.stdout)
+    inputs = [str(d / "a.mp4"), str(d / "old_blurred.mp4"), str(d / "sub/deeper/b.MOV")]
+    assert [r["input"] for r in results] == inputs
     assert sorted(os.listdir(d)) == sorted([
-        "a.mp4", "b.MOV", "old_blurred.mp4", "old_blurred_summary.json", "notes.txt",
+        "a.mp4", "old_blurred.mp4", "old_blurred_summary.json", "notes.txt", "sub",
+        "c.mp4.part", ".hidden.mp4", "blurfaces_batch.csv",
         "a_blurred.mp4", "a_blurred.csv", "a_blurred_summary.json",
-        "b_blurred.mp4", "b_blurred.csv", "b_blurred_summary.json",
         "old_blurred_blurred.mp4", "old_blurred_blurred.csv",
         "old_blurred_blurred_summary.json"])
+    assert sorted(os.listdir(d / "sub" / "deeper")) == [
+        "b.MOV", "b_blurred.csv", "b_blurred.mp4", "b_blurred_summary.json"]
     for r in results:
+        assert r["status"] == "done"
         assert r["frames"] == 72 and media.probe(r["video"])["n_frames"] == 72
     assert "3 of 3 videos done" in proc.stderr
-    # A second batch skips the first one's outputs (recognised by their summaries, not by
-    # their names) and takes only the three inputs again.
-    proc = cli("batch", d, "--json", *FAST)
+    table = list(csv.DictReader(open(d / "blurfaces_batch.csv")))
+    assert [(t["input"], t["status"], t["frames"]) for t in table] == \
+        [(i, "done", "72") for i in inputs]
+    # Resumable: a second run skips the outputs (recognised by their summaries) and every
+    # input already done for the same version; a changed input is processed again.
+    time.sleep(0.01)
+    shutil.copy(single_face, d / "a.mp4")             # same bytes, new mtime: a new version
+    proc = cli("batch", d, "--json", "--settle", "0", *FAST)
     assert proc.returncode == 0, proc.stderr
-    again = [r["input"] for r in json.loads(proc.stdout)]
-    assert again == [str(d / "a.mp4"), str(d / "b.MOV"), str(d / "old_blurred.mp4")]
+    again = {r["input"]: r["status"] for r in _lines(proc.stdout)}
+    assert again == {inputs[0]: "done", inputs[1]: "skipped", inputs[2]: "skipped"}
+    assert (d / "a_blurred_1.mp4").is_file() and not (d / "old_blurred_blurred_1.mp4").exists()
 
 
 def test_batch_reports_a_bad_file_and_goes_on(tmp_path, short_clip):
@@ -169,12 +186,16 @@ def test_batch_reports_a_bad_file_and_goes_on(tmp_path, short_clip):
     d.mkdir()
     shutil.copy(short_clip, d / "good.mp4")
     (d / "broken.mp4").write_text("not a video")
-    proc = cli("batch", d, *FAST)
+    proc = cli("batch", d, "--settle", "0", *FAST)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("blurfaces: error:")]
     assert len(errors) == 1 and "broken.mp4" in errors[0]
     assert "1 of 2 videos done" in proc.stderr
+    table = {t["input"]: t for t in csv.DictReader(open(d / "blurfaces_batch.csv"))}
+    assert table[str(d / "broken.mp4")]["status"] == "failed"
+    assert "broken.mp4" in table[str(d / "broken.mp4")]["error"]
+    assert table[str(d / "good.mp4")]["status"] == "done"
     assert (d / "good_blurred.mp4").is_file()
     assert not any(n.startswith("broken_blurred") for n in os.listdir(d))
 

@@ -320,7 +320,7 @@ def test_batch_goes_on_after_a_publish_error(tmp_path, short_clip, private_tmp):
     shutil.copy(short_clip, d / "a.mp4")
     shutil.copy(short_clip, d / "b.mp4")
     (d / "a_blurred.mp4").mkdir()                    # cannot be overwritten: a folder
-    proc = cli("batch", d, "--overwrite", *FAST_CLI, tmpdir=private_tmp)
+    proc = cli("batch", d, "--overwrite", "--settle", "0", *FAST_CLI, tmpdir=private_tmp)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("blurfaces: error: ")]

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 from . import storage as st
 from .errors import InputError
+from .jobs import run_job
 from .options import Options, validate_execution
-from .runner import run
-from .stages import reserve_output
 
 
 @dataclass
@@ -88,21 +87,16 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
         if not st.is_s3(options.mask_image):
             load_mask_image(options.mask_image)     # fail before any video work
     validate_execution(workers, chunk_seconds, chunks)
-    outputs, held = reserve_output(
-        source, None if target_name is None else os.fspath(target_name), overwrite,
-        formats=options.data_format if save_data else (), heatmap=options.draw_heatmap)
-    try:
-        summary = run(source, outputs=outputs, options=options, workers=workers,
-                      chunk_seconds=chunk_seconds, chunks=chunks, progress=progress,
-                      retries=retries, overwrite=overwrite,
-                      publish_token=held.token if held else None)
-    finally:
-        if held is not None:
-            held.release()
+    r = run_job(source, options.to_dict(), target_name=None if target_name is None
+                else os.fspath(target_name), overwrite=overwrite, resume=False,
+                raise_errors=True, progress=progress, retries=retries,
+                execution={"workers": workers, "chunk_seconds": chunk_seconds,
+                           "chunks": chunks})
+    summary = r.summary
     c = summary["counts"]
-    return BlurResult(video=outputs["video"], data=summary["outputs"]["data"],
+    return BlurResult(video=summary["outputs"]["video"], data=summary["outputs"]["data"],
                       heatmap=summary["outputs"]["heatmap"],
-                      summary_file=outputs["summary"], frames=c["frames"],
+                      summary_file=summary["outputs"]["summary"], frames=c["frames"],
                       detections=c["detections"], masked_boxes=c["masked_boxes"],
                       tracks=c["tracks"], seconds=summary["timings"]["total_s"],
                       summary=summary)

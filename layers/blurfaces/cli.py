@@ -70,7 +70,10 @@ def _add_processing(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-data", action="store_true", help="do not write face coordinates")
     g.add_argument("--data-format", default="csv", metavar="FMT[,FMT]",
                    help="csv, tsv, txt or several, comma-separated (default csv)")
-    g.add_argument("--heatmap", action="store_true", help="write <stem>_heatmap.png")
+    g.add_argument("--heatmap", action="store_true", default=None,
+                   help="write <stem>_heatmap.png (default: on for watch and --drop-folder)")
+    g.add_argument("--no-heatmap", dest="heatmap", action="store_false",
+                   help="no heatmap")
     g.add_argument("--neighbours", type=int, default=32, metavar="N",
                    help="heatmap: nearest neighbours per cell (default 32)")
     g.add_argument("--resolution", type=int, default=250, metavar="N",
@@ -146,29 +149,74 @@ def cmd_anonymize(a) -> int:
     return 0
 
 
-def cmd_batch(a) -> int:
-    folder = a.folder
-    if not os.path.isdir(folder):
-        raise OptionError(f"{folder}: not a folder. `blurfaces batch` takes a folder of videos.")
-    names = sorted(n for n in os.listdir(folder)
-                   if os.path.splitext(n)[1].lower() in VIDEO_EXTS and not n.startswith(".")
-                   and os.path.isfile(os.path.join(folder, n))
-                   and not is_own_output(os.path.join(folder, n)))
-    results, failed = [], 0
-    for n in names:
-        path = os.path.join(folder, n)
-        try:
-            results.append(_one(path, a))
-        except Interrupted:
-            raise
-        except BlurfacesError as e:
-            failed += 1
-            print(f"blurfaces: error: {e}", file=sys.stderr)
-            results.append({"input": path, "error": str(e)})
+def _job_args(a, *, drop_folder: bool) -> tuple[dict, dict]:
+    """(Options fields, execution settings) from the command line, validated up front so a
+    bad option stops before the first file."""
+    from .options import Options, validate_execution
+    kw = _kwargs(a)
+    execution = {k: kw.pop(k) for k in ("workers", "chunk_seconds", "chunks")}
+    validate_execution(**execution)
+    kw.pop("overwrite")
+    if a.heatmap is None:
+        kw["draw_heatmap"] = drop_folder      # on by default in the drop-folder layout
+    opts = {k: v for k, v in kw.items() if v is not None}
+    Options.from_dict(opts)
+    return opts, execution
+
+
+def _say_result(r, a, k=None, total=None) -> None:
     if a.json:
-        print(json.dumps(results, indent=2))
-    print(f"batch: {len(names) - failed} of {len(names)} videos done", file=sys.stderr)
-    return 2 if failed else 0
+        print(json.dumps(r.row()), flush=True)
+        return
+    where = f"[{k}/{total}] " if k is not None else ""
+    if r.status == "done":
+        print(f"{where}{r.input} -> {r.outputs.get('video')}: {r.frames} frames, {r.faces} "
+              f"face detections, {r.seconds:.1f} s", file=sys.stderr)
+    elif r.status == "skipped":
+        print(f"{where}{r.input}: already done for this version, skipped", file=sys.stderr)
+    else:
+        print(f"blurfaces: error: {r.error}", file=sys.stderr)
+
+
+def _seconds(v: float, lo: float = 0.0) -> float:
+    import math
+    if not math.isfinite(v) or not lo <= v <= 86400:
+        raise OptionError(f"{v!r} seconds: give a number from {lo:g} to 86400.")
+    return v
+
+
+def cmd_batch(a) -> int:
+    from .unattended import batch
+    opts, execution = _job_args(a, drop_folder=a.drop_folder)
+    results, table = batch(a.root, opts, execution=execution, drop_folder=a.drop_folder,
+                           table=a.table, resume=not a.no_resume, settle=_seconds(a.settle),
+                           overwrite=a.overwrite,
+                           on_result=lambda k, n, r: _say_result(r, a, k, n))
+    counts = {s: sum(r.status == s for r in results)
+              for s in ("done", "skipped", "failed", "pending")}
+    print(f"batch: {counts['done'] + counts['skipped']} of {len(results)} videos done "
+          f"({counts['done']} processed, {counts['skipped']} already done, {counts['failed']} "
+          f"failed, {counts['pending']} still being written); table: {table}", file=sys.stderr)
+    return 2 if counts["failed"] else 0
+
+
+def cmd_watch(a) -> int:
+    from .unattended import watch
+    opts, execution = _job_args(a, drop_folder=True)
+    failed = []
+
+    def said(r):
+        if r.status == "failed":
+            failed.append(r)
+        _say_result(r, a)
+
+    if not a.json:
+        print(f"watching {a.root} (incoming/ -> anonymized/, failed/"
+              f"{'' if a.keep_inputs else ', done/'}); Ctrl-C to stop", file=sys.stderr)
+    watch(a.root, opts, execution=execution, once=a.once, poll=_seconds(a.poll, 0.1),
+          settle=_seconds(a.settle),
+          keep_inputs=a.keep_inputs, on_result=said)
+    return 2 if (a.once and failed) else 0
 
 
 def cmd_fetch_model(a) -> int:
@@ -188,10 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("-o", "--output", help="output video (default <stem>_blurred.mp4 beside it)")
     _add_processing(an)
     an.set_defaults(func=cmd_anonymize)
-    ba = sub.add_parser("batch", help="mask every video in a folder")
-    ba.add_argument("folder")
+    ba = sub.add_parser("batch", help="mask every video under a folder or S3 prefix, resumably",
+                        description="Every video under ROOT (a folder tree or s3://bucket/"
+                                    "prefix), once; inputs already done for the same version "
+                                    "are skipped. Writes a CSV table of every input.")
+    ba.add_argument("root", metavar="ROOT")
+    ba.add_argument("--drop-folder", action="store_true",
+                    help="ROOT has the drop-folder layout (incoming/ -> anonymized/, failed/)")
+    ba.add_argument("--table", metavar="PATH",
+                    help="CSV table of every input (default ROOT/blurfaces_batch.csv)")
+    ba.add_argument("--no-resume", action="store_true",
+                    help="process inputs again even when a result for them exists")
+    ba.add_argument("--settle", type=float, default=2.0, metavar="S",
+                    help="a local file modified in the last S seconds is being written: "
+                         "left for a later run (default 2)")
     _add_processing(ba)
     ba.set_defaults(func=cmd_batch)
+    wa = sub.add_parser("watch", help="process a drop folder: ROOT/incoming -> ROOT/anonymized",
+                        description="Process every video in ROOT/incoming (a folder or "
+                                    "s3://bucket/prefix), then new arrivals. Outputs go to "
+                                    "ROOT/anonymized, failure reports to ROOT/failed; local "
+                                    "inputs move to ROOT/done (or ROOT/failed).")
+    wa.add_argument("root", metavar="ROOT")
+    wa.add_argument("--once", action="store_true",
+                    help="process what is there (and what is being written), then exit")
+    wa.add_argument("--poll", type=float, default=5.0, metavar="S",
+                    help="seconds between looks at incoming/ (default 5)")
+    wa.add_argument("--settle", type=float, default=2.0, metavar="S",
+                    help="a local file is taken once unchanged for S seconds (default 2)")
+    wa.add_argument("--keep-inputs", action="store_true",
+                    help="leave local inputs in incoming/ instead of moving them to done/")
+    _add_processing(wa)
+    wa.set_defaults(func=cmd_watch)
     fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model")
     fm.add_argument("--output", help="where to write it (default: models/centerface.onnx)")
     fm.set_defaults(func=cmd_fetch_model)

@@ -163,6 +163,14 @@ def claim(names: list[str], video: str) -> Claim | None:
         if len(base.encode("utf-8", "surrogateescape")) > limit:
             raise OutputError(f"{n}: file name too long for this file system (over {limit} "
                               "bytes). Choose a shorter output name (-o PATH).")
+    return lock(path)
+
+
+def lock(path: str) -> Claim:
+    """Create the lock file `path` exclusively (pid, host, token inside); a lock whose owner
+    is dead is cleaned (with what it staged) and taken. Raises `Taken` when a live process
+    holds it, OutputError when the folder cannot take it."""
+    folder = os.path.dirname(path)
     token = secrets.token_hex(6)
     body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
                        "started": time.time()}).encode()

@@ -89,7 +89,8 @@ def local_chunks(duration: float, workers: int) -> int:
 def run(source: str, *, outputs: dict, options: Options, workers: int | None = None,
         chunk_seconds: float | None = None, chunks: int | None = None, work: str | None = None,
         progress=None, retries: int = 2, worker_fn=None, keep_work: bool = False,
-        overwrite: bool = False, publish_token: str | None = None) -> dict:
+        overwrite: bool = False, publish_token: str | None = None, pin: dict | None = None,
+        job: dict | None = None) -> dict:
     """Run the whole pipeline on this machine; returns the stitch summary.
 
     progress: None, or a callable(frames_done_increment, total_frames) for each update."""
@@ -104,12 +105,14 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
         clean_dead_work_dirs()
         work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-")
     try:
-        info = stages.probe_source(source)
+        pin = pin or stages.pin_source(source)
+        info = stages.probe_source(source, pin=pin)
         if chunk_seconds is None and chunks is None:
             chunks = local_chunks(info.duration_s, workers)
         manifest = stages.plan(source, outputs=outputs, options=options, work=work,
                                chunk_seconds=chunk_seconds, chunks=chunks, info=info,
-                               overwrite=overwrite, publish_token=publish_token)
+                               overwrite=overwrite, publish_token=publish_token, pin=pin,
+                               job=job)
         n = len(manifest["chunks"])
         total = sum(c["frames_expected"] for c in manifest["chunks"])
         if progress is not None:

@@ -148,26 +148,37 @@ def margins(options: Options) -> tuple[float, float]:
     return 2 * w + 0.5, w + 0.05
 
 
-def probe_source(source: str, storage=None) -> VideoInfo:
-    """Probe a local file directly, an S3 object through range reads."""
+def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInfo:
+    """Probe a local file directly, an S3 object through range reads (of the pinned version
+    when `pin` is given)."""
     storage = storage or st.get_storage(source)
     local = storage.local_path(source)
     if local is not None:
-        return probe(local, source)
-    with storage.open_read(source) as f:
+        info = probe(local, source)
+        storage.check_pin(source, pin)
+        return info
+    with storage.open_read(source, pin=pin) as f:
         return probe(f, source)
+
+
+def pin_source(source: str, storage=None) -> dict:
+    """The version of the source a job is planned on (`storage.Stat` as a dict)."""
+    return (storage or st.get_storage(source)).stat(source).to_dict()
 
 
 def plan(source: str, *, outputs: dict, options: Options, work: str,
          chunk_seconds: float | None = None, chunks: int | None = None,
          storage=None, info: VideoInfo | None = None, overwrite: bool = False,
-         publish_token: str | None = None) -> dict:
+         publish_token: str | None = None, pin: dict | None = None,
+         job: dict | None = None) -> dict:
     """Probe the source (unless `info` is its probe already) and cut it into chunks; write
     and return the manifest. `overwrite` and `publish_token` (the output claim's token) go
-    to stitch's publisher."""
+    to stitch's publisher. `pin` is the source version every later read must see (taken
+    now when not given); `job` (id and such, from the job layer) is recorded as is."""
     t0 = time.perf_counter()
     source, work = os.fspath(source), os.fspath(work)
-    info = info or probe_source(source, storage)
+    pin = pin or pin_source(source, storage)
+    info = info or probe_source(source, storage, pin)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s
@@ -208,7 +219,7 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     manifest = {"version": 1, "blurfaces": __version__, "source": source, "work": work,
                 "outputs": outputs, "options": options.to_dict(), "info": info_d,
                 "margins_s": [pre, post], "chunks": chunk_list, "overwrite": bool(overwrite),
-                "publish_token": publish_token,
+                "publish_token": publish_token, "source_version": pin, "job": job or {},
                 "plan_seconds": time.perf_counter() - t0}
     work_store = st.get_storage(work)
     work_store.write_json(st.join(work, INDEX), {"pts": [int(p) for p in info.pts]})
@@ -317,11 +328,14 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                 progress(pending_progress)
                 pending_progress = 0
 
+        pin = manifest.get("source_version")
         src = src_store.local_path(source)
         handle = None
         if src is None:
-            handle = src_store.open_read(source)
+            handle = src_store.open_read(source, pin=pin)
             src = handle
+        else:
+            src_store.check_pin(source, pin)
         try:
             # Detection on every `detect_every`-th frame of the video (counted from the first,
             # so every chunking picks the same frames); the tracker fills the others.
@@ -346,6 +360,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                 handle.close()
         if progress is not None and pending_progress:
             progress(pending_progress)
+        if handle is None:
+            src_store.check_pin(source, pin)        # not changed while it was read
         check_segment(seg_path, frames=n_own, chunk=chunk)
         if seg_local is not None:
             os.replace(seg_path, seg_local)
@@ -472,8 +488,9 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
             work_store.download(p["segment"], local)
         segs.append(local)
     video_tmp = pub.stage(outputs["video"], ".mp4")
+    pin = manifest.get("source_version")
     src = src_store.local_path(source)
-    handle = None if src is not None else src_store.open_read(source)
+    handle = None if src is not None else src_store.open_read(source, pin=pin)
     try:
         mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
                            keep_audio=options.keep_audio)
@@ -483,6 +500,8 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     finally:
         if handle is not None:
             handle.close()
+    if handle is None:
+        src_store.check_pin(source, pin)
     index = work_store.read_json(st.join(work, INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
                  height=info.height, chunks=manifest["chunks"], audio_s=audio_s)
@@ -532,6 +551,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
                   "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
                   "audio_mode": mux["audio_mode"]},
         "verified": {"frames": len(index["pts"]), "pts": "equal", "audio_s": audio_s},
+        "input_version": manifest.get("source_version"), "job": manifest.get("job") or {},
         "options": options.to_dict(), "counts": counts, "timings": timing,
         "versions": _versions(),
     }

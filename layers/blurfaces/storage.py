@@ -29,12 +29,13 @@ import os
 import shutil
 import tempfile
 import threading
+from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
 from .errors import BlurfacesError, InputError, OptionError, OutputError
 
 __all__ = ["is_s3", "parse_s3", "join", "get_storage", "Storage", "LocalStorage",
-           "S3Storage", "DEFAULT_READ_BUFFER"]
+           "S3Storage", "Stat", "DEFAULT_READ_BUFFER"]
 
 S3_SCHEME = "s3://"
 #: Buffer of the file objects `S3Storage.open_read` returns: each HTTP Range request
@@ -84,6 +85,40 @@ def _object_key(uri) -> tuple[str, str]:
     return bucket, key
 
 
+# --------------------------------------------------------------------------- identity
+
+@dataclass(frozen=True)
+class Stat:
+    """What identifies one version of an input: a job is pinned to it.
+
+    Local files: size, mtime (ns) and inode; S3 objects: size, ETag and VersionId (None on
+    an unversioned bucket)."""
+    size: int
+    mtime: float
+    etag: str | None = None
+    version_id: str | None = None
+    inode: int | None = None
+    mtime_ns: int | None = None
+
+    @property
+    def token(self) -> str:
+        """One string that changes whenever the content may have changed."""
+        if self.version_id:
+            return f"v:{self.version_id}"
+        if self.etag:
+            return f"e:{self.etag}:{self.size}"
+        return f"f:{self.size}:{self.mtime_ns}:{self.inode}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["token"] = self.token
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Stat":
+        return cls(**{k: v for k, v in d.items() if k != "token"})
+
+
 # --------------------------------------------------------------------------- interface
 
 class Storage:
@@ -97,8 +132,32 @@ class Storage:
         """Size in bytes; InputError when missing."""
         raise NotImplementedError
 
-    def open_read(self, uri, *, buffer_size: int | None = None) -> BinaryIO:
-        """A seekable binary file object over ``uri`` (use it as a context manager)."""
+    def stat(self, uri) -> Stat:
+        """The identity of what is at ``uri`` now; InputError when missing."""
+        raise NotImplementedError
+
+    def list_stats(self, prefix_uri) -> list[tuple[str, Stat]]:
+        """`list` with each entry's `Stat` (one listing call, no request per file on S3)."""
+        return [(u, self.stat(u)) for u in self.list(prefix_uri)]
+
+    def check_pin(self, uri, pin: dict | None) -> None:
+        """InputError when ``uri`` is no longer the version a job was planned on."""
+        if not pin:
+            return
+        now = self.stat(uri)
+        if now.token != Stat.from_dict(pin).token:
+            raise InputError(f"{uri}: the input changed while it was being processed (it was "
+                             "replaced or is still being written); nothing was published. It "
+                             "will be processed again as a new version.")
+
+    def create_exclusive(self, uri, data: bytes) -> bool:
+        """Create ``uri`` with ``data`` only if nothing is there; False when something is."""
+        raise NotImplementedError
+
+    def open_read(self, uri, *, buffer_size: int | None = None,
+                  pin: dict | None = None) -> BinaryIO:
+        """A seekable binary file object over ``uri`` (use it as a context manager); with
+        ``pin`` (a `Stat.to_dict()`), exactly that version or InputError."""
         raise NotImplementedError
 
     def read_bytes(self, uri) -> bytes:
@@ -164,8 +223,33 @@ class LocalStorage(Storage):
             raise InputError(f"{path}: not a file")
         return st.st_size
 
-    def open_read(self, uri, *, buffer_size: int | None = None) -> BinaryIO:
+    def stat(self, uri) -> Stat:
         path = os.fspath(uri)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InputError(f"{path}: not found; check the path") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be read ({_os_reason(exc)})") from None
+        return Stat(size=st.st_size, mtime=st.st_mtime, inode=st.st_ino, mtime_ns=st.st_mtime_ns)
+
+    def create_exclusive(self, uri, data: bytes) -> bool:
+        path = os.fspath(uri)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be written ({_os_reason(exc)})") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+
+    def open_read(self, uri, *, buffer_size: int | None = None,
+                  pin: dict | None = None) -> BinaryIO:
+        path = os.fspath(uri)
+        self.check_pin(path, pin)
         try:
             return open(path, "rb", buffering=buffer_size if buffer_size else -1)
         except FileNotFoundError:
@@ -380,13 +464,74 @@ class S3Storage(Storage):
     def size(self, uri) -> int:
         return int(self._head(uri)["ContentLength"])
 
-    def open_read(self, uri, *, buffer_size: int | None = None) -> BinaryIO:
+    @staticmethod
+    def _stat_of(meta: dict) -> Stat:
+        lm = meta.get("LastModified")
+        return Stat(size=int(meta.get("ContentLength", meta.get("Size", 0))),
+                    mtime=lm.timestamp() if hasattr(lm, "timestamp") else 0.0,
+                    etag=str(meta.get("ETag", "")).strip('"') or None,
+                    version_id=meta.get("VersionId") if meta.get("VersionId") != "null"
+                    else None)
+
+    def stat(self, uri) -> Stat:
+        return self._stat_of(self._head(uri))
+
+    def list_stats(self, prefix_uri) -> list[tuple[str, Stat]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+        bucket, prefix = parse_s3(prefix_uri)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", ()):
+                    # The listing has no version ids: a job pins the version by its HEAD.
+                    out.append((f"{S3_SCHEME}{bucket}/{obj['Key']}", self._stat_of(obj)))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, prefix_uri, action="ListBucket") from None
+        return sorted(out, key=lambda x: x[0])
+
+    def create_exclusive(self, uri, data: bytes) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+        bucket, key = _object_key(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=bytes(data), IfNoneMatch="*")
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise self._error(exc, uri, action="PutObject", writing=True) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, uri, action="PutObject", writing=True) from None
+        return True
+
+    def open_read(self, uri, *, buffer_size: int | None = None,
+                  pin: dict | None = None) -> BinaryIO:
         """Seekable reader over the object; fetches ``buffer_size`` bytes per Range request.
 
         ``buffer_size=0`` gives the unbuffered raw reader (one request per `readinto`).
+        ``pin``: read exactly that version (its VersionId, else If-Match on its ETag).
         """
-        head = self._head(uri)
-        raw = _S3RangeReader(self, uri, int(head["ContentLength"]), head.get("ETag"))
+        version = None
+        if pin:
+            p = Stat.from_dict(pin)
+            version = p.version_id
+            if version:
+                bucket, key = _object_key(uri)
+                try:
+                    head = self._call(uri, "GetObject", self.client.head_object, head=True,
+                                      Bucket=bucket, Key=key, VersionId=version)
+                except InputError:
+                    raise InputError(f"{uri}: the version this job was planned on "
+                                     f"({version}) is gone; nothing was published.") from None
+            else:
+                head = self._head(uri)
+                if p.etag and str(head.get("ETag", "")).strip('"') != p.etag:
+                    self.check_pin(uri, pin)        # raises: it changed
+        else:
+            head = self._head(uri)
+        raw = _S3RangeReader(self, uri, int(head["ContentLength"]), head.get("ETag"),
+                             version_id=version)
         if buffer_size == 0:
             return raw
         return io.BufferedReader(raw, buffer_size or DEFAULT_READ_BUFFER)
@@ -473,8 +618,10 @@ class _S3RangeReader(io.RawIOBase):
     read raises InputError instead of mixing two versions.
     """
 
-    def __init__(self, storage: S3Storage, uri: str, size: int, etag: str | None):
+    def __init__(self, storage: S3Storage, uri: str, size: int, etag: str | None,
+                 version_id: str | None = None):
         super().__init__()
+        self._version_id = version_id
         self._storage = storage
         self._uri = uri
         self._bucket, self._key = _object_key(uri)
@@ -545,7 +692,9 @@ class _S3RangeReader(io.RawIOBase):
         while got < len(view):
             kwargs = {"Bucket": self._bucket, "Key": self._key,
                       "Range": f"bytes={start + got}-{start + len(view) - 1}"}
-            if self._etag:
+            if self._version_id:
+                kwargs["VersionId"] = self._version_id
+            elif self._etag:
                 kwargs["IfMatch"] = self._etag
             try:
                 body = client.get_object(**kwargs)["Body"]

@@ -1,0 +1,107 @@
+"""Unattended operation over the job layer: `batch` (an archive, once, resumable) and `watch`
+(a drop folder, continuously). Both are short loops over `jobs.discover` and `jobs.run_job`;
+one bad file never stops them.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+
+from . import jobs, storage as st
+
+TABLE_COLUMNS = ["input", "status", "job_id", "video", "frames", "faces", "tracks", "seconds",
+                 "error", "report"]
+
+
+def table_csv(results: list[jobs.JobResult]) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, TABLE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in results:
+        w.writerow({k: "" if v is None else v for k, v in r.row().items()})
+    return buf.getvalue().encode("utf-8")
+
+
+def batch(root: str, base_options: dict, *, execution: dict | None = None,
+          drop_folder: bool = False, table: str | None = None, resume: bool = True,
+          settle: float = jobs.DEFAULT_SETTLE_S, on_result=None, on_start=None,
+          progress=None, overwrite: bool = False) -> tuple[list[jobs.JobResult], str]:
+    """Every input under `root` (recursively), once. Returns the results and where the
+    CSV table went. Inputs with a complete result for the same version are skipped."""
+    jobs.check_root(root)
+    layout = jobs.Layout(root) if drop_folder else None
+    scan = layout.incoming if layout else root
+    ready, pending = jobs.discover(scan, settle=settle,
+                                   skip_dirs=() if layout else (jobs.STATE_DIR,))
+    results = []
+    total = len(ready)
+    for k, found in enumerate(ready, 1):
+        if on_start:
+            on_start(k, total, found.uri)
+        r = jobs.run_job(found.uri, base_options, layout=layout, execution=execution,
+                         resume=resume, progress=progress, overwrite=overwrite)
+        results.append(r)
+        if on_result:
+            on_result(k, total, r)
+    for found in pending:
+        results.append(jobs.JobResult(found.uri, "pending",
+                                      error="still being written; run again later"))
+    table = table or st.join(root, "blurfaces_batch.csv")
+    st.get_storage(table).write_bytes(table, table_csv(results))
+    return results, table
+
+
+def watch(root: str, base_options: dict, *, execution: dict | None = None,
+          once: bool = False, poll: float = 5.0, settle: float = jobs.DEFAULT_SETTLE_S,
+          keep_inputs: bool = False, on_result=None, progress=None,
+          max_idle_polls: int | None = None) -> int:
+    """Process what is in ROOT/incoming, then new arrivals, until stopped (or, with `once`,
+    until nothing is left or being written). Returns the number of jobs finished."""
+    jobs.check_root(root)
+    layout = jobs.Layout(root)
+    layout.ensure()
+    local = not st.is_s3(root)
+    finished = 0
+    idle = 0
+    while True:
+        ready, pending = jobs.discover(layout.incoming, settle=settle)
+        worked = False
+        for found in ready:
+            claim = jobs.claim_input(layout, found.uri)
+            if claim is None:
+                continue                      # another watcher has it
+            try:
+                store = st.get_storage(found.uri)
+                if not store.exists(found.uri):
+                    continue                  # moved away by a watcher that just finished
+                r = jobs.run_job(found.uri, base_options, layout=layout, execution=execution,
+                                 progress=progress)
+                if r.status == "skipped" and (not local or keep_inputs):
+                    continue                  # inputs that stay: done earlier, say nothing
+                if local and not keep_inputs:
+                    dest = layout.failed_input(found.uri) if r.status == "failed" \
+                        else layout.done(found.uri)
+                    jobs.move_input(found.uri, dest)
+                worked = True
+                finished += 1
+                if on_result:
+                    on_result(r)
+            finally:
+                claim.release()
+        if once and not pending and not worked:
+            return finished
+        idle = 0 if (worked or pending) else idle + 1
+        if max_idle_polls is not None and idle >= max_idle_polls:
+            return finished
+        if not worked:
+            time.sleep(poll if not pending else min(poll, max(0.2, settle / 2)))
+
+
+def local_inputs_left(root: str) -> list[str]:
+    inc = jobs.Layout(root).incoming
+    out = []
+    for folder, _, files in os.walk(inc):
+        out += [os.path.join(folder, f) for f in files]
+    return sorted(out)
