@@ -13,7 +13,6 @@ import sys
 
 from . import __version__
 from .errors import BlurfacesError, Interrupted, OptionError
-from .discover import VIDEO_EXTS, is_own_output
 
 
 class _Parser(argparse.ArgumentParser):

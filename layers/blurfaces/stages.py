@@ -428,11 +428,11 @@ def _versions() -> dict:
 def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     """Join the chunk segments and data parts into the final outputs; returns the summary."""
     t0 = time.perf_counter()
-    work, source = manifest["work"], manifest["source"]
+    work = manifest["work"]
     info = VideoInfo.from_dict(manifest["info"])
     options = Options.from_dict(manifest["options"])
     outputs = manifest["outputs"]
-    work_store, src_store = st.get_storage(work), st.get_storage(source)
+    work_store = st.get_storage(work)
     out_store = st.get_storage(outputs["video"])
     parts = []
     for c in manifest["chunks"]:
