@@ -33,7 +33,7 @@ from .detect import CenterFace, Detections, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
-from .track import Tracker
+from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .verify import check_output, check_segment
 from .video import (DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe,
@@ -144,7 +144,7 @@ def margins(options: Options) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so tracking matches a single pass."""
     if not options.track:
         return 0.0, 0.0
-    w = options.tracking.window
+    w = TrackOptions.of(options).window
     return 2 * w + 0.5, w + 0.05
 
 
@@ -280,7 +280,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
-    tracker = Tracker(options.tracking)
+    tracker = Tracker(TrackOptions.of(options))
 
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
