@@ -288,7 +288,7 @@ def ts_wrap(d) -> Case:
     _write(p, "mpegts", n=50, rate=25, bframes=3, gop=25, audio="aac",
            tb=Fraction(1, 90000), container_options={"output_ts_offset": f"{offset:.6f}"})
     return Case("ts_wrap", p, list(range(50)), _times(50, 25), (320, 240), audio="aac",
-                audio_copy=True, splittable=False, colour_check=True,
+                audio_copy=True, colour_check=True,
                 pictures=lambda i: picture(i, 320, 240))
 
 
@@ -504,7 +504,7 @@ def resolution_change(d) -> Case:
         packets += [(a, q) for q in _audio_frames(a, 2.0)]
         _mux_sorted(out, packets)
     return Case("resolution_change", p, list(range(50)), _times(50, rate), (320, 240),
-                audio="aac", audio_copy=True, splittable=False, faces=True,
+                audio="aac", audio_copy=True, faces=True,
                 notes="frames 25..49 are 480x360: scaled to 320x240")
 
 

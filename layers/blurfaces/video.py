@@ -323,16 +323,44 @@ def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | Non
     """Decode frames with start_pts <= pts < stop_pts (None = open end), seeking first to the
     keyframe seek_pts. Yields upright RGB frames in presentation order, with exactly the pts
     the probe listed (info.pts), each at the size the probe gave (info.width x info.height,
-    before rotation). Files whose timestamps are rebuilt are always decoded from the start."""
+    before rotation).
+
+    Files whose timestamps are rebuilt are always decoded from the start. A seek is trusted
+    only when the first keyframe decoded after it is at or before start_pts and the range
+    ends where it should: MPEG-TS and program streams have no index, and FFmpeg's seek there
+    can land a GOP late or on a frame that cannot be decoded. A seek that misses is tried again
+    5 s earlier, then replaced by decoding from the start."""
+    if not info.seekable or seek_pts is None or seek_pts <= info.first_pts:
+        attempts = [None]
+    else:
+        early = seek_pts - int(5 / info.tb)
+        attempts = [seek_pts] + ([early] if early > info.first_pts else []) + [None]
+    for target in attempts:
+        yielded = 0
+        try:
+            for frame in _decode_range(src, info, target, start_pts, stop_pts, threads):
+                yielded += 1
+                yield frame
+            return
+        except _SeekMissed:
+            if yielded:         # cannot happen: a miss is found before the first frame
+                raise RuntimeError("seek missed after frames were given out") from None
+
+
+class _SeekMissed(Exception):
+    pass
+
+
+def _decode_range(src, info, seek_pts, start_pts, stop_pts, threads):
     container = _reopen(src, info.name)
     try:
         vs = container.streams.video[0]
         _decoder_setup(vs, threads)
         rebuilt = None if info.seekable else _rebuilt_pts(src, info)
-        if rebuilt is None and seek_pts is not None and seek_pts > info.first_pts:
+        if seek_pts is not None:
             container.seek(seek_pts - info.pts_offset, stream=vs, backward=True,
                            any_frame=False)
-        first = True
+        keyed = seek_pts is None    # after a seek: nothing counts before a decoded keyframe
         last_pts = None
         k = 0
         for frame in container.decode(vs):
@@ -348,9 +376,16 @@ def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | Non
                                    "whose frames all had one")
             else:
                 pts = frame.pts + info.pts_offset
-            if first and start_pts is not None and pts > start_pts:
-                raise RuntimeError(f"seek to {seek_pts} landed after {start_pts} (at {pts})")
-            first = False
+            if not keyed:
+                if not frame.key_frame:
+                    if start_pts is not None and pts >= start_pts:
+                        raise _SeekMissed()     # our frames, decoded without their keyframe
+                    continue
+                keyed = True
+            if last_pts is None and start_pts is not None and pts > start_pts:
+                if seek_pts is not None:
+                    raise _SeekMissed()
+                raise RuntimeError(f"decoding from the start began at {pts}, after {start_pts}")
             if last_pts is not None and pts <= last_pts:
                 if start_pts is None or pts >= start_pts:
                     raise RuntimeError(f"frame pts {pts} after {last_pts}: not the order the "
@@ -360,11 +395,17 @@ def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | Non
             if start_pts is not None and pts < start_pts:
                 continue
             if stop_pts is not None and pts >= stop_pts:
-                break
+                return
             rgb = frame.to_ndarray(format="rgb24")
             if (frame.width, frame.height) != (info.width, info.height):
                 rgb = _fit(rgb, info.width, info.height)
             yield Frame(pts, upright(rgb, info.rotation))
+        if last_pts is None and seek_pts is not None:
+            raise _SeekMissed()     # landed at the end: nothing decodable after the seek
+        if stop_pts is not None:
+            raise InputError(f"{info.name}: the video ended before the frame at "
+                             f"{float((stop_pts - info.first_pts) * info.tb):.3f} s that the "
+                             "probe found. The file is corrupt or changed while it was read.")
     except (av.error.InvalidDataError, av.FFmpegError) as e:
         raise InputError(f"{info.name}: decoding failed ({_why(e)}). "
                          "The file is corrupt or truncated.") from None
