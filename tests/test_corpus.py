@@ -267,3 +267,33 @@ def test_resolution_change_scales_every_frame_and_masks_every_face(ran):
             assert _lap(frames[k][win]) < 0.35 * _lap(ref[win]) + 1e-6, f"face in frame {k}"
     # the faces before the switch too, at the same place relative to the picture
     assert all(len(boxes.get(k, [])) >= 5 for k in range(0, 25))
+
+
+# ------------------------------------------------------------------------------ rules
+
+class _Stream:
+    def __init__(self, rate, tb=Fraction(1, 90000)):
+        self.average_rate = self.guessed_rate = rate
+        self.time_base = tb
+
+        class _Ctx:
+            framerate = rate
+        self.codec_context = _Ctx()
+
+
+def test_timeline_rules():
+    from blurfaces.errors import InputError
+    from blurfaces.video import _timeline
+    s = _Stream(Fraction(25))
+    # strictly increasing frame pts: kept
+    assert _timeline("f", s, [0, 3600, 7200], [0, 3600, 7200]) == ("container", [0, 3600, 7200], None)
+    # out of order (AVI with B-frames), one distinct packet pts per frame: sorted packet pts
+    assert _timeline("f", s, [1, 4, 3, 2], [1, 2, 3, 4])[:2] == ("packets", [1, 2, 3, 4])
+    # repeated frame pts and repeated packet pts: the stream rate, from the first packet
+    mode, pts, step = _timeline("f", s, [0, 0, 3600], [0, 0, 3600])
+    assert (mode, pts, step) == ("rate", [0, 3600, 7200], Fraction(3600))
+    # no timestamps at all: the rate from 0
+    assert _timeline("f", s, [None, None], [])[:2] == ("rate", [0, 3600])
+    # nothing to time the frames with: refused
+    with pytest.raises(InputError, match="frame rate is unknown"):
+        _timeline("clip.avi", _Stream(None), [None, None], [])
