@@ -168,6 +168,18 @@ def test_avi_bframes_rebuilds_presentation_order_from_packets(made):
     assert info.pts == sorted(raw)
 
 
+def test_rebuilt_timestamps_from_a_file_object_without_the_pts_list(made):
+    """What a worker has: a file object (an S3 range reader) and a manifest without `pts`."""
+    case = made("avi_bframes")
+    with open(case.path, "rb") as f:
+        info = probe(f, "bframes.avi")
+        want = list(info.pts)
+        info.pts = []
+        frames = list(iter_frames(f, info, None, None, None))
+    assert [x.pts for x in frames] == want
+    assert [corpus.read_index(x.rgb) for x in frames] == case.indices
+
+
 # ------------------------------------------------------------------------------ end to end
 
 @pytest.mark.parametrize("name", CASES)

@@ -352,11 +352,12 @@ class _SeekMissed(Exception):
 
 
 def _decode_range(src, info, seek_pts, start_pts, stop_pts, threads):
+    # before opening the decoder: a file object (S3 range reader) is shared by both opens
+    rebuilt = None if info.seekable else _rebuilt_pts(src, info)
     container = _reopen(src, info.name)
     try:
         vs = container.streams.video[0]
         _decoder_setup(vs, threads)
-        rebuilt = None if info.seekable else _rebuilt_pts(src, info)
         if seek_pts is not None:
             container.seek(seek_pts - info.pts_offset, stream=vs, backward=True,
                            any_frame=False)
