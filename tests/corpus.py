@@ -66,7 +66,17 @@ def burn(img: np.ndarray, index: int) -> np.ndarray:
 
 
 def read_index(rgb: np.ndarray) -> int | None:
-    """The bar code of a decoded frame (display orientation), or None if unreadable."""
+    """The bar code of a decoded frame (display orientation), or None if unreadable. A frame
+    letterboxed into another aspect (black rows above and below) is read inside the bars."""
+    n = _read(rgb)
+    if n is None:
+        rows = np.nonzero(rgb.reshape(rgb.shape[0], -1).max(axis=1) > 24)[0]
+        if len(rows) and (rows[0] > 0 or rows[-1] < rgb.shape[0] - 1):
+            n = _read(rgb[rows[0]:rows[-1] + 1])
+    return n
+
+
+def _read(rgb: np.ndarray) -> int | None:
     h, w = rgb.shape[:2]
     cells, bh = _cells(w, h)
     grey = rgb[..., :3].astype(np.float32).mean(axis=2)
@@ -142,7 +152,7 @@ def _add_audio(out, codec: str, rate: int = SAMPLE_RATE):
     a.codec_context.thread_count = 1
     if codec == "libmp3lame":
         a.codec_context.format = "s16p"
-    elif codec == "mp2":
+    elif codec in ("mp2", "pcm_s16le"):
         a.codec_context.format = "s16"
     a.time_base = Fraction(1, rate)
     return a
@@ -465,16 +475,11 @@ def _faces_picture(w, h):
     return render
 
 
-def resolution_change(d) -> Case:
-    """Two MPEG-TS recordings joined back to back (what `cat a.ts b.ts` or a stream-copy
-    concat gives): 1 s at 320x240, then 1 s at 480x360, both showing five faces; the SPS
-    changes in-band at the switch, timestamps continue."""
-    d = pathlib.Path(d)
-    p = d / "switch.ts"
+def _concat_ts(p, sizes, n_each=25, rate=25):
+    """MPEG-TS made of len(sizes) recordings joined back to back, n_each frames each, every
+    part showing five faces at its own size; the SPS changes in-band at each switch and the
+    timestamps continue. AAC audio for the whole."""
     tb = Fraction(1, 90000)
-    rate = 25
-    sizes = [(320, 240), (480, 360)]
-    n_each = 25
     with av.open(os.fspath(p), "w", format="mpegts",
                  container_options={"fflags": "+bitexact"}) as out:
         vs = out.add_stream("libx264", rate=rate)
@@ -489,8 +494,8 @@ def resolution_change(d) -> Case:
             enc.framerate = Fraction(rate)
             enc.thread_count = 1
             enc.options = {"preset": "veryfast", "crf": "18",
-                           "x264-params": "threads=1:bframes=2:keyint=25:min-keyint=25:"
-                                          "scenecut=0"}
+                           "x264-params": f"threads=1:bframes=2:keyint={n_each}:"
+                                          f"min-keyint={n_each}:scenecut=0"}
             render = _faces_picture(w, h)
             frames = []
             for k in range(n_each):
@@ -501,13 +506,44 @@ def resolution_change(d) -> Case:
                     pkt.stream = vs
                     pkt.time_base = tb
                     packets.append((vs, pkt))
-        packets += [(a, q) for q in _audio_frames(a, 2.0)]
+        packets += [(a, q) for q in _audio_frames(a, len(sizes) * n_each / rate)]
         _mux_sorted(out, packets)
-    return Case("resolution_change", p, list(range(50)), _times(50, rate), (320, 240),
+
+
+def resolution_change(d) -> Case:
+    """Two MPEG-TS recordings joined back to back (what `cat a.ts b.ts` or a stream-copy
+    concat gives): 1 s at 320x240, then 1 s at 480x360 (same aspect), both with five faces."""
+    p = pathlib.Path(d) / "switch.ts"
+    _concat_ts(p, [(320, 240), (480, 360)])
+    return Case("resolution_change", p, list(range(50)), _times(50, 25), (320, 240),
                 audio="aac", audio_copy=True, faces=True,
-                notes="frames 25..49 are 480x360: scaled to 320x240")
+                notes="frames 25..49 are 480x360: scaled to 320x240",
+                extra={"switch": 25, "sizes": [(320, 240), (480, 360)]})
+
+
+def resolution_change_aspect(d) -> Case:
+    """As resolution_change, but the second part is 16:9 (480x270) after 4:3 (320x240): it is
+    scaled to 320x180 and centred on black (letterbox)."""
+    p = pathlib.Path(d) / "switch169.ts"
+    _concat_ts(p, [(320, 240), (480, 270)])
+    return Case("resolution_change_aspect", p, list(range(50)), _times(50, 25), (320, 240),
+                audio="aac", audio_copy=True, faces=True,
+                notes="frames 25..49 are 480x270: letterboxed into 320x240",
+                extra={"switch": 25, "sizes": [(320, 240), (480, 270)]})
+
+
+def mjpeg_avi(d) -> Case:
+    """Motion JPEG in AVI, full-range 4:2:2 (yuvj422p), PCM audio: what many cameras and
+    webcams record. The PCM is re-encoded to AAC (MP4 has no place for it)."""
+    p = pathlib.Path(d) / "camera.avi"
+    _write(p, "avi", codec="mjpeg", n=40, rate=25, pix_fmt="yuvj422p", bframes=None, gop=None,
+           audio="pcm_s16le", extra={"b": "6000k"})
+    return Case("mjpeg_avi", p, list(range(40)), _times(40, 25), (320, 240),
+                audio="pcm_s16le", audio_copy=False, colour_check=True,
+                pictures=lambda i: picture(i, 320, 240))
 
 
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mkv_no_durations, raw_h264, vfr_rotated,
-                                 hevc_10bit, yuv422, full_range, resolution_change)}
+                                 hevc_10bit, yuv422, full_range, mjpeg_avi,
+                                 resolution_change, resolution_change_aspect)}

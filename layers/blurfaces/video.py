@@ -557,7 +557,12 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
                 sources.append(_audio_copy(src_container, a_in, audio_out, info))
             else:
                 audio_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
-                audio_out.layout = a_in.layout.name if a_in.layout else "stereo"
+                # the default layout for the channel count: AVI/WAV PCM often has none
+                # ("2 channels", order unspecified), which the AAC encoder refuses
+                name = a_in.layout.name if a_in.layout else ""
+                if not name or name.endswith("channels"):
+                    name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
+                audio_out.layout = name
                 sources.append(_audio_encode(src_container, a_in, audio_out, info))
         n_video = 0
         for _, kind, _, pkt, stream in heapq.merge(*sources, key=lambda x: (x[0], x[1], x[2])):
