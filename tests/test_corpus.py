@@ -241,7 +241,9 @@ def test_colours_outside_masks_unchanged(name, ran):
         worst = min(worst, psnr(float((d ** 2).mean())))
     mad, mean_psnr = sad / count, psnr(sq / count)
     assert count > 0.9 * len(frames) * frames[0].size, "the masks hid most of the picture"
-    assert mad < 3.0, f"mean absolute difference {mad:.2f} outside the masks"
+    # measured: 2.4-2.8 levels and 35.7-37.9 dB (two lossy encodes of a busy picture); a wrong
+    # colour range gives 8-10 levels and 27-28 dB, a BT.601/709 mix-up 7 levels and 28 dB
+    assert mad < 4.5, f"mean absolute difference {mad:.2f} outside the masks"
     assert mean_psnr > 32.0 and worst > 28.0, f"PSNR {mean_psnr:.1f} dB (worst frame {worst:.1f})"
 
 
