@@ -2,8 +2,12 @@
 
 Frames are identified by their presentation timestamps (pts) in the source stream's time base,
 never by a frame rate: variable frame rate stays variable and every output frame carries the
-pts of the input frame it came from. Headers are not trusted for counts: the probe demuxes
-every video packet (cheap, no decoding) to learn the frame times and keyframes.
+pts of the input frame it came from. Headers are not trusted for anything: the probe decodes
+every video frame once (no pixel conversion) and takes the frames, their presentation order
+(the decoder's output order) and their times from the decoder. Where the container's times are
+missing, repeated or out of order (AVI with B-frames, raw streams), they are rebuilt by a rule
+the workers apply again (see TIMESTAMPS); a negative start is shifted to 0 with the audio; a
+frame of another size than the first is scaled to it.
 
 Segments are video-only NUT files (NUT keeps any time base exactly; MP4 shifts a segment's
 first timestamp). H.264 is encoded without B-frames, so decode order is presentation order and
