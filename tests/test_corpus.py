@@ -333,3 +333,38 @@ def test_timeline_rules():
     # nothing to time the frames with: refused
     with pytest.raises(InputError, match="frame rate is unknown"):
         _timeline("clip.avi", _Stream(None), [None, None], [])
+
+
+class _Pkt:
+    def __init__(self, pts, dts, duration=1152, size=100):
+        self.pts, self.dts, self.duration, self.size = pts, dts, duration, size
+
+
+class _Demux:
+    def __init__(self, packets):
+        self.packets = packets
+
+    def demux(self, _stream):
+        return iter(self.packets)
+
+
+def test_audio_copy_places_packets_without_timestamps_or_refuses():
+    """Audio packets without pts/dts used to be dropped silently (a shorter, gapped track)."""
+    from blurfaces.errors import InputError
+    from blurfaces.video import VideoInfo, _audio_copy
+
+    class _A:
+        time_base = Fraction(1, 48000)
+    info = VideoInfo("clip.mpg", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                     False, pts_offset=0)
+    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(None, None), _Pkt(None, None),
+                                   _Pkt(3456, 3456)]), _A(), "out", info))
+    assert [g[3].dts for g in got] == [0, 1152, 2304, 3456]
+    assert [g[3].pts for g in got] == [0, 1152, 2304, 3456]
+    # shifted with the video when the probe moved a negative start to 0 (90 kHz -> 48 kHz)
+    shifted = VideoInfo("clip.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                        False, pts_offset=90000)
+    got = list(_audio_copy(_Demux([_Pkt(-48000, -48000)]), _A(), "out", shifted))
+    assert got[0][3].pts == 0
+    with pytest.raises(InputError, match="audio packets have no timestamps"):
+        list(_audio_copy(_Demux([_Pkt(None, None), _Pkt(0, 0)]), _A(), "out", info))

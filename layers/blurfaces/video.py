@@ -601,17 +601,23 @@ def _audio_copy(container, a_in, a_out, info: VideoInfo):
     when the probe moved a negative start to zero."""
     tb = a_in.time_base
     shift = _audio_shift(info, tb)
+    expected = None     # where the next packet starts: previous start + its duration
     for i, pkt in enumerate(container.demux(a_in)):
         if pkt.size == 0:
             continue
         if pkt.dts is None:
-            if pkt.pts is None:
-                continue
-            pkt.dts = pkt.pts
+            pkt.dts = pkt.pts if pkt.pts is not None else expected
+        if pkt.dts is None:
+            # a packet with no time before any packet with one: it cannot be placed, and
+            # dropping it would shorten the audio silently
+            raise InputError(f"{info.name}: the audio packets have no timestamps, so the audio "
+                             "cannot be copied in sync. Remux the file, or run with --no-audio.")
+        if pkt.pts is None:
+            pkt.pts = pkt.dts
+        expected = pkt.dts + pkt.duration if pkt.duration else None
         if shift:
             pkt.dts += shift
-            if pkt.pts is not None:
-                pkt.pts += shift
+            pkt.pts += shift
         yield (float(pkt.dts * tb), 1, i, pkt, a_out)
 
 
