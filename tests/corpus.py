@@ -532,6 +532,28 @@ def resolution_change_aspect(d) -> Case:
                 extra={"switch": 25, "sizes": [(320, 240), (480, 270)]})
 
 
+def ts_concat(d) -> Case:
+    """Two MPEG-TS recordings joined byte for byte (`cat a.ts b.ts`), each with its own clock:
+    the second starts 0.5 s after the first one's start, so its times overlap the first's
+    (without repeating any). H.264 with B-frames, AAC audio in both. Sorting the packet times
+    would interleave the two recordings; the second must follow the first."""
+    d = pathlib.Path(d)
+    parts = [d / "part1.ts", d / "part2.ts"]
+    _write(parts[0], "mpegts", n=25, rate=25, bframes=2, gop=25, audio="aac",
+           tb=Fraction(1, 90000))
+    _write(parts[1], "mpegts", n=25, rate=25, bframes=2, gop=25, audio="aac",
+           tb=Fraction(1, 90000), render=lambda i: picture(i + 25, 320, 240),
+           container_options={"output_ts_offset": "0.5"})
+    p = d / "joined.ts"
+    p.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    for q in parts:
+        q.unlink()
+    return Case("ts_concat", p, list(range(50)), _times(50, 25), (320, 240), audio="aac",
+                audio_copy=True, splittable=False, colour_check=True,
+                pictures=lambda i: picture(i, 320, 240),
+                notes="the second recording is moved to follow the first by one frame step")
+
+
 def mjpeg_avi(d) -> Case:
     """Motion JPEG in AVI, full-range 4:2:2 (yuvj422p), PCM audio: what many cameras and
     webcams record. The PCM is re-encoded to AAC (MP4 has no place for it)."""
@@ -545,5 +567,5 @@ def mjpeg_avi(d) -> Case:
 
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mkv_no_durations, raw_h264, vfr_rotated,
-                                 hevc_10bit, yuv422, full_range, mjpeg_avi,
+                                 hevc_10bit, yuv422, full_range, mjpeg_avi, ts_concat,
                                  resolution_change, resolution_change_aspect)}

@@ -323,11 +323,21 @@ def test_timeline_rules():
     s = _Stream(Fraction(25))
     # strictly increasing frame pts: kept
     assert _timeline("f", s, [0, 3600, 7200], [0, 3600, 7200]) == ("container", [0, 3600, 7200], None)
-    # out of order (AVI with B-frames), one distinct packet pts per frame: sorted packet pts
-    assert _timeline("f", s, [1, 4, 3, 2], [1, 2, 3, 4])[:2] == ("packets", [1, 2, 3, 4])
-    # repeated frame pts and repeated packet pts: the stream rate, from the first packet
-    mode, pts, step = _timeline("f", s, [0, 0, 3600], [0, 0, 3600])
-    assert (mode, pts, step) == ("rate", [0, 3600, 7200], Fraction(3600))
+    # out of order (AVI with B-frames), one distinct packet pts per frame, stored in increasing
+    # order (decode-order stamps): sorted packet pts
+    assert _timeline("f", s, [1, 4, 3, 2], [1, 2, 3, 4], [1, 2, 3, 4])[:2] == \
+        ("packets", [1, 2, 3, 4])
+    # recordings joined byte for byte, each with its own clock (stored out of order, B-frames):
+    # never the sorted packet times (that interleaves the two); each run follows the last
+    joined = [100, 200, 300, 50, 150, 250]
+    assert _timeline("f", s, joined, sorted(joined), [100, 300, 200, 50, 250, 150]) == \
+        ("segments", [100, 200, 300, 400, 500, 600], Fraction(100))
+    # one repeated pts: the repeat follows on by the usual step
+    assert _timeline("f", s, [0, 0, 3600], [0, 0, 3600]) == \
+        ("segments", [0, 3600, 7200], Fraction(3600))
+    # nothing but repeats: the stream rate, from the first packet
+    mode, pts, step = _timeline("f", s, [5, 5, 5, 5], [5, 5, 5, 5])
+    assert (mode, pts, step) == ("rate", [5, 3605, 7205, 10805], Fraction(3600))
     # no timestamps at all: the rate from 0
     assert _timeline("f", s, [None, None], [])[:2] == ("rate", [0, 3600])
     # nothing to time the frames with: refused
@@ -368,3 +378,15 @@ def test_audio_copy_places_packets_without_timestamps_or_refuses():
     assert got[0][3].pts == 0
     with pytest.raises(InputError, match="audio packets have no timestamps"):
         list(_audio_copy(_Demux([_Pkt(None, None), _Pkt(0, 0)]), _A(), "out", info))
+
+
+def test_audio_copy_follows_on_where_joined_recordings_restart_the_clock():
+    from blurfaces.video import VideoInfo, _audio_copy
+
+    class _A:
+        time_base = Fraction(1, 48000)
+    info = VideoInfo("joined.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                     False)
+    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(1152, 1152), _Pkt(2304, 2304),
+                                   _Pkt(500, 500), _Pkt(1652, 1652)]), _A(), "out", info))
+    assert [g[3].dts for g in got] == [0, 1152, 2304, 3456, 4608]

@@ -39,15 +39,18 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "ti
 # How the presentation timestamps of the frames are known (VideoInfo.timestamps):
 #   "container"  the decoder's frames carry the container's pts, present and strictly increasing
 #                in output order: kept as they are (plus pts_offset); seeking is exact.
-#   "packets"    the frames' pts are missing, repeated or out of order (AVI with B-frames: each
-#                frame gets the pts of the packet that completed it, in decode order), but the
-#                packets hold one distinct pts per frame: the k-th frame the decoder outputs
-#                (presentation order) gets the k-th smallest packet pts.
+#   "packets"    the packets' pts are stamps in decode order (strictly increasing as stored:
+#                AVI), one per frame, and the frames come out reordered (B-frames: each frame
+#                gets the pts of the packet that completed it): the k-th frame the decoder
+#                outputs (presentation order) gets the k-th smallest packet pts.
+#   "segments"   the frames' pts run forward but jump back a few times (MPEG-TS/PS recordings
+#                joined byte for byte, each with its own clock): each run is kept, and a run
+#                that jumps back is moved to start frame_step after the previous frame.
 #   "rate"       nothing usable (raw elementary streams): the k-th frame gets
 #                first_pts + k * frame_step, from the stream's frame rate.
 # Only "container" files can be cut into chunks: the others are decoded from the start, in one
 # chunk, and the k-th frame is counted from there.
-TIMESTAMPS = ("container", "packets", "rate")
+TIMESTAMPS = ("container", "packets", "segments", "rate")
 
 
 @dataclass
@@ -186,6 +189,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
         _decoder_setup(vs)
         tb = vs.time_base
         pkt_pts, keys, frame_pts, sizes = [], [], [], []
+        stored = []     # pts of the shown packets in the order the file stores them
         first = None
         n_data = 0
         a_in = container.streams.audio[0] if container.streams.audio else None
@@ -194,6 +198,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
                 n_data += pkt.size > 0
                 if _shown(pkt):
                     pkt_pts.append(int(pkt.pts))
+                    stored.append(int(pkt.pts))
                     if pkt.is_keyframe:
                         keys.append(int(pkt.pts))
                 for frame in pkt.decode():
@@ -220,7 +225,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
                              f"frames but only {n_data} are in the file. Re-export or "
                              "re-download the complete file.")
         pkt_pts.sort()
-        mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts)
+        mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts, stored)
         audio = None
         if a_in is not None:
             codec = _audio_codec(a_in)
@@ -260,13 +265,43 @@ def probe(src, name: str | None = None) -> VideoInfo:
         size_changes=changes)
 
 
-def _timeline(name, vs, frame_pts: list, pkt_pts: list):
-    """(mode, pts of every output frame, frame step or None): see TIMESTAMPS."""
+def _increasing(xs) -> bool:
+    return all(b > a for a, b in zip(xs, xs[1:]))
+
+
+def _bridge(step):
+    """The "segments" rule as a running function: raw frame pts in output order -> pts that
+    keep each forward run and move a run that jumps back (or repeats) to step after the
+    previous frame."""
+    state = {"offset": 0, "last": None}
+
+    def f(raw):
+        q = raw + state["offset"]
+        if state["last"] is not None and q <= state["last"]:
+            state["offset"] += state["last"] + step - q
+            q = state["last"] + step
+        state["last"] = q
+        return q
+    return f
+
+
+def _timeline(name, vs, frame_pts: list, pkt_pts: list, stored: list | None = None):
+    """(mode, pts of every output frame, frame step or None): see TIMESTAMPS.
+    frame_pts: the decoder's frames' pts in output order; pkt_pts: the shown packets' pts,
+    sorted; stored: the same in the order the file stores them."""
     n = len(frame_pts)
-    if None not in frame_pts and all(b > a for a, b in zip(frame_pts, frame_pts[1:])):
+    stored = pkt_pts if stored is None else stored
+    if None not in frame_pts and _increasing(frame_pts):
         return "container", [int(p) for p in frame_pts], None
-    if len(pkt_pts) == n and all(b > a for a, b in zip(pkt_pts, pkt_pts[1:])):
+    if len(pkt_pts) == n and _increasing(stored):
         return "packets", list(pkt_pts), None
+    if None not in frame_pts and n > 1:
+        back = sum(1 for a, b in zip(frame_pts, frame_pts[1:]) if b <= a)
+        steps = [b - a for a, b in zip(frame_pts, frame_pts[1:]) if b > a]
+        if steps and back <= max(2, n // 50):
+            step = int(np.median(steps))
+            f = _bridge(step)
+            return "segments", [f(int(p)) for p in frame_pts], Fraction(step)
     rate = vs.average_rate or vs.guessed_rate or vs.codec_context.framerate
     tb = vs.time_base
     if not rate or not tb or rate <= 0:
@@ -279,8 +314,8 @@ def _timeline(name, vs, frame_pts: list, pkt_pts: list):
 
 
 def _rebuilt_pts(src, info: "VideoInfo"):
-    """The pts of the k-th output frame, k = 0, 1, ... for a file whose timestamps are rebuilt
-    (the same rule as the probe's; the manifest does not carry every pts)."""
+    """A function (k, frame) -> pts of the k-th output frame, for a file whose timestamps are
+    rebuilt (the probe's rule; the manifest does not carry every pts)."""
     if info.timestamps == "packets":
         table = info.pts
         if not table:
@@ -289,9 +324,13 @@ def _rebuilt_pts(src, info: "VideoInfo"):
                 table = [p + info.pts_offset for p in _packet_pts(c, c.streams.video[0])]
             finally:
                 c.close()
-        return lambda k: table[k] if k < len(table) else None
+        return lambda k, frame: table[k] if k < len(table) else None
     step = Fraction(*info.frame_step)
-    return lambda k: info.first_pts + round(k * step)
+    if info.timestamps == "segments":
+        f = _bridge(int(step))
+        return lambda k, frame: (None if frame.pts is None or k >= info.n_packets
+                                 else f(int(frame.pts)) + info.pts_offset)
+    return lambda k, frame: info.first_pts + round(k * step) if k < info.n_packets else None
 
 
 def _fit(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -370,11 +409,12 @@ def _decode_range(src, info, seek_pts, start_pts, stop_pts, threads):
         k = 0
         for frame in container.decode(vs):
             if rebuilt is not None:
-                pts = rebuilt(k)
+                pts = rebuilt(k, frame)
                 if pts is None:
-                    raise InputError(f"{info.name}: the decoder gave more frames than the probe "
-                                     f"counted ({info.n_packets}). The file cannot be read "
-                                     "reliably; remux it into MP4 or MKV first.")
+                    raise InputError(f"{info.name}: the decoder's frames differ from the "
+                                     f"{info.n_packets} the probe counted (frame {k + 1}). The "
+                                     "file cannot be read reliably; remux it into MP4 or MKV "
+                                     "first.")
                 k += 1
             elif frame.pts is None:
                 raise RuntimeError(f"a frame without a timestamp after {last_pts}, in a file "
@@ -598,10 +638,14 @@ def _audio_shift(info: VideoInfo, tb) -> int:
 
 def _audio_copy(container, a_in, a_out, info: VideoInfo):
     """The source's audio packets as they are, keyed by decode time; shifted with the video
-    when the probe moved a negative start to zero."""
+    when the probe moved a negative start to zero. Where the times jump back (recordings joined
+    byte for byte, each with its own clock), the rest is moved to follow on, as the video's
+    "segments" rule does (MP4 needs increasing times)."""
     tb = a_in.time_base
     shift = _audio_shift(info, tb)
     expected = None     # where the next packet starts: previous start + its duration
+    bridge = 0          # added to every packet from a backward jump on
+    last = None
     for i, pkt in enumerate(container.demux(a_in)):
         if pkt.size == 0:
             continue
@@ -615,9 +659,13 @@ def _audio_copy(container, a_in, a_out, info: VideoInfo):
         if pkt.pts is None:
             pkt.pts = pkt.dts
         expected = pkt.dts + pkt.duration if pkt.duration else None
-        if shift:
-            pkt.dts += shift
-            pkt.pts += shift
+        if last is not None and pkt.dts + bridge <= last[0]:
+            bridge = (last[1] if last[1] is not None else last[0] + 1) - pkt.dts
+        move = shift + bridge
+        if move:
+            pkt.dts += move
+            pkt.pts += move
+        last = (pkt.dts - shift, None if expected is None else expected + bridge)
         yield (float(pkt.dts * tb), 1, i, pkt, a_out)
 
 
