@@ -475,12 +475,12 @@ def _faces_picture(w, h):
     return render
 
 
-def _concat_ts(p, sizes, n_each=25, rate=25):
-    """MPEG-TS made of len(sizes) recordings joined back to back, n_each frames each, every
-    part showing five faces at its own size; the SPS changes in-band at each switch and the
-    timestamps continue. AAC audio for the whole."""
+def _concat_ts(p, sizes, n_each=25, rate=25, fmt="mpegts"):
+    """A file (MPEG-TS by default) made of len(sizes) recordings joined back to back, n_each
+    frames each, every part showing five faces at its own size; the SPS changes in-band at
+    each switch and the timestamps continue. AAC audio for the whole."""
     tb = Fraction(1, 90000)
-    with av.open(os.fspath(p), "w", format="mpegts",
+    with av.open(os.fspath(p), "w", format=fmt,
                  container_options={"fflags": "+bitexact"}) as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = sizes[0][0], sizes[0][1], "yuv420p"
@@ -554,6 +554,17 @@ def ts_concat(d) -> Case:
                 notes="the second recording is moved to follow the first by one frame step")
 
 
+def resolution_change_mp4(d) -> Case:
+    """A stream-copied concat into MP4 (avc1) of a 320x240 and a 480x360 recording: the second
+    part's SPS/PPS travel in-band inside its samples, so decoders switch size mid-stream."""
+    p = pathlib.Path(d) / "switch.mp4"
+    _concat_ts(p, [(320, 240), (480, 360)], fmt="mp4")
+    return Case("resolution_change_mp4", p, list(range(50)), _times(50, 25), (320, 240),
+                audio="aac", audio_copy=True, faces=True,
+                notes="frames 25..49 are 480x360: scaled to 320x240",
+                extra={"switch": 25, "sizes": [(320, 240), (480, 360)]})
+
+
 def mjpeg_avi(d) -> Case:
     """Motion JPEG in AVI, full-range 4:2:2 (yuvj422p), PCM audio: what many cameras and
     webcams record. The PCM is re-encoded to AAC (MP4 has no place for it)."""
@@ -568,4 +579,5 @@ def mjpeg_avi(d) -> Case:
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mkv_no_durations, raw_h264, vfr_rotated,
                                  hevc_10bit, yuv422, full_range, mjpeg_avi, ts_concat,
-                                 resolution_change, resolution_change_aspect)}
+                                 resolution_change, resolution_change_aspect,
+                                 resolution_change_mp4)}

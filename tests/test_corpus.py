@@ -277,7 +277,8 @@ def _letterbox(rgb, w, h):
     return out
 
 
-@pytest.mark.parametrize("name", ["resolution_change", "resolution_change_aspect"])
+@pytest.mark.parametrize("name", ["resolution_change", "resolution_change_aspect",
+                                  "resolution_change_mp4"])
 def test_resolution_change_scales_every_frame_and_masks_every_face(name, ran):
     """Defect 2: after a switch from 320x240 to another size, frames were encoded at the first
     size and boxes clipped to it, leaving faces unmasked. Now every frame is scaled to the first
