@@ -190,6 +190,8 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
             raise OptionError(f"chunk_seconds must be above 0 (got {chunk_seconds!r}).")
         n = max(1, math.ceil(duration / cs - 1e-9))
     n = min(n, len(info.pts))
+    if not info.seekable:
+        n = 1           # timestamps rebuilt by counting frames from the start: no seeking
     # Cut at the frame nearest to each k * duration / n (exact frame boundaries, by pts).
     cut_idx = sorted({int(np.searchsorted(times, k * duration / n)) for k in range(1, n)})
     cut_idx = [i for i in cut_idx if 0 < i < len(info.pts)]
