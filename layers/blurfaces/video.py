@@ -719,7 +719,9 @@ def _audio_encode(container, a_in, a_out, info: VideoInfo):
 
 
 def source_audio_seconds(src, info: VideoInfo) -> float | None:
-    """How long the source's first audio stream lasts, from its packets (no decoding)."""
+    """How much audio the source's first audio stream holds: the sum of its packets'
+    durations (no decoding). A sum, not first-to-last: joined recordings whose clock jumps
+    back hold more audio than their time span."""
     if not info.audio:
         return None
     if hasattr(src, "seek"):
@@ -727,14 +729,17 @@ def source_audio_seconds(src, info: VideoInfo) -> float | None:
     c = _open(src, info.name)
     try:
         a = c.streams.audio[0]
-        start = end = None
-        for pkt in c.demux(a):
-            if pkt.size == 0 or pkt.pts is None:
-                continue
-            t0 = pkt.pts * pkt.time_base
-            t1 = (pkt.pts + (pkt.duration or 0)) * pkt.time_base
-            start = t0 if start is None else min(start, t0)
-            end = t1 if end is None else max(end, t1)
-        return None if start is None else float(end - start)
+        return audio_seconds(c.demux(a))
     finally:
         c.close()
+
+
+def audio_seconds(packets) -> float | None:
+    """Sum of the durations of audio packets (None when there are none)."""
+    total, n = Fraction(0), 0
+    for pkt in packets:
+        if pkt.size == 0:
+            continue
+        n += 1
+        total += (pkt.duration or 0) * pkt.time_base
+    return float(total) if n else None
