@@ -197,7 +197,7 @@ class _Wrap:
 # ------------------------------------------------------------------------------ disks
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", ["24k", "150k", "600k"])
+@pytest.mark.parametrize("size", ["4k", "24k", "150k", "600k"])
 def test_full_temp_disk(clip, tmpfs, size):
     """TMPDIR on a small tmpfs: whatever stage runs out of room, the run ends with one line
     and exit 2 and nothing published, or completes with a correct output; tmpfs left empty."""
@@ -211,8 +211,9 @@ def test_full_temp_disk(clip, tmpfs, size):
         one_error_line(proc.stderr, 2, "blurfaces: error: ")
         assert sorted(os.listdir(clip.parent)) == before
     assert ours(tmp) == []
-    if size == "24k":
-        assert proc.returncode == 2     # a 60-frame segment cannot fit: must fail, loudly
+    if size in ("4k", "24k"):
+        assert proc.returncode == 2     # no room for the plan / a segment: fail, loudly
+        assert "no space left" in proc.stderr.lower()
 
 
 @pytest.mark.slow
@@ -435,6 +436,41 @@ def test_sigkill_then_next_run_cleans_up(long_clip, private_tmp):
     assert r.returncode == 0, r.stderr
     d = long_clip.parent
     assert frames(d / "clip_blurred.mp4") == 240    # ... and its claim: the name is free again
+    assert ours(private_tmp) == [] and ours(d) == []
+
+
+@pytest.mark.slow
+def test_signals_at_random_moments(clip, private_tmp):
+    """SIGTERM, SIGINT and SIGKILL at seeded random moments of a run: each ends with one line
+    and 143 / 130 (or, when the run was already done, exit 0 and a complete output); after a
+    SIGKILL the next run cleans up; never a wrong output, never leftovers."""
+    import random
+    rng = random.Random(7)
+    d = clip.parent
+    plan = [(s, rng.uniform(0.3, 3.5)) for s in
+            (signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGTERM,
+             signal.SIGKILL)]
+    for sig, delay in plan:
+        proc = cli("anonymize", clip, "--workers", "2", "--chunks", "2", "--detect-size",
+                   "320", "-q", "--overwrite", cwd=d, tmpdir=private_tmp, wait=False)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:                        # finished before the signal
+            assert frames(d / "clip_blurred.mp4") == 60
+        elif sig == signal.SIGKILL:
+            assert proc.returncode == -9
+        else:
+            assert proc.returncode == 128 + sig, err
+            one_error_line(err, proc.returncode, "interrupted")
+        if sig != signal.SIGKILL:
+            assert ours(private_tmp) == [] and ours(d) == []
+        for n in os.listdir(d):
+            if n.startswith("clip_blurred") and n.endswith(".mp4"):
+                assert frames(d / n) == 60              # whatever is published is complete
+    r = cli("anonymize", clip, *FAST_CLI, "--overwrite", cwd=d, tmpdir=private_tmp)
+    assert r.returncode == 0, r.stderr
+    assert frames(d / "clip_blurred.mp4") == 60
     assert ours(private_tmp) == [] and ours(d) == []
 
 

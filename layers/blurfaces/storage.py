@@ -278,6 +278,10 @@ class LocalStorage(Storage):
         except InputError:
             raise
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OutputError(f"{path}: cannot be written (no space left on the disk). "
+                                  "Free space there (for temporary files: or set TMPDIR to a "
+                                  "folder with room); nothing was published.") from None
             raise OutputError(f"{path}: cannot be written ({_os_reason(exc)}); check that its "
                               "folder can be created and is writable") from None
         finally:
