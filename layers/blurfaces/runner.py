@@ -6,12 +6,14 @@ published. Expected errors (a corrupt input, say) are not retried: they would fa
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing as mp
 import os
 import queue
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -24,6 +26,9 @@ from .options import Options, validate_execution
 from .publish import pid_alive
 
 WORK_PREFIX = "blurfaces-work-"
+# Work areas are named by pid and host, so a TMPDIR shared between machines or containers
+# (separate pid namespaces) never has another host's live work area taken for a dead one.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 MIN_CHUNK_S = 10.0      # shorter chunks spend too much of their time on margins
 MAX_LOCAL_CHUNK_S = 300.0
@@ -31,21 +36,21 @@ MAX_LOCAL_CHUNK_S = 300.0
 _progress_queue = None
 
 
-def _init_worker(q):
+def _init_worker(q, parent: int):
     global _progress_queue
     _progress_queue = q
     # The parent decides when workers stop (it terminates them on SIGINT/SIGTERM), and a
     # worker must not outlive a parent that was killed outright.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     try:
         import ctypes
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
-        if os.getppid() == 1:               # the parent died before prctl took effect
+        if os.getppid() != parent:          # the parent died before prctl took effect
             os._exit(1)
     except (OSError, AttributeError):
         pass                                # not Linux: orphans end when their chunk ends
@@ -63,8 +68,8 @@ def clean_dead_work_dirs(tmp: str | None = None) -> list[str]:
     for n in names:
         if not n.startswith(WORK_PREFIX):
             continue
-        pid = n[len(WORK_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+        pid, _, rest = n[len(WORK_PREFIX):].partition("-")
+        if rest.startswith(_HOST + "-") and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(os.path.join(tmp, n), ignore_errors=True)
             removed.append(n)
     return removed
@@ -103,7 +108,7 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     own_work = work is None
     if own_work:
         clean_dead_work_dirs()
-        work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-")
+        work = tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-{_HOST}-")
     try:
         pin = pin or stages.pin_source(source)
         info = stages.probe_source(source, pin=pin)
@@ -176,7 +181,8 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
     if drainer:
         drainer.start()
     attempts = {c["index"]: 0 for c in manifest["chunks"]}
-    ex = ProcessPoolExecutor(pool_size, mp_context=ctx, initializer=_init_worker, initargs=(q,))
+    ex = ProcessPoolExecutor(pool_size, mp_context=ctx, initializer=_init_worker,
+                             initargs=(q, os.getpid()))
     clean = False
     try:
         running = {ex.submit(_run_chunk, worker_fn, manifest, i, threads): i for i in attempts}
