@@ -10,7 +10,7 @@
 * `LambdaContext`: the attributes of the Lambda context object the handlers use.
 * `aws.job_events(bucket)`: an EventBridge rule on the default bus (moto) for blurfaces'
   events about inputs in `bucket`, targeting a fresh SQS queue; returns a function that
-  drains the queue and returns the events received so far.
+  drains the queue and returns the events received since its last call.
 
 The dispatcher answers like the Lambda service: a raised exception becomes a payload
 {"errorType": <class name>, "errorMessage": ...} with the X-Amz-Function-Error header, which
@@ -131,7 +131,8 @@ class Dispatcher:
 
 def job_events(sqs, events, bucket: str):
     """Route blurfaces' EventBridge events about inputs in `bucket` to a new SQS queue;
-    return a function that drains it: [{"detail-type": ..., "detail": {...}}, ...]."""
+    return a function that drains it: the events received since its last call,
+    [{"source": "blurfaces", "detail-type": ..., "detail": {...}}, ...]."""
     name = f"bf-events-{uuid.uuid4().hex[:8]}"
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
@@ -139,14 +140,14 @@ def job_events(sqs, events, bucket: str):
     events.put_rule(Name=name, EventBusName="default", State="ENABLED", EventPattern=json.dumps(
         {"source": ["blurfaces"], "detail": {"input": [{"prefix": f"s3://{bucket}/"}]}}))
     events.put_targets(Rule=name, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
-    got: list = []
 
     def drain() -> list:
+        got: list = []
         while True:
             msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
                                        WaitTimeSeconds=0).get("Messages", [])
             if not msgs:
-                return list(got)
+                return got
             for m in msgs:
                 got.append(json.loads(m["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
