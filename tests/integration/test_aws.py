@@ -68,6 +68,7 @@ def s3_event(bucket: str, obj: dict, key: str = INPUT_KEY_ENCODED,
     rec["s3"]["object"].update(key=key, eTag=obj.get("etag", "d41d8cd98f00b204e9800998ecf8427e"),
                                size=obj.get("size", 1000),
                                sequencer=sequencer or f"{next(_SEQ):018X}")
+    rec["s3"]["object"].pop("versionId", None)        # the test buckets are unversioned
     return event
 
 
@@ -77,6 +78,7 @@ def eventbridge_event(bucket: str, obj: dict, key: str, sequencer: str) -> dict:
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"].update(key=key, etag=obj["etag"], size=obj["size"],
                                      sequencer=sequencer)
+    event["detail"]["object"].pop("version-id", None)
     return event
 
 
@@ -294,6 +296,8 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert det["outputs"]["summary"] == f"s3://{bucket}/{OUT_PREFIX}_summary.json"
     assert det["counts"]["frames"] == 72 and det["counts"]["detections"] > 0
     assert det["seconds"] > 0
+    sample = aws.load_event("job-succeeded.json")           # the documented shape
+    assert set(sample["detail"]) == set(det) and sample["detail-type"] == ev["detail-type"]
 
     # A late duplicate after the job finished: its result is there, nothing started or
     # written, no second event.

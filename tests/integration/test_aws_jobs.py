@@ -89,6 +89,22 @@ def clips(synth_clip_factory):
     return a, b
 
 
+# ------------------------------------------------------------------------------ samples
+
+def test_sample_events_parse(aws):
+    from blurfaces import aws as core
+    uri = "s3://blurfaces-example-bucket/incoming/clips/single face.mp4"
+    (n,) = core.uploads(aws.load_event("s3-put.json"))
+    (e,) = core.uploads(aws.load_event("eventbridge-object-created.json"))
+    (d,) = core.uploads(aws.load_event("direct.json"))
+    assert n == e and n.uri == d.uri == uri and n.version_id and n.created
+    assert set(aws.load_event("backfill.json")) <= {"backfill", "limit", "after", "rerun",
+                                                   "options"}
+    abort = aws.load_event("abort.json")
+    assert abort["source"] == uri and core._state_error(abort["error"])[0] == "InputError"
+    assert "changed" in core._state_error(abort["error"])[1]
+
+
 # ------------------------------------------------------------------------------ failures
 
 def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
@@ -111,6 +127,9 @@ def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
     assert ev["source"] == "blurfaces" and ev["detail-type"] == "Job Failed"
     assert ev["detail"]["job_id"] == job["job_id"] and ev["detail"]["stage"] == "plan"
     assert ev["detail"]["report"] == job["report"] and ev["detail"]["input"] == report["input"]
+    sample = aws.load_event("job-failed.json")              # the documented shape
+    assert (sample["source"], sample["detail-type"]) == (ev["source"], ev["detail-type"])
+    assert set(sample["detail"]) == set(ev["detail"])
     names = [e["name"] for e in
              aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]]
     assert job["job_id"] not in names                   # no execution for it
