@@ -25,9 +25,11 @@ logger = Logger(service="blurfaces", child=False)
 def handler(event, context):
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and "backfill" in event:
+        # Stop starting jobs 3 minutes before the Lambda's timeout; "next" continues.
+        seconds = context.get_remaining_time_in_millis() / 1000 - 180
         result = aws.backfill(event["backfill"], settings, limit=event.get("limit"),
                               after=event.get("after"), rerun=event.get("rerun"),
-                              options=event.get("options"))
+                              options=event.get("options"), seconds=max(seconds, 1))
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})
         return result
     jobs = [aws.start_job(up, settings, rerun=event.get("rerun"),

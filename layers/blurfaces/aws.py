@@ -207,14 +207,19 @@ def version_stat(up: Upload) -> st.Stat | None:
     """The version an event names (HEAD of that version id, or of the current object when
     its ETag is the event's); None when the object was replaced since (a newer upload: its
     own event starts that job) or deleted."""
+    from botocore.exceptions import BotoCoreError, ClientError
     store = _s3(up.uri)
     bucket, key = st.parse_s3(up.uri)
     kw = {"VersionId": up.version_id} if up.version_id else {}
     try:
-        head = store._call(up.uri, "GetObject", store.client.head_object, head=True,
-                           Bucket=bucket, Key=key, **kw)
-    except InputError:
-        return None
+        head = store.client.head_object(Bucket=bucket, Key=key, **kw)
+    except ClientError as e:
+        if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound",
+                                                            "NoSuchVersion"):
+            return None
+        raise store._error(e, up.uri, action="GetObject", head=True) from None
+    except BotoCoreError as e:
+        raise store._error(e, up.uri, action="GetObject", head=True) from None
     stat = store._stat_of(head)
     if up.etag and not up.version_id and stat.etag != up.etag.strip('"'):
         return None
@@ -269,15 +274,14 @@ def notify(settings: Settings, detail_type: str, detail: dict) -> bool:
 # ------------------------------------------------------------------------------ start
 
 def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
-              options: dict | None = None, chunk_seconds: float | None = None,
-              stat: st.Stat | None = None) -> dict:
+              options: dict | None = None, chunk_seconds: float | None = None) -> dict:
     """Plan one upload and start its execution (name = job id). Returns a small record
     with "status": ignored | done | duplicate | planned | started | failed."""
     bucket, _ = st.parse_s3(up.uri)
     layout = settings.layout(bucket)
     reason = input_reason(layout, up.uri, up.size) if up.created \
         else "not an object-created event"
-    stat = stat or (None if reason else version_stat(up))
+    stat = None if reason else version_stat(up)
     if not reason and stat is None:
         reason = "replaced or deleted since this event (a newer upload is its own job)"
     if not reason and stat.size == 0:
@@ -337,10 +341,12 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
 
 def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
              after: str | None = None, rerun: str | None = None,
-             options: dict | None = None) -> dict:
+             options: dict | None = None, seconds: float | None = None) -> dict:
     """Start a job for every input under `prefix` (within ROOT/incoming/) that has no
-    result, report or execution for its current version: at most `limit` starts per call,
-    in key order. "next" is the event for the following call (None when done)."""
+    result, report or execution for its current version: at most `limit` starts per call
+    (and no new object after `seconds`), in key order. "next" is the event for the
+    following call (None when done)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
     bucket, _ = st.parse_s3(prefix)
     layout = settings.layout(bucket)
     if not (prefix if prefix.endswith("/") else prefix + "/").startswith(layout.incoming):
@@ -353,7 +359,7 @@ def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
     for found in ready:
         if after and found.uri <= after:
             continue
-        if len(started) >= limit:
+        if len(started) >= limit or (deadline and time.monotonic() > deadline):
             more = True
             break
         r = start_job(Upload(found.uri, size=found.stat.size), settings, rerun=rerun,
@@ -410,11 +416,19 @@ def output_uris(manifest: dict) -> list[str]:
         + [outs["heatmap"], outs["summary"]]
 
 
+def _published(summary_uri: str, jid: str | None) -> dict | None:
+    """Job `jid`'s own published summary (it is written last: the job is complete)."""
+    store = _s3(summary_uri)
+    try:
+        s = store.read_json(summary_uri) if store.exists(summary_uri) else None
+    except InputError:
+        return None
+    return s if isinstance(s, dict) and jid and (s.get("job") or {}).get("id") == jid \
+        else None
+
+
 def _complete(manifest: dict) -> dict | None:
-    """This job's own published summary (it is written last: the job is complete)."""
-    s = jobs.finished(manifest["outputs"]["summary"],
-                      st.Stat.from_dict(manifest["source_version"]))
-    return s if s and (s.get("job") or {}).get("id") == manifest["job"]["id"] else None
+    return _published(manifest["outputs"]["summary"], manifest["job"].get("id"))
 
 
 def rollback(manifest: dict) -> list[str]:
@@ -508,7 +522,12 @@ def abort_job(event: dict, settings: Settings) -> dict:
         if store.exists(st.join(work, stages.MANIFEST)) else None
     source = manifest["source"] if manifest else event.get("source")
     jid = manifest["job"]["id"] if manifest else event.get("job_id")
-    if manifest and _complete(manifest):
+    layout = settings.layout(st.parse_s3(source)[0]) \
+        if isinstance(source, str) and st.is_s3(source) else None
+    summary_uri = manifest["outputs"]["summary"] if manifest else \
+        layout.outputs(source)["summary"] if layout and source.startswith(layout.incoming) \
+        else None
+    if summary_uri and _published(summary_uri, jid):
         _delete_work(work)
         return {"job_id": jid, "aborted": False, "reason": "the job had completed"}
     removed = rollback(manifest) if manifest else []
@@ -525,9 +544,8 @@ def abort_job(event: dict, settings: Settings) -> dict:
                 break
     _delete_work(work)
     out = {"job_id": jid, "aborted": True, "removed_outputs": removed}
-    if not (isinstance(source, str) and st.is_s3(source)):
+    if layout is None or not source.startswith(layout.incoming):
         return out
-    layout = settings.layout(st.parse_s3(source)[0])
     stat = st.Stat.from_dict(manifest["source_version"]) if manifest else None
     t0 = (manifest["job"].get("started") if manifest else None) or time.time()
     report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,

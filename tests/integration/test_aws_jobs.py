@@ -193,11 +193,19 @@ def test_reupload_versioned_bucket_reads_the_planned_version(aws, clips, tmp_pat
     assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
     assert read_json(aws, bucket, f"{out}_summary.json")["input_version"]["version_id"] \
         == v2["version"]
-    # A late abort of job A (its work area is gone) does not touch B's result either.
-    aws.call("stitch", {"action": "abort", "work": job_a["input"]["work"],
-                        "job_id": job_a["job_id"], "source": f"s3://{bucket}/{key}",
-                        "error": {"Error": "States.Timeout", "Cause": "late"}})
+    # An abort of job A now (say, a stale retry) does not touch B's result: it removes only
+    # objects A wrote (none are current) and files A's report.
+    res = aws.call("stitch", {"action": "abort", "work": job_a["input"]["work"],
+                              "job_id": job_a["job_id"], "source": f"s3://{bucket}/{key}",
+                              "error": {"Error": "States.Timeout", "Cause": "late"}})
+    assert res["removed_outputs"] == [] and res["report"].endswith("failed/cam/clip.mp4.json")
     assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
+    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
+    # A late abort of B, whose result is published, changes nothing and reports nothing.
+    res = aws.call("stitch", {"action": "abort", "work": job_b["input"]["work"],
+                              "job_id": job_b["job_id"], "source": f"s3://{bucket}/{key}",
+                              "error": {"Error": "States.Timeout", "Cause": "late"}})
+    assert res["aborted"] is False
     assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
 
 
