@@ -135,8 +135,6 @@ def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
 # ------------------------------------------------------------------------------ handlers
 
 def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
-    import blurfaces.stages as stages
-
     bucket = aws.server.new_bucket("bf-handlers")
     obj = upload(aws, bucket, single_face)
     event = s3_event(bucket, obj)
