@@ -1,7 +1,7 @@
 """Plan Lambda: an upload under ROOT/incoming/ (S3 notification or EventBridge "Object
 Created"), a direct {"source": "s3://bucket/ROOT/incoming/x.mp4", "rerun"?, "options"?,
 "chunk_seconds"?}, or a backfill {"backfill": "s3://bucket/ROOT/incoming/...", "limit"?,
-"after"?} becomes Step Functions executions named by the job id.
+"after"?, "follow"?} becomes Step Functions executions named by the job id.
 
 Every rule (which keys are inputs, job id, outputs, pinned version, sidecar options,
 duplicates, failure reports and events) is in `blurfaces.aws` / `blurfaces.jobs`; see
@@ -29,7 +29,9 @@ def handler(event, context):
         seconds = context.get_remaining_time_in_millis() / 1000 - 180
         result = aws.backfill(event["backfill"], settings, limit=event.get("limit"),
                               after=event.get("after"), rerun=event.get("rerun"),
-                              options=event.get("options"), seconds=max(seconds, 1))
+                              options=event.get("options"), seconds=max(seconds, 1),
+                              follow=context.invoked_function_arn if event.get("follow")
+                              else None)
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})
         return result
     jobs = [aws.start_job(up, settings, rerun=event.get("rerun"),

@@ -19,7 +19,8 @@ from `stages`. This module owns what is AWS-specific around them:
   of the input (corrupt upload, bad sidecar) becomes ``failed/<rel>.json`` and a "Job
   Failed" event, never an exception (so no Lambda retries);
 * **backfill** (`backfill`): `jobs.discover` under an ``incoming/`` prefix, at most ``limit``
-  starts per call, a continuation to pass back, idempotent on re-run;
+  starts per call, a continuation to pass back (or, with ``follow``, to invoke the plan
+  function with asynchronously), idempotent on re-run;
 * the **chunk** (`run_chunk`), **stitch** (`stitch_job`: idempotent; rolls back its own
   outputs on failure) and **abort** (`abort_job`: rollback, work area removed, failure report)
   of the state machine;
@@ -299,12 +300,14 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     status = execution_status(sm, jid) if sm else None
     if status is not None:
         return {**rec, "status": "duplicate", "execution_status": status}
-    opts = base_options(options)
+    opts = base_options(options)        # a bad event or setting raises: not the input's fault
+    chunk_s = settings.chunk_seconds if chunk_seconds is None else \
+        _number("chunk_seconds", chunk_seconds, float, 0.1, 3600)
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts.update(jobs.sidecar_options(up.uri))
         manifest = stages.plan(up.uri, outputs=outputs, options=Options.from_dict(opts),
-                               work=work, chunk_seconds=chunk_seconds or settings.chunk_seconds,
+                               work=work, chunk_seconds=chunk_s,
                                pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri})
@@ -341,11 +344,13 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
 
 def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
              after: str | None = None, rerun: str | None = None,
-             options: dict | None = None, seconds: float | None = None) -> dict:
+             options: dict | None = None, seconds: float | None = None,
+             follow: str | None = None) -> dict:
     """Start a job for every input under `prefix` (within ROOT/incoming/) that has no
     result, report or execution for its current version: at most `limit` starts per call
     (and no new object after `seconds`), in key order. "next" is the event for the
-    following call (None when done)."""
+    following call (None when done); with `follow` (the plan function's ARN) this call
+    invokes the function asynchronously with it, so one event walks the whole prefix."""
     deadline = None if seconds is None else time.monotonic() + seconds
     bucket, _ = st.parse_s3(prefix)
     layout = settings.layout(bucket)
@@ -369,7 +374,14 @@ def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
             started.append(r["job_id"])
         last = found.uri
     nxt = {"backfill": prefix, "after": last, "limit": limit} if more else None
-    return {"backfill": prefix, "started": started, "counts": counts, "next": nxt}
+    if nxt and (rerun or options):
+        nxt.update({k: v for k, v in (("rerun", rerun), ("options", options)) if v})
+    if nxt and follow:
+        nxt["follow"] = True
+        _client("lambda", _region(follow)).invoke(
+            FunctionName=follow, InvocationType="Event", Payload=json.dumps(nxt).encode())
+    return {"backfill": prefix, "started": started, "counts": counts, "next": nxt,
+            "followed": bool(nxt and follow)}
 
 
 # ------------------------------------------------------------------------------ chunk

@@ -304,6 +304,21 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
     with pytest.raises(OptionError, match="incoming/"):
         aws.call("plan", {"backfill": f"s3://{bucket}/anonymized/"})
 
+    # "follow": one event walks the whole prefix, the function invoking itself
+    # asynchronously (through moto's Lambda) with each next event, `limit` starts each.
+    later = [f"incoming/later/clip {k}.mp4" for k in range(5)]
+    for k in later:
+        put(aws, bucket, k, data=data)
+    aws.dispatcher.reset()
+    res = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/", "limit": 2,
+                            "follow": True})
+    assert len(res["started"]) == 2 and res["followed"] is True
+    plan_calls = [c for c in aws.dispatcher.calls if c["function"] == aws.functions["plan"]]
+    assert [c["event"].get("follow") for c in plan_calls] == [True, True]   # 2 more calls
+    assert all(c["ok"] for c in plan_calls)
+    runs = aws.sfn.list_executions(stateMachineArn=recorder, maxResults=1000)["executions"]
+    assert len(runs) == 55
+
 
 # ------------------------------------------------------------------------------ watch
 
