@@ -1,6 +1,6 @@
 """Stitch Lambda: publish a job, or abort a failed one (the state machine's Catch path).
 
-    {"work": "s3://bucket/.../<job id>/"}                                  -> stitch
+    {"work": "s3://bucket/.../<job id>/", "job_id": ..., "source": ...}       -> stitch
     {"action": "abort", "work": ..., "job_id": ..., "source": ..., "error": {...}} -> abort
 
 stitch (`blurfaces.aws.stitch_job`): join, self-check, publish all or nothing (summary
@@ -27,6 +27,7 @@ def handler(event, context):
         return result
     if not isinstance(event, dict) or not isinstance(event.get("work"), str):
         raise OptionError("stitch event needs 'work' (the job's work area URI).")
-    result = aws.stitch_job(event["work"], settings)
+    result = aws.stitch_job(event["work"], settings, job_id=event.get("job_id"),
+                            source=event.get("source"))
     logger.info("job done", extra=result)
     return result

@@ -364,7 +364,7 @@ def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
     for found in ready:
         if after and found.uri <= after:
             continue
-        if len(started) >= limit or (deadline and time.monotonic() > deadline):
+        if len(started) >= limit or (deadline and counts and time.monotonic() > deadline):
             more = True
             break
         r = start_job(Upload(found.uri, size=found.stat.size), settings, rerun=rerun,
@@ -479,20 +479,37 @@ def _seconds(manifest_or_job: dict) -> float | None:
     return round(time.time() - float(t0), 3) if t0 else None
 
 
-def stitch_job(work: str, settings: Settings) -> dict:
-    """Join and publish (idempotent: a retry after a complete publish only finishes up);
-    a failing stitch rolls back its own outputs and re-raises. Sends "Job Succeeded"."""
-    manifest = stages.load_manifest(work)
-    summary = _complete(manifest)
-    if summary is None:
-        try:
-            summary = stages.stitch(manifest)
-        except BaseException:
+def _summary_of(settings: Settings, source) -> str | None:
+    """Where the layout puts the summary of `source` (None if it is no input of it)."""
+    if not (isinstance(source, str) and st.is_s3(source)):
+        return None
+    layout = settings.layout(st.parse_s3(source)[0])
+    return layout.outputs(source)["summary"] if source.startswith(layout.incoming) else None
+
+
+def stitch_job(work: str, settings: Settings, *, job_id: str | None = None,
+               source: str | None = None) -> dict:
+    """Join and publish; a failing stitch rolls back its own outputs and re-raises.
+    Idempotent: a retry after the job had published (and even cleaned up its work area:
+    found by `job_id` and `source`) only finishes up. Sends "Job Succeeded"."""
+    summary = None
+    if not _s3(work).exists(st.join(work, stages.MANIFEST)):
+        uri = _summary_of(settings, source)
+        summary = _published(uri, job_id) if uri else None
+        if summary is None:
+            stages.load_manifest(work)          # raises: no such job
+    else:
+        manifest = stages.load_manifest(work)
+        summary = _complete(manifest)
+        if summary is None:
             try:
-                rollback(manifest)
-            except Exception:  # noqa: BLE001 - keep the original error; abort retries it
-                log.exception("rollback after a failed stitch failed")
-            raise
+                summary = stages.stitch(manifest)
+            except BaseException:
+                try:
+                    rollback(manifest)
+                except Exception:  # noqa: BLE001 - keep the original error; abort retries it
+                    log.exception("rollback after a failed stitch failed")
+                raise
     cleaned = False
     if not settings.keep_work:
         try:
@@ -500,11 +517,11 @@ def stitch_job(work: str, settings: Settings) -> dict:
             cleaned = True
         except BlurfacesError:      # complete anyway; the lifecycle rule removes leftovers
             log.exception("could not clean the work area %s", work)
-    c = summary["counts"]
+    c, job = summary["counts"], summary.get("job") or {}
     counts = {k: c[k] for k in ("frames", "detections", "tracks", "masked_boxes", "chunks")}
-    detail = {"job_id": manifest["job"]["id"], "status": "succeeded",
-              "input": manifest["source"], "version": manifest["source_version"],
-              "outputs": summary["outputs"], "counts": counts, "seconds": _seconds(manifest)}
+    detail = {"job_id": job.get("id"), "status": "succeeded", "input": summary["input"],
+              "version": summary["input_version"], "outputs": summary["outputs"],
+              "counts": counts, "seconds": _seconds(job)}
     return {"job_id": detail["job_id"], "source": detail["input"],
             "outputs": summary["outputs"], "work_cleaned": cleaned, **counts,
             "notified": notify(settings, SUCCEEDED, detail)}
@@ -534,11 +551,7 @@ def abort_job(event: dict, settings: Settings) -> dict:
         if store.exists(st.join(work, stages.MANIFEST)) else None
     source = manifest["source"] if manifest else event.get("source")
     jid = manifest["job"]["id"] if manifest else event.get("job_id")
-    layout = settings.layout(st.parse_s3(source)[0]) \
-        if isinstance(source, str) and st.is_s3(source) else None
-    summary_uri = manifest["outputs"]["summary"] if manifest else \
-        layout.outputs(source)["summary"] if layout and source.startswith(layout.incoming) \
-        else None
+    summary_uri = manifest["outputs"]["summary"] if manifest else _summary_of(settings, source)
     if summary_uri and _published(summary_uri, jid):
         _delete_work(work)
         return {"job_id": jid, "aborted": False, "reason": "the job had completed"}
@@ -556,8 +569,9 @@ def abort_job(event: dict, settings: Settings) -> dict:
                 break
     _delete_work(work)
     out = {"job_id": jid, "aborted": True, "removed_outputs": removed}
-    if layout is None or not source.startswith(layout.incoming):
+    if _summary_of(settings, source) is None:
         return out
+    layout = settings.layout(st.parse_s3(source)[0])
     stat = st.Stat.from_dict(manifest["source_version"]) if manifest else None
     t0 = (manifest["job"].get("started") if manifest else None) or time.time()
     report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,

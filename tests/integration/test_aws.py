@@ -165,7 +165,8 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert again["job_id"] == job["job_id"] and again["input"] == inp
 
     # events/worker.json and stitch.json have the shapes the state machine sends.
-    assert set(_H["worker.json"]) == set(items[0]) and set(_H["stitch.json"]) == {"work"}
+    assert set(_H["worker.json"]) == set(items[0])
+    assert set(_H["stitch.json"]) == {"work", "job_id", "source"}
     for item in items:                       # what the Distributed Map does
         res = call("worker", {**_H["worker.json"], **item})
         assert res["index"] == item["index"] and res["frames"] > 0
@@ -192,7 +193,8 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert keys(aws, bucket, "anonymized/") == []
     monkeypatch.setattr(publish.Publisher, "_commit_s3", real_commit)
 
-    res = call("stitch", {"work": inp["work"]})     # the retry succeeds
+    stitch_event = {"work": inp["work"], "job_id": job["job_id"], "source": inp["source"]}
+    res = call("stitch", stitch_event)              # the retry succeeds
     assert res["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
     assert res["work_cleaned"] is True and res["frames"] == 72
     assert len(json.dumps(res)) < 2048
@@ -202,6 +204,16 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert f"{OUT_PREFIX}_heatmap.png" in keys(aws, bucket, "anonymized/")
     assert keys(aws, bucket, WORK) == []
     assert keys(aws, bucket, "incoming/") == [INPUT_KEY]      # the source is left alone
+    # A retry of a stitch that had published and cleaned up (its reply lost) finishes
+    # without work, from the published summary; it writes nothing.
+    before = {k: aws.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in keys(aws, bucket)}
+    again = call("stitch", stitch_event)
+    assert again["outputs"] == res["outputs"] and again["frames"] == 72
+    assert {k: aws.s3.head_object(Bucket=bucket, Key=k)["ETag"]
+            for k in keys(aws, bucket)} == before
+    from blurfaces.errors import InputError
+    with pytest.raises(InputError):                 # no such job: the manifest is missing
+        call("stitch", {**stitch_event, "job_id": "other-job"})
 
 
 def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
