@@ -108,3 +108,13 @@ def short_clip(tmp_path, synth_clip_factory):
     p = d / "clip.mp4"
     shutil.copy(meta["path"], p)
     return p
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """A temp dir only this test uses, for the API (tempfile.tempdir) and the CLI (TMPDIR)."""
+    import tempfile
+    d = tmp_path / "tmp"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d

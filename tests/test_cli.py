@@ -121,10 +121,10 @@ def test_rectangle_colour(tmp_path, single_face):
 
 @pytest.mark.parametrize("bad", ["255,0", "red", "1,2,300", "-1,0,0"])
 def test_bad_colour_is_a_usage_error(short_clip, bad):
-    proc = cli("anonymize", short_clip, "--color", bad, *FAST)
+    proc = cli("anonymize", short_clip, f"--color={bad}", *FAST)
     assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert "--color" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("blurfaces: error: ")
+    assert "color must be three integers 0..255" in proc.stderr and repr(bad) in proc.stderr
     assert os.listdir(short_clip.parent) == ["clip.mp4"]
 
 
@@ -132,7 +132,7 @@ def test_unknown_command_and_missing_argument():
     for args in (["paint"], ["anonymize"], []):
         proc = cli(*args)
         assert proc.returncode == 2, args
-        assert "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("blurfaces: error: ")
 
 
 def _lines(stdout):

@@ -23,7 +23,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 from fractions import Fraction
 
 import av
@@ -69,15 +68,6 @@ def assert_one_error_line(proc, *needles):
         assert n in lines[0], (n, lines[0])
     assert proc.stdout == ""
     return lines[0]
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    """A temp dir only this test uses, for the API (tempfile.tempdir) and the CLI (TMPDIR)."""
-    d = tmp_path / "tmp"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    return d
 
 
 def leftovers(tmp) -> list:

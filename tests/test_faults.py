@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import av
@@ -64,34 +63,23 @@ def frames(path) -> int:
     return media.probe(path)["n_frames"]
 
 
+def _alone(folder, synth_clip_factory, seconds):
+    """A 320x180 clip with faces and audio, as `clip.mp4` alone in `folder`."""
+    meta = synth_clip_factory(size=(320, 180), seconds=seconds, audio=True)
+    folder.mkdir()
+    shutil.copy(meta["path"], folder / "clip.mp4")
+    return folder / "clip.mp4"
+
+
 @pytest.fixture
 def clip(tmp_path, synth_clip_factory):
-    """A 2 s 320x180 clip with faces and audio, alone in its folder."""
-    meta = synth_clip_factory(size=(320, 180), seconds=2.0, audio=True)
-    d = tmp_path / "in"
-    d.mkdir()
-    p = d / "clip.mp4"
-    shutil.copy(meta["path"], p)
-    return p
+    return _alone(tmp_path / "in", synth_clip_factory, 2.0)
 
 
 @pytest.fixture
 def long_clip(tmp_path, synth_clip_factory):
-    """8 s at 320x180: long enough to be stopped half-way."""
-    meta = synth_clip_factory(size=(320, 180), seconds=8.0, audio=True)
-    d = tmp_path / "long"
-    d.mkdir()
-    p = d / "clip.mp4"
-    shutil.copy(meta["path"], p)
-    return p
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    d = tmp_path / "tmp"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    return d
+    """8 s: long enough to be stopped half-way."""
+    return _alone(tmp_path / "long", synth_clip_factory, 8.0)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import storage as st
 from .errors import InputError
 from .jobs import run_job
-from .options import Options, validate_execution
+from .options import OPTION_SPECS, Options, validate_execution
 
 
 @dataclass
@@ -56,18 +56,18 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
     ChunkError) for every expected failure; the input is never modified and no partial output
     is left under a final name.
     """
-    from .detect import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
-
-    options = Options(
-        mask=mask, mask_image=None if mask_image is None else str(mask_image),
-        mask_scale=mask_scale, ellipse=bool(ellipse), color=color,
-        draw_scores=bool(draw_scores),
-        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-        detect_size=DEFAULT_DETECT_SIZE if detect_size is None else detect_size,
-        tiles=tiles, detect_every=detect_every, track=bool(track), hold=hold, lookahead=lookahead,
-        save_data=bool(save_data), data_format=data_format, draw_heatmap=bool(draw_heatmap),
-        neighbours=neighbours, resolution=resolution, keep_audio=bool(keep_audio), crf=crf,
-        preset=preset)
+    given = locals()
+    opts = {}
+    for spec in OPTION_SPECS:
+        v = given[spec.name]
+        if v is None and not spec.nullable:
+            continue                        # None: the option's default
+        if spec.kind == "bool":
+            v = bool(v)                     # the seed took any truthy value
+        elif spec.name == "mask_image" and v is not None:
+            v = os.fspath(v)
+        opts[spec.name] = v
+    options = Options.from_dict(opts)
     source = os.fspath(path) if not isinstance(path, str) else path
     store = st.get_storage(source)
     if store.local_path(source) is not None:

@@ -13,95 +13,59 @@ import sys
 
 from . import __version__
 from .errors import BlurfacesError, Interrupted, OptionError
-from .discover import VIDEO_EXTS, is_own_output
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad command line gives the one-line error every other failure gives."""
 
     def error(self, message):
-        self.exit(2, f"blurfaces: error: {message}. See `{self.prog} --help`.\n")
+        self.exit(2, f"blurfaces: error: {message.rstrip('.')}. See `{self.prog} --help`.\n")
 
 
-def _color(text: str):
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"colour must be R,G,B integers, got {text!r}")
-    if len(parts) != 3 or not all(0 <= p <= 255 for p in parts):
-        raise argparse.ArgumentTypeError(f"colour must be three integers 0-255, got {text!r}")
-    return tuple(parts)
+def _arg_type(spec):
+    """argparse type for a spec: the text converted to the option's type (bounds are checked
+    with the other layers, by `Options`, so the CLI and the API say the same thing)."""
+    def convert(text):
+        try:
+            return spec.parse_text(text)
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = spec.name
+    return convert
 
 
 def _add_processing(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("masking")
-    g.add_argument("--mask", default="blur",
-                   help="blur (default), rectangle, mosaic, image, or none (data only)")
-    g.add_argument("--mask-image", metavar="PATH", help="image pasted over faces (--mask image)")
-    g.add_argument("--mask-scale", type=float, default=1.0, metavar="F",
-                   help="scale each box about its centre: 1.5 = 1.5x wider and taller")
-    g.add_argument("--no-ellipse", action="store_true",
-                   help="mask the whole box instead of the ellipse inscribed in it")
-    g.add_argument("--color", type=_color, default=(0, 0, 0), metavar="R,G,B",
-                   help="colour of --mask rectangle (default 0,0,0)")
-    g.add_argument("--draw-scores", action="store_true", help="draw detector scores")
-    g = p.add_argument_group("detection and tracking")
-    g.add_argument("--threshold", type=float, default=None, metavar="F",
-                   help="detector score threshold (default 0.4)")
-    g.add_argument("--detect-size", type=int, default=None, metavar="N",
-                   help="longer side of the detector's input, multiple of 32 (default 640)")
-    g.add_argument("--tiles", dest="tiles", action="store_const", const="on", default="auto",
-                   help="always add the small-face pass (2x2 overlapping tiles); default: "
-                        "only for frames >= 1600 px and >= 2.5x --detect-size (1080p and up)")
-    g.add_argument("--no-tiles", dest="tiles", action="store_const", const="off",
-                   help="never run the small-face tile pass")
-    g.add_argument("--detect-every", type=int, default=1, metavar="N",
-                   help="run the detector on every N-th frame; tracking fills the others "
-                        "(default 1)")
-    g.add_argument("--no-track", action="store_true",
-                   help="mask raw detections only (no gap filling, hold or look-ahead)")
-    g.add_argument("--hold", type=float, default=0.5, metavar="S",
-                   help="seconds a mask stays after a face was last detected (default 0.5)")
-    g.add_argument("--lookahead", type=float, default=0.3, metavar="S",
-                   help="seconds a mask starts before a face is first detected (default 0.3)")
-    g = p.add_argument_group("outputs")
+    """One flag per option spec (options.SPECS). Defaults are None: an option not given on
+    the command line takes its value from the layers below (sidecar, environment, default)."""
+    from .options import SPECS
+    groups: dict = {}
+    for spec in SPECS:
+        g = groups.get(spec.group) or groups.setdefault(spec.group, p.add_argument_group(
+            spec.group))
+        help_ = f"{spec.help} [env {spec.env}]"
+        if spec.kind == "bool":
+            g.add_argument(spec.flag, dest=spec.name, default=None,
+                           action=argparse.BooleanOptionalAction, help=help_)
+        elif spec.name == "tiles":
+            g.add_argument("--tiles", dest="tiles", nargs="?", const="on", default=None,
+                           type=_arg_type(spec), help=help_)
+            g.add_argument("--no-tiles", dest="tiles", action="store_const", const="off",
+                           help="never run the small-face tile pass")
+        else:
+            g.add_argument(spec.flag, dest=spec.name, default=None, type=_arg_type(spec),
+                           metavar=spec.metavar or spec.name.upper(), help=help_)
+    g = groups["outputs"]
     g.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs (default: add _1, _2, ...)")
-    g.add_argument("--no-data", action="store_true", help="do not write face coordinates")
-    g.add_argument("--data-format", default="csv", metavar="FMT[,FMT]",
-                   help="csv, tsv, txt or several, comma-separated (default csv)")
-    g.add_argument("--heatmap", action="store_true", default=None,
-                   help="write <stem>_heatmap.png (default: on for watch and --drop-folder)")
-    g.add_argument("--no-heatmap", dest="heatmap", action="store_false",
-                   help="no heatmap")
-    g.add_argument("--neighbours", type=int, default=32, metavar="N",
-                   help="heatmap: nearest neighbours per cell (default 32)")
-    g.add_argument("--resolution", type=int, default=250, metavar="N",
-                   help="heatmap: cells along the longer side (default 250)")
-    g.add_argument("--no-audio", action="store_true", help="drop the audio track")
-    g.add_argument("--crf", type=int, default=20, help="x264 quality, lower is better (20)")
-    g.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
-    g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="parallel chunk workers (default: all CPUs)")
-    g.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
-                   help="chunk length in seconds (default: one chunk per worker, >= 10 s)")
-    g.add_argument("--chunks", type=int, default=None, metavar="N",
-                   help="cut the video into N chunks (instead of --chunk-seconds)")
+    g = groups["execution"]
     g.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def _kwargs(a) -> dict:
-    return dict(mask=a.mask, mask_image=a.mask_image, mask_scale=a.mask_scale,
-                ellipse=not a.no_ellipse, draw_heatmap=a.heatmap, neighbours=a.neighbours,
-                resolution=a.resolution, draw_scores=a.draw_scores, save_data=not a.no_data,
-                data_format=a.data_format, color=a.color, overwrite=a.overwrite,
-                threshold=a.threshold, detect_size=a.detect_size, tiles=a.tiles,
-                detect_every=a.detect_every,
-                track=not a.no_track, hold=a.hold, lookahead=a.lookahead,
-                keep_audio=not a.no_audio, crf=a.crf, preset=a.preset, workers=a.workers,
-                chunk_seconds=a.chunk_seconds, chunks=a.chunks)
+def _given(a) -> dict:
+    """The options and execution settings given on the command line (and only those)."""
+    from .options import SPECS
+    return {s.name: getattr(a, s.name) for s in SPECS if getattr(a, s.name) is not None}
 
 
 class _Bar:
@@ -129,7 +93,10 @@ def _one(path: str, a, target=None) -> dict:
     from .api import blur_faces
     bar = _Bar(not a.quiet and sys.stderr.isatty(), os.path.basename(path))
     try:
-        r = blur_faces(path, target_name=target, progress=bar, **_kwargs(a))
+        from .options import from_env, layered
+        options, execution = layered(from_env(), _given(a))
+        r = blur_faces(path, target_name=target, overwrite=a.overwrite, progress=bar,
+                       **options.to_dict(), **execution)
     finally:
         bar.close()
     out = {"input": path, "video": r.video, "data": r.data, "heatmap": r.heatmap,
@@ -150,18 +117,12 @@ def cmd_anonymize(a) -> int:
 
 
 def _job_args(a, *, drop_folder: bool) -> tuple[dict, dict]:
-    """(Options fields, execution settings) from the command line, validated up front so a
-    bad option stops before the first file."""
-    from .options import Options, validate_execution
-    kw = _kwargs(a)
-    execution = {k: kw.pop(k) for k in ("workers", "chunk_seconds", "chunks")}
-    validate_execution(**execution)
-    kw.pop("overwrite")
-    if a.heatmap is None:
-        kw["draw_heatmap"] = drop_folder      # on by default in the drop-folder layout
-    opts = {k: v for k, v in kw.items() if v is not None}
-    Options.from_dict(opts)
-    return opts, execution
+    """(options, execution settings) from defaults < the layout's defaults < the environment
+    < the command line; validated up front so a bad option stops before the first file."""
+    from .options import from_env, layered
+    layout = {"draw_heatmap": True} if drop_folder else {}
+    options, execution = layered(layout, from_env(), _given(a))
+    return options.to_dict(), execution
 
 
 def _say_result(r, a, k=None, total=None) -> None:

@@ -13,30 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import OptionError
+from .options import DATA_FORMATS as FORMATS, parse_formats  # noqa: F401
 
 COLUMNS = ["time (ms)", "x1", "y1", "x2", "y2", "track", "frame", "score", "source"]
-FORMATS = ("csv", "tsv", "txt")
 DTYPES = {"time (ms)": "float64", "x1": "int64", "y1": "int64", "x2": "int64", "y2": "int64",
           "track": "int64", "frame": "int64", "score": "float64", "source": "object"}
-
-
-def parse_formats(data_format) -> list[str]:
-    """'csv', 'csv,tsv', ['csv', 'txt'] -> ['csv', 'tsv', ...] (order kept, duplicates dropped)."""
-    if data_format is None:
-        return ["csv"]
-    items = data_format.split(",") if isinstance(data_format, str) else list(data_format)
-    out = []
-    for item in items:
-        f = str(item).strip().lower().lstrip(".")
-        if f not in FORMATS:
-            raise OptionError(f"unknown data format {item!r}: use one or more of "
-                              f"{', '.join(FORMATS)} (e.g. --data-format csv,tsv).")
-        if f not in out:
-            out.append(f)
-    if not out:
-        raise OptionError("data_format is empty: use one or more of csv, tsv, txt.")
-    return out
 
 
 def empty_frame() -> pd.DataFrame:

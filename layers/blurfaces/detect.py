@@ -21,9 +21,8 @@ import numpy as np
 
 from .errors import ModelError, OptionError
 from .model import ensure_model
+from .options import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
 
-DEFAULT_DETECT_SIZE = 640
-DEFAULT_THRESHOLD = 0.4
 NMS_IOU = 0.3
 
 

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from .errors import InputError, OptionError
+from .options import MASKS, parse_color  # noqa: F401 - re-exported (seed API)
 
-MASKS = ("blur", "rectangle", "mosaic", "image", "none")
 
 # Blur: the face is shrunk to about this many pixels across, blurred there and scaled back up,
 # so the strength follows the face size and the cost does not.
@@ -90,26 +90,6 @@ def scale_boxes(boxes, mask_scale, width, height) -> np.ndarray:
     np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])
     np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
     return out.astype(np.int64)
-
-
-def parse_color(color) -> tuple[int, int, int]:
-    """Read an RGB colour given as (r, g, b) with ints 0..255 or as the string "R,G,B"."""
-    parts = None
-    if isinstance(color, str):
-        parts = [p.strip() for p in color.split(",")]
-        try:
-            parts = [int(p) for p in parts]
-        except ValueError:
-            parts = None
-    elif isinstance(color, (tuple, list, np.ndarray)):
-        parts = list(color)
-        if not all(isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))
-                   for p in parts):
-            parts = None
-    if parts is None or len(parts) != 3 or not all(0 <= p <= 255 for p in parts):
-        raise OptionError(f"color must be three integers 0..255 as R,G,B (for example "
-                          f"\"255,0,0\" for red); got {color!r}.")
-    return tuple(int(p) for p in parts)
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from . import stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
 from .options import Options, validate_execution
-from .publish import ensure_writable, pid_alive  # noqa: F401 - ensure_writable re-exported
+from .publish import pid_alive
 
 WORK_PREFIX = "blurfaces-work-"
 

@@ -33,7 +33,7 @@ from .detect import CenterFace, Detections, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
-from .track import Tracker
+from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .verify import check_output, check_segment
 from .video import (DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe,
@@ -144,7 +144,7 @@ def margins(options: Options) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so tracking matches a single pass."""
     if not options.track:
         return 0.0, 0.0
-    w = options.tracking.window
+    w = TrackOptions.of(options).window
     return 2 * w + 0.5, w + 0.05
 
 
@@ -190,6 +190,8 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
             raise OptionError(f"chunk_seconds must be above 0 (got {chunk_seconds!r}).")
         n = max(1, math.ceil(duration / cs - 1e-9))
     n = min(n, len(info.pts))
+    if not info.seekable:
+        n = 1           # timestamps rebuilt by counting frames from the start: no seeking
     # Cut at the frame nearest to each k * duration / n (exact frame boundaries, by pts).
     cut_idx = sorted({int(np.searchsorted(times, k * duration / n)) for k in range(1, n)})
     cut_idx = [i for i in cut_idx if 0 < i < len(info.pts)]
@@ -280,7 +282,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
-    tracker = Tracker(options.tracking)
+    tracker = Tracker(TrackOptions.of(options))
 
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
@@ -428,11 +430,11 @@ def _versions() -> dict:
 def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     """Join the chunk segments and data parts into the final outputs; returns the summary."""
     t0 = time.perf_counter()
-    work, source = manifest["work"], manifest["source"]
+    work = manifest["work"]
     info = VideoInfo.from_dict(manifest["info"])
     options = Options.from_dict(manifest["options"])
     outputs = manifest["outputs"]
-    work_store, src_store = st.get_storage(work), st.get_storage(source)
+    work_store = st.get_storage(work)
     out_store = st.get_storage(outputs["video"])
     parts = []
     for c in manifest["chunks"]:

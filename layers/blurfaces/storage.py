@@ -214,15 +214,10 @@ class LocalStorage(Storage):
 
     def size(self, uri) -> int:
         path = os.fspath(uri)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise InputError(f"{path}: not found; check the path") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot be read ({_os_reason(exc)})") from None
+        size = self.stat(path).size
         if not os.path.isfile(path):
             raise InputError(f"{path}: not a file")
-        return st.st_size
+        return size
 
     def stat(self, uri) -> Stat:
         path = os.fspath(uri)

