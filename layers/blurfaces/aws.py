@@ -6,10 +6,10 @@ from `stages`. This module owns what is AWS-specific around them:
 
 * **settings** from the environment (`Settings.from_env`): the drop-folder root in the bucket
   (``ROOT_PREFIX``; ``ROOT/incoming/**`` is the only place that triggers), the work prefix,
-  the state machine, the EventBridge bus, chunk length, concurrency, the backfill's rate, and
-  the option defaults layered as: library defaults < drop-folder defaults (heatmap on) <
-  ``BLURFACES_OPTIONS`` (JSON) < single variables (``MASK``, ...) < the event's ``options`` <
-  the video's sidecar;
+  the state machine, the EventBridge bus, concurrency, the backfill's rate; the options
+  (`job_options`) are layered as: library defaults < the drop-folder layout's
+  (`jobs.LAYOUT_OPTIONS`) < the environment (`options.from_env`: ``BLURFACES_OPTIONS``, then
+  ``BLURFACES_<NAME>``) < the event's ``options`` < the video's sidecar;
 * **events into uploads** (`uploads`): S3 notifications, EventBridge "Object Created", a
   direct ``{"source": "s3://..."}``;
 * **starting a job** (`start_job`): loop guard, the pinned version (the event's version, or
@@ -44,7 +44,7 @@ from urllib.parse import unquote_plus
 
 from . import jobs, stages, storage as st
 from .errors import BlurfacesError, InputError, OptionError
-from .options import Options
+from .options import Options, from_env, layered
 from .publish import TOKEN_METADATA
 
 log = logging.getLogger("blurfaces.aws")
@@ -52,12 +52,6 @@ log = logging.getLogger("blurfaces.aws")
 ITEMS = "items.json"
 EVENT_SOURCE = "blurfaces"
 SUCCEEDED, FAILED = "Job Succeeded", "Job Failed"
-LAYOUT_DEFAULTS = {"draw_heatmap": True}        # the drop-folder layout draws the heatmap
-ENV_OPTIONS = {  # environment variable -> (Options field, parser)
-    "MASK": ("mask", str), "DATA_FORMAT": ("data_format", str),
-    "DRAW_HEATMAP": ("draw_heatmap", "bool"), "KEEP_AUDIO": ("keep_audio", "bool"),
-    "THRESHOLD": ("threshold", float), "MASK_SCALE": ("mask_scale", float),
-}
 
 
 # ------------------------------------------------------------------------------ settings
@@ -92,7 +86,6 @@ class Settings:
     work_prefix: str = ".blurfaces/work/"
     state_machine: str | None = None
     bus: str = "default"
-    chunk_seconds: float = stages.DEFAULT_CHUNK_SECONDS
     max_concurrency: int = 100
     backfill_limit: int = 25
     keep_work: bool = False
@@ -105,8 +98,6 @@ class Settings:
                 work_prefix=_prefix(env("WORK_PREFIX", "") or f"{root}.blurfaces/work/"),
                 state_machine=env("STATE_MACHINE_ARN", "").strip() or None,
                 bus=env("EVENT_BUS", "").strip() or "default",
-                chunk_seconds=_number("CHUNK_SECONDS", env("CHUNK_SECONDS", "") or
-                                      stages.DEFAULT_CHUNK_SECONDS, float, 0.1, 3600),
                 max_concurrency=_number("MAX_CONCURRENCY", env("MAX_CONCURRENCY", "") or 100,
                                         int, 1, 10000),
                 backfill_limit=_number("BACKFILL_LIMIT", env("BACKFILL_LIMIT", "") or 25,
@@ -124,30 +115,21 @@ class Settings:
         return f"s3://{bucket}/{self.work_prefix}{jid}/"
 
 
-def base_options(event_options: dict | None = None) -> dict:
-    """The options every job of this deployment starts from (before the sidecar)."""
-    d = dict(LAYOUT_DEFAULTS)
-    raw = os.environ.get("BLURFACES_OPTIONS", "").strip()
-    if raw:
-        try:
-            extra = json.loads(raw)
-        except ValueError as e:
-            raise OptionError(f"BLURFACES_OPTIONS is not a JSON object ({e}).") from None
-        if not isinstance(extra, dict):
-            raise OptionError("BLURFACES_OPTIONS must be a JSON object of options.")
-        d.update(extra)
-    for env, (name, parse) in ENV_OPTIONS.items():
-        text = os.environ.get(env, "")
-        if text.strip():
-            try:
-                d[name] = _bool(env, text) if parse == "bool" else parse(text)
-            except ValueError:
-                raise OptionError(f"environment variable {env}={text!r} is not valid.") from None
+def job_options(event_options: dict | None = None, sidecar: dict | None = None,
+                chunk_seconds=None) -> tuple[Options, dict]:
+    """The options of one job and how it is cut: defaults < the layout's < the environment
+    < the event < the sidecar. Returns (options, {"chunk_seconds", "chunks"}); without
+    either, chunks of `stages.DEFAULT_CHUNK_SECONDS`."""
     if event_options is not None and not isinstance(event_options, dict):
         raise OptionError("the event's 'options' must be a JSON object.")
-    d.update(event_options or {})
-    Options.from_dict(d)            # a bad deployment setting fails here, for every job
-    return d
+    event = dict(event_options or {})
+    if chunk_seconds is not None:
+        event["chunk_seconds"] = chunk_seconds
+    options, execution = layered(jobs.LAYOUT_OPTIONS, from_env(), event, sidecar or {})
+    cut = {"chunk_seconds": execution.get("chunk_seconds"), "chunks": execution.get("chunks")}
+    if cut["chunk_seconds"] is None and cut["chunks"] is None:
+        cut["chunk_seconds"] = stages.DEFAULT_CHUNK_SECONDS
+    return options, cut
 
 
 # ------------------------------------------------------------------------------ events
@@ -300,14 +282,11 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     status = execution_status(sm, jid) if sm else None
     if status is not None:
         return {**rec, "status": "duplicate", "execution_status": status}
-    opts = base_options(options)        # a bad event or setting raises: not the input's fault
-    chunk_s = settings.chunk_seconds if chunk_seconds is None else \
-        _number("chunk_seconds", chunk_seconds, float, 0.1, 3600)
+    job_options(options, chunk_seconds=chunk_seconds)   # a bad event or setting raises
     work, t0 = settings.work(bucket, jid), time.time()
     try:
-        opts.update(jobs.sidecar_options(up.uri))
-        manifest = stages.plan(up.uri, outputs=outputs, options=Options.from_dict(opts),
-                               work=work, chunk_seconds=chunk_s,
+        opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
+        manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri})

@@ -45,7 +45,7 @@ EVENTS = os.path.join(ROOT, "events")
 REGION = "us-east-1"
 FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
              "stitch": "blurfaces-stitch"}
-HANDLER_ENV = {"ROOT_PREFIX": "", "CHUNK_SECONDS": "1.2", "MAX_CONCURRENCY": "4",
+HANDLER_ENV = {"ROOT_PREFIX": "", "BLURFACES_CHUNK_SECONDS": "1.2", "MAX_CONCURRENCY": "4",
                "EVENT_BUS": "default"}
 WORK = ".blurfaces/work/"       # the work prefix under the root (Settings default)
 
@@ -197,9 +197,11 @@ def aws(s3_server):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {**s3_server.env(), **HANDLER_ENV, "MOTO_PORT": port}.items():
             mp.setenv(k, v)
-        for name in ("STATE_MACHINE_ARN", "KEEP_WORK", "WORK_PREFIX", "BLURFACES_OPTIONS",
-                     "DRAW_HEATMAP", "MASK", "DATA_FORMAT", "BACKFILL_LIMIT"):
-            mp.delenv(name, raising=False)
+        from blurfaces.options import ENV_PREFIX, SPECS
+        for name in ("STATE_MACHINE_ARN", "KEEP_WORK", "WORK_PREFIX", "BACKFILL_LIMIT",
+                     f"{ENV_PREFIX}OPTIONS", *(s.env for s in SPECS)):
+            if name not in HANDLER_ENV:
+                mp.delenv(name, raising=False)
         mp.setattr(LambdaSimpleBackend, "invoke", fake_invoke)
         _post_config(endpoint, {"stepfunctions": {"execute_state_machine": True},
                                 "lambda": {"use_docker": False}})

@@ -105,6 +105,33 @@ def test_sample_events_parse(aws):
     assert "changed" in core._state_error(abort["error"])[1]
 
 
+def test_option_layers(monkeypatch):
+    """defaults < drop-folder layout < environment < event < sidecar, one definition each."""
+    from blurfaces import aws as core
+    from blurfaces.errors import OptionError
+    for k in ("BLURFACES_OPTIONS", "BLURFACES_MASK", "BLURFACES_CHUNK_SECONDS",
+              "BLURFACES_DRAW_HEATMAP", "BLURFACES_THRESHOLD"):
+        monkeypatch.delenv(k, raising=False)
+    opts, cut = core.job_options()
+    assert opts.draw_heatmap is True and opts.mask == "blur"            # layout default
+    assert cut == {"chunk_seconds": 30.0, "chunks": None}
+    assert core.job_options(None, {"chunks": 3})[1] == {"chunk_seconds": None, "chunks": 3}
+    monkeypatch.setenv("BLURFACES_OPTIONS", '{"mask": "rectangle", "threshold": 0.5}')
+    monkeypatch.setenv("BLURFACES_MASK", "mosaic")
+    monkeypatch.setenv("BLURFACES_DRAW_HEATMAP", "false")
+    monkeypatch.setenv("BLURFACES_CHUNK_SECONDS", "12")
+    opts, cut = core.job_options()
+    assert (opts.mask, opts.threshold, opts.draw_heatmap) == ("mosaic", 0.5, False)
+    assert cut["chunk_seconds"] == 12.0
+    opts, cut = core.job_options({"mask": "none", "crf": 30}, {"mask": "blur"}, 4)
+    assert (opts.mask, opts.crf, cut["chunk_seconds"]) == ("blur", 30, 4.0)
+    with pytest.raises(OptionError, match="sparkles"):
+        core.job_options({"mask": "sparkles"})
+    monkeypatch.setenv("BLURFACES_THRESHOLD", "lots")
+    with pytest.raises(OptionError, match="BLURFACES_THRESHOLD"):
+        core.job_options()
+
+
 # ------------------------------------------------------------------------------ failures
 
 def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
