@@ -551,7 +551,11 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
                   "coded_width": info.width, "coded_height": info.height,
                   "rotation": info.rotation, "duration_s": info.duration_s,
                   "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
-                  "audio_mode": mux["audio_mode"]},
+                  "audio_mode": mux["audio_mode"],
+                  # how the output's timestamps relate to the container's (README, Inputs)
+                  "timestamps": getattr(info, "timestamps", "container"),
+                  "pts_offset": getattr(info, "pts_offset", 0),
+                  "size_changes": getattr(info, "size_changes", [])},
         "verified": {"frames": len(index["pts"]), "pts": "equal", "audio_s": audio_s},
         "input_version": manifest.get("source_version"), "job": manifest.get("job") or {},
         "options": options.to_dict(), "counts": counts, "timings": timing,

@@ -17,6 +17,7 @@ from fractions import Fraction
 import av
 
 from .errors import VerifyError
+from .video import audio_seconds
 
 #: Audio may differ from the source by the last partial codec frame (AAC: 1024 samples,
 #: about 21 ms at 48 kHz) when it had to be re-encoded; copied audio matches exactly.
@@ -38,22 +39,18 @@ def _read_output(path: str) -> dict:
     try:
         vs = c.streams.video[0]
         tb = vs.time_base
-        pts, audio_end, audio_start = [], None, None
+        pts, audio_pkts = [], []
         audio = c.streams.audio[0] if c.streams.audio else None
         streams = [vs] + ([audio] if audio is not None else [])
         for pkt in c.demux(*streams):
-            if pkt.size == 0 or pkt.pts is None:
+            if pkt.size == 0:
                 continue
-            if pkt.stream.type == "video":
+            if pkt.stream.type != "video":
+                audio_pkts.append(pkt)
+            elif pkt.pts is not None:
                 pts.append(pkt.pts)
-            else:
-                t0 = pkt.pts * pkt.time_base
-                t1 = (pkt.pts + (pkt.duration or 0)) * pkt.time_base
-                audio_start = t0 if audio_start is None else min(audio_start, t0)
-                audio_end = t1 if audio_end is None else max(audio_end, t1)
         return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
-                "height": vs.codec_context.height,
-                "audio_s": None if audio_end is None else float(audio_end - audio_start),
+                "height": vs.codec_context.height, "audio_s": audio_seconds(audio_pkts),
                 "has_audio": audio is not None}
     finally:
         c.close()

@@ -88,6 +88,7 @@ class VideoInfo:
     frame_step: tuple | None = None  # (num, den) ticks per frame, for timestamps == "rate"
     size_changes: list = field(default_factory=list)  # [[frame index, w, h], ...] where the
     #                             coded size changes; such frames are scaled to width x height
+    color: dict | None = None   # colorspace, color_range, color_primaries, color_trc (enums)
 
     @property
     def tb(self) -> Fraction:
@@ -267,7 +268,16 @@ def probe(src, name: str | None = None) -> VideoInfo:
         keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
-        size_changes=changes)
+        size_changes=changes, color=_color_of(first))
+
+
+#: FFmpeg's "unspecified" value of each colour property
+COLOR_UNSPECIFIED = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
+
+
+def _color_of(frame) -> dict:
+    """The first frame's colour description (FFmpeg's enum values)."""
+    return {k: int(getattr(frame, k) or 0) for k in COLOR_UNSPECIFIED}
 
 
 def _increasing(xs) -> bool:
@@ -527,6 +537,15 @@ class SegmentEncoder:
         if threads:
             opts["threads"] = str(threads)
         s.options = opts
+        # The decoder turned YUV into RGB with the source's matrix and range; turning it back
+        # with the same ones (and tagging the output alike) keeps every unmasked pixel's
+        # colour. swscale's default (BT.601, limited) would shift BT.709 HD by 2-3 levels.
+        self._convert = {"format": self.pix_fmt}
+        for key, value in (info.color or {}).items():
+            if value not in (COLOR_UNSPECIFIED[key], None):
+                setattr(s.codec_context, key, value)
+                if key in ("colorspace", "color_range"):
+                    self._convert["dst_" + key] = value
         self.stream = s
         self.count = 0
         # Colour conversion and x264 run in their own thread, overlapping with detection.
@@ -543,6 +562,10 @@ class SegmentEncoder:
                     break
                 rgb, pts = item
                 f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
+                f = f.reformat(**self._convert)
+                for key in ("colorspace", "color_range"):
+                    if "dst_" + key in self._convert:
+                        setattr(f, key, self._convert["dst_" + key])
                 f.pts = pts
                 f.time_base = self.info.tb
                 for pkt in self.stream.encode(f):
@@ -719,7 +742,9 @@ def _audio_encode(container, a_in, a_out, info: VideoInfo):
 
 
 def source_audio_seconds(src, info: VideoInfo) -> float | None:
-    """How long the source's first audio stream lasts, from its packets (no decoding)."""
+    """How much audio the source's first audio stream holds: the sum of its packets'
+    durations (no decoding). A sum, not first-to-last: joined recordings whose clock jumps
+    back hold more audio than their time span."""
     if not info.audio:
         return None
     if hasattr(src, "seek"):
@@ -727,14 +752,17 @@ def source_audio_seconds(src, info: VideoInfo) -> float | None:
     c = _open(src, info.name)
     try:
         a = c.streams.audio[0]
-        start = end = None
-        for pkt in c.demux(a):
-            if pkt.size == 0 or pkt.pts is None:
-                continue
-            t0 = pkt.pts * pkt.time_base
-            t1 = (pkt.pts + (pkt.duration or 0)) * pkt.time_base
-            start = t0 if start is None else min(start, t0)
-            end = t1 if end is None else max(end, t1)
-        return None if start is None else float(end - start)
+        return audio_seconds(c.demux(a))
     finally:
         c.close()
+
+
+def audio_seconds(packets) -> float | None:
+    """Sum of the durations of audio packets (None when there are none)."""
+    total, n = Fraction(0), 0
+    for pkt in packets:
+        if pkt.size == 0:
+            continue
+        n += 1
+        total += (pkt.duration or 0) * pkt.time_base
+    return float(total) if n else None
