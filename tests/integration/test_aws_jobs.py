@@ -105,6 +105,15 @@ def test_sample_events_parse(aws):
     assert "changed" in core._state_error(abort["error"])[1]
 
 
+def test_core_loads_no_aws_library():
+    code = ("import sys, blurfaces.aws, blurfaces.jobs; "
+            "print([m for m in ('boto3', 'botocore', 'aws_lambda_powertools') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_option_layers(monkeypatch):
     """defaults < drop-folder layout < environment < event < sidecar, one definition each."""
     from blurfaces import aws as core
