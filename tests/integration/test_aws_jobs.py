@@ -283,6 +283,38 @@ def test_reupload_unversioned_bucket_fails_and_publishes_nothing(aws, clips, tmp
     assert late["status"] == "ignored" and "replaced" in late["reason"]
 
 
+def test_reupload_before_stitch_fails_at_stitch_with_report(aws, clips):
+    """Unversioned bucket, the input replaced after the workers and before stitch: stitch's
+    read of the audio is refused, nothing is published, the abort reports stage "stitch"."""
+    a, b = clips
+    bucket = aws.server.new_bucket("bf-late-change")
+    events = aws.job_events(bucket)
+    key = "incoming/late.mp4"
+    v1 = put(aws, bucket, key, a["path"])
+    (job,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
+    for item in read_json(aws, bucket, job["input"]["items_key"]):
+        aws.call("worker", item)
+    put(aws, bucket, key, b["path"])
+    from blurfaces.errors import InputError
+    with pytest.raises(InputError, match="changed") as err:
+        aws.call("stitch", {"work": job["input"]["work"], "job_id": job["job_id"],
+                            "source": job["input"]["source"]})
+    assert keys(aws, bucket, "anonymized/") == []
+    # What the state machine's Catch hands to Abort (the Lambda error as its Cause).
+    cause = json.dumps({"errorType": "InputError", "errorMessage": str(err.value)})
+    res = aws.call("stitch", {"action": "abort", "work": job["input"]["work"],
+                              "job_id": job["job_id"], "source": job["input"]["source"],
+                              "error": {"Error": "InputError", "Cause": cause}})
+    assert res["aborted"] is True and res["removed_outputs"] == []
+    report = read_json(aws, bucket, "failed/late.mp4.json")
+    assert (report["stage"], report["chunk"], report["error_type"]) == \
+        ("stitch", None, "InputError")
+    assert "changed" in report["message"] and report["version"]["etag"] == v1["etag"]
+    assert keys(aws, bucket, WORK) == [] and keys(aws, bucket, "anonymized/") == []
+    (ev,) = events()
+    assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "stitch"
+
+
 # ------------------------------------------------------------------------------ backfill
 
 @pytest.mark.slow
