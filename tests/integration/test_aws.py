@@ -473,3 +473,18 @@ def test_template_wiring():
         assert res[logical]["Metadata"]["Dockerfile"] == "Dockerfile"
         assert props["Timeout"] <= 900
     assert res["WorkerFunction"]["Properties"]["Timeout"] == 900
+
+
+def test_handlers_are_thin():
+    """Issue 9: each handler is event parsing plus calls into the core, under 60 lines, and
+    holds no job rule of its own (no extension lists, job ids, output names or prefixes)."""
+    import os
+    import re
+    for stage in ("plan", "worker", "stitch"):
+        with open(os.path.join(_root(), "functions", stage, "app.py"), encoding="utf-8") as f:
+            text = f.read()
+        assert len(text.splitlines()) < 60, stage
+        code = re.sub(r'""".*?"""', "", text, flags=re.S)
+        for rule in ("VIDEO_EXTS", ".mp4", "sha256", "_blurred", "incoming/", "anonymized/",
+                     "failed/", "boto3", "start_execution", "put_events", "os.environ"):
+            assert rule not in code, (stage, rule)
