@@ -44,6 +44,7 @@ from .discover import is_own_output, is_video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
 
 SIDECAR = ".blurfaces.json"
+LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")

@@ -15,7 +15,9 @@ This module is the only place that gives outputs their final names. It owns:
   every name it had touched (replaced files come back from their backups) and raises one
   `OutputError`; `discard()` removes whatever is still staged.
 * S3 outputs are uploaded in order with the summary last; on failure the objects this commit
-  uploaded are deleted again.
+  uploaded are deleted again. Each S3 output carries the publisher's token as user metadata
+  (`TOKEN_METADATA`), so a later rollback (`blurfaces.aws`) deletes only what this run wrote,
+  never another run's outputs of the same names.
 
 Without `overwrite`, a final name is created with `os.link` (atomic, fails if the name exists),
 so a file that appeared after the claim is never replaced.
@@ -36,6 +38,7 @@ from .errors import OutputError
 
 LOCK_SUFFIX = ".blurfaces-lock"
 STAGE_PREFIX = ".blurfaces-"
+TOKEN_METADATA = "blurfaces-token"      # S3 user metadata: the token of the run that wrote it
 
 
 def _reason(e: OSError) -> str:
@@ -324,7 +327,7 @@ class Publisher:
         try:
             for path, uri in items:
                 store = st.get_storage(uri)
-                store.upload(path, uri)
+                store.upload(path, uri, metadata={TOKEN_METADATA: self.token})
                 done.append(uri)
         except BaseException:
             for uri in reversed(done):

@@ -182,8 +182,9 @@ class Storage:
         """Copy ``uri`` to the local file ``local_path`` (created atomically)."""
         raise NotImplementedError
 
-    def upload(self, local_path, uri) -> None:
-        """Copy the local file ``local_path`` to ``uri`` (atomically)."""
+    def upload(self, local_path, uri, *, metadata: dict | None = None) -> None:
+        """Copy the local file ``local_path`` to ``uri`` (atomically). ``metadata``: S3 user
+        metadata of the new object (ignored for local files)."""
         raise NotImplementedError
 
     def delete(self, uri) -> None:
@@ -307,7 +308,7 @@ class LocalStorage(Storage):
     def download(self, uri, local_path) -> None:
         self._copy_in(os.fspath(uri), os.fspath(local_path))
 
-    def upload(self, local_path, uri) -> None:
+    def upload(self, local_path, uri, *, metadata: dict | None = None) -> None:
         self._copy_in(os.fspath(local_path), os.fspath(uri))
 
     def delete(self, uri) -> None:
@@ -568,7 +569,7 @@ class S3Storage(Storage):
         except OSError as exc:
             raise OutputError(f"{local_path}: cannot be written ({_os_reason(exc)})") from None
 
-    def upload(self, local_path, uri) -> None:
+    def upload(self, local_path, uri, *, metadata: dict | None = None) -> None:
         from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
         bucket, key = _object_key(uri)
@@ -576,7 +577,8 @@ class S3Storage(Storage):
         if not os.path.isfile(local_path):
             raise InputError(f"{local_path}: not found; nothing to upload to {uri}")
         try:
-            self.client.upload_file(local_path, bucket, key)
+            self.client.upload_file(local_path, bucket, key,
+                                    ExtraArgs={"Metadata": metadata} if metadata else None)
         except (ClientError, BotoCoreError, Boto3Error) as exc:
             raise self._error(exc, uri, action="PutObject", writing=True) from None
         except OSError as exc:

@@ -8,6 +8,9 @@
   three functions (dummy zip) and the state machine from statemachine/blurfaces.asl.json
   with the function ARNs substituted, and sets the handlers' environment.
 * `LambdaContext`: the attributes of the Lambda context object the handlers use.
+* `aws.job_events(bucket)`: an EventBridge rule on the default bus (moto) for blurfaces'
+  events about inputs in `bucket`, targeting a fresh SQS queue; returns a function that
+  drains the queue and returns the events received since its last call.
 
 The dispatcher answers like the Lambda service: a raised exception becomes a payload
 {"errorType": <class name>, "errorMessage": ...} with the X-Amz-Function-Error header, which
@@ -42,9 +45,9 @@ EVENTS = os.path.join(ROOT, "events")
 REGION = "us-east-1"
 FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
              "stitch": "blurfaces-stitch"}
-HANDLER_ENV = {"INPUT_PREFIX": "incoming/", "OUTPUT_PREFIX": "anonymized/",
-               "WORK_PREFIX": "blurfaces-work/", "CHUNK_SECONDS": "1.2",
-               "MAX_CONCURRENCY": "4"}
+HANDLER_ENV = {"ROOT_PREFIX": "", "BLURFACES_CHUNK_SECONDS": "1.2", "MAX_CONCURRENCY": "4",
+               "EVENT_BUS": "default"}
+WORK = ".blurfaces/work/"       # the work prefix under the root (Settings default)
 
 
 class LambdaContext:
@@ -126,6 +129,32 @@ class Dispatcher:
                        and all(c["event"].get(k) == v for k, v in match.items()))
 
 
+def job_events(sqs, events, bucket: str):
+    """Route blurfaces' EventBridge events about inputs in `bucket` to a new SQS queue;
+    return a function that drains it: the events received since its last call,
+    [{"source": "blurfaces", "detail-type": ..., "detail": {...}}, ...]."""
+    name = f"bf-events-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName="default", State="ENABLED", EventPattern=json.dumps(
+        {"source": ["blurfaces"], "detail": {"input": [{"prefix": f"s3://{bucket}/"}]}}))
+    events.put_targets(Rule=name, EventBusName="default", Targets=[{"Id": "q", "Arn": arn}])
+
+    def drain() -> list:
+        got: list = []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", [])
+            if not msgs:
+                return got
+            for m in msgs:
+                got.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    return drain
+
+
 def _post_config(endpoint: str, config: dict) -> None:
     req = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
                                  data=json.dumps(config).encode(),
@@ -168,8 +197,11 @@ def aws(s3_server):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {**s3_server.env(), **HANDLER_ENV, "MOTO_PORT": port}.items():
             mp.setenv(k, v)
-        mp.delenv("STATE_MACHINE_ARN", raising=False)
-        mp.delenv("KEEP_WORK", raising=False)
+        from blurfaces.options import ENV_PREFIX, SPECS
+        for name in ("STATE_MACHINE_ARN", "KEEP_WORK", "WORK_PREFIX", "BACKFILL_LIMIT",
+                     f"{ENV_PREFIX}OPTIONS", *(s.env for s in SPECS)):
+            if name not in HANDLER_ENV:
+                mp.delenv(name, raising=False)
         mp.setattr(LambdaSimpleBackend, "invoke", fake_invoke)
         _post_config(endpoint, {"stepfunctions": {"execute_state_machine": True},
                                 "lambda": {"use_docker": False}})
@@ -199,10 +231,14 @@ def aws(s3_server):
                 name=f"blurfaces-{uuid.uuid4().hex[:8]}",
                 definition=definition(arns["worker"], arns["stitch"]),
                 roleArn=role, type="STANDARD")["stateMachineArn"]
+            sqs = session.client("sqs", endpoint_url=endpoint, region_name=REGION)
+            events = session.client("events", endpoint_url=endpoint, region_name=REGION)
             yield SimpleNamespace(endpoint=endpoint, s3=s3_server.client, sfn=sfn, lam=lam,
+                                  sqs=sqs, events=events, role_arn=role,
                                   server=s3_server, dispatcher=dispatcher,
                                   function_arns=arns, state_machine_arn=sm_arn,
-                                  functions=FUNCTIONS, call=call, load_event=load_event)
+                                  functions=FUNCTIONS, call=call, load_event=load_event,
+                                  job_events=lambda bucket: job_events(sqs, events, bucket))
         finally:
             _post_config(endpoint, {"stepfunctions": {"execute_state_machine": False},
                                     "lambda": {"use_docker": True}})

@@ -1,14 +1,18 @@
 """The AWS layer, end to end on moto (no AWS account, no Docker).
 
 1. Handler level: the plan / worker / stitch handlers on a real clip in moto's S3 (the
-   ThreadedMotoServer), driven like the state machine drives them; the loop guard; a stitch
-   that fails while publishing rolls its outputs back.
+   ThreadedMotoServer), driven like the state machine drives them; the loop guard (only
+   ROOT/incoming/** starts jobs); a stitch that fails while publishing rolls its outputs
+   back.
 2. State machine level: moto's interpreter runs statemachine/blurfaces.asl.json (Distributed
    Map with ItemReader, Retry, Catch) with the real handlers behind its Lambda calls
    (see conftest.py). The plan handler starts the execution, as the S3 trigger does in AWS.
-   Checked: a successful run (with one transient worker crash retried alone), duplicate
-   events, a chunk that keeps crashing (retried twice, then FAILED, nothing published, work
-   area removed), and an expected error (source deleted) that is not retried.
+   Checked: a successful run (with one transient worker crash retried alone) and its
+   "Job Succeeded" event, duplicate events, a chunk that keeps crashing (retried twice, then
+   FAILED, nothing published, work area removed, failure report and "Job Failed" event), and
+   an expected error (source deleted) that is not retried.
+Unattended cases (corrupt upload, re-upload during a job, backfill, watch on S3) are in
+test_aws_jobs.py.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
 INPUT_KEY = "incoming/clips/single face.mp4"
 INPUT_KEY_ENCODED = "incoming/clips/single+face.mp4"    # as S3 notifications spell it
 OUT_PREFIX = "anonymized/clips/single face_blurred"
+REPORT_KEY = "failed/clips/single face.mp4.json"
+WORK = ".blurfaces/work/"
 _SEQ = iter(range(1, 10_000))
 _H: dict = {}           # the harness's call() and the sample events, set by _harness
 
@@ -62,6 +68,7 @@ def s3_event(bucket: str, obj: dict, key: str = INPUT_KEY_ENCODED,
     rec["s3"]["object"].update(key=key, eTag=obj.get("etag", "d41d8cd98f00b204e9800998ecf8427e"),
                                size=obj.get("size", 1000),
                                sequencer=sequencer or f"{next(_SEQ):018X}")
+    rec["s3"]["object"].pop("versionId", None)        # the test buckets are unversioned
     return event
 
 
@@ -71,6 +78,7 @@ def eventbridge_event(bucket: str, obj: dict, key: str, sequencer: str) -> dict:
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"].update(key=key, etag=obj["etag"], size=obj["size"],
                                      sequencer=sequencer)
+    event["detail"]["object"].pop("version-id", None)
     return event
 
 
@@ -135,7 +143,7 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     (job,) = out["jobs"]
     assert job["status"] == "planned"          # no STATE_MACHINE_ARN: plan only
     inp = job["input"]
-    work_prefix = f"blurfaces-work/{job['job_id']}/"
+    work_prefix = f"{WORK}{job['job_id']}/"
     assert inp["work"] == f"s3://{bucket}/{work_prefix}"
     assert inp["source"] == f"s3://{bucket}/{INPUT_KEY}"   # the key was URL-decoded
     assert inp["chunks"] >= 2
@@ -143,16 +151,22 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     items = json.loads(aws.s3.get_object(Bucket=bucket, Key=inp["items_key"])["Body"].read())
     assert items == [{"work": inp["work"], "index": i} for i in range(inp["chunks"])]
 
+    assert inp["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
+    manifest = json.loads(aws.s3.get_object(Bucket=bucket,
+                                            Key=f"{work_prefix}manifest.json")["Body"].read())
+    head = aws.s3.head_object(Bucket=bucket, Key=INPUT_KEY)
+    assert manifest["source_version"]["etag"] == head["ETag"].strip('"')   # pinned
+    assert manifest["options"]["draw_heatmap"] is True      # the drop-folder layout's default
+
     # The same upload seen through EventBridge maps to the same job id.
     eb = eventbridge_event(bucket, obj, INPUT_KEY_ENCODED,
                            event["Records"][0]["s3"]["object"]["sequencer"])
-    from functions.plan import app as plan_app
-    (up,) = plan_app.uploads(eb)
-    assert (up.bucket, up.key) == (bucket, INPUT_KEY)
-    assert plan_app.job_id(up) == job["job_id"]
+    (again,) = call("plan", eb)["jobs"]
+    assert again["job_id"] == job["job_id"] and again["input"] == inp
 
     # events/worker.json and stitch.json have the shapes the state machine sends.
-    assert set(_H["worker.json"]) == set(items[0]) and set(_H["stitch.json"]) == {"work"}
+    assert set(_H["worker.json"]) == set(items[0])
+    assert set(_H["stitch.json"]) == {"work", "job_id", "source"}
     for item in items:                       # what the Distributed Map does
         res = call("worker", {**_H["worker.json"], **item})
         assert res["index"] == item["index"] and res["frames"] > 0
@@ -167,7 +181,8 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     def publish_then_fail(self, items):
         # Dies after two uploads, without its own clean-up (as a killed Lambda would).
         for path, uri in items[:2]:
-            st.get_storage(uri).upload(path, uri)
+            st.get_storage(uri).upload(path, uri,
+                                       metadata={publish.TOKEN_METADATA: self.token})
             published.append(uri)
         raise OSError("simulated failure while publishing")
 
@@ -178,22 +193,42 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert keys(aws, bucket, "anonymized/") == []
     monkeypatch.setattr(publish.Publisher, "_commit_s3", real_commit)
 
-    res = call("stitch", {"work": inp["work"]})     # the retry succeeds
+    stitch_event = {"work": inp["work"], "job_id": job["job_id"], "source": inp["source"]}
+    res = call("stitch", stitch_event)              # the retry succeeds
     assert res["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
     assert res["work_cleaned"] is True and res["frames"] == 72
     assert len(json.dumps(res)) < 2048
-    assert_outputs(aws, bucket, single_face, tmp_path)
-    assert keys(aws, bucket, "blurfaces-work/") == []
+    summary = assert_outputs(aws, bucket, single_face, tmp_path)
+    assert summary["job"]["id"] == job["job_id"]
+    assert summary["input_version"]["token"] == manifest["source_version"]["token"]
+    assert f"{OUT_PREFIX}_heatmap.png" in keys(aws, bucket, "anonymized/")
+    assert keys(aws, bucket, WORK) == []
     assert keys(aws, bucket, "incoming/") == [INPUT_KEY]      # the source is left alone
+    # A retry of a stitch that had published and cleaned up (its reply lost) finishes
+    # without work, from the published summary; it writes nothing.
+    before = {k: aws.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in keys(aws, bucket)}
+    again = call("stitch", stitch_event)
+    assert again["outputs"] == res["outputs"] and again["frames"] == 72
+    assert {k: aws.s3.head_object(Bucket=bucket, Key=k)["ETag"]
+            for k in keys(aws, bucket)} == before
+    from blurfaces.errors import InputError
+    with pytest.raises(InputError):                 # no such job: the manifest is missing
+        call("stitch", {**stitch_event, "job_id": "other-job"})
 
 
 def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
     bucket = aws.server.new_bucket("bf-ignore")
     obj = {"etag": "0" * 32, "size": 1000}
     cases = {
-        "elsewhere/video.mp4": "outside the input prefix",
-        "anonymized/clips/single+face_blurred.mp4": "output or work prefix",
+        "elsewhere/video.mp4": "outside",
+        "anonymized/clips/single+face_blurred.mp4": "outside",
+        "failed/clips/single+face.mp4": "outside",
+        ".blurfaces/work/job-1/segments/chunk-00000.mp4": "outside",
+        "incoming/.blurfaces/x.mp4": "hidden folder",
         "incoming/notes.txt": "not a video",
+        "incoming/clip.mp4.part": "temporary",
+        "incoming/.clip.mp4": "hidden",
+        "incoming/clip.mp4.blurfaces.json": "sidecar",
         "incoming/folder/": "folder marker",
     }
     for key, reason in cases.items():
@@ -203,18 +238,19 @@ def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
     assert job["status"] == "ignored"
     (job,) = call("plan", s3_event(bucket, {"etag": "x", "size": 0}))["jobs"]
     assert job["status"] == "ignored" and "empty" in job["reason"]
+    # An event for an object that is not there (any more): nothing to do, nothing written.
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert job["status"] == "ignored" and "replaced or deleted" in job["reason"]
 
-    # With the whole bucket as input, the pipeline's own writes are still ignored.
-    monkeypatch.setenv("INPUT_PREFIX", "")
-    for key in ("anonymized/clips/single+face_blurred.mp4",
-                "blurfaces-work/job-1/segments/chunk-00000.mp4"):
-        (job,) = call("plan", s3_event(bucket, obj, key=key))["jobs"]
-        assert job["status"] == "ignored" and "output or work prefix" in job["reason"]
+    # Under a root prefix, only ROOT/incoming/ is input.
+    monkeypatch.setenv("ROOT_PREFIX", "archive")
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert job["status"] == "ignored" and "archive/incoming/" in job["reason"]
     assert keys(aws, bucket) == []          # nothing planned, nothing written
 
     from blurfaces.errors import OptionError
-    monkeypatch.setenv("OUTPUT_PREFIX", "")
-    with pytest.raises(OptionError, match="OUTPUT_PREFIX"):
+    monkeypatch.setenv("WORK_PREFIX", "archive/incoming/work/")
+    with pytest.raises(OptionError, match="WORK_PREFIX"):
         call("plan", s3_event(bucket, obj))
 
 
@@ -235,6 +271,7 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
             raise RuntimeError("simulated worker crash")
 
     aws.dispatcher.faults[FUNCTIONS["worker"]] = crash_chunk_1_once
+    events = aws.job_events(bucket)
 
     (job,) = call("plan", event)["jobs"]
     assert job["status"] == "started"
@@ -256,17 +293,29 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert d.count(FUNCTIONS["worker"], index=1) == 2          # crashed once, retried
     assert d.count(FUNCTIONS["worker"], index=0) == 1          # the others were not re-run
     assert d.count(FUNCTIONS["stitch"]) == 1
-    assert_outputs(aws, bucket, single_face, tmp_path)
-    assert keys(aws, bucket, "blurfaces-work/") == []
+    summary = assert_outputs(aws, bucket, single_face, tmp_path)
+    assert keys(aws, bucket, WORK) == []
 
-    # A late duplicate after the job finished: no new execution, nothing written.
+    # One "Job Succeeded" event, with what a user routes on.
+    (ev,) = events()
+    assert ev["source"] == "blurfaces" and ev["detail-type"] == "Job Succeeded"
+    det = ev["detail"]
+    assert det["job_id"] == job["job_id"] and det["input"] == f"s3://{bucket}/{INPUT_KEY}"
+    assert det["version"]["token"] == summary["input_version"]["token"]
+    assert det["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
+    assert det["outputs"]["summary"] == f"s3://{bucket}/{OUT_PREFIX}_summary.json"
+    assert det["counts"]["frames"] == 72 and det["counts"]["detections"] > 0
+    assert det["seconds"] > 0
+    sample = aws.load_event("job-succeeded.json")           # the documented shape
+    assert set(sample["detail"]) == set(det) and sample["detail-type"] == ev["detail-type"]
+
+    # A late duplicate after the job finished: its result is there, nothing started or
+    # written, no second event.
     (late,) = call("plan", event)["jobs"]
-    assert late["status"] == "duplicate" and late["execution_status"] == "SUCCEEDED"
-    assert keys(aws, bucket, "blurfaces-work/") == []
-    # A new upload of the same key (a new event sequencer) would be a new job.
-    from functions.plan import app as plan_app
-    (up,) = plan_app.uploads(s3_event(bucket, obj))
-    assert plan_app.job_id(up) != job["job_id"]
+    assert late["status"] == "done" and late["job_id"] == job["job_id"]
+    assert keys(aws, bucket, WORK) == [] and events() == []
+    runs = aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]
+    assert [e["name"] for e in runs].count(job["job_id"]) == 1
 
 
 def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
@@ -280,6 +329,7 @@ def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
             raise RuntimeError("simulated worker crash")
 
     aws.dispatcher.faults[FUNCTIONS["worker"]] = crash_chunk_1
+    events = aws.job_events(bucket)
     (job,) = call("plan", s3_event(bucket, obj))["jobs"]
     assert job["status"] == "started"
     desc = wait_execution(aws, job["execution_arn"])
@@ -296,8 +346,22 @@ def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
     assert d.count(FUNCTIONS["stitch"], action="abort") == 1
     assert d.count(FUNCTIONS["stitch"], action=None, ok=True) == 0
     assert keys(aws, bucket, "anonymized/") == []
-    assert keys(aws, bucket, "blurfaces-work/") == []
-    assert keys(aws, bucket) == [INPUT_KEY]
+    assert keys(aws, bucket, WORK) == []
+    assert keys(aws, bucket) == [REPORT_KEY, INPUT_KEY]
+    report = json.loads(aws.s3.get_object(Bucket=bucket, Key=REPORT_KEY)["Body"].read())
+    assert report["job_id"] == job["job_id"] and report["input"] == f"s3://{bucket}/{INPUT_KEY}"
+    assert report["stage"] == "worker" and report["chunk"] == 1    # the chunk with no result
+    # The crash happened outside the handler (as an out-of-memory kill would): the report
+    # carries the state machine's error.
+    assert report["error_type"] == desc["error"] and report["what_to_do"]
+    assert report["version"]["etag"] == obj["etag"]
+    (ev,) = events()
+    assert ev["detail-type"] == "Job Failed"
+    assert ev["detail"]["report"] == f"s3://{bucket}/{REPORT_KEY}"
+    assert ev["detail"]["job_id"] == job["job_id"] and ev["detail"]["chunk"] == 1
+    # The failed version is not started again by a redelivered event: its report is there.
+    (again,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert again["status"] == "done" and again["report"] == f"s3://{bucket}/{REPORT_KEY}"
 
 
 def test_state_machine_expected_error_is_not_retried(aws, single_face):
@@ -320,7 +384,12 @@ def test_state_machine_expected_error_is_not_retried(aws, single_face):
     assert all(c["error"] == "InputError" for c in d.calls
                if c["function"] == FUNCTIONS["worker"])
     assert d.count(FUNCTIONS["stitch"], action="abort") == 1
-    assert keys(aws, bucket) == []
+    assert keys(aws, bucket) == [REPORT_KEY]
+    report = json.loads(aws.s3.get_object(Bucket=bucket, Key=REPORT_KEY)["Body"].read())
+    # The report names the chunk's own error (not the Map's or stitch's follow-up error).
+    assert report["stage"] == "worker" and report["chunk"] == 0, report
+    assert report["error_type"] == "InputError" and "not found" in report["message"], report
+    assert report["what_to_do"].startswith("Check or replace the input")
 
 
 # ------------------------------------------------------------------------------ deployment files
@@ -404,3 +473,18 @@ def test_template_wiring():
         assert res[logical]["Metadata"]["Dockerfile"] == "Dockerfile"
         assert props["Timeout"] <= 900
     assert res["WorkerFunction"]["Properties"]["Timeout"] == 900
+
+
+def test_handlers_are_thin():
+    """Issue 9: each handler is event parsing plus calls into the core, under 60 lines, and
+    holds no job rule of its own (no extension lists, job ids, output names or prefixes)."""
+    import os
+    import re
+    for stage in ("plan", "worker", "stitch"):
+        with open(os.path.join(_root(), "functions", stage, "app.py"), encoding="utf-8") as f:
+            text = f.read()
+        assert len(text.splitlines()) < 60, stage
+        code = re.sub(r'""".*?"""', "", text, flags=re.S)
+        for rule in ("VIDEO_EXTS", ".mp4", "sha256", "_blurred", "incoming/", "anonymized/",
+                     "failed/", "boto3", "start_execution", "put_events", "os.environ"):
+            assert rule not in code, (stage, rule)

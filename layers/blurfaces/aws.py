@@ -1,0 +1,570 @@
+"""The job layer on AWS: what the Lambda adapters in functions/*/app.py call.
+
+The adapters only parse their event and call one function here; every job rule comes from
+`jobs` (inputs, job id, layout, sidecar options, results, failure reports), the data path
+from `stages`. This module owns what is AWS-specific around them:
+
+* **settings** from the environment (`Settings.from_env`): the drop-folder root in the bucket
+  (``ROOT_PREFIX``; ``ROOT/incoming/**`` is the only place that triggers), the work prefix,
+  the state machine, the EventBridge bus, concurrency, the backfill's rate; the options
+  (`job_options`) are layered as: library defaults < the drop-folder layout's
+  (`jobs.LAYOUT_OPTIONS`) < the environment (`options.from_env`: ``BLURFACES_OPTIONS``, then
+  ``BLURFACES_<NAME>``) < the event's ``options`` < the video's sidecar;
+* **events into uploads** (`uploads`): S3 notifications, EventBridge "Object Created", a
+  direct ``{"source": "s3://..."}``;
+* **starting a job** (`start_job`): loop guard, the pinned version (the event's version, or
+  a HEAD), `jobs.job_id`, duplicate detection (a result or report for this version, or an
+  execution of that name), `stages.plan` with the pin and the layout's outputs, the chunk
+  list for the Distributed Map, ``StartExecution`` named by the job id. A planning failure
+  of the input (corrupt upload, bad sidecar) becomes ``failed/<rel>.json`` and a "Job
+  Failed" event, never an exception (so no Lambda retries);
+* **backfill** (`backfill`): `jobs.discover` under an ``incoming/`` prefix, at most ``limit``
+  starts per call, a continuation to pass back (or, with ``follow``, to invoke the plan
+  function with asynchronously), idempotent on re-run;
+* the **chunk** (`run_chunk`), **stitch** (`stitch_job`: idempotent; rolls back its own
+  outputs on failure) and **abort** (`abort_job`: rollback, work area removed, failure report)
+  of the state machine;
+* **rollback by ownership**: an S3 output is deleted only if its metadata carries this job's
+  publish token (the job id), by version id on a versioned bucket (the previous version comes
+  back); another job's outputs of the same names are never touched;
+* **notifications**: one EventBridge event per finished job (source ``blurfaces``,
+  detail-type ``Job Succeeded`` / ``Job Failed``) on ``EVENT_BUS``.
+
+boto3 is imported only when a client is first needed.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from . import jobs, stages, storage as st
+from .errors import BlurfacesError, InputError, OptionError
+from .options import Options, from_env, layered
+from .publish import TOKEN_METADATA
+
+log = logging.getLogger("blurfaces.aws")
+
+ITEMS = "items.json"
+EVENT_SOURCE = "blurfaces"
+SUCCEEDED, FAILED = "Job Succeeded", "Job Failed"
+
+
+# ------------------------------------------------------------------------------ settings
+
+def _bool(name: str, text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off", ""):
+        return False
+    raise OptionError(f"environment variable {name}={text!r}: use true or false.")
+
+
+def _prefix(text: str) -> str:
+    text = text.strip().lstrip("/")
+    return text + "/" if text and not text.endswith("/") else text
+
+
+def _number(name: str, text, kind, lo, hi):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name}={text!r}: use a number from {lo} to {hi}.") from None
+    if not lo <= value <= hi:
+        raise OptionError(f"{name}={value}: use a number from {lo} to {hi}.")
+    return value
+
+
+@dataclass
+class Settings:
+    root_prefix: str = ""
+    work_prefix: str = ".blurfaces/work/"
+    state_machine: str | None = None
+    bus: str = "default"
+    max_concurrency: int = 100
+    backfill_limit: int = 25
+    keep_work: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ.get
+        root = _prefix(env("ROOT_PREFIX", ""))
+        s = cls(root_prefix=root,
+                work_prefix=_prefix(env("WORK_PREFIX", "") or f"{root}.blurfaces/work/"),
+                state_machine=env("STATE_MACHINE_ARN", "").strip() or None,
+                bus=env("EVENT_BUS", "").strip() or "default",
+                max_concurrency=_number("MAX_CONCURRENCY", env("MAX_CONCURRENCY", "") or 100,
+                                        int, 1, 10000),
+                backfill_limit=_number("BACKFILL_LIMIT", env("BACKFILL_LIMIT", "") or 25,
+                                       int, 1, 1000),
+                keep_work=_bool("KEEP_WORK", env("KEEP_WORK", "")))
+        if s.work_prefix.startswith(f"{root}incoming/"):
+            raise OptionError(f"WORK_PREFIX={s.work_prefix!r} is under {root}incoming/, "
+                              "which triggers jobs: choose a prefix outside it.")
+        return s
+
+    def layout(self, bucket: str) -> jobs.Layout:
+        return jobs.Layout(f"s3://{bucket}/{self.root_prefix}")
+
+    def work(self, bucket: str, jid: str) -> str:
+        return f"s3://{bucket}/{self.work_prefix}{jid}/"
+
+
+def job_options(event_options: dict | None = None, sidecar: dict | None = None,
+                chunk_seconds=None) -> tuple[Options, dict]:
+    """The options of one job and how it is cut: defaults < the layout's < the environment
+    < the event < the sidecar. Returns (options, {"chunk_seconds", "chunks"}); without
+    either, chunks of `stages.DEFAULT_CHUNK_SECONDS`."""
+    if event_options is not None and not isinstance(event_options, dict):
+        raise OptionError("the event's 'options' must be a JSON object.")
+    event = dict(event_options or {})
+    if chunk_seconds is not None:
+        event["chunk_seconds"] = chunk_seconds
+    options, execution = layered(jobs.LAYOUT_OPTIONS, from_env(), event, sidecar or {})
+    cut = {"chunk_seconds": execution.get("chunk_seconds"), "chunks": execution.get("chunks")}
+    if cut["chunk_seconds"] is None and cut["chunks"] is None:
+        cut["chunk_seconds"] = stages.DEFAULT_CHUNK_SECONDS
+    return options, cut
+
+
+# ------------------------------------------------------------------------------ events
+
+@dataclass
+class Upload:
+    uri: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    created: bool = True
+
+
+def uploads(event: dict) -> list[Upload]:
+    """The objects named by an S3 notification, an EventBridge event or a direct event."""
+    if not isinstance(event, dict):
+        raise OptionError("the event must be a JSON object.")
+    if "Records" in event:
+        out = []
+        for rec in event["Records"]:
+            if rec.get("eventSource") != "aws:s3":
+                continue
+            obj = rec["s3"]["object"]
+            out.append(Upload(f"s3://{rec['s3']['bucket']['name']}/{unquote_plus(obj['key'])}",
+                              obj.get("versionId") or None, obj.get("eTag") or None,
+                              obj.get("size"),
+                              str(rec.get("eventName", "")).startswith("ObjectCreated")))
+        return out
+    if event.get("source") == "aws.s3" and isinstance(event.get("detail"), dict):
+        d, obj = event["detail"], event["detail"].get("object", {})
+        return [Upload(f"s3://{d['bucket']['name']}/{unquote_plus(obj['key'])}",
+                       obj.get("version-id") or None, obj.get("etag") or None, obj.get("size"),
+                       event.get("detail-type") == "Object Created")]
+    source = event.get("source")
+    if isinstance(source, str) and st.is_s3(source):
+        st.parse_s3(source)
+        return [Upload(source)]
+    raise OptionError("unrecognised event: expected an S3 notification, an EventBridge "
+                      "'Object Created' event, {\"source\": \"s3://bucket/ROOT/incoming/...\"} "
+                      "or {\"backfill\": \"s3://bucket/ROOT/incoming/\"}.")
+
+
+def input_reason(layout: jobs.Layout, uri: str, size: int | None = None) -> str | None:
+    """Why an object must not start a job (None: it is an input). Only ROOT/incoming/**
+    is an input; hidden folders in it (and `.blurfaces/`) never are."""
+    if not uri.startswith(layout.incoming):
+        return f"outside {layout.incoming} (only uploads there start jobs)"
+    if any(p.startswith(".") for p in uri[len(layout.incoming):].split("/")[:-1]):
+        return "in a hidden folder"
+    return jobs.skip_reason(uri, size)
+
+
+def _s3(uri: str):
+    return st.get_storage(uri)
+
+
+def version_stat(up: Upload) -> st.Stat | None:
+    """The version an event names (HEAD of that version id, or of the current object when
+    its ETag is the event's); None when the object was replaced since (a newer upload: its
+    own event starts that job) or deleted."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    store = _s3(up.uri)
+    bucket, key = st.parse_s3(up.uri)
+    kw = {"VersionId": up.version_id} if up.version_id else {}
+    try:
+        head = store.client.head_object(Bucket=bucket, Key=key, **kw)
+    except ClientError as e:
+        if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound",
+                                                            "NoSuchVersion"):
+            return None
+        raise store._error(e, up.uri, action="GetObject", head=True) from None
+    except BotoCoreError as e:
+        raise store._error(e, up.uri, action="GetObject", head=True) from None
+    stat = store._stat_of(head)
+    if up.etag and not up.version_id and stat.etag != up.etag.strip('"'):
+        return None
+    return stat
+
+
+# ------------------------------------------------------------------------------ AWS clients
+
+@functools.lru_cache(maxsize=8)
+def _client(service: str, region: str | None):
+    import boto3
+    from botocore.config import Config
+    return boto3.session.Session().client(service, region_name=region,
+                                          config=Config(retries={"mode": "standard"}))
+
+
+def _region(arn: str | None = None) -> str | None:
+    return arn.split(":")[3] if arn else (os.environ.get("AWS_REGION")
+                                          or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+def execution_arn(state_machine: str, name: str) -> str:
+    p = state_machine.split(":")      # arn:aws:states:REGION:ACCOUNT:stateMachine:NAME
+    return ":".join(p[:5] + ["execution", p[6], name])
+
+
+def execution_status(state_machine: str, name: str) -> str | None:
+    sfn = _client("stepfunctions", _region(state_machine))
+    try:
+        return sfn.describe_execution(
+            executionArn=execution_arn(state_machine, name))["status"]
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return None
+
+
+def notify(settings: Settings, detail_type: str, detail: dict) -> bool:
+    """Put one event on the bus; False (logged) when EventBridge refused it: a finished job
+    stays finished whether or not its notification went out."""
+    try:
+        resp = _client("events", _region()).put_events(Entries=[{
+            "Source": EVENT_SOURCE, "DetailType": detail_type, "EventBusName": settings.bus,
+            "Detail": json.dumps(detail, default=str)}])
+    except Exception:  # noqa: BLE001 - botocore errors, no credentials, no endpoint
+        log.exception("could not send the %r event for %s", detail_type, detail.get("job_id"))
+        return False
+    if resp.get("FailedEntryCount"):
+        log.error("EventBridge refused the %r event: %s", detail_type, resp.get("Entries"))
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------ start
+
+def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
+              options: dict | None = None, chunk_seconds: float | None = None) -> dict:
+    """Plan one upload and start its execution (name = job id). Returns a small record
+    with "status": ignored | done | duplicate | planned | started | failed."""
+    bucket, _ = st.parse_s3(up.uri)
+    layout = settings.layout(bucket)
+    reason = input_reason(layout, up.uri, up.size) if up.created \
+        else "not an object-created event"
+    stat = None if reason else version_stat(up)
+    if not reason and stat is None:
+        reason = "replaced or deleted since this event (a newer upload is its own job)"
+    if not reason and stat.size == 0:
+        reason = "an empty file"
+    if reason:
+        return {"status": "ignored", "input": up.uri, "reason": reason}
+    jid = jobs.job_id(up.uri, stat, rerun)
+    outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
+    rec = {"job_id": jid, "input": up.uri, "version": stat.token}
+    if rerun is None and jobs.finished(outputs["summary"], stat):
+        return {**rec, "status": "done", "summary": outputs["summary"]}
+    if rerun is None and jobs.reported(report_uri, stat):
+        return {**rec, "status": "done", "report": report_uri}
+    sm = settings.state_machine
+    status = execution_status(sm, jid) if sm else None
+    if status is not None:
+        return {**rec, "status": "duplicate", "execution_status": status}
+    job_options(options, chunk_seconds=chunk_seconds)   # a bad event or setting raises
+    work, t0 = settings.work(bucket, jid), time.time()
+    try:
+        opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
+        manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
+                               pin=stat.to_dict(), publish_token=jid, overwrite=True,
+                               job={"id": jid, "input": up.uri, "rerun": rerun,
+                                    "started": t0, "report": report_uri})
+    except BlurfacesError as e:
+        _delete_work(work)
+        if version_stat(Upload(up.uri, stat.version_id, stat.etag)) is None:
+            return {**rec, "status": "ignored", "reason": "replaced or deleted while planned"}
+        report = jobs.failure_report(up.uri, stat, jid, e, stage="plan", started=t0)
+        jobs.write_report(report_uri, report)
+        notified = notify(settings, FAILED, _failed_detail(report, report_uri, t0))
+        return {**rec, "status": "failed", "report": report_uri, "error": str(e),
+                "error_type": type(e).__name__, "notified": notified}
+    items_uri = st.join(work, ITEMS)
+    _s3(work).write_json(items_uri, [{"work": work, "index": c["index"]}
+                                     for c in manifest["chunks"]])
+    # Deterministic (no times): a duplicate StartExecution must send the same input.
+    exec_input = {"job_id": jid, "source": up.uri, "work": work, "bucket": bucket,
+                  "items_key": st.parse_s3(items_uri)[1], "chunks": len(manifest["chunks"]),
+                  "max_concurrency": settings.max_concurrency,
+                  "outputs": {"video": outputs["video"], "summary": outputs["summary"]}}
+    if not sm:
+        return {**rec, "status": "planned", "input": exec_input}
+    sfn = _client("stepfunctions", _region(sm))
+    try:
+        arn = sfn.start_execution(stateMachineArn=sm, name=jid,
+                                  input=json.dumps(exec_input, sort_keys=True))["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        status = execution_status(sm, jid)
+        if status not in (None, "RUNNING"):
+            _delete_work(work)          # that execution already finished and cleaned up
+        return {**rec, "status": "duplicate", "execution_status": status}
+    return {**rec, "status": "started", "execution_arn": arn, "input": exec_input}
+
+
+def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
+             after: str | None = None, rerun: str | None = None,
+             options: dict | None = None, seconds: float | None = None,
+             follow: str | None = None) -> dict:
+    """Start a job for every input under `prefix` (within ROOT/incoming/) that has no
+    result, report or execution for its current version: at most `limit` starts per call
+    (and no new object after `seconds`), in key order. "next" is the event for the
+    following call (None when done); with `follow` (the plan function's ARN) this call
+    invokes the function asynchronously with it, so one event walks the whole prefix."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    bucket, _ = st.parse_s3(prefix)
+    layout = settings.layout(bucket)
+    if not (prefix if prefix.endswith("/") else prefix + "/").startswith(layout.incoming):
+        raise OptionError(f"backfill {prefix}: give a prefix under {layout.incoming}, "
+                          "where inputs live.")
+    limit = settings.backfill_limit if limit is None else _number("limit", limit, int, 1, 1000)
+    ready, _ = jobs.discover(prefix)
+    counts: dict = {}
+    started, last, more = [], after, False
+    for found in ready:
+        if after and found.uri <= after:
+            continue
+        if len(started) >= limit or (deadline and counts and time.monotonic() > deadline):
+            more = True
+            break
+        r = start_job(Upload(found.uri, size=found.stat.size), settings, rerun=rerun,
+                      options=options)
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if r["status"] in ("started", "planned"):
+            started.append(r["job_id"])
+        last = found.uri
+    nxt = {"backfill": prefix, "after": last, "limit": limit} if more else None
+    if nxt and (rerun or options):
+        nxt.update({k: v for k, v in (("rerun", rerun), ("options", options)) if v})
+    if nxt and follow:
+        nxt["follow"] = True
+        _client("lambda", _region(follow)).invoke(
+            FunctionName=follow, InvocationType="Event", Payload=json.dumps(nxt).encode())
+    return {"backfill": prefix, "started": started, "counts": counts, "next": nxt,
+            "followed": bool(nxt and follow)}
+
+
+# ------------------------------------------------------------------------------ chunk
+
+def run_chunk(event: dict) -> dict:
+    """One item of the Distributed Map: {"work": URI, "index": N} -> URIs and counts."""
+    work = event.get("work") if isinstance(event, dict) else None
+    index = event.get("index") if isinstance(event, dict) else None
+    if not isinstance(work, str) or not work:
+        raise OptionError("worker event needs 'work' (the job's work area URI).")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise OptionError(f"worker event needs an integer 'index' (got {index!r}).")
+    manifest = stages.load_manifest(work)
+    if not 0 <= index < len(manifest["chunks"]):
+        raise OptionError(f"chunk index {index} is out of range: the job in {work} has "
+                          f"{len(manifest['chunks'])} chunks.")
+    try:
+        threads = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        threads = max(1, os.cpu_count() or 1)
+    try:
+        part = stages.worker(manifest, index, threads=threads)
+    except Exception as e:
+        try:        # for the failure report (Step Functions keeps only a generic Map error)
+            _s3(work).write_json(_error_uri(work, index), {
+                "error_type": type(e).__name__, "message": str(e)})
+        except BlurfacesError:
+            pass
+        raise
+    return {"index": index, "frames": part["frames"], "segment": part["segment"],
+            "part": stages.part_uri(work, index)}
+
+
+# ------------------------------------------------------------------------------ stitch / abort
+
+def _error_uri(work: str, index: int) -> str:
+    return st.join(work, f"errors/chunk-{index:05d}.json")
+
+
+def output_uris(manifest: dict) -> list[str]:
+    """Every name a job may publish (the summary last)."""
+    outs, opts = manifest["outputs"], manifest["options"]
+    return [outs["video"]] + [f"{outs['stem']}.{f}" for f in opts.get("data_format", [])] \
+        + [outs["heatmap"], outs["summary"]]
+
+
+def _published(summary_uri: str, jid: str | None) -> dict | None:
+    """Job `jid`'s own published summary (it is written last: the job is complete)."""
+    store = _s3(summary_uri)
+    try:
+        s = store.read_json(summary_uri) if store.exists(summary_uri) else None
+    except InputError:
+        return None
+    return s if isinstance(s, dict) and jid and (s.get("job") or {}).get("id") == jid \
+        else None
+
+
+def _complete(manifest: dict) -> dict | None:
+    return _published(manifest["outputs"]["summary"], manifest["job"].get("id"))
+
+
+def rollback(manifest: dict) -> list[str]:
+    """Delete the outputs this job wrote: only objects whose metadata carries its publish
+    token; on a versioned bucket that version only (the previous one becomes current)."""
+    token, removed = manifest.get("publish_token"), []
+    for uri in output_uris(manifest):
+        store = _s3(uri)
+        bucket, key = st.parse_s3(uri)
+        if not store.exists(uri):
+            continue
+        head = store._head(uri)
+        if not token or (head.get("Metadata") or {}).get(TOKEN_METADATA) != token:
+            continue
+        kw = {"VersionId": head["VersionId"]} \
+            if head.get("VersionId") not in (None, "null") else {}
+        store._call(uri, "DeleteObject", store.client.delete_object, writing=True,
+                    Bucket=bucket, Key=key, **kw)
+        removed.append(uri)
+    if removed:
+        log.warning("rolled back the outputs of failed job %s: %s", token, removed)
+    return removed
+
+
+def _delete_work(work: str) -> None:
+    """Remove the work area, the manifest last (a retried stitch still finds the job)."""
+    store = _s3(work)
+    uris = store.list(work)
+    last = st.join(work, stages.MANIFEST)
+    for uri in [u for u in uris if u != last] + [u for u in uris if u == last]:
+        store.delete(uri)
+
+
+def _seconds(manifest_or_job: dict) -> float | None:
+    t0 = (manifest_or_job.get("job") or manifest_or_job).get("started")
+    return round(time.time() - float(t0), 3) if t0 else None
+
+
+def _summary_of(settings: Settings, source) -> str | None:
+    """Where the layout puts the summary of `source` (None if it is no input of it)."""
+    if not (isinstance(source, str) and st.is_s3(source)):
+        return None
+    layout = settings.layout(st.parse_s3(source)[0])
+    return layout.outputs(source)["summary"] if source.startswith(layout.incoming) else None
+
+
+def stitch_job(work: str, settings: Settings, *, job_id: str | None = None,
+               source: str | None = None) -> dict:
+    """Join and publish; a failing stitch rolls back its own outputs and re-raises.
+    Idempotent: a retry after the job had published (and even cleaned up its work area:
+    found by `job_id` and `source`) only finishes up. Sends "Job Succeeded"."""
+    summary = None
+    if not _s3(work).exists(st.join(work, stages.MANIFEST)):
+        uri = _summary_of(settings, source)
+        summary = _published(uri, job_id) if uri else None
+        if summary is None:
+            stages.load_manifest(work)          # raises: no such job
+    else:
+        manifest = stages.load_manifest(work)
+        summary = _complete(manifest)
+        if summary is None:
+            try:
+                summary = stages.stitch(manifest)
+            except BaseException:
+                try:
+                    rollback(manifest)
+                except Exception:  # noqa: BLE001 - keep the original error; abort retries it
+                    log.exception("rollback after a failed stitch failed")
+                raise
+    cleaned = False
+    if not settings.keep_work:
+        try:
+            _delete_work(work)
+            cleaned = True
+        except BlurfacesError:      # complete anyway; the lifecycle rule removes leftovers
+            log.exception("could not clean the work area %s", work)
+    c, job = summary["counts"], summary.get("job") or {}
+    counts = {k: c[k] for k in ("frames", "detections", "tracks", "masked_boxes", "chunks")}
+    detail = {"job_id": job.get("id"), "status": "succeeded", "input": summary["input"],
+              "version": summary["input_version"], "outputs": summary["outputs"],
+              "counts": counts, "seconds": _seconds(job)}
+    return {"job_id": detail["job_id"], "source": detail["input"],
+            "outputs": summary["outputs"], "work_cleaned": cleaned, **counts,
+            "notified": notify(settings, SUCCEEDED, detail)}
+
+
+def _state_error(error: dict | None) -> tuple[str, str]:
+    """(error name, message) from a Catch's {"Error", "Cause"} (Cause: a Lambda error JSON)."""
+    error = error if isinstance(error, dict) else {}
+    name, cause = str(error.get("Error") or "JobError"), error.get("Cause") or ""
+    try:
+        body = json.loads(cause)
+        cause = body.get("errorMessage") or body.get("Cause") or cause
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return name, str(cause) or name
+
+
+def abort_job(event: dict, settings: Settings) -> dict:
+    """The state machine's failure path: roll back this job's outputs (never another's,
+    never a complete result), delete the work area, write ``failed/<rel>.json``, send
+    "Job Failed"."""
+    work = event.get("work") if isinstance(event, dict) else None
+    if not isinstance(work, str) or not work:
+        raise OptionError("abort event needs 'work' (the job's work area URI).")
+    store = _s3(work)
+    manifest = stages.load_manifest(work) \
+        if store.exists(st.join(work, stages.MANIFEST)) else None
+    source = manifest["source"] if manifest else event.get("source")
+    jid = manifest["job"]["id"] if manifest else event.get("job_id")
+    summary_uri = manifest["outputs"]["summary"] if manifest else _summary_of(settings, source)
+    if summary_uri and _published(summary_uri, jid):
+        _delete_work(work)
+        return {"job_id": jid, "aborted": False, "reason": "the job had completed"}
+    removed = rollback(manifest) if manifest else []
+    name, message = _state_error(event.get("error"))
+    stage, chunk = "stitch", None
+    if manifest:
+        missing = [c["index"] for c in manifest["chunks"]
+                   if not store.exists(stages.part_uri(work, c["index"]))]
+        stage, chunk = ("worker", missing[0]) if missing else ("stitch", None)
+        for index in missing:       # the chunk's own error, when its worker recorded one
+            if store.exists(_error_uri(work, index)):
+                e = store.read_json(_error_uri(work, index))
+                name, message, chunk = e["error_type"], e["message"], index
+                break
+    _delete_work(work)
+    out = {"job_id": jid, "aborted": True, "removed_outputs": removed}
+    if _summary_of(settings, source) is None:
+        return out
+    layout = settings.layout(st.parse_s3(source)[0])
+    stat = st.Stat.from_dict(manifest["source_version"]) if manifest else None
+    t0 = (manifest["job"].get("started") if manifest else None) or time.time()
+    report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,
+                                 started=t0, chunk=chunk)
+    report.update(error_type=name, what_to_do=jobs.HINTS.get(name, report["what_to_do"]))
+    report_uri = layout.report(source)
+    jobs.write_report(report_uri, report)
+    out.update(report=report_uri,
+               notified=notify(settings, FAILED, _failed_detail(report, report_uri, t0)))
+    return out
+
+
+def _failed_detail(report: dict, report_uri: str, t0: float) -> dict:
+    return {"job_id": report["job_id"], "status": "failed", "input": report["input"],
+            "version": report["version"], "report": report_uri, "stage": report["stage"],
+            "chunk": report["chunk"], "error_type": report["error_type"],
+            "message": report["message"], "seconds": round(time.time() - t0, 3)}

@@ -1,0 +1,429 @@
+"""Unattended jobs on AWS, on moto's server (S3, Step Functions interpreter, EventBridge,
+SQS) with the real handlers (see conftest.py):
+
+* a corrupt upload and a bad sidecar become failed/<name>.json and a "Job Failed" event,
+  with no exception into Lambda's retries and no execution;
+* a re-upload while a job runs never publishes a mix: on a versioned bucket the job reads
+  the version it was planned on; on an unversioned one it fails (If-Match) with a report
+  and publishes nothing; a failing job never removes another job's outputs;
+* backfill of 50 objects, a bounded number of starts per call, nothing new on re-run;
+* `blurfaces watch s3://bucket/root/ --once` (the CLI in a subprocess).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import av
+import pytest
+
+from blurfaces import jobs, storage as st
+
+WORK = ".blurfaces/work/"
+
+
+def keys(aws, bucket: str, prefix: str = "") -> list[str]:
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for p in pages for o in p.get("Contents", ()))
+
+
+def put(aws, bucket: str, key: str, path=None, data: bytes | None = None) -> dict:
+    if data is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    resp = aws.s3.put_object(Bucket=bucket, Key=key, Body=data)
+    return {"etag": resp["ETag"].strip('"'), "size": len(data),
+            "version": resp.get("VersionId")}
+
+
+def s3_event(aws, bucket: str, key: str, obj: dict) -> dict:
+    event = aws.load_event("s3-put.json")
+    rec = event["Records"][0]
+    rec["s3"]["bucket"]["name"] = bucket
+    rec["s3"]["object"] = {"key": key.replace(" ", "+"), "eTag": obj["etag"],
+                           "size": obj["size"], "sequencer": f"{time.time_ns():018X}"}
+    if obj.get("version"):
+        rec["s3"]["object"]["versionId"] = obj["version"]
+    return event
+
+
+def read_json(aws, bucket: str, key: str):
+    return json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def video_of(aws, bucket: str, key: str, tmp_path) -> tuple[int, int, int]:
+    """(frames, width, height) of the video at key, decoded."""
+    local = tmp_path / f"v-{time.time_ns()}.mp4"
+    aws.s3.download_file(bucket, key, str(local))
+    with av.open(str(local)) as c:
+        s = c.streams.video[0]
+        return sum(1 for _ in c.decode(s)), s.codec_context.width, s.codec_context.height
+
+
+def run_planned(aws, job: dict) -> dict:
+    """What the state machine does for a planned job: each chunk, then stitch."""
+    items = read_json(aws, job["input"]["bucket"], job["input"]["items_key"])
+    for item in items:
+        aws.call("worker", item)
+    return aws.call("stitch", {"work": job["input"]["work"]})
+
+
+def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
+    t0 = time.monotonic()
+    while True:
+        desc = aws.sfn.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING":
+            return desc
+        assert time.monotonic() - t0 < timeout, f"execution still RUNNING after {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def clips(synth_clip_factory):
+    """Two small clips that differ in frame count and size."""
+    a = synth_clip_factory(size=(320, 180), seconds=0.8, audio=True)
+    b = synth_clip_factory(size=(384, 216), seconds=0.5, audio=True, seed=1)
+    return a, b
+
+
+# ------------------------------------------------------------------------------ samples
+
+def test_sample_events_parse(aws):
+    from blurfaces import aws as core
+    uri = "s3://blurfaces-example-bucket/incoming/clips/single face.mp4"
+    (n,) = core.uploads(aws.load_event("s3-put.json"))
+    (e,) = core.uploads(aws.load_event("eventbridge-object-created.json"))
+    (d,) = core.uploads(aws.load_event("direct.json"))
+    assert n == e and n.uri == d.uri == uri and n.version_id and n.created
+    assert set(aws.load_event("backfill.json")) <= {"backfill", "limit", "after", "rerun",
+                                                   "options"}
+    abort = aws.load_event("abort.json")
+    assert abort["source"] == uri and core._state_error(abort["error"])[0] == "InputError"
+    assert "changed" in core._state_error(abort["error"])[1]
+
+
+def test_core_loads_no_aws_library():
+    code = ("import sys, blurfaces.aws, blurfaces.jobs; "
+            "print([m for m in ('boto3', 'botocore', 'aws_lambda_powertools') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_option_layers(monkeypatch):
+    """defaults < drop-folder layout < environment < event < sidecar, one definition each."""
+    from blurfaces import aws as core
+    from blurfaces.errors import OptionError
+    for k in ("BLURFACES_OPTIONS", "BLURFACES_MASK", "BLURFACES_CHUNK_SECONDS",
+              "BLURFACES_DRAW_HEATMAP", "BLURFACES_THRESHOLD"):
+        monkeypatch.delenv(k, raising=False)
+    opts, cut = core.job_options()
+    assert opts.draw_heatmap is True and opts.mask == "blur"            # layout default
+    assert cut == {"chunk_seconds": 30.0, "chunks": None}
+    assert core.job_options(None, {"chunks": 3})[1] == {"chunk_seconds": None, "chunks": 3}
+    monkeypatch.setenv("BLURFACES_OPTIONS", '{"mask": "rectangle", "threshold": 0.5}')
+    monkeypatch.setenv("BLURFACES_MASK", "mosaic")
+    monkeypatch.setenv("BLURFACES_DRAW_HEATMAP", "false")
+    monkeypatch.setenv("BLURFACES_CHUNK_SECONDS", "12")
+    opts, cut = core.job_options()
+    assert (opts.mask, opts.threshold, opts.draw_heatmap) == ("mosaic", 0.5, False)
+    assert cut["chunk_seconds"] == 12.0
+    opts, cut = core.job_options({"mask": "none", "crf": 30}, {"mask": "blur"}, 4)
+    assert (opts.mask, opts.crf, cut["chunk_seconds"]) == ("blur", 30, 4.0)
+    with pytest.raises(OptionError, match="sparkles"):
+        core.job_options({"mask": "sparkles"})
+    monkeypatch.setenv("BLURFACES_THRESHOLD", "lots")
+    with pytest.raises(OptionError, match="BLURFACES_THRESHOLD"):
+        core.job_options()
+
+
+# ------------------------------------------------------------------------------ failures
+
+def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    bucket = aws.server.new_bucket("bf-corrupt")
+    events = aws.job_events(bucket)
+    key = "incoming/day 1/bad clip.mp4"
+    obj = put(aws, bucket, key, data=b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+
+    (job,) = aws.call("plan", s3_event(aws, bucket, key, obj))["jobs"]   # does not raise
+    assert job["status"] == "failed" and job["error_type"] == "InputError", job
+    report_key = "failed/day 1/bad clip.mp4.json"
+    assert job["report"] == f"s3://{bucket}/{report_key}"
+    report = read_json(aws, bucket, report_key)
+    assert report["input"] == f"s3://{bucket}/{key}" and report["stage"] == "plan"
+    assert report["job_id"] == job["job_id"] and report["error_type"] == "InputError"
+    assert report["version"]["etag"] == obj["etag"] and report["message"]
+    assert report["what_to_do"].startswith("Check or replace the input")
+    (ev,) = events()
+    assert ev["source"] == "blurfaces" and ev["detail-type"] == "Job Failed"
+    assert ev["detail"]["job_id"] == job["job_id"] and ev["detail"]["stage"] == "plan"
+    assert ev["detail"]["report"] == job["report"] and ev["detail"]["input"] == report["input"]
+    sample = aws.load_event("job-failed.json")              # the documented shape
+    assert (sample["source"], sample["detail-type"]) == (ev["source"], ev["detail-type"])
+    assert set(sample["detail"]) == set(ev["detail"])
+    names = [e["name"] for e in
+             aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]]
+    assert job["job_id"] not in names                   # no execution for it
+    assert keys(aws, bucket) == [report_key, key]       # no work area, no outputs
+
+    # Redelivery of the event: the report for this version is there, nothing new.
+    (again,) = aws.call("plan", s3_event(aws, bucket, key, obj))["jobs"]
+    assert again["status"] == "done" and events() == []
+
+    # A bad sidecar is the video's failure too (an OptionError naming the file).
+    good = "incoming/day 1/good.mp4"
+    put(aws, bucket, good + ".blurfaces.json", data=b'{"mask": "sparkles"}')
+    gobj = put(aws, bucket, good, clips[0]["path"])
+    (job2,) = aws.call("plan", s3_event(aws, bucket, good, gobj))["jobs"]
+    assert job2["status"] == "failed" and job2["error_type"] == "OptionError"
+    assert "sparkles" in read_json(aws, bucket, "failed/day 1/good.mp4.json")["message"]
+    assert [e["detail"]["job_id"] for e in events()] == [job2["job_id"]]
+    assert keys(aws, bucket, WORK) == [] and keys(aws, bucket, "anonymized/") == []
+
+
+# ------------------------------------------------------------------------------ re-upload
+
+def test_reupload_versioned_bucket_reads_the_planned_version(aws, clips, tmp_path,
+                                                             monkeypatch):
+    from blurfaces import publish
+    a, b = clips
+    bucket = aws.server.new_bucket("bf-versioned")
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = "incoming/cam/clip.mp4"
+    out = "anonymized/cam/clip_blurred"
+    v1 = put(aws, bucket, key, a["path"])
+    (job_a,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
+    v2 = put(aws, bucket, key, b["path"])              # re-upload while job A runs
+    (job_b,) = aws.call("plan", s3_event(aws, bucket, key, v2))["jobs"]
+    assert job_a["status"] == job_b["status"] == "planned"
+    assert v1["version"] and v2["version"] and job_a["job_id"] != job_b["job_id"]
+
+    res = run_planned(aws, job_a)
+    assert res["frames"] == len(a["pts"])              # the planned version: clip A
+    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(a["pts"]), 320, 180)
+    summary = read_json(aws, bucket, f"{out}_summary.json")
+    assert summary["input_version"]["version_id"] == v1["version"]
+    assert summary["job"]["id"] == job_a["job_id"]
+
+    # Job B dies while publishing (after two uploads). Its rollback deletes its own object
+    # versions only: job A's complete result is current again, never a mix.
+    def publish_then_fail(self, items):
+        for path, uri in items[:2]:
+            st.get_storage(uri).upload(path, uri,
+                                       metadata={publish.TOKEN_METADATA: self.token})
+        raise OSError("simulated failure while publishing")
+
+    with monkeypatch.context() as m:
+        m.setattr(publish.Publisher, "_commit_s3", publish_then_fail)
+        with pytest.raises(OSError, match="simulated"):
+            run_planned(aws, job_b)
+    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(a["pts"]), 320, 180)
+    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_a["job_id"]
+
+    res = aws.call("stitch", {"work": job_b["input"]["work"]})   # the retry publishes B
+    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
+    assert read_json(aws, bucket, f"{out}_summary.json")["input_version"]["version_id"] \
+        == v2["version"]
+    # An abort of job A now (say, a stale retry) does not touch B's result: it removes only
+    # objects A wrote (none are current) and files A's report.
+    res = aws.call("stitch", {"action": "abort", "work": job_a["input"]["work"],
+                              "job_id": job_a["job_id"], "source": f"s3://{bucket}/{key}",
+                              "error": {"Error": "States.Timeout", "Cause": "late"}})
+    assert res["removed_outputs"] == [] and res["report"].endswith("failed/cam/clip.mp4.json")
+    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
+    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
+    # A late abort of B, whose result is published, changes nothing and reports nothing.
+    res = aws.call("stitch", {"action": "abort", "work": job_b["input"]["work"],
+                              "job_id": job_b["job_id"], "source": f"s3://{bucket}/{key}",
+                              "error": {"Error": "States.Timeout", "Cause": "late"}})
+    assert res["aborted"] is False
+    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
+
+
+def test_reupload_unversioned_bucket_fails_and_publishes_nothing(aws, clips, tmp_path,
+                                                                 monkeypatch):
+    a, b = clips
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-unversioned")
+    events = aws.job_events(bucket)
+    key = "incoming/clip.mp4"
+    v1 = put(aws, bucket, key, a["path"])
+    (job_a,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
+    assert job_a["status"] == "planned"
+    v2 = put(aws, bucket, key, b["path"])              # re-upload while job A runs
+    arn = aws.sfn.start_execution(stateMachineArn=aws.state_machine_arn,
+                                  name=job_a["job_id"],
+                                  input=json.dumps(job_a["input"]))["executionArn"]
+    desc = wait_execution(aws, arn)
+    assert desc["status"] == "FAILED", desc
+    assert all(c["error"] == "InputError" for c in aws.dispatcher.calls
+               if c["function"] == aws.functions["worker"])    # If-Match refused, no retry
+    assert keys(aws, bucket, "anonymized/") == [] and keys(aws, bucket, WORK) == []
+    report = read_json(aws, bucket, "failed/clip.mp4.json")
+    assert report["error_type"] == "InputError" and "changed" in report["message"]
+    assert report["version"]["etag"] == v1["etag"] and report["job_id"] == job_a["job_id"]
+    (ev,) = events()
+    assert ev["detail-type"] == "Job Failed" and ev["detail"]["job_id"] == job_a["job_id"]
+
+    # The new upload's own event is a new job, which publishes clip B, whole.
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    (job_b,) = aws.call("plan", s3_event(aws, bucket, key, v2))["jobs"]
+    assert job_b["status"] == "started" and job_b["job_id"] != job_a["job_id"]
+    assert wait_execution(aws, job_b["execution_arn"])["status"] == "SUCCEEDED"
+    assert video_of(aws, bucket, "anonymized/clip_blurred.mp4", tmp_path) == \
+        (len(b["pts"]), 384, 216)
+    assert [e["detail-type"] for e in events()] == ["Job Succeeded"]
+    # The event for the old upload, delivered late, starts nothing (that version is gone).
+    (late,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
+    assert late["status"] == "ignored" and "replaced" in late["reason"]
+
+
+def test_reupload_before_stitch_fails_at_stitch_with_report(aws, clips):
+    """Unversioned bucket, the input replaced after the workers and before stitch: stitch's
+    read of the audio is refused, nothing is published, the abort reports stage "stitch"."""
+    a, b = clips
+    bucket = aws.server.new_bucket("bf-late-change")
+    events = aws.job_events(bucket)
+    key = "incoming/late.mp4"
+    v1 = put(aws, bucket, key, a["path"])
+    (job,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
+    for item in read_json(aws, bucket, job["input"]["items_key"]):
+        aws.call("worker", item)
+    put(aws, bucket, key, b["path"])
+    from blurfaces.errors import InputError
+    with pytest.raises(InputError, match="changed") as err:
+        aws.call("stitch", {"work": job["input"]["work"], "job_id": job["job_id"],
+                            "source": job["input"]["source"]})
+    assert keys(aws, bucket, "anonymized/") == []
+    # What the state machine's Catch hands to Abort (the Lambda error as its Cause).
+    cause = json.dumps({"errorType": "InputError", "errorMessage": str(err.value)})
+    res = aws.call("stitch", {"action": "abort", "work": job["input"]["work"],
+                              "job_id": job["job_id"], "source": job["input"]["source"],
+                              "error": {"Error": "InputError", "Cause": cause}})
+    assert res["aborted"] is True and res["removed_outputs"] == []
+    report = read_json(aws, bucket, "failed/late.mp4.json")
+    assert (report["stage"], report["chunk"], report["error_type"]) == \
+        ("stitch", None, "InputError")
+    assert "changed" in report["message"] and report["version"]["etag"] == v1["etag"]
+    assert keys(aws, bucket, WORK) == [] and keys(aws, bucket, "anonymized/") == []
+    (ev,) = events()
+    assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "stitch"
+
+
+# ------------------------------------------------------------------------------ backfill
+
+@pytest.mark.slow
+def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
+    # A state machine that only records its executions: this test is about which jobs
+    # start (the full pipeline runs in the other tests).
+    recorder = aws.sfn.create_state_machine(
+        name=f"recorder-{time.time_ns()}", roleArn=aws.role_arn, type="STANDARD",
+        definition=json.dumps({"StartAt": "Done", "States": {
+            "Done": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", recorder)
+    bucket = aws.server.new_bucket("bf-backfill")
+    events = aws.job_events(bucket)
+    with open(clips[1]["path"], "rb") as f:
+        data = f.read()
+    inputs = [f"incoming/archive/{k // 10}/clip {k:02d}.mp4" for k in range(50)]
+    for k in inputs:
+        put(aws, bucket, k, data=data)
+    put(aws, bucket, "incoming/archive/broken.mp4", data=b"not a video at all" * 50)
+    for other in ("incoming/archive/notes.txt", "incoming/.hidden/x.mp4",
+                  "anonymized/archive/old_blurred.mp4", "failed/archive/y.mp4"):
+        put(aws, bucket, other, data=data)
+
+    calls, started, event = [], [], {"backfill": f"s3://{bucket}/incoming/", "limit": 20}
+    while event is not None:
+        res = aws.call("plan", event)
+        calls.append(res)
+        assert len(res["started"]) <= 20
+        started += res["started"]
+        event = res["next"]
+    assert [len(r["started"]) for r in calls] == [20, 20, 10]
+    assert sum(r["counts"].get("failed", 0) for r in calls) == 1     # broken.mp4: a report
+    assert keys(aws, bucket, "failed/") == ["failed/archive/broken.mp4.json",
+                                            "failed/archive/y.mp4"]
+    expected = set()
+    for k in inputs:
+        uri = f"s3://{bucket}/{k}"
+        expected.add(jobs.job_id(uri, st.get_storage(uri).stat(uri)))
+    assert set(started) == expected and len(started) == 50
+    runs = aws.sfn.list_executions(stateMachineArn=recorder, maxResults=1000)["executions"]
+    assert sorted(e["name"] for e in runs) == sorted(expected)
+    # Each job is planned on its pinned version, like one from an S3 event.
+    one = read_json(aws, bucket, f"{WORK}{started[0]}/manifest.json")
+    assert one["source_version"]["etag"] and one["job"]["id"] == started[0]
+    assert [e["detail"]["input"] for e in events()] == \
+        [f"s3://{bucket}/incoming/archive/broken.mp4"]
+
+    # Re-run: nothing new starts; all 50 are known executions, the broken one is reported.
+    again = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/archive/", "limit": 20})
+    assert again["started"] == [] and again["next"] is None
+    assert again["counts"] == {"duplicate": 50, "done": 1}
+    assert len(aws.sfn.list_executions(stateMachineArn=recorder,
+                                       maxResults=1000)["executions"]) == 50
+    from blurfaces.errors import OptionError
+    with pytest.raises(OptionError, match="incoming/"):
+        aws.call("plan", {"backfill": f"s3://{bucket}/anonymized/"})
+
+    # "follow": one event walks the whole prefix, the function invoking itself
+    # asynchronously (through moto's Lambda) with each next event, `limit` starts each.
+    later = [f"incoming/later/clip {k}.mp4" for k in range(5)]
+    for k in later:
+        put(aws, bucket, k, data=data)
+    aws.dispatcher.reset()
+    res = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/", "limit": 2,
+                            "follow": True})
+    assert len(res["started"]) == 2 and res["followed"] is True
+    plan_calls = [c for c in aws.dispatcher.calls if c["function"] == aws.functions["plan"]]
+    assert [c["event"].get("follow") for c in plan_calls] == [True, True]   # 2 more calls
+    assert all(c["ok"] for c in plan_calls)
+    runs = aws.sfn.list_executions(stateMachineArn=recorder, maxResults=1000)["executions"]
+    assert len(runs) == 55
+
+
+# ------------------------------------------------------------------------------ watch
+
+@pytest.mark.slow
+def test_watch_s3_once_cli(aws, clips):
+    bucket = aws.server.new_bucket("bf-watch")
+    root = f"s3://{bucket}/drop/"
+    a, b = clips
+    put(aws, bucket, "drop/incoming/a.mp4", a["path"])
+    put(aws, bucket, "drop/incoming/sub/b.mp4", b["path"])
+    put(aws, bucket, "drop/incoming/bad.mp4", data=b"\x00" * 3000)
+    put(aws, bucket, "drop/incoming/notes.txt", data=b"hello")
+    before = keys(aws, bucket, "drop/incoming/")
+    env = {**os.environ, **aws.server.env()}
+    cmd = [sys.executable, "-m", "blurfaces", "watch", root, "--once", "--json",
+           "--workers", "1"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2, p.stderr                  # --once with a failure
+    assert "Traceback" not in p.stderr
+    rows = {json.loads(line)["input"]: json.loads(line) for line in p.stdout.splitlines()}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        f"{root}incoming/a.mp4": "done", f"{root}incoming/sub/b.mp4": "done",
+        f"{root}incoming/bad.mp4": "failed"}
+    out = keys(aws, bucket, "drop/anonymized/")
+    for stem, clip in (("drop/anonymized/a", a), ("drop/anonymized/sub/b", b)):
+        assert {f"{stem}_blurred.mp4", f"{stem}_blurred.csv", f"{stem}_blurred_summary.json",
+                f"{stem}_blurred_heatmap.png"} <= set(out)
+        s = read_json(aws, bucket, f"{stem}_blurred_summary.json")
+        assert s["counts"]["frames"] == len(clip["pts"])
+    report = read_json(aws, bucket, "drop/failed/bad.mp4.json")
+    assert report["error_type"] == "InputError"
+    assert keys(aws, bucket, "drop/incoming/") == before          # S3 inputs stay
+    assert keys(aws, bucket, "drop/.blurfaces/") == []            # claims released
+
+    # Once more: everything is done for these versions, nothing is redone or rewritten.
+    stamps = {k: aws.s3.head_object(Bucket=bucket, Key=k)["LastModified"] for k in out}
+    p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p2.returncode == 0, p2.stderr
+    assert p2.stdout.strip() == ""
+    assert {k: aws.s3.head_object(Bucket=bucket, Key=k)["LastModified"] for k in out} == stamps
