@@ -46,6 +46,9 @@ def test_layering_env_then_command_line():
     options, execution = layered(got, {"crf": 18})
     assert (options.mask, options.crf, options.track, options.hold) == ("mosaic", 18, False, 1.0)
     assert execution == {"workers": 3, "chunk_seconds": None, "chunks": None}
+    # chunks and chunk_seconds: the later layer's choice wins
+    _, execution = layered({"chunk_seconds": 5.0}, {"chunks": 4})
+    assert (execution["chunks"], execution["chunk_seconds"]) == (4, None)
 
 
 @pytest.mark.parametrize("env,needle", [

@@ -119,8 +119,9 @@ def cmd_anonymize(a) -> int:
 def _job_args(a, *, drop_folder: bool) -> tuple[dict, dict]:
     """(options, execution settings) from defaults < the layout's defaults < the environment
     < the command line; validated up front so a bad option stops before the first file."""
+    from .jobs import LAYOUT_OPTIONS
     from .options import from_env, layered
-    layout = {"draw_heatmap": True} if drop_folder else {}
+    layout = LAYOUT_OPTIONS if drop_folder else {}
     options, execution = layered(layout, from_env(), _given(a))
     return options.to_dict(), execution
 

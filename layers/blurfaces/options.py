@@ -323,7 +323,12 @@ def layered(*layers: dict) -> tuple["Options", dict]:
     options (validated) and the execution settings (validated)."""
     merged: dict = {}
     for layer in layers:
-        merged.update({k: v for k, v in (layer or {}).items()})
+        layer = layer or {}
+        # chunks and chunk_seconds say one thing two ways: the later layer's choice wins.
+        for a, b in (("chunks", "chunk_seconds"), ("chunk_seconds", "chunks")):
+            if layer.get(a) is not None and layer.get(b) is None:
+                merged.pop(b, None)
+        merged.update(layer)
     execution = {s.name: merged.pop(s.name, None) for s in EXECUTION_SPECS}
     validate_execution(**execution)
     return Options.from_dict(merged), execution
