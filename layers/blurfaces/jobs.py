@@ -326,8 +326,11 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
         if store.create_exclusive(uri, body):
             return InputClaim(uri)
         held = _read_json(uri) or {}
-        if time.time() - float(held.get("started", 0)) < S3_CLAIM_TTL_S:
-            return None
+        from .publish import pid_alive
+        dead_here = held.get("host") == socket.gethostname() and \
+            not pid_alive(int(held.get("pid") or -1))
+        if not dead_here and time.time() - float(held.get("started", 0)) < S3_CLAIM_TTL_S:
+            return None                       # a live watcher (or one on another machine)
         store.delete(uri)                     # a dead watcher's claim
     return None
 

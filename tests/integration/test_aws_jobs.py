@@ -427,3 +427,44 @@ def test_watch_s3_once_cli(aws, clips):
     assert p2.returncode == 0, p2.stderr
     assert p2.stdout.strip() == ""
     assert {k: aws.s3.head_object(Bucket=bucket, Key=k)["LastModified"] for k in out} == stamps
+
+
+@pytest.mark.slow
+def test_watch_s3_two_watchers_and_kill_9(aws, clips):
+    """Two watchers on one S3 drop folder process each object once; a watcher killed with
+    SIGKILL mid-job leaves a claim that the next watcher on this machine takes over at once
+    (its owner is dead), and the job is done exactly once."""
+    import signal
+    import time
+    bucket = aws.server.new_bucket("bf-watch2")
+    root = f"s3://{bucket}/drop/"
+    a, _ = clips
+    for i in range(4):
+        put(aws, bucket, f"drop/incoming/v{i}.mp4", a["path"])
+    env = {**os.environ, **aws.server.env()}
+    cmd = [sys.executable, "-m", "blurfaces", "watch", root, "--once", "--json",
+           "--workers", "1", "--detect-size", "320"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    rows = [json.loads(ln) for out, _ in outs for ln in out.splitlines() if ln.strip()]
+    assert sorted(r["input"] for r in rows) == [f"{root}incoming/v{i}.mp4" for i in range(4)]
+    assert all(r["status"] == "done" for r in rows)
+
+    put(aws, bucket, "drop/incoming/late.mp4", a["path"])
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
+    deadline = time.monotonic() + 120
+    while not keys(aws, bucket, "drop/.blurfaces/") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert keys(aws, bucket, "drop/.blurfaces/"), "the watcher never claimed the object"
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
+    p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p2.returncode == 0, p2.stderr
+    (row,) = [json.loads(ln) for ln in p2.stdout.splitlines() if ln.strip()]
+    assert row["input"] == f"{root}incoming/late.mp4" and row["status"] == "done"
+    assert row["frames"] == len(a["pts"])
+    assert keys(aws, bucket, "drop/.blurfaces/") == []
+    assert not any("_blurred_1" in k for k in keys(aws, bucket, "drop/anonymized/"))
