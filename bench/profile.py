@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Where each frame's CPU time goes: decode, RGB conversion, detection, tracking, masking,
+conversion back to YUV, x264. One thread for everything (onnxruntime, decoder, x264), CPU time
+per stage measured with `time.thread_time` around each call, so the numbers are per-core costs
+and are not moved much by other load on the machine.
+
+  python bench/profile.py [--size 1280x720] [--seconds 4] [--quality default] [--json OUT]
+
+Prints a table of CPU milliseconds per frame by stage and the share of each, plus the same
+for a plain transcode (decode + x264, the floor any anonymizer pays).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import common
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def profile(path: str, extra: dict) -> dict:
+    import av
+    import numpy as np
+
+    from blurfaces import stages
+    from blurfaces.mask import Masker, scale_boxes
+    from blurfaces.options import Options
+    from blurfaces.track import Tracker, TrackOptions
+    from blurfaces.video import probe, upright
+
+    info = probe(path)
+    options = Options.from_dict(extra)
+    w, h = info.display_width, info.display_height
+    detector = stages._detector(options, 1, options.tiles_for(w, h))
+    tracker = Tracker(TrackOptions.of(options))
+    masker = Masker(options.mask, ellipse=options.ellipse)
+    t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}
+    out = av.open(os.devnull, "w", format="nut")
+    s = out.add_stream("libx264")
+    s.width, s.height, s.pix_fmt = info.width, info.height, "yuv420p"
+    s.codec_context.time_base = info.tb
+    s.options = {"crf": str(options.crf), "preset": options.preset, "bf": "0", "threads": "1"}
+    frames = {}
+    n = 0
+
+    def clock(key, fn, *a):
+        c0 = time.thread_time()
+        r = fn(*a)
+        t[key] += time.thread_time() - c0
+        return r
+
+    def finish(fm):
+        rgb = frames.pop(fm.key)
+        boxes = scale_boxes(fm.boxes, options.mask_scale, w, h) if len(fm.boxes) \
+            else np.zeros((0, 4), np.int64)
+        clock("mask", masker.apply, rgb, boxes, fm.scores)
+        vf = clock("to_yuv", lambda: av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p"))
+        vf.pts, vf.time_base = fm.key, info.tb
+        for pkt in clock("x264", s.encode, vf):
+            out.mux(pkt)
+
+    with av.open(path) as c:
+        vs = c.streams.video[0]
+        vs.thread_type, vs.codec_context.thread_count = "SLICE", 1
+        it = iter(c.decode(vs))
+        while True:
+            frame = clock("decode", next, it, None)
+            if frame is None:
+                break
+            rgb = clock("to_rgb", lambda: upright(frame.to_ndarray(format="rgb24"),
+                                                   info.rotation))
+            try:
+                dets = clock("detect", detector.detect, rgb, n)
+            except TypeError:               # a detector without the frame index
+                dets = clock("detect", detector.detect, rgb)
+            frames[frame.pts] = rgb
+            for fm in clock("track", tracker.push, frame.pts,
+                            float((frame.pts - info.first_pts) * info.tb), dets):
+                finish(fm)
+            n += 1
+    for fm in clock("track", tracker.flush):
+        finish(fm)
+    for pkt in clock("x264", s.encode, None):
+        out.mux(pkt)
+    out.close()
+    return {"frames": n, "ms_per_frame": {k: round(1000 * v / n, 2) for k, v in t.items()}}
+
+
+def floor(path: str) -> dict:
+    """Decode + x264 (YUV straight through): the plain transcode's per-frame CPU cost."""
+    import av
+    t = {"decode": 0.0, "x264": 0.0}
+    n = 0
+    with av.open(path) as c, av.open(os.devnull, "w", format="nut") as out:
+        vs = c.streams.video[0]
+        vs.thread_type, vs.codec_context.thread_count = "SLICE", 1
+        s = out.add_stream("libx264")
+        s.width, s.height, s.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
+        s.codec_context.time_base = vs.time_base
+        s.options = {"crf": "20", "preset": "veryfast", "bf": "0", "threads": "1"}
+        it = iter(c.decode(vs))
+        while True:
+            c0 = time.thread_time()
+            f = next(it, None)
+            t["decode"] += time.thread_time() - c0
+            if f is None:
+                break
+            f = f.reformat(format="yuv420p")
+            c0 = time.thread_time()
+            for pkt in s.encode(f):
+                out.mux(pkt)
+            t["x264"] += time.thread_time() - c0
+            n += 1
+    return {"frames": n, "ms_per_frame": {k: round(1000 * v / n, 2) for k, v in t.items()}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", help="video (default: the synthetic pan/zoom clip)")
+    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--options", default="{}", help="JSON object of blurfaces options")
+    ap.add_argument("--json", help="write the result here")
+    a = ap.parse_args(argv)
+    path = a.input or str(common.synthetic_clip(size=common.parse_size(a.size),
+                                                seconds=a.seconds, audio=False))
+    res = {"input": path, "options": json.loads(a.options),
+           "blurfaces": profile(path, json.loads(a.options)), "floor": floor(path),
+           "machine": common.machine_info()}
+    b, f = res["blurfaces"]["ms_per_frame"], res["floor"]["ms_per_frame"]
+    total_b, total_f = sum(b.values()), sum(f.values())
+    print(f"{path}: {res['blurfaces']['frames']} frames, CPU ms per frame (one thread)")
+    print(f"{'stage':10s} {'blurfaces':>10s} {'share':>6s} {'floor':>8s}")
+    for k, v in b.items():
+        print(f"{k:10s} {v:10.2f} {100 * v / total_b:5.1f}% {f.get(k, 0):8.2f}")
+    print(f"{'total':10s} {total_b:10.2f} {'':6s} {total_f:8.2f}   ratio {total_b / total_f:.2f}")
+    if a.json:
+        common.write_json(a.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    sys.exit(main())
