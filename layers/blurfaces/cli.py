@@ -255,7 +255,8 @@ def main(argv=None) -> int:
         print(f"blurfaces: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("blurfaces: interrupted by SIGINT; no output was written.", file=sys.stderr)
+        print("blurfaces: interrupted by SIGINT; nothing of the unfinished job was published.",
+              file=sys.stderr)
         return 130
 
 

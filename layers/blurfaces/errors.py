@@ -43,4 +43,4 @@ class Interrupted(BlurfacesError):
         import signal
         self.signum = signum
         name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}; no output was written.")
+        super().__init__(f"interrupted by {name}; nothing of the unfinished job was published.")
