@@ -23,7 +23,7 @@ logger, metrics, tracer = observe.powertools("plan")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event, context):
-    logger.info("event", extra=observe.event_keys(event))   # keys only, never the event
+    observe.bind(function="plan")                # job_id is bound by start_job
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and "backfill" in event:
         # Stop starting jobs 3 minutes before the Lambda's timeout; "next" continues.
@@ -39,7 +39,8 @@ def handler(event, context):
                           options=event.get("options"), chunk_seconds=event.get("chunk_seconds"),
                           bind=observe.bind)
             for up in aws.uploads(event)]
-    for job in jobs:
-        logger.info(job["status"], extra={k: v for k, v in job.items() if k != "input"})
+    for job in jobs:        # keys of the event at most (observe.event_keys), never the event
+        logger.info(job["status"], extra={"job_id": job.get("job_id"), **{
+            k: v for k, v in job.items() if k != "input"}, **observe.event_keys(event)})
     observe.plan_metrics(metrics, jobs)
     return {"jobs": jobs}

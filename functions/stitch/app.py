@@ -20,7 +20,7 @@ logger, metrics, tracer = observe.powertools("stitch")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event, context):
-    observe.bind(event)         # job_id on every log line; never the whole event
+    observe.bind(event, function="stitch")  # job_id: a key of every log line
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and event.get("action") == "abort":
         result = aws.abort_job(event, settings)

@@ -18,7 +18,7 @@ logger, metrics, tracer = observe.powertools("worker")
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event, context):
-    observe.bind(event)         # job_id and chunk on every log line; never the whole event
+    observe.bind(event, function="worker")  # job_id, chunk: keys of every log line
     result = aws.run_chunk(event)
     observe.chunk_metrics(metrics, result)
     logger.info("chunk done", extra=result)

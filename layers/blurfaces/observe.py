@@ -3,7 +3,8 @@ same way for plan, worker and stitch, and what each of them emits.
 
 Owns:
 
-* `powertools(function)`: the Logger (service ``blurfaces``, key ``function``), Metrics
+* `powertools(function)`: the Logger (service ``blurfaces``; the handler binds the key
+  ``function`` per invocation, as Logger instances of one service share their keys), Metrics
   (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``blurfaces``; one dimension,
   ``function``, set by each emitter) and Tracer of one handler. The blurfaces core's own loggers
   (``blurfaces.*``, standard `logging`) are given the Powertools formatter, so their lines
@@ -33,7 +34,7 @@ def powertools(function: str):
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.logging import utils
 
-    logger = Logger(service=SERVICE, child=False, function=function)
+    logger = Logger(service=SERVICE, child=False)
     utils.copy_config_to_registered_loggers(source_logger=logger, include={"blurfaces"})
     metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE,
                       service=SERVICE)
