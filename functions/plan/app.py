@@ -34,6 +34,7 @@ def handler(event, context):
                               follow=context.invoked_function_arn if event.get("follow")
                               else None)
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})
+        observe.backfill_metrics(metrics, result)
         return result
     jobs = [aws.start_job(up, settings, rerun=event.get("rerun"),
                           options=event.get("options"), chunk_seconds=event.get("chunk_seconds"),

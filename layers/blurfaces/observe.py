@@ -139,3 +139,9 @@ def plan_metrics(metrics, jobs: list[dict]) -> None:
          sum(1 for j in jobs if j.get("error_type") == "LimitError"))
     _add(metrics, "DuplicateEvents", "Count", by.get("duplicate", 0) + by.get("done", 0))
 
+
+def backfill_metrics(metrics, result: dict) -> None:
+    """Per backfill call: jobs it started, and whether more calls follow."""
+    metrics.add_dimension(name="function", value="plan")
+    _add(metrics, "BackfillJobsStarted", "Count", len(result.get("started") or ()))
+    _add(metrics, "BackfillCallsPending", "Count", 1 if result.get("next") else 0)

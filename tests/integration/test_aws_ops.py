@@ -206,3 +206,104 @@ def test_cost_model():
                                      + (6 + 360) * 25e-6 + (120 + 242) * 0.0004e-3
                                      + (240 + 7) * 0.005e-3, rel=1e-3)
     assert cost.of_job({"job": {}}, {}) is None                 # not a Lambda job
+
+
+# ------------------------------------------------------------------------------ configuration
+
+def _template() -> dict:
+    import os
+    from cfnlint.decode import decode_str
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "template.yaml"), encoding="utf-8") as f:
+        template, errors = decode_str(f.read())
+    assert not errors, errors
+    with open(os.path.join(root, "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
+        asl = json.load(f)
+    return template, asl
+
+
+def test_map_results_are_bounded():
+    """Each child execution of either Map pass returns {} (OutputPath null on its only
+    state), and the Map drops the collection (ResultPath null): at the 10,000-item maximum
+    the collected results are about 30 KB, under the 256 KiB state limit."""
+    from blurfaces import aws as core
+    _, asl = _template()
+    for name in ("Chunks", "ChunksSecondPass"):
+        m = asl["States"][name]
+        assert m["ResultPath"] is None
+        states = m["ItemProcessor"]["States"]
+        ends = [s for s in states.values() if s.get("End")]
+        assert ends and all("OutputPath" in s and s["OutputPath"] is None for s in ends), name
+        assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    collected = json.dumps([{}] * core.MAP_ITEMS_MAX, separators=(",", ":"))
+    assert len(collected) < 256 * 1024 / 8
+
+
+def test_retries_outlast_a_wave_and_second_pass():
+    """Throttling retries: backoff with jitter, enough attempts that their expected total
+    exceeds the 450 s a worst-case chunk may take (several waves); the second Map pass
+    follows any Map failure except expected input errors."""
+    _, asl = _template()
+    worker = asl["States"]["Chunks"]["ItemProcessor"]["States"]["Worker"]
+    (throttle,) = [r for r in worker["Retry"]
+                   if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
+    assert throttle["JitterStrategy"] == "FULL" and throttle["BackoffRate"] >= 2
+    delays = [min(throttle["IntervalSeconds"] * throttle["BackoffRate"] ** k,
+                  throttle["MaxDelaySeconds"]) for k in range(throttle["MaxAttempts"])]
+    assert sum(delays) / 2 > 4 * 450          # full jitter: half the ceiling on average
+    catches = asl["States"]["Chunks"]["Catch"]
+    assert catches[0]["Next"] == "Abort" and "InputError" in catches[0]["ErrorEquals"]
+    assert catches[-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": "PauseBeforeSecondPass"}
+    assert asl["States"]["PauseBeforeSecondPass"]["Next"] == "ChunksSecondPass"
+    assert asl["States"]["ChunksSecondPass"]["Catch"][0]["Next"] == "Abort"
+    assert asl["States"]["ChunksSecondPass"]["Next"] == "Stitch"
+
+
+def test_template_hardening():
+    """Tracing, state-machine ERROR logs, TLS-only policy, versioning and expiry, KMS grants
+    conditioned, ListBucket by prefix, worker reserved concurrency and job budget."""
+    template, _ = _template()
+    res, params = template["Resources"], template["Parameters"]
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    sm = res["JobStateMachine"]["Properties"]
+    assert sm["Tracing"] == {"Enabled": True}
+    assert sm["Logging"]["Level"] == "ERROR" and sm["Logging"]["IncludeExecutionData"] is False
+    assert res["StateMachineLogs"]["Type"] == "AWS::Logs::LogGroup"
+
+    (deny,) = res["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    bucket = res["Bucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert "NoncurrentDays" in rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]
+    assert rules["expire-work-area"]["ExpirationInDays"] == {"Ref": "WorkRetentionDays"}
+
+    for fn in ("PlanFunction", "WorkerFunction", "StitchFunction"):
+        statements = res[fn]["Properties"]["Policies"][0]["Statement"]
+        (lb,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ListBucket"]
+        assert set(lb["Condition"]) == {"StringLikeIfExists"}, fn
+        assert lb["Condition"]["StringLikeIfExists"]["s3:prefix"], fn
+        (kms,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+        assert kms[0] == "HasKmsKey" and kms[2] == {"Ref": "AWS::NoValue"}
+        assert set(kms[1]["Action"]) <= {"kms:Decrypt", "kms:GenerateDataKey"}
+        assert kms[1]["Resource"] == {"Ref": "KmsKeyArn"}
+        assert "kms:ViaService" in kms[1]["Condition"]["StringEquals"]
+        assert "kms:EncryptionContext:aws:s3:arn" in kms[1]["Condition"]["StringLike"]
+    worker = res["WorkerFunction"]["Properties"]
+    assert worker["ReservedConcurrentExecutions"]["Fn::If"][1] == {"Ref": "WorkerReservedConcurrency"}
+    # the burst design: reserved / per-job budget >= 50 simultaneous jobs at full speed
+    assert params["WorkerReservedConcurrency"]["Default"] // params["MaxConcurrency"]["Default"] >= 50
+    assert params["WorkerMemorySize"]["MinValue"] == 1769
+
+
+def test_handlers_do_not_log_events():
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for stage in ("plan", "worker", "stitch"):
+        with open(os.path.join(root, "functions", stage, "app.py"), encoding="utf-8") as f:
+            code = re.sub(r'""".*?"""', "", f.read(), flags=re.S)
+        assert "log_event" not in code and "inject_lambda_context(clear_state=True)" in code
+        assert "metrics.log_metrics" in code and "tracer.capture_lambda_handler" in code
