@@ -13,3 +13,4 @@ $PY bench/throughput.py -n 3 --json "$OUT/throughput.json" | tee "$OUT/throughpu
 $PY bench/scaling.py -n 3 --json "$OUT/scaling.json" | tee "$OUT/scaling.txt"
 $PY bench/stitch.py -n 5 --json "$OUT/stitch.json" | tee "$OUT/stitch.txt"
 $PY bench/memory.py --json "$OUT/memory.json" | tee "$OUT/memory.txt"
+$PY bench/lambda_sizing.py -n 2 --json "$OUT/lambda_sizing.json" > "$OUT/lambda_sizing.txt"

@@ -14,15 +14,16 @@ the event for the following call when more objects are left.
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
+from blurfaces import aws, observe
 
-from blurfaces import aws
-
-logger = Logger(service="blurfaces", child=False)
+logger, metrics, tracer = observe.powertools("plan")
 
 
-@logger.inject_lambda_context(log_event=True, clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event, context):
+    observe.bind(function="plan")                # job_id is bound by start_job
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and "backfill" in event:
         # Stop starting jobs 3 minutes before the Lambda's timeout; "next" continues.
@@ -33,11 +34,14 @@ def handler(event, context):
                               follow=context.invoked_function_arn if event.get("follow")
                               else None)
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})
+        observe.backfill_metrics(metrics, result)
         return result
     jobs = [aws.start_job(up, settings, rerun=event.get("rerun"),
-                          options=event.get("options"),
-                          chunk_seconds=event.get("chunk_seconds"))
+                          options=event.get("options"), chunk_seconds=event.get("chunk_seconds"),
+                          bind=observe.bind)
             for up in aws.uploads(event)]
-    for job in jobs:
-        logger.info(job["status"], extra={k: v for k, v in job.items() if k != "input"})
+    for job in jobs:        # keys of the event at most (observe.event_keys), never the event
+        logger.info(job["status"], extra={"job_id": job.get("job_id"), **{
+            k: v for k, v in job.items() if k != "input"}, **observe.event_keys(event)})
+    observe.plan_metrics(metrics, jobs)
     return {"jobs": jobs}

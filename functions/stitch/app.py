@@ -10,24 +10,27 @@ a complete result), remove the work area, write failed/<rel>.json, send "Job Fai
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-
-from blurfaces import aws
+from blurfaces import aws, observe
 from blurfaces.errors import OptionError
 
-logger = Logger(service="blurfaces", child=False)
+logger, metrics, tracer = observe.powertools("stitch")
 
 
-@logger.inject_lambda_context(log_event=True, clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event, context):
+    observe.bind(event, function="stitch")  # job_id: a key of every log line
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and event.get("action") == "abort":
         result = aws.abort_job(event, settings)
+        observe.failed_metrics(metrics, result)
         logger.warning("job aborted", extra=result)
         return result
     if not isinstance(event, dict) or not isinstance(event.get("work"), str):
         raise OptionError("stitch event needs 'work' (the job's work area URI).")
     result = aws.stitch_job(event["work"], settings, job_id=event.get("job_id"),
                             source=event.get("source"))
+    observe.job_metrics(metrics, result)
     logger.info("job done", extra=result)
     return result

@@ -28,7 +28,13 @@ from `stages`. This module owns what is AWS-specific around them:
   publish token (the job id), by version id on a versioned bucket (the previous version comes
   back); another job's outputs of the same names are never touched;
 * **notifications**: one EventBridge event per finished job (source ``blurfaces``,
-  detail-type ``Job Succeeded`` / ``Job Failed``) on ``EVENT_BUS``.
+  detail-type ``Job Succeeded`` / ``Job Failed``) on ``EVENT_BUS``;
+* **limits up front** (`check_limits`): after probing, before any worker starts, the source
+  is checked against what the stack can process (duration, frame size, chunks per Map,
+  stitch's /tmp for the estimated output); over a limit is a ``LimitError`` failure report
+  of stage "plan";
+* the **cost estimate** of each chunk and job (`blurfaces.cost`; the functions' memory and
+  architecture are recorded in the manifest's ``job.lambda`` for stitch's summary).
 
 boto3 is imported only when a client is first needed.
 """
@@ -42,7 +48,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from . import jobs, stages, storage as st
+from . import cost, jobs, stages, storage as st
 from .errors import BlurfacesError, InputError, OptionError
 from .options import Options, from_env, layered
 from .publish import TOKEN_METADATA
@@ -80,6 +86,19 @@ def _number(name: str, text, kind, lo, hi):
     return value
 
 
+class LimitError(InputError):
+    """The input is beyond what this deployment can process (too long, frames too large,
+    an output that would not fit stitch's /tmp): refused in plan, before any worker runs."""
+
+
+#: Estimated output bit rate for the /tmp check: bits per pixel per frame of H.264 at the
+#: default crf 23 / veryfast (camera footage measures 0.05-0.12; 0.15 leaves headroom).
+OUTPUT_BITS_PER_PIXEL = 0.15
+#: Chunks per job: the Distributed Map runs at most 10,000 child executions in parallel and
+#: the items list is read from S3 (never part of the 256 KiB state), so 10,000 is the cap.
+MAP_ITEMS_MAX = 10_000
+
+
 @dataclass
 class Settings:
     root_prefix: str = ""
@@ -89,6 +108,15 @@ class Settings:
     max_concurrency: int = 100
     backfill_limit: int = 25
     keep_work: bool = False
+    # what the stack can process (template parameters -> environment)
+    max_video_seconds: float = 4 * 3600.0
+    max_frame_pixels: int = 3840 * 2160
+    stitch_tmp_mb: int = 10240
+    max_chunks: int = MAP_ITEMS_MAX
+    # for the cost estimate
+    worker_memory_mb: int = 3538
+    stitch_memory_mb: int = 3008
+    architecture: str = "x86_64"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -102,7 +130,24 @@ class Settings:
                                         int, 1, 10000),
                 backfill_limit=_number("BACKFILL_LIMIT", env("BACKFILL_LIMIT", "") or 25,
                                        int, 1, 1000),
-                keep_work=_bool("KEEP_WORK", env("KEEP_WORK", "")))
+                keep_work=_bool("KEEP_WORK", env("KEEP_WORK", "")),
+                max_video_seconds=_number("MAX_VIDEO_SECONDS",
+                                          env("MAX_VIDEO_SECONDS", "") or 4 * 3600.0,
+                                          float, 0.001, 1e7),
+                max_frame_pixels=_number("MAX_FRAME_PIXELS",
+                                         env("MAX_FRAME_PIXELS", "") or 3840 * 2160,
+                                         int, 1, 10**9),
+                stitch_tmp_mb=_number("STITCH_TMP_MB", env("STITCH_TMP_MB", "") or 10240,
+                                      int, 1, 10240),
+                max_chunks=_number("MAX_CHUNKS", env("MAX_CHUNKS", "") or MAP_ITEMS_MAX,
+                                   int, 1, MAP_ITEMS_MAX),
+                worker_memory_mb=_number("WORKER_MEMORY_MB", env("WORKER_MEMORY_MB", "")
+                                         or 3538, int, 128, 10240),
+                stitch_memory_mb=_number("STITCH_MEMORY_MB", env("STITCH_MEMORY_MB", "")
+                                         or 3008, int, 128, 10240),
+                architecture=env("LAMBDA_ARCHITECTURE", "").strip() or "x86_64")
+        if s.architecture not in cost.PRICES["lambda_gb_s"]:
+            raise OptionError(f"LAMBDA_ARCHITECTURE={s.architecture!r}: use x86_64 or arm64.")
         if s.work_prefix.startswith(f"{root}incoming/"):
             raise OptionError(f"WORK_PREFIX={s.work_prefix!r} is under {root}incoming/, "
                               "which triggers jobs: choose a prefix outside it.")
@@ -256,10 +301,48 @@ def notify(settings: Settings, detail_type: str, detail: dict) -> bool:
 
 # ------------------------------------------------------------------------------ start
 
+def check_limits(manifest: dict, settings: Settings) -> dict:
+    """What a planned job needs against what the stack gives; raises `LimitError` (with
+    every limit exceeded and what to do) before any worker runs. Returns the figures."""
+    info = manifest["info"]
+    w, h = int(info["display_width"]), int(info["display_height"])
+    seconds = float(info.get("duration_s") or 0.0)
+    fps = float(info.get("avg_rate") or 0.0) or 30.0
+    frames = int(info.get("n_packets") or round(seconds * fps))
+    source_mb = ((manifest.get("source_version") or {}).get("size") or 0) / 2**20
+    output_mb = frames * w * h * OUTPUT_BITS_PER_PIXEL / 8 / 2**20
+    # stitch holds every segment, the joined video and the final MP4 (with the source's
+    # audio) at once in /tmp: about twice the output, plus the audio and some slack
+    tmp_mb = 2.0 * max(output_mb, 0.0) + 0.1 * source_mb + 256
+    figures = {"seconds": round(seconds, 3), "frame": [w, h], "chunks": len(manifest["chunks"]),
+               "estimated_output_mb": round(output_mb, 1), "stitch_tmp_needed_mb": round(tmp_mb),
+               "stitch_tmp_mb": settings.stitch_tmp_mb}
+    over = []
+    if seconds > settings.max_video_seconds:
+        over.append(f"{seconds:.1f} s of video (this deployment takes up to "
+                    f"{settings.max_video_seconds:g} s: MaxVideoSeconds); split the video")
+    if w * h > settings.max_frame_pixels:
+        over.append(f"frames of {w}x{h} (up to {settings.max_frame_pixels} pixels: "
+                    "MaxFramePixels); scale the video down")
+    if len(manifest["chunks"]) > settings.max_chunks:
+        over.append(f"{len(manifest['chunks'])} chunks (the Distributed Map takes "
+                    f"{settings.max_chunks}); use longer chunks")
+    if tmp_mb > settings.stitch_tmp_mb:
+        over.append(f"an estimated {output_mb:.0f} MB output, which needs about "
+                    f"{tmp_mb:.0f} MB of stitch's /tmp ({settings.stitch_tmp_mb} MB); "
+                    "split the video or lower its frame size")
+    if over:
+        raise LimitError("the input is beyond what this deployment processes: "
+                         + "; ".join(over) + ". Nothing was processed.")
+    return figures
+
+
 def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
-              options: dict | None = None, chunk_seconds: float | None = None) -> dict:
+              options: dict | None = None, chunk_seconds: float | None = None,
+              bind=None) -> dict:
     """Plan one upload and start its execution (name = job id). Returns a small record
-    with "status": ignored | done | duplicate | planned | started | failed."""
+    with "status": ignored | done | duplicate | planned | started | failed. `bind(job_id=)`,
+    when given, is called with the job id once known (the handler's log keys)."""
     bucket, _ = st.parse_s3(up.uri)
     layout = settings.layout(bucket)
     reason = input_reason(layout, up.uri, up.size) if up.created \
@@ -272,6 +355,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     if reason:
         return {"status": "ignored", "input": up.uri, "reason": reason}
     jid = jobs.job_id(up.uri, stat, rerun)
+    if bind is not None:
+        bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
     if rerun is None and jobs.finished(outputs["summary"], stat):
@@ -289,7 +374,9 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
-                                    "started": t0, "report": report_uri})
+                                    "started": t0, "report": report_uri,
+                                    "lambda": _functions(settings)})
+        limits = check_limits(manifest, settings)
     except BlurfacesError as e:
         _delete_work(work)
         if version_stat(Upload(up.uri, stat.version_id, stat.etag)) is None:
@@ -303,6 +390,7 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     _s3(work).write_json(items_uri, [{"work": work, "index": c["index"]}
                                      for c in manifest["chunks"]])
     # Deterministic (no times): a duplicate StartExecution must send the same input.
+    log.info("planned %s: %s", jid, limits)
     exec_input = {"job_id": jid, "source": up.uri, "work": work, "bucket": bucket,
                   "items_key": st.parse_s3(items_uri)[1], "chunks": len(manifest["chunks"]),
                   "max_concurrency": settings.max_concurrency,
@@ -319,6 +407,16 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
             _delete_work(work)          # that execution already finished and cleaned up
         return {**rec, "status": "duplicate", "execution_status": status}
     return {**rec, "status": "started", "execution_arn": arn, "input": exec_input}
+
+
+def _functions(settings: Settings) -> dict:
+    """The Lambda sizes a job runs with (for its cost estimate)."""
+    return {"worker_memory_mb": settings.worker_memory_mb,
+            "plan_memory_mb": _number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                      os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                                      or 1024, int, 128, 10240),
+            "stitch_memory_mb": settings.stitch_memory_mb,
+            "architecture": settings.architecture}
 
 
 def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
@@ -377,6 +475,16 @@ def run_chunk(event: dict) -> dict:
     if not 0 <= index < len(manifest["chunks"]):
         raise OptionError(f"chunk index {index} is out of range: the job in {work} has "
                           f"{len(manifest['chunks'])} chunks.")
+    jid = (manifest.get("job") or {}).get("id")
+    fn = (manifest.get("job") or {}).get("lambda") or {}
+    store = _s3(work)
+    if store.exists(stages.part_uri(work, index)):
+        # Done by an earlier attempt (a retried child, the second pass over the Map after
+        # throttling): finished chunks are kept, never paid for twice.
+        part = store.read_json(stages.part_uri(work, index))
+        return {"index": index, "job_id": jid, "frames": part["frames"],
+                "detections": part.get("detections"), "segment": part["segment"],
+                "part": stages.part_uri(work, index), "reused": True}
     try:
         threads = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -390,7 +498,17 @@ def run_chunk(event: dict) -> dict:
         except BlurfacesError:
             pass
         raise
-    return {"index": index, "frames": part["frames"], "segment": part["segment"],
+    secs = float(part.get("seconds") or 0.0)
+    memory = _number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                     os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                     or fn.get("worker_memory_mb") or 3538, int, 128, 10240)
+    size = (manifest.get("source_version") or {}).get("size") or 0
+    usd = cost.chunk_cost(secs, memory, fn.get("architecture", "x86_64"),
+                          int(size / max(1, len(manifest["chunks"]))))
+    return {"index": index, "job_id": jid, "frames": part["frames"],
+            "detections": part.get("detections"), "seconds": round(secs, 3),
+            "fps": round(part["frames"] / secs, 2) if secs > 0 else None,
+            "threads": threads, "cost_usd": round(usd, 7), "segment": part["segment"],
             "part": stages.part_uri(work, index)}
 
 
@@ -498,12 +616,15 @@ def stitch_job(work: str, settings: Settings, *, job_id: str | None = None,
             log.exception("could not clean the work area %s", work)
     c, job = summary["counts"], summary.get("job") or {}
     counts = {k: c[k] for k in ("frames", "detections", "tracks", "masked_boxes", "chunks")}
+    seconds = _seconds(job)
     detail = {"job_id": job.get("id"), "status": "succeeded", "input": summary["input"],
               "version": summary["input_version"], "outputs": summary["outputs"],
-              "counts": counts, "seconds": _seconds(job)}
+              "counts": counts, "seconds": seconds, "cost": summary.get("cost")}
     return {"job_id": detail["job_id"], "source": detail["input"],
             "outputs": summary["outputs"], "work_cleaned": cleaned, **counts,
-            "notified": notify(settings, SUCCEEDED, detail)}
+            "seconds": seconds,
+            "fps": round(counts["frames"] / seconds, 2) if seconds else None,
+            "cost": summary.get("cost"), "notified": notify(settings, SUCCEEDED, detail)}
 
 
 def _state_error(error: dict | None) -> tuple[str, str]:

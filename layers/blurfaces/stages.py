@@ -28,7 +28,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import __version__, data as datamod, storage as st
+from . import __version__, cost, data as datamod, storage as st
 from .detect import CenterFace, Detections, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
@@ -560,6 +560,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "input_version": manifest.get("source_version"), "job": manifest.get("job") or {},
         "options": options.to_dict(), "counts": counts, "timings": timing,
         "versions": _versions(),
+        "cost": cost.of_job(manifest, timing),      # US$ estimate on Lambda, else None
     }
     summary_tmp = pub.stage(outputs["summary"], ".json")
     with open(summary_tmp, "w", encoding="utf-8") as f:

@@ -7,6 +7,7 @@
   dispatcher that runs this repo's REAL handlers in-process by function name, creates the
   three functions (dummy zip) and the state machine from statemachine/blurfaces.asl.json
   with the function ARNs substituted, and sets the handlers' environment.
+  Retry intervals and Wait states are shortened to 1 s (`fast_waits`, test only).
 * `LambdaContext`: the attributes of the Lambda context object the handlers use.
 * `aws.job_events(bucket)`: an EventBridge rule on the default bus (moto) for blurfaces'
   events about inputs in `bucket`, targeting a fresh SQS queue; returns a function that
@@ -85,6 +86,22 @@ def handlers() -> dict:
             FUNCTIONS["stitch"]: stitch_app.handler}
 
 
+def _throttled_class():
+    from moto.core.exceptions import JsonRESTError
+
+    class Throttled(JsonRESTError):
+        code = 429
+
+        def __init__(self):
+            super().__init__("TooManyRequestsException", "Rate Exceeded.")
+            self.code = 429
+    return Throttled
+
+
+def Throttled():  # noqa: N802 - builds the exception moto turns into an HTTP 429
+    return _throttled_class()()
+
+
 class Dispatcher:
     """Stands in for `LambdaSimpleBackend.invoke`: runs the real handler, records the call."""
 
@@ -92,12 +109,19 @@ class Dispatcher:
         self.handlers = handlers()
         self.calls: list[dict] = []
         self.faults: dict = {}          # function name -> callable(event), may raise
+        # function name -> callable(event) -> bool: True answers this Invoke like the Lambda
+        # service does when the account or function concurrency is exhausted (HTTP 429
+        # TooManyRequestsException; Step Functions sees Lambda.TooManyRequestsException)
+        self.throttle: dict = {}
+        self.throttled = 0
         self._lock = threading.Lock()
 
     def reset(self):
         with self._lock:
             self.calls.clear()
             self.faults.clear()
+            self.throttle.clear()
+            self.throttled = 0
 
     def invoke(self, backend, function_name, qualifier, body, headers, response_headers):
         name = function_name.rsplit(":function:", 1)[-1].split(":")[0]
@@ -105,6 +129,11 @@ class Dispatcher:
             body = body.decode("utf-8")
         event = json.loads(body) if body else {}
         record = {"function": name, "event": event}
+        throttle = self.throttle.get(name)
+        if throttle is not None and throttle(event):
+            with self._lock:
+                self.throttled += 1
+            raise Throttled()
         try:
             fault = self.faults.get(name)
             if fault is not None:
@@ -170,14 +199,35 @@ def _dummy_zip() -> bytes:
     return buf.getvalue()
 
 
+def fast_waits(asl: dict) -> dict:
+    """TEST-ONLY substitution: moto's interpreter really sleeps each Retry interval (with
+    BackoffRate, MaxDelaySeconds and JitterStrategy honoured) and each Wait state. The
+    deployed definition waits minutes to outlast a throttling wave; here every Retry keeps
+    its ErrorEquals, MaxAttempts, BackoffRate and JitterStrategy but waits at most 1 s
+    (IntervalSeconds 1, MaxDelaySeconds 1), and Wait states 1 s. Nothing else changes."""
+    def walk(node):
+        if isinstance(node, dict):
+            for r in node.get("Retry", ()):
+                if r.get("MaxAttempts", 3) > 0:
+                    r["IntervalSeconds"], r["MaxDelaySeconds"] = 1, 1
+            if node.get("Type") == "Wait" and "Seconds" in node:
+                node["Seconds"] = 1
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(asl)
+    return asl
+
+
 def definition(worker_arn: str, stitch_arn: str) -> str:
     with open(ASL, encoding="utf-8") as f:
         text = f.read()
     text = text.replace("${WorkerFunctionArn}", worker_arn) \
                .replace("${StitchFunctionArn}", stitch_arn)
     assert "${" not in text, "unsubstituted placeholder left in the ASL definition"
-    json.loads(text)
-    return text
+    return json.dumps(fast_waits(json.loads(text)))
 
 
 @pytest.fixture(scope="module")

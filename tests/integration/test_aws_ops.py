@@ -1,0 +1,309 @@
+"""Operating the AWS path (issue 11), on moto's server with the real handlers (conftest.py):
+
+* throttling: 30% of worker invocations answered with TooManyRequestsException, as the
+  Lambda service does when the concurrency is exhausted: the job still succeeds, each chunk
+  is processed once;
+* limits up front: a source beyond the deployment's limits fails in plan with a report
+  (stage "plan", LimitError), no execution and no worker;
+* metrics: Powertools' EMF output of the worker and stitch handlers (names, units, values
+  from the job's own figures, the cost estimate equal to the summary's);
+* logs: every line of a handler carries the job id; the event's requester IP never appears;
+* the cost model's arithmetic.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import sys
+import threading
+
+import pytest
+
+from test_aws import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, _harness,  # noqa: F401
+                      call, keys, s3_event, upload)
+from test_aws_jobs import wait_execution
+
+
+def _json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def _emf(lines: list[dict]) -> list[dict]:
+    """Powertools' Embedded Metric Format documents: {"_aws": {"CloudWatchMetrics": ...}}."""
+    return [d for d in lines if "_aws" in d]
+
+
+def _v(doc: dict, name: str) -> float:
+    """A metric's value in an EMF document (Powertools writes [value])."""
+    (value,) = doc[name] if isinstance(doc[name], list) else [doc[name]]
+    return value
+
+
+def _metric_units(doc: dict) -> dict:
+    (m,) = doc["_aws"]["CloudWatchMetrics"]
+    return {x["Name"]: x["Unit"] for x in m["Metrics"]}
+
+
+def test_throttled_workers_job_succeeds(aws, single_face, monkeypatch):
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-throttle")
+    obj = upload(aws, bucket, single_face)
+    counter, lock = itertools.count(), threading.Lock()
+
+    def thirty_percent(event):          # invocations 0, 3, 6 of every 10: 30%, first included
+        with lock:
+            return next(counter) % 10 in (0, 3, 6)
+
+    aws.dispatcher.throttle[FUNCTIONS["worker"]] = thirty_percent
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert job["status"] == "started"
+    desc = wait_execution(aws, job["execution_arn"], timeout=180)
+    assert desc["status"] == "SUCCEEDED", desc
+
+    d, n = aws.dispatcher, job["input"]["chunks"]
+    assert d.throttled >= 1                                  # throttling did happen
+    attempts = d.throttled + d.count(FUNCTIONS["worker"])
+    assert d.throttled / attempts >= 0.2, (d.throttled, attempts)
+    for i in range(n):                                       # each chunk ran once, OK
+        assert d.count(FUNCTIONS["worker"], index=i, ok=True) == 1, i
+    assert d.count(FUNCTIONS["worker"], ok=False) == 0
+    assert d.count(FUNCTIONS["stitch"], action="abort") == 0
+    assert f"{OUT_PREFIX}.mp4" in keys(aws, bucket, "anonymized/")
+    assert keys(aws, bucket, "failed/") == [] and keys(aws, bucket, ".blurfaces/") == []
+
+
+def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
+    """2.4 s of 640x360 against a deployment that takes 1 s and a 300 MB stitch /tmp."""
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    monkeypatch.setenv("MAX_VIDEO_SECONDS", "1")
+    monkeypatch.setenv("STITCH_TMP_MB", "200")
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-limits")
+    events = aws.job_events(bucket)
+    obj = upload(aws, bucket, single_face)
+
+    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    assert job["status"] == "failed" and job["error_type"] == "LimitError", job
+    assert "MaxVideoSeconds" in job["error"] and "/tmp" in job["error"], job["error"]
+    report = json.loads(aws.s3.get_object(Bucket=bucket, Key=REPORT_KEY)["Body"].read())
+    assert report["stage"] == "plan" and report["error_type"] == "LimitError"
+    assert report["job_id"] == job["job_id"] and report["input"].endswith(INPUT_KEY)
+    # no execution, no worker, no work area left; one "Job Failed" event
+    runs = aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]
+    assert job["job_id"] not in [e["name"] for e in runs]
+    assert aws.dispatcher.count(FUNCTIONS["worker"]) == 0
+    assert keys(aws, bucket) == [REPORT_KEY, INPUT_KEY]
+    (ev,) = events()
+    assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "plan"
+
+    # Within the limits, the same source plans (the check is not a blanket refusal).
+    monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
+    monkeypatch.setenv("STITCH_TMP_MB", "400")
+    monkeypatch.delenv("STATE_MACHINE_ARN")
+    (ok,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "1"})["jobs"]
+    assert ok["status"] == "planned", ok
+
+
+def test_metrics_and_log_keys(aws, single_face, monkeypatch, capsys):
+    """Plan (S3 event with a requester IP), each worker and stitch, called as Lambda would:
+    EMF metrics with the expected names and values; job_id (and chunk) on every log line;
+    no IP address anywhere in the output."""
+    monkeypatch.setenv("WORKER_MEMORY_MB", "1769")
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-metrics")
+    obj = upload(aws, bucket, single_face)
+    event = s3_event(bucket, obj)
+    ip = event["Records"][0]["requestParameters"]["sourceIPAddress"]
+    capsys.readouterr()
+    # Powertools' log handlers hold the stdout of when they were made: point them (the
+    # service logger and the core's blurfaces.* loggers it configured) at the captured one.
+    for name in ["blurfaces", *(n for n in logging.root.manager.loggerDict
+                                if n.startswith("blurfaces."))]:
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler):
+                monkeypatch.setattr(h, "stream", sys.stdout)
+
+    (job,) = call("plan", event)["jobs"]                     # plan only: no state machine
+    assert job["status"] == "planned"
+    jid = job["job_id"]
+    items = json.loads(aws.s3.get_object(Bucket=bucket, Key=job["input"]["items_key"])
+                       ["Body"].read())
+    chunks = [call("worker", item) for item in items]
+    result = call("stitch", {"work": job["input"]["work"], "job_id": jid,
+                             "source": f"s3://{bucket}/{INPUT_KEY}"})
+    out = capsys.readouterr().out
+    assert ip not in out and "sourceIPAddress" not in out and "principalId" not in out
+    lines = _json_lines(out)
+
+    logs = [d for d in lines if "level" in d and "_aws" not in d]
+    assert logs, out[-2000:]
+    for d in logs:
+        assert d.get("job_id") == jid, d
+    worker_logs = [d for d in logs if d.get("function") == "worker"]
+    assert {d["chunk"] for d in worker_logs} == {c["index"] for c in chunks}
+
+    emf = _emf(lines)
+    assert all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "blurfaces" for d in emf)
+    per_chunk = [d for d in emf if d.get("function") == "worker"]
+    assert len(per_chunk) == len(chunks) == len(items) >= 2
+    for doc, c in zip(sorted(per_chunk, key=lambda d: d["chunk"]), chunks):
+        assert _metric_units(doc) == {"ChunkFrames": "Count", "ChunkFaces": "Count",
+                                      "ChunkSeconds": "Seconds",
+                                      "ChunkFramesPerSecond": "Count/Second",
+                                      "ChunkCostUSD": "None"}
+        assert _v(doc, "ChunkFrames") == c["frames"] > 0 and doc["job_id"] == jid
+        assert _v(doc, "ChunkFaces") == c["detections"]
+        assert _v(doc, "ChunkFramesPerSecond") == pytest.approx(c["frames"] / c["seconds"],
+                                                            rel=0.02)
+        # 1769 MB x86: seconds x 1.7275 GB x $0.0000166667 + request + transitions + S3
+        assert _v(doc, "ChunkCostUSD") == pytest.approx(
+            c["seconds"] * 1769 / 1024 * 0.0000166667 + 0.2e-6 + 3 * 25e-6
+            + 2 * 0.0004e-3 + 2 * 0.005e-3, rel=0.05)
+    assert sum(_v(d, "ChunkFrames") for d in per_chunk) == 72
+
+    (job_doc,) = [d for d in emf if d.get("function") == "stitch"]
+    assert {"JobsSucceeded", "JobFrames", "JobFaces", "JobSeconds", "JobFramesPerSecond",
+            "JobCostUSD"} <= set(_metric_units(job_doc))
+    assert _v(job_doc, "JobFrames") == 72 == result["frames"] and job_doc["job_id"] == jid
+    assert _v(job_doc, "JobFaces") == result["detections"] == sum(c["detections"] for c in chunks)
+    summary = json.loads(aws.s3.get_object(Bucket=bucket, Key=f"{OUT_PREFIX}_summary.json")
+                         ["Body"].read())
+    assert summary["cost"]["usd"] == _v(job_doc, "JobCostUSD") > 0
+    assert summary["cost"]["worker_memory_mb"] == 1769
+    assert summary["cost"]["workers_usd"] == pytest.approx(
+        sum(_v(d, "ChunkCostUSD") for d in per_chunk), rel=0.05)
+    (plan_doc,) = [d for d in emf if d.get("function") == "plan"]
+    assert _v(plan_doc, "JobsStarted") == 1 and _v(plan_doc, "JobsFailedInPlan") == 0
+
+
+def test_cost_model():
+    from blurfaces import cost
+    assert [cost.vcpus(m) for m in (1769, 3538, 5307, 10240, 1024)] == [1, 2, 3, 5, 1]
+    # one GB for 1000 s on x86 = 1000 GB-s
+    assert cost.lambda_cost(1000, 1024, requests=0) == pytest.approx(0.0166667)
+    assert cost.lambda_cost(1000, 1024, "arm64", 0) == pytest.approx(0.0133334)
+    with pytest.raises(ValueError):
+        cost.lambda_cost(1, 1024, "sparc")
+    h = cost.per_video_hour(fps_processed=30.0, worker_memory_mb=1769, chunk_seconds=30,
+                            margin_seconds=0, startup_seconds=0, stitch_seconds_per_hour=0,
+                            plan_seconds_per_hour=0, bitrate_mbps=0)
+    # 3600 s of 30 fps at 30 fps processed: 3600 worker-seconds at 1769 MB
+    assert h["chunks"] == 120 and h["chunk_s"] == 30.0
+    assert h["worker_gb_s"] == pytest.approx(3600 * 1769 / 1024, rel=1e-3)
+    # workers' GB-s, 122 Lambda requests, 6 + 120 x 3 transitions, S3: per chunk 1 GET
+    # and 2 PUTs, plan 2 GETs and 2 PUTs, stitch 240 GETs and 5 PUTs
+    assert h["usd"] == pytest.approx(3600 * 1769 / 1024 * 0.0000166667 + 122 * 0.2e-6
+                                     + (6 + 360) * 25e-6 + (120 + 242) * 0.0004e-3
+                                     + (240 + 7) * 0.005e-3, rel=1e-3)
+    assert cost.of_job({"job": {}}, {}) is None                 # not a Lambda job
+
+
+# ------------------------------------------------------------------------------ configuration
+
+def _template() -> dict:
+    import os
+    from cfnlint.decode import decode_str
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "template.yaml"), encoding="utf-8") as f:
+        template, errors = decode_str(f.read())
+    assert not errors, errors
+    with open(os.path.join(root, "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
+        asl = json.load(f)
+    return template, asl
+
+
+def test_map_results_are_bounded():
+    """Each child execution of either Map pass returns {} (OutputPath null on its only
+    state), and the Map drops the collection (ResultPath null): at the 10,000-item maximum
+    the collected results are about 30 KB, under the 256 KiB state limit."""
+    from blurfaces import aws as core
+    _, asl = _template()
+    for name in ("Chunks", "ChunksSecondPass"):
+        m = asl["States"][name]
+        assert m["ResultPath"] is None
+        states = m["ItemProcessor"]["States"]
+        ends = [s for s in states.values() if s.get("End")]
+        assert ends and all("OutputPath" in s and s["OutputPath"] is None for s in ends), name
+        assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    collected = json.dumps([{}] * core.MAP_ITEMS_MAX, separators=(",", ":"))
+    assert len(collected) < 256 * 1024 / 8
+
+
+def test_retries_outlast_a_wave_and_second_pass():
+    """Throttling retries: backoff with jitter, enough attempts that their expected total
+    exceeds the 450 s a worst-case chunk may take (several waves); the second Map pass
+    follows any Map failure except expected input errors."""
+    _, asl = _template()
+    worker = asl["States"]["Chunks"]["ItemProcessor"]["States"]["Worker"]
+    (throttle,) = [r for r in worker["Retry"]
+                   if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
+    assert throttle["JitterStrategy"] == "FULL" and throttle["BackoffRate"] >= 2
+    delays = [min(throttle["IntervalSeconds"] * throttle["BackoffRate"] ** k,
+                  throttle["MaxDelaySeconds"]) for k in range(throttle["MaxAttempts"])]
+    assert sum(delays) / 2 > 4 * 450          # full jitter: half the ceiling on average
+    catches = asl["States"]["Chunks"]["Catch"]
+    assert catches[0]["Next"] == "Abort" and "InputError" in catches[0]["ErrorEquals"]
+    assert catches[-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                           "Next": "PauseBeforeSecondPass"}
+    assert asl["States"]["PauseBeforeSecondPass"]["Next"] == "ChunksSecondPass"
+    assert asl["States"]["ChunksSecondPass"]["Catch"][0]["Next"] == "Abort"
+    assert asl["States"]["ChunksSecondPass"]["Next"] == "Stitch"
+
+
+def test_template_hardening():
+    """Tracing, state-machine ERROR logs, TLS-only policy, versioning and expiry, KMS grants
+    conditioned, ListBucket by prefix, worker reserved concurrency and job budget."""
+    template, _ = _template()
+    res, params = template["Resources"], template["Parameters"]
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    sm = res["JobStateMachine"]["Properties"]
+    assert sm["Tracing"] == {"Enabled": True}
+    assert sm["Logging"]["Level"] == "ERROR" and sm["Logging"]["IncludeExecutionData"] is False
+    assert res["StateMachineLogs"]["Type"] == "AWS::Logs::LogGroup"
+
+    (deny,) = res["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    bucket = res["Bucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert "NoncurrentDays" in rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]
+    assert rules["expire-work-area"]["ExpirationInDays"] == {"Ref": "WorkRetentionDays"}
+
+    for fn in ("PlanFunction", "WorkerFunction", "StitchFunction"):
+        statements = res[fn]["Properties"]["Policies"][0]["Statement"]
+        (lb,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ListBucket"]
+        assert set(lb["Condition"]) == {"StringLikeIfExists"}, fn
+        assert lb["Condition"]["StringLikeIfExists"]["s3:prefix"], fn
+        (kms,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+        assert kms[0] == "HasKmsKey" and kms[2] == {"Ref": "AWS::NoValue"}
+        assert set(kms[1]["Action"]) <= {"kms:Decrypt", "kms:GenerateDataKey"}
+        assert kms[1]["Resource"] == {"Ref": "KmsKeyArn"}
+        assert "kms:ViaService" in kms[1]["Condition"]["StringEquals"]
+        assert "kms:EncryptionContext:aws:s3:arn" in kms[1]["Condition"]["StringLike"]
+    worker = res["WorkerFunction"]["Properties"]
+    assert worker["ReservedConcurrentExecutions"]["Fn::If"][1] == {"Ref": "WorkerReservedConcurrency"}
+    # the burst design: reserved / per-job budget >= 50 simultaneous jobs at full speed
+    assert params["WorkerReservedConcurrency"]["Default"] // params["MaxConcurrency"]["Default"] >= 50
+    assert params["WorkerMemorySize"]["MinValue"] == 1769
+
+
+def test_handlers_do_not_log_events():
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for stage in ("plan", "worker", "stitch"):
+        with open(os.path.join(root, "functions", stage, "app.py"), encoding="utf-8") as f:
+            code = re.sub(r'""".*?"""', "", f.read(), flags=re.S)
+        assert "log_event" not in code and "inject_lambda_context(clear_state=True)" in code
+        assert "metrics.log_metrics" in code and "tracer.capture_lambda_handler" in code
