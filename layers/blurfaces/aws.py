@@ -311,9 +311,9 @@ def check_limits(manifest: dict, settings: Settings) -> dict:
     frames = int(info.get("n_packets") or round(seconds * fps))
     source_mb = ((manifest.get("source_version") or {}).get("size") or 0) / 2**20
     output_mb = frames * w * h * OUTPUT_BITS_PER_PIXEL / 8 / 2**20
-    # stitch holds every segment, the joined video and the final MP4 (with the source's
-    # audio) at once in /tmp: about twice the output, plus the audio and some slack
-    tmp_mb = 2.0 * max(output_mb, 0.0) + 0.1 * source_mb + 256
+    # stitch reads the segments from S3 in place; /tmp holds only the final MP4 (video plus
+    # the source's audio; faststart moves the index within the same file) and some slack
+    tmp_mb = 1.0 * max(output_mb, 0.0) + 0.1 * source_mb + 256
     figures = {"seconds": round(seconds, 3), "frame": [w, h], "chunks": len(manifest["chunks"]),
                "estimated_output_mb": round(output_mb, 1), "stitch_tmp_needed_mb": round(tmp_mb),
                "stitch_tmp_mb": settings.stitch_tmp_mb}

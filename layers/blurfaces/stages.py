@@ -485,10 +485,9 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         if not p["frames"]:
             continue
         local = work_store.local_path(p["segment"])
-        if local is None:
-            local = os.path.join(tmp, os.path.basename(p["segment"]))
-            work_store.download(p["segment"], local)
-        segs.append(local)
+        # Segments on S3 are read in place (range reads): stitch's disk holds only the output.
+        segs.append(local if local is not None else
+                    (lambda uri=p["segment"]: work_store.open_read(uri)))
     video_tmp = pub.stage(outputs["video"], ".mp4")
     pin = manifest.get("source_version")
     src = src_store.local_path(source)

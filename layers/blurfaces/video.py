@@ -608,8 +608,17 @@ class SegmentEncoder:
         raise e
 
 
-def _packets(path):
-    c = av.open(path)
+def _open_segment(seg):
+    """A segment is a path, or a callable returning a file object (read straight from S3,
+    never staged on local disk). Returns (container, file object to close or None)."""
+    if callable(seg):
+        f = seg()
+        return av.open(f), f
+    return av.open(seg), None
+
+
+def _packets(seg):
+    c, f = _open_segment(seg)
     try:
         s = c.streams.video[0]
         for pkt in c.demux(s):
@@ -617,6 +626,8 @@ def _packets(path):
                 yield pkt
     finally:
         c.close()
+        if f is not None:
+            f.close()
 
 
 def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
@@ -624,9 +635,11 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
     """Join segments (in order, packets copied) and the source's audio into one MP4."""
     out = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
     try:
-        first = av.open(segments[0])
+        first, first_file = _open_segment(segments[0])
         vs = out.add_stream_from_template(first.streams.video[0])
         first.close()
+        if first_file is not None:
+            first_file.close()
         vs.time_base = info.tb
         if info.rotation:
             vs.set_display_rotation(info.rotation)

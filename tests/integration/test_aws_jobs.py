@@ -468,3 +468,28 @@ def test_watch_s3_two_watchers_and_kill_9(aws, clips):
     assert row["frames"] == len(a["pts"])
     assert keys(aws, bucket, "drop/.blurfaces/") == []
     assert not any("_blurred_1" in k for k in keys(aws, bucket, "drop/anonymized/"))
+
+
+def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
+    """Stitch never copies the segments to local disk (its /tmp holds only the output):
+    with downloads made impossible it still produces the complete, self-checked video."""
+    from blurfaces import stages, storage as st
+    from blurfaces.options import Options
+    bucket = aws.server.new_bucket("bf-inplace")
+    a, _ = clips
+    put(aws, bucket, "in/a.mp4", a["path"])
+    work = f"s3://{bucket}/work/job/"
+    outputs = stages.output_names(f"s3://{bucket}/out/a_blurred.mp4")
+    m = stages.plan(f"s3://{bucket}/in/a.mp4", outputs=outputs,
+                    options=Options(detect_size=320), work=work, chunks=3)
+    for c in m["chunks"]:
+        stages.worker(m, c["index"], threads=1)
+
+    def no_download(self, uri, local_path):
+        raise AssertionError(f"stitch downloaded {uri}")
+
+    monkeypatch.setattr(st.S3Storage, "download", no_download)
+    summary = stages.stitch(m)
+    assert summary["counts"]["frames"] == len(a["pts"]) and summary["counts"]["chunks"] == 3
+    assert summary["verified"]["frames"] == len(a["pts"])
+    assert "out/a_blurred.mp4" in keys(aws, bucket, "out/")
