@@ -106,6 +106,21 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     (ev,) = events()
     assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "plan"
 
+    # A source plan could not index within its timeout is refused from its header, before
+    # anything is decoded (here: a budget of 10 ms).
+    monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
+    monkeypatch.setenv("STITCH_TMP_MB", "400")
+    monkeypatch.setenv("PLAN_BUDGET_S", "0.01")
+    decoded = []
+    from blurfaces import video
+    real_probe = video.probe
+    monkeypatch.setattr(video, "probe", lambda *a, **k: decoded.append(a) or 1 / 0)
+    (job,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "2"})["jobs"]
+    assert job["status"] == "failed" and "index every frame" in job["error"], job
+    assert "split the video into parts" in job["error"] and decoded == []
+    monkeypatch.setattr(video, "probe", real_probe)
+    monkeypatch.delenv("PLAN_BUDGET_S")
+
     # Within the limits, the same source plans (the check is not a blanket refusal).
     monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
     monkeypatch.setenv("STITCH_TMP_MB", "400")
