@@ -25,6 +25,7 @@ from fractions import Fraction
 
 import av
 import pytest
+from test_aws_jobs import wait_execution
 
 FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
              "stitch": "blurfaces-stitch"}       # the names conftest.py gives them in moto
@@ -120,16 +121,6 @@ def assert_outputs(aws, bucket: str, source_path, tmp_path) -> dict:
     assert summary["counts"]["chunks"] >= 2
     assert summary["video"]["audio_mode"]
     return summary
-
-
-def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
-    t0 = time.monotonic()
-    while True:
-        desc = aws.sfn.describe_execution(executionArn=arn)
-        if desc["status"] != "RUNNING":
-            return desc
-        assert time.monotonic() - t0 < timeout, f"execution still RUNNING after {timeout} s"
-        time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------ handlers
