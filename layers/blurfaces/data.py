@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .options import DATA_FORMATS as FORMATS, parse_formats  # noqa: F401
 
 COLUMNS = ["time (ms)", "x1", "y1", "x2", "y2", "track", "frame", "score", "source"]
 DTYPES = {"time (ms)": "float64", "x1": "int64", "y1": "int64", "x2": "int64", "y2": "int64",
@@ -33,7 +32,7 @@ def to_frame(rows: list[tuple]) -> pd.DataFrame:
 
 
 def render(df: pd.DataFrame, fmt: str) -> str:
-    """The text of a data file in one of FORMATS."""
+    """The text of a data file in one of options.DATA_FORMATS."""
     out = df.copy()
     out["time (ms)"] = out["time (ms)"].map(lambda v: f"{v:.3f}")
     out["score"] = out["score"].map(lambda v: "" if np.isnan(v) else f"{v:.4f}")

@@ -20,7 +20,6 @@ import copy
 import csv
 import io
 import json
-import time
 from fractions import Fraction
 
 import av
