@@ -37,7 +37,7 @@ class BlurResult:
 def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
                draw_heatmap=False, neighbours=32, resolution=250, draw_scores=False,
                save_data=True, data_format="csv", color=(0, 0, 0), target_name=None,
-               overwrite=False, *, threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
+               overwrite=False, *, quality="balanced", threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
                hold=0.5, lookahead=0.3, keep_audio=True, crf=20, preset="veryfast",
                workers=None, chunk_seconds=None, chunks=None, progress=None,
                retries=2) -> BlurResult:
@@ -56,13 +56,13 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
     ChunkError) for every expected failure; the input is never modified and no partial output
     is left under a final name.
     """
-    from .detect import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
+    from .detect import DEFAULT_DETECT_SIZE
 
     options = Options(
         mask=mask, mask_image=None if mask_image is None else str(mask_image),
         mask_scale=mask_scale, ellipse=bool(ellipse), color=color,
         draw_scores=bool(draw_scores),
-        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        quality=quality, threshold=threshold,
         detect_size=DEFAULT_DETECT_SIZE if detect_size is None else detect_size,
         tiles=tiles, detect_every=detect_every, track=bool(track), hold=hold, lookahead=lookahead,
         save_data=bool(save_data), data_format=data_format, draw_heatmap=bool(draw_heatmap),

@@ -40,8 +40,13 @@ def _add_processing(p: argparse.ArgumentParser) -> None:
                    help="colour of --mask rectangle (default 0,0,0)")
     g.add_argument("--draw-scores", action="store_true", help="draw detector scores")
     g = p.add_argument_group("detection and tracking")
+    g.add_argument("--quality", default="balanced", choices=["fast", "balanced", "max"],
+                   help="detection preset: balanced (default) adds a rotating 2x-upscaled "
+                        "pass that finds small, far faces (crowds); max runs all of it on "
+                        "every frame (slowest); fast is a single 640 px pass (large faces "
+                        "only, misses small ones)")
     g.add_argument("--threshold", type=float, default=None, metavar="F",
-                   help="detector score threshold (default 0.4)")
+                   help="detector score threshold (default: the preset's, 0.3; fast 0.4)")
     g.add_argument("--detect-size", type=int, default=None, metavar="N",
                    help="longer side of the detector's input, multiple of 32 (default 640)")
     g.add_argument("--tiles", dest="tiles", action="store_const", const="on", default="auto",
@@ -88,7 +93,7 @@ def _kwargs(a) -> dict:
                 ellipse=not a.no_ellipse, draw_heatmap=a.heatmap, neighbours=a.neighbours,
                 resolution=a.resolution, draw_scores=a.draw_scores, save_data=not a.no_data,
                 data_format=a.data_format, color=a.color, overwrite=a.overwrite,
-                threshold=a.threshold, detect_size=a.detect_size, tiles=a.tiles,
+                quality=a.quality, threshold=a.threshold, detect_size=a.detect_size, tiles=a.tiles,
                 detect_every=a.detect_every,
                 track=not a.no_track, hold=a.hold, lookahead=a.lookahead,
                 keep_audio=not a.no_audio, crf=a.crf, preset=a.preset, workers=a.workers,

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from .data import parse_formats
-from .detect import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
+from .detect import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD, FinePass
 from .errors import OptionError
 from .mask import MASKS, parse_color
 from .track import TrackOptions
@@ -23,6 +23,16 @@ from .track import TrackOptions
 TILES_AUTO_RATIO = 2.5
 TILES_AUTO_MIN_SIDE = 1600
 
+# Detection presets (`quality`): the score threshold and the rotating fine pass for small and
+# far faces (detect.FinePass). "fast" is the single 640 px pass of earlier releases.
+# Measured coverage and cost of each: README "Measured results".
+QUALITY = {
+    "fast": dict(threshold=DEFAULT_THRESHOLD, fine=None),
+    "balanced": dict(threshold=0.3, fine=FinePass(cycle=4)),
+    "max": dict(threshold=0.3, fine=FinePass(cycle=1)),
+}
+DEFAULT_QUALITY = "balanced"
+
 
 @dataclass
 class Options:
@@ -32,7 +42,8 @@ class Options:
     ellipse: bool = True
     color: tuple = (0, 0, 0)
     draw_scores: bool = False
-    threshold: float = DEFAULT_THRESHOLD
+    quality: str = DEFAULT_QUALITY   # preset, see QUALITY
+    threshold: float | None = None  # None: the preset's
     detect_size: int = DEFAULT_DETECT_SIZE
     tiles: str = "auto"         # "auto": see tiles_for()
     detect_every: int = 1
@@ -61,6 +72,11 @@ class Options:
                               "1.0 is the detected box, 1.5 is 1.5x wider and taller.")
         self.mask_scale = float(self.mask_scale)
         self.color = parse_color(self.color)
+        if self.quality not in QUALITY:
+            raise OptionError(f"unknown quality {self.quality!r}: use one of "
+                              f"{', '.join(QUALITY)}.")
+        if self.threshold is None:
+            self.threshold = QUALITY[self.quality]["threshold"]
         if not _num(self.threshold) or not 0 < self.threshold < 1:
             raise OptionError(f"threshold must be between 0 and 1 (got {self.threshold!r}).")
         if not isinstance(self.detect_size, int) or self.detect_size < 64 \
@@ -92,6 +108,11 @@ class Options:
             return max(width, height) >= max(TILES_AUTO_MIN_SIDE,
                                               TILES_AUTO_RATIO * self.detect_size)
         return self.tiles == "on"
+
+    @property
+    def fine_pass(self) -> FinePass | None:
+        """The rotating multi-scale pass of the chosen quality (None: off)."""
+        return QUALITY[self.quality]["fine"]
 
     @property
     def tracking(self) -> TrackOptions:

@@ -171,12 +171,12 @@ _DETECTORS: dict = {}
 
 
 def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
-    key = (options.detect_size, options.threshold, tiles, threads)
+    key = (options.detect_size, options.threshold, tiles, options.fine_pass, threads)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
                                      threshold=options.threshold, tiles=tiles,
-                                     threads=threads)
+                                     fine=options.fine_pass, threads=threads)
     return _DETECTORS[key]
 
 
@@ -273,7 +273,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             gidx = chunk.get("lead_index", 0)
             for frame in prefetch(iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"],
                                               tail, threads=threads or 0)):
-                dets = detector.detect(frame.rgb) if gidx % every == 0 else Detections.empty()
+                dets = detector.detect(frame.rgb, gidx // every) if gidx % every == 0 \
+                    else Detections.empty()
                 gidx += 1
                 if frame.pts >= start and (stop is None or frame.pts < stop):
                     buffered[frame.pts] = frame.rgb
