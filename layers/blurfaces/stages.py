@@ -214,7 +214,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
-    tracker = Tracker(options.tracking)
+    tracker = Tracker(options.tracking, (w, h))
 
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-") as tmp:
         masker = _masker(options, tmp)

@@ -12,7 +12,10 @@ look-ahead:
 - held:         up to `hold` seconds after a track's last detection (the last box, grown
                 along the face's motion);
 - lead:         up to `lookahead` seconds before a track's first detection (a face entering
-                or turning toward the camera is masked before the detector is sure of it).
+                or turning toward the camera is masked before the detector is sure of it);
+                a track whose first box touches the frame edge (a face entering, cut by the
+                border, is found only once enough of it shows) gets max(`hold`, `lookahead`)
+                seconds: the look-ahead window is that long anyway, so this costs no latency.
 
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
@@ -67,6 +70,7 @@ class _Track:
     times: list = field(default_factory=list)
     boxes: list = field(default_factory=list)
     scores: list = field(default_factory=list)
+    edge: bool | None = None    # first box touches the frame edge (None: not yet known)
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
@@ -101,8 +105,9 @@ class Tracker:
     """Streaming tracker: push each frame's detections in presentation order; get back the
     frames whose masks are final (in the same order); flush at the end of the stream."""
 
-    def __init__(self, options: TrackOptions | None = None):
+    def __init__(self, options: TrackOptions | None = None, frame_size=None):
         self.o = options or TrackOptions()
+        self.frame_size = frame_size            # (w, h): enables the longer lead at edges
         self.tracks: list[_Track] = []
         self.pending: deque = deque()          # (key, t) not yet released
         self.next_id = 0
@@ -164,17 +169,28 @@ class Tracker:
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
             return _union(last, last + shift), np.nan, "held"
-        if has_next and not has_prev and tr.times[0] - t <= self.o.lookahead + 1e-9:
+        if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
             return _union(first, first + shift), np.nan, "lead"
         return None
 
+    def _lead(self, tr: _Track) -> float:
+        """Seconds masked before the track's first detection."""
+        if self.frame_size is None or tr.edge is False:
+            return self.o.lookahead
+        if tr.edge is None:
+            x1, y1, x2, y2 = tr.boxes[0]
+            w, h = self.frame_size
+            m = max(4.0, 0.25 * min(x2 - x1, y2 - y1))    # a cut box ends near the edge
+            tr.edge = bool(x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m)
+        return max(self.o.lookahead, self.o.hold) if tr.edge else self.o.lookahead
+
     def _release(self, key, t) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in self.tracks:
-            if tr.times[0] - t > self.o.lookahead + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
+            if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
                 continue
             got = self._box_at(tr, t)
             if got is None:
