@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import ModelError, OptionError
 from .model import ensure_model
+from .motion import CameraMotion
 
 DEFAULT_DETECT_SIZE = 640
 DEFAULT_THRESHOLD = 0.4
@@ -67,6 +68,7 @@ class FinePass:
 class Detections:
     boxes: np.ndarray       # float32 (N, 4) x1, y1, x2, y2 in frame pixels
     scores: np.ndarray      # float32 (N,)
+    shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -134,6 +136,7 @@ class CenterFace:
         self.fine = fine
         self._buf: dict = {}
         self._grids: dict = {}
+        self.motion = CameraMotion() if fine is not None else None
 
     # -- one image ------------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, scale: float | None = None):
@@ -181,7 +184,8 @@ class CenterFace:
 
     def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
-        the regions of the rotating fine pass, None runs all of them."""
+        the regions of the rotating fine pass, None runs all of them. With the fine pass, the
+        result also carries the camera's translation since the previous call (`shift`)."""
         dets = self._run(rgb)
         if not self.tiles and self.fine is None:
             return dets
@@ -190,7 +194,10 @@ class CenterFace:
             parts += self._tile_pass(rgb)
         if self.fine is not None:
             parts += self._fine_pass(rgb, index)
-        return self._merge(parts)
+        merged = self._merge(parts)
+        if self.motion is not None:
+            merged.shift = self.motion(rgb) if index is not None else None
+        return merged
 
     # -- small and far faces: rotating upscaled regions -----------------------------------
     def fine_regions(self, w: int, h: int, index: int | None) -> list[tuple[int, int, int, int]]:
