@@ -4,8 +4,9 @@ Owns the pictures and the cache of the recall benchmark clips (never committed; 
 use under $BLURFACES_BENCH_CACHE/media, default ~/.cache/blurfaces-bench/media):
 
 - ``crowd720`` / ``crowd1080``: a camera pan/zoom over a collage of many photos whose faces
-  are about 10-30 px in the frame, grain noise on every frame, H.264 crf 32;
-- ``fastpan720``: the same crowd under a fast pan (the view crosses the collage in ~2 s);
+  are about 10-30 px in the frame (up to ~120 faces in view), grain noise on every frame,
+  H.264 crf 32; the view moves up to ~7 px per frame at 720p;
+- ``fastpan720``: the same crowd under a pan about 3x faster (up to ~20 px per frame);
 - ``edges720``: fewer, larger faces (about 40-160 px) scattered over a wide canvas while the
   camera circles and zooms, so faces enter and leave through every edge, cut by the border;
 - ``crowd360``: the crowd at 640x360, faces about 8-20 px (low-resolution footage).
@@ -41,9 +42,9 @@ SOURCES = {
 }
 
 KINDS = {
-    "crowd720": dict(size=(1280, 720), layout="crowd", face=(10, 30), speed=1.0),
-    "crowd1080": dict(size=(1920, 1080), layout="crowd", face=(10, 30), speed=1.0),
-    "fastpan720": dict(size=(1280, 720), layout="crowd", face=(12, 32), speed=3.0),
+    "crowd720": dict(size=(1280, 720), layout="crowd", face=(10, 30), speed=0.35),
+    "crowd1080": dict(size=(1920, 1080), layout="crowd", face=(10, 30), speed=0.35),
+    "fastpan720": dict(size=(1280, 720), layout="crowd", face=(10, 30), speed=1.0),
     "edges720": dict(size=(1280, 720), layout="edges", face=(40, 160), speed=1.0),
     "crowd360": dict(size=(640, 360), layout="crowd", face=(8, 20), speed=1.0),
 }

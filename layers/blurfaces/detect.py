@@ -50,6 +50,8 @@ class FinePass:
     tile: int = 1280            # network pixels per region side, about (sets the grid)
     cycle: int = 4              # frames per sweep of the whole grid; 1: every region, every frame
     overlap: float = 0.1        # overlap between regions, as a share of the frame's longer side
+    small: float = 64.0         # boxes smaller than this (px) are grown, a 10 px box 2x:
+                                # a far face's box jitters by a good part of its size
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -97,6 +99,18 @@ def snap_to_edges(boxes: np.ndarray, w: int, h: int) -> None:
     boxes[:, 1] = np.where(boxes[:, 1] < m, np.minimum(boxes[:, 1], 0), boxes[:, 1])
     boxes[:, 2] = np.where(boxes[:, 2] > w - m, np.maximum(boxes[:, 2], w), boxes[:, 2])
     boxes[:, 3] = np.where(boxes[:, 3] > h - m, np.maximum(boxes[:, 3], h), boxes[:, 3])
+
+
+def grow_small(boxes: np.ndarray, small: float, w: int, h: int) -> np.ndarray:
+    """Boxes smaller than `small` px grown about their centres, up to 2x for 10 px (the
+    mask of a far face must cover it despite a pixel or two of jitter), clipped to the frame."""
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    g = 0.5 * np.clip((small - size) / (small - 10.0), 0.0, 1.0)[:, None]
+    d = np.column_stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]]) * g
+    out = boxes - np.concatenate([d, -d], axis=1)
+    np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+    return out.astype(np.float32)
 
 
 class CenterFace:
@@ -195,6 +209,8 @@ class CenterFace:
         if self.fine is not None:
             parts += self._fine_pass(rgb, index)
         merged = self._merge(parts)
+        if self.fine is not None and len(merged):
+            merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
             merged.shift = self.motion(rgb) if index is not None else None
         return merged
