@@ -53,6 +53,7 @@ def _run(path, tmp_path, **kw):
     return media.decode_frames(res.video)[0]
 
 
+@pytest.mark.slow
 def test_small_faces_missed_by_the_640_pass_are_masked_in_every_frame(tmp_path):
     photo = media.load_rgb(media.pyfeat_file("multi_face.jpg"))
     faces = _photo_faces(photo)                       # five faces, about 100 x 130 px
