@@ -13,7 +13,9 @@ drifting load). blurfaces runs also carry the stage breakdown from their summary
 workers, stitch; chunks, workers x threads).
 
 Variants (blurfaces CLI flags added to `anonymize IN -o OUT -q --overwrite`):
-  default    (none)                   no-track   --no-track
+  default    (none: --quality balanced)
+  fast       --quality fast           max        --quality max (not in the default list)
+  no-track   --no-track
   detect480  --detect-size 480        detect320  --detect-size 320
   workers1   --workers 1              tiles      --tiles     (not in the default list)
   deface     deface 1.5.0 via the eval harness's run_anchor.sh (defaults + --keep-audio);
@@ -32,6 +34,8 @@ import common
 
 VARIANTS = {
     "default": [],
+    "fast": ["--quality", "fast"],
+    "max": ["--quality", "max"],
     "no-track": ["--no-track"],
     "detect480": ["--detect-size", "480"],
     "detect320": ["--detect-size", "320"],
@@ -41,7 +45,7 @@ VARIANTS = {
     "every2-480": ["--detect-every", "2", "--detect-size", "480"],
     "deface": None,
 }
-DEFAULT_VARIANTS = "default,no-track,detect480,detect320,workers1,deface"
+DEFAULT_VARIANTS = "default,fast,no-track,detect480,workers1,deface"
 
 
 def main(argv=None) -> int:

@@ -7,14 +7,16 @@ import inspect
 import pytest
 
 from blurfaces import OptionError, api, cli
-from blurfaces.options import (BY_NAME, OPTION_SPECS, SPECS, Options, from_env, layered,
-                               validate_execution)
+from blurfaces.options import (BY_NAME, OPTION_SPECS, QUALITY, SPECS, Options, from_env,
+                               layered, validate_execution)
 
 
 def test_record_defaults_are_the_specs_defaults():
     o = Options()
     for s in OPTION_SPECS:
         want = list(s.default) if s.kind == "formats" else s.default
+        if s.name == "threshold":                   # None: the quality preset's
+            want = QUALITY[o.quality]["threshold"]
         assert getattr(o, s.name) == want, s.name
     assert set(o.to_dict()) == {s.name for s in OPTION_SPECS}
 

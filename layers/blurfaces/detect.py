@@ -9,6 +9,14 @@ then the boxes are mapped back to frame pixels and clipped to the frame.
 `tiles=True` adds a second pass for small faces: the frame is cut into 2x2 overlapping tiles,
 each tile is detected at the same `detect_size` (so faces are seen larger), and the results
 are merged with the full-frame pass by NMS.
+
+`fine=FinePass(...)` adds the multi-scale pass for small and far faces (crowds): the frame is
+cut into a grid of overlapping regions, each upscaled `zoom` times (faces of 10 px become
+20 px, which the network finds). Running every region on every frame costs several full
+inferences, so frame `index` runs only ceil(n / `cycle`) of the n regions, in turn: each
+region is seen every `cycle` frames or so, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
+depends only on the frame's index in the whole video, so a chunked run equals a single pass.
+`detect(rgb)` without an index runs every region (a still image gets the full pass).
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import numpy as np
 from .errors import ModelError, OptionError
 from .model import ensure_model
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
+from .motion import CameraMotion
 
 NMS_IOU = 0.3
 
@@ -33,10 +42,34 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class FinePass:
+    """The rotating high-resolution pass (see the module docstring)."""
+    zoom: float = 2.0           # upscale factor of each region
+    tile: int = 1280            # network pixels per region side, about (sets the grid)
+    cycle: int = 4              # frames per sweep of the whole grid; 1: every region, every frame
+    overlap: float = 0.1        # overlap between regions, as a share of the frame's longer side
+    small: float = 64.0         # boxes smaller than this (px) are grown, a 10 px box 2x:
+                                # a far face's box jitters by a good part of its size
+
+    def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
+        ov = int(round(self.overlap * max(w, h)))
+        n = max(2, math.ceil(self.zoom * max(w, h) / self.tile))
+
+        def cuts(size):
+            span = min(size, math.ceil((size + (n - 1) * ov) / n))
+            step = (size - span) / (n - 1)
+            return [(int(round(i * step)), int(round(i * step)) + span) for i in range(n)]
+
+        return [(x0, y0, x1, y1) for y0, y1 in cuts(h) for x0, x1 in cuts(w)]
+
+
 @dataclass
 class Detections:
     boxes: np.ndarray       # float32 (N, 4) x1, y1, x2, y2 in frame pixels
     scores: np.ndarray      # float32 (N,)
+    shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -56,12 +89,35 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
+def snap_to_edges(boxes: np.ndarray, w: int, h: int) -> None:
+    """Move box sides that end just short of the frame edge (within 10% of the box size, at
+    least 3 px) onto it, in place: the box of a face cut by the border stops a little inside
+    it, which would leave the face's outermost pixels unmasked."""
+    m = np.maximum(3.0, 0.1 * np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
+    boxes[:, 0] = np.where(boxes[:, 0] < m, np.minimum(boxes[:, 0], 0), boxes[:, 0])
+    boxes[:, 1] = np.where(boxes[:, 1] < m, np.minimum(boxes[:, 1], 0), boxes[:, 1])
+    boxes[:, 2] = np.where(boxes[:, 2] > w - m, np.maximum(boxes[:, 2], w), boxes[:, 2])
+    boxes[:, 3] = np.where(boxes[:, 3] > h - m, np.maximum(boxes[:, 3], h), boxes[:, 3])
+
+
+def grow_small(boxes: np.ndarray, small: float, w: int, h: int) -> np.ndarray:
+    """Boxes smaller than `small` px grown about their centres, up to 2x for 10 px (the
+    mask of a far face must cover it despite a pixel or two of jitter), clipped to the frame."""
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    g = 0.5 * np.clip((small - size) / (small - 10.0), 0.0, 1.0)[:, None]
+    d = np.column_stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]]) * g
+    out = boxes - np.concatenate([d, -d], axis=1)
+    np.clip(out[:, 0::2], 0, w, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, h, out=out[:, 1::2])
+    return out.astype(np.float32)
+
+
 class CenterFace:
     """A CenterFace session with a fixed detection size and threshold."""
 
     def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
                  threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
-                 tiles: bool = False):
+                 tiles: bool = False, fine: FinePass | None = None):
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
@@ -90,12 +146,16 @@ class CenterFace:
         self.detect_size = detect_size
         self.threshold = float(threshold)
         self.tiles = bool(tiles)
+        self.fine = fine
         self._buf: dict = {}
+        self._grids: dict = {}
+        self.motion = CameraMotion() if fine is not None else None
 
     # -- one image ------------------------------------------------------------------------
-    def _prepare(self, rgb: np.ndarray):
+    def _prepare(self, rgb: np.ndarray, scale: float | None = None):
         h, w = rgb.shape[:2]
-        scale = self.detect_size / max(w, h)
+        if scale is None:
+            scale = self.detect_size / max(w, h)
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         pw, ph = math.ceil(rw / 32) * 32, math.ceil(rh / 32) * 32
         key = (pw, ph)
@@ -124,21 +184,70 @@ class CenterFace:
         boxes /= np.array([sx, sy, sx, sy], np.float32)
         keep = nms(boxes, scores)
         boxes, scores = boxes[keep], scores[keep]
+        snap_to_edges(boxes, w, h)
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
         ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         return Detections(boxes[ok].astype(np.float32), scores[ok].astype(np.float32))
 
-    def _run(self, rgb: np.ndarray) -> Detections:
-        blob, sx, sy = self._prepare(rgb)
+    def _run(self, rgb: np.ndarray, scale: float | None = None) -> Detections:
+        blob, sx, sy = self._prepare(rgb, scale)
         outputs = self.session.run(self.output_names, {self.input_name: blob})
         return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0])
 
-    def detect(self, rgb: np.ndarray) -> Detections:
+    def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
+        """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
+        the regions of the rotating fine pass, None runs all of them. With the fine pass, the
+        result also carries the camera's translation since the previous call (`shift`)."""
         dets = self._run(rgb)
-        if not self.tiles:
+        if not self.tiles and self.fine is None:
             return dets
-        return self._merge([dets] + self._tile_pass(rgb))
+        parts = [dets]
+        if self.tiles:
+            parts += self._tile_pass(rgb)
+        if self.fine is not None:
+            parts += self._fine_pass(rgb, index)
+        merged = self._merge(parts)
+        if self.fine is not None and len(merged):
+            merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
+        if self.motion is not None:
+            merged.shift = self.motion(rgb) if index is not None else None
+        return merged
+
+    # -- small and far faces: rotating upscaled regions -----------------------------------
+    def fine_regions(self, w: int, h: int, index: int | None) -> list[tuple[int, int, int, int]]:
+        """The fine-pass regions that frame `index` of a w x h video runs."""
+        grid = self._grids.get((w, h))
+        if grid is None:
+            grid = self._grids[(w, h)] = self.fine.grid(w, h)
+        k = math.ceil(len(grid) / self.fine.cycle)
+        if index is None or k >= len(grid):
+            return grid
+        return [grid[(index * k + j) % len(grid)] for j in range(k)]
+
+    def _fine_pass(self, rgb: np.ndarray, index: int | None) -> list[Detections]:
+        h, w = rgb.shape[:2]
+        return [self._region(rgb, r, self.fine.zoom) for r in self.fine_regions(w, h, index)]
+
+    def _region(self, rgb, region, zoom: float) -> Detections:
+        """Detections in rgb[region] seen `zoom` times larger, in frame pixels; boxes cut by a
+        region edge inside the frame are dropped (a neighbouring region sees them whole)."""
+        h, w = rgb.shape[:2]
+        x0, y0, x1, y1 = region
+        d = self._run(rgb[y0:y1, x0:x1], zoom)
+        if not len(d):
+            return d
+        b = d.boxes + np.array([x0, y0, x0, y0], np.float32)
+        inner = np.ones(len(b), bool)
+        if x0 > 0:
+            inner &= b[:, 0] > x0 + 1
+        if x1 < w:
+            inner &= b[:, 2] < x1 - 1
+        if y0 > 0:
+            inner &= b[:, 1] > y0 + 1
+        if y1 < h:
+            inner &= b[:, 3] < y1 - 1
+        return Detections(b[inner], d.scores[inner])
 
     # -- small faces: 2x2 overlapping tiles ---------------------------------------------
     def _tile_pass(self, rgb: np.ndarray) -> list[Detections]:

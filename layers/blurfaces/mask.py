@@ -263,7 +263,8 @@ class Masker:
         small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def _paint(self, roi: np.ndarray) -> None:
+    def _paint(self, roi: np.ndarray, ellipse: bool = True) -> None:
+        """Mask roi in place; ellipse=False masks the whole box even in ellipse mode."""
         h, w = roi.shape[:2]
         if self.mask == "image":
             rgb, w_img, w_roi = self._image_for(w, h)
@@ -277,7 +278,7 @@ class Masker:
             fg = self._blurred(roi)
         else:
             fg = self._mosaic(roi)
-        if not self.ellipse:
+        if not (self.ellipse and ellipse):
             roi[:] = fg
             return
         e = self._ellipse_for(w, h)
@@ -310,7 +311,11 @@ class Masker:
         if self.mask != "none":
             for x1, y1, x2, y2 in b.tolist():
                 if x2 > x1 and y2 > y1:
-                    self._paint(frame[y1:y2, x1:x2])
+                    # A box touching the frame edge holds a face cut by the border: the
+                    # ellipse inscribed in the visible part would leave its corners (the
+                    # part of the face right at the edge) visible, so mask the whole box.
+                    cut = x1 == 0 or y1 == 0 or x2 == fw or y2 == fh
+                    self._paint(frame[y1:y2, x1:x2], ellipse=not cut)
         if self.draw_scores and scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(-1)
             for (x1, y1, x2, y2), score in zip(b.tolist(), s.tolist()):

@@ -31,6 +31,17 @@ DEFAULT_DETECT_SIZE = 640
 DEFAULT_THRESHOLD = 0.4
 ENV_PREFIX = "BLURFACES_"
 
+# Detection presets (`quality`): the score threshold and the rotating 2x-upscaled fine pass
+# for small and far faces (detect.FinePass; `fine_cycle` = frames per sweep of its grid, None
+# = off). "fast" is the single 640 px pass of earlier releases. Measured coverage and cost
+# of each: README "Measured results".
+QUALITY = {
+    "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None},
+    "balanced": {"threshold": 0.3, "fine_cycle": 4},
+    "max": {"threshold": 0.3, "fine_cycle": 1},
+}
+DEFAULT_QUALITY = "balanced"
+
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
 # clips gain nothing from it, so "auto" turns it on from 1600 px (at 640) upwards; a smaller
@@ -188,8 +199,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("color", "color", (0, 0, 0), "colour of --mask rectangle (default 0,0,0)", "--color",
          _M, metavar="R,G,B"),
     Spec("draw_scores", "bool", False, "draw detector scores", "--draw-scores", _M),
-    Spec("threshold", "float", DEFAULT_THRESHOLD, "detector score threshold (default 0.4)",
-         "--threshold", _D, lo=0.01, hi=0.99, metavar="F"),
+    Spec("quality", "choice", DEFAULT_QUALITY, "detection preset: balanced (default) adds a "
+         "rotating 2x-upscaled pass that finds small, far faces (crowds); max runs all of it "
+         "on every frame (slowest); fast is a single 640 px pass (large faces only)",
+         "--quality", _D, choices=tuple(QUALITY)),
+    Spec("threshold", "float", None, "detector score threshold (default: the quality "
+         "preset's: 0.3; fast 0.4)", "--threshold", _D, lo=0.01, hi=0.99, nullable=True,
+         metavar="F"),
     Spec("detect_size", "int", DEFAULT_DETECT_SIZE, "longer side of the detector's input, a "
          "multiple of 32 (default 640)", "--detect-size", _D, lo=64, hi=3840, multiple_of=32,
          metavar="N"),
@@ -238,6 +254,8 @@ EXECUTION_SPECS = tuple(s for s in SPECS if s.execution)
 def _post_init(self):
     for s in OPTION_SPECS:
         setattr(self, s.name, s.check(getattr(self, s.name)))
+    if self.threshold is None:
+        self.threshold = QUALITY[self.quality]["threshold"]
     if self.mask == "image" and not self.mask_image:
         raise OptionError("mask='image' needs mask_image (a PNG/JPEG path; "
                           "CLI: --mask-image PATH).")
@@ -276,9 +294,15 @@ def _default_factory(s: Spec):
     return field(default=s.default)
 
 
+def _fine_cycle(self) -> int | None:
+    """Frames per sweep of the fine pass's grid for the chosen quality (None: no fine pass)."""
+    return QUALITY[self.quality]["fine_cycle"]
+
+
 Options = make_dataclass(
     "Options", [(s.name, object, _default_factory(s)) for s in OPTION_SPECS],
     namespace={"__post_init__": _post_init, "tiles_for": _tiles_for, "to_dict": _to_dict,
+               "fine_cycle": property(_fine_cycle),
                "from_dict": _from_dict,
                "__doc__": "The validated processing options of one job (see SPECS)."})
 Options.__module__ = __name__

@@ -29,7 +29,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import __version__, cost, data as datamod, storage as st
-from .detect import CenterFace, Detections, available_cpus
+from .detect import CenterFace, Detections, FinePass, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
@@ -239,12 +239,13 @@ _DETECTORS: dict = {}
 
 
 def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
-    key = (options.detect_size, options.threshold, tiles, threads)
+    fine = FinePass(cycle=options.fine_cycle) if options.fine_cycle else None
+    key = (options.detect_size, options.threshold, tiles, fine, threads)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
                                      threshold=options.threshold, tiles=tiles,
-                                     threads=threads)
+                                     fine=fine, threads=threads)
     return _DETECTORS[key]
 
 
@@ -282,7 +283,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
-    tracker = Tracker(TrackOptions.of(options))
+    tracker = Tracker(TrackOptions.of(options), (w, h))
 
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
@@ -345,7 +346,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             gidx = chunk.get("lead_index", 0)
             for frame in prefetch(iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"],
                                               tail, threads=threads or 0)):
-                dets = detector.detect(frame.rgb) if gidx % every == 0 else Detections.empty()
+                dets = detector.detect(frame.rgb, gidx // every) if gidx % every == 0 \
+                    else Detections.empty()
                 gidx += 1
                 if frame.pts >= start and (stop is None or frame.pts < stop):
                     buffered[frame.pts] = frame.rgb

@@ -12,7 +12,16 @@ look-ahead:
 - held:         up to `hold` seconds after a track's last detection (the last box, grown
                 along the face's motion);
 - lead:         up to `lookahead` seconds before a track's first detection (a face entering
-                or turning toward the camera is masked before the detector is sure of it).
+                or turning toward the camera is masked before the detector is sure of it);
+                a track whose first box touches the frame edge (a face entering, cut by the
+                border, is found only once enough of it shows) gets max(`hold`, `lookahead`)
+                seconds: the look-ahead window is that long anyway, so this costs no latency.
+
+When the detections carry the camera's translation (`Detections.shift`, see motion.py), the
+tracker works in scene coordinates: each frame's boxes minus the translation accumulated so
+far, and back on release; a pan then no longer breaks the tracks of small faces. Every
+decision depends only on differences of positions, so where the accumulation starts (a chunk
+starts it a little earlier than its first frame) does not change the result.
 
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
@@ -72,6 +81,7 @@ class _Track:
     times: list = field(default_factory=list)
     boxes: list = field(default_factory=list)
     scores: list = field(default_factory=list)
+    edge: bool = False          # the first box touches the frame edge
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
@@ -106,12 +116,14 @@ class Tracker:
     """Streaming tracker: push each frame's detections in presentation order; get back the
     frames whose masks are final (in the same order); flush at the end of the stream."""
 
-    def __init__(self, options: TrackOptions | None = None):
+    def __init__(self, options: TrackOptions | None = None, frame_size=None):
         self.o = options or TrackOptions()
+        self.frame_size = frame_size            # (w, h): enables the longer lead at edges
         self.tracks: list[_Track] = []
         self.pending: deque = deque()          # (key, t) not yet released
         self.next_id = 0
         self.last_t = None
+        self.offset = np.zeros(2)               # camera translation accumulated so far
 
     # -- association ------------------------------------------------------------------------
     def _cost(self, preds: np.ndarray, dets: np.ndarray) -> np.ndarray:
@@ -128,7 +140,8 @@ class Tracker:
 
     def _associate(self, t: float, dets: Detections) -> None:
         active = [tr for tr in self.tracks if t - tr.times[-1] <= self.o.hold + 1e-9]
-        boxes = dets.boxes.astype(np.float64)
+        frame_boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
+        boxes = frame_boxes - np.tile(self.offset, 2)
         matched = set()
         if active and len(boxes):
             preds = np.stack([tr.predict(t) for tr in active])
@@ -143,7 +156,9 @@ class Tracker:
                     matched.add(c)
         for c in range(len(boxes)):
             if c not in matched:
-                self.tracks.append(_Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])]))
+                tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
+                tr.edge = self._at_edge(frame_boxes[c])
+                self.tracks.append(tr)
                 self.next_id += 1
 
     # -- per-frame decisions ----------------------------------------------------------------
@@ -169,17 +184,30 @@ class Tracker:
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
             return _union(last, last + shift), np.nan, "held"
-        if has_next and not has_prev and tr.times[0] - t <= self.o.lookahead + 1e-9:
+        if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
             return _union(first, first + shift), np.nan, "lead"
         return None
 
-    def _release(self, key, t) -> FrameMasks:
+    def _at_edge(self, box) -> bool:
+        """Whether a box (frame pixels) touches the frame edge, as a face cut by it does."""
+        if self.frame_size is None:
+            return False
+        x1, y1, x2, y2 = box
+        w, h = self.frame_size
+        m = max(4.0, 0.25 * min(x2 - x1, y2 - y1))    # a cut box ends near the edge
+        return bool(x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m)
+
+    def _lead(self, tr: _Track) -> float:
+        """Seconds masked before the track's first detection."""
+        return max(self.o.lookahead, self.o.hold) if tr.edge else self.o.lookahead
+
+    def _release(self, key, t, offset=(0.0, 0.0)) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in self.tracks:
-            if tr.times[0] - t > self.o.lookahead + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
+            if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
                 continue
             got = self._box_at(tr, t)
             if got is None:
@@ -188,8 +216,9 @@ class Tracker:
             ids.append(tr.id)
             scores.append(got[1])
             sources.append(got[2])
-        return FrameMasks(key, t, np.array(boxes, np.float64).reshape(-1, 4),
-                          np.array(ids, np.int64), np.array(scores, np.float64), sources)
+        out = np.array(boxes, np.float64).reshape(-1, 4) + np.tile(np.asarray(offset), 2)
+        return FrameMasks(key, t, out, np.array(ids, np.int64), np.array(scores, np.float64),
+                          sources)
 
     def _prune(self) -> None:
         if not self.pending:
@@ -210,8 +239,11 @@ class Tracker:
             return [FrameMasks(key, t, dets.boxes.astype(np.float64).reshape(-1, 4),
                                np.full(n, -1, np.int64), dets.scores.astype(np.float64),
                                ["detected"] * n)]
+        shift = getattr(dets, "shift", None)
+        if shift is not None:
+            self.offset = self.offset + np.asarray(shift, np.float64)
         self._associate(t, dets)
-        self.pending.append((key, t))
+        self.pending.append((key, t, self.offset.copy()))
         out = []
         while self.pending and self.pending[0][1] <= t - self.o.window:
             out.append(self._release(*self.pending.popleft()))
@@ -219,6 +251,6 @@ class Tracker:
         return out
 
     def flush(self) -> list[FrameMasks]:
-        out = [self._release(k, t) for k, t in self.pending]
+        out = [self._release(*p) for p in self.pending]
         self.pending.clear()
         return out
