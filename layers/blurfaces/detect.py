@@ -89,6 +89,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
+def _union_of_overlaps(kept: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Each kept box grown to contain every box it suppressed (IoU above NMS_IOU): passes
+    at different scales draw the same face's box differently, and the mask must cover the
+    largest of them, not the highest-scoring one."""
+    if len(kept) == 0 or len(boxes) == len(kept):
+        return kept
+    ix = np.clip(np.minimum(kept[:, None, 2], boxes[None, :, 2])
+                 - np.maximum(kept[:, None, 0], boxes[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(kept[:, None, 3], boxes[None, :, 3])
+                 - np.maximum(kept[:, None, 1], boxes[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_k = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
+    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    over = inter / np.maximum(area_k[:, None] + area_b[None, :] - inter, 1e-6) > NMS_IOU
+    out = kept.copy()
+    big = np.where(over[:, :, None], boxes[None, :, :], kept[:, None, :])
+    out[:, 0], out[:, 1] = big[:, :, 0].min(1), big[:, :, 1].min(1)
+    out[:, 2], out[:, 3] = big[:, :, 2].max(1), big[:, :, 3].max(1)
+    return out
+
+
 def snap_to_edges(boxes: np.ndarray, w: int, h: int) -> None:
     """Move box sides that end just short of the frame edge (within 10% of the box size, at
     least 3 px) onto it, in place: the box of a face cut by the border stops a little inside
@@ -282,4 +303,4 @@ class CenterFace:
         boxes = np.concatenate([p.boxes for p in parts])
         scores = np.concatenate([p.scores for p in parts])
         keep = nms(boxes, scores)
-        return Detections(boxes[keep], scores[keep])
+        return Detections(_union_of_overlaps(boxes[keep], boxes), scores[keep])
