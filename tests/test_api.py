@@ -298,6 +298,7 @@ def test_heatmap_without_data(tmp_path_factory, single_face):
     assert r.detections > 0
 
 
+@pytest.mark.slow
 def test_no_face_clip(tmp_path_factory, no_face):
     src, r = _run(tmp_path_factory, "noface", no_face, draw_heatmap=True, **FAST)
     with open(r.data[0], encoding="utf-8") as f:

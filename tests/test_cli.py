@@ -139,6 +139,7 @@ def _lines(stdout):
     return [json.loads(ln) for ln in stdout.splitlines() if ln.strip()]
 
 
+@pytest.mark.slow
 def test_batch_folder(tmp_path, single_face):
     d = tmp_path / "videos"
     (d / "sub" / "deeper").mkdir(parents=True)

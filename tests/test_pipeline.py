@@ -66,6 +66,7 @@ def test_fidelity_on_synthetic_clips(kind, synth_clip_factory, tmp_path):
     assert summary["counts"]["frames"] == a["n_frames"]
 
 
+@pytest.mark.slow
 def test_real_vfr_hevc_clip_keeps_every_timestamp(face_noface, tmp_path):
     outputs, summary = _run(face_noface, tmp_path, "out")
     a, b = _assert_same_timing(face_noface, outputs["video"], audio=True)
@@ -80,6 +81,7 @@ def _rows(stem):
     return df.sort_values(["frame", "track", "x1", "y1"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cfr_audio", "vfr_audio", "ntsc_gop"])
 def test_chunked_equals_single_pass(kind, synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS[kind])
@@ -100,6 +102,7 @@ def test_chunked_equals_single_pass(kind, synth_clip_factory, tmp_path):
     assert s1["counts"]["tracks"] == s2["counts"]["tracks"]
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_same_result(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["cfr_audio"])
     one, _ = _run(clip["path"], tmp_path, "one", chunks=1)
@@ -125,6 +128,7 @@ class FlakyWorker:
         return stages.worker(manifest, index, **kw)
 
 
+@pytest.mark.slow
 def test_failed_chunk_is_retried_alone(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["cfr_audio"])
     marker = tmp_path / "attempts"
@@ -134,6 +138,7 @@ def test_failed_chunk_is_retried_alone(synth_clip_factory, tmp_path):
     assert s["counts"]["frames"] == clip["n_frames"]  # ... and the output is complete
 
 
+@pytest.mark.slow
 def test_chunk_that_keeps_failing_publishes_nothing(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["cfr_audio"])
     out_dir = tmp_path / "out"

@@ -86,6 +86,7 @@ EDGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edge", list(EDGES))
 def test_face_entering_through_an_edge_is_masked_once_visible(edge, tmp_path):
     photo = media.load_rgb(media.pyfeat_file("single_face.jpg"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 import media
 from blurfaces import data as datamod, stages
@@ -126,6 +127,7 @@ def test_same_input_same_output():
 MISSED = (12, 13, 27, 40)
 
 
+@pytest.mark.slow
 def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, tmp_path):
     """Frames drawn with the photo blanked out have no face for the detector; the tracker must
     still place masks there (drawn as solid red rectangles so the pixels prove it)."""

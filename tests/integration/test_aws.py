@@ -124,6 +124,7 @@ def assert_outputs(aws, bucket: str, source_path, tmp_path) -> dict:
 
 # ------------------------------------------------------------------------------ handlers
 
+@pytest.mark.slow
 def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     bucket = aws.server.new_bucket("bf-handlers")
     obj = upload(aws, bucket, single_face)
@@ -246,6 +247,7 @@ def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
 
 # ------------------------------------------------------------------------------ state machine
 
+@pytest.mark.slow
 def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
     aws.dispatcher.reset()

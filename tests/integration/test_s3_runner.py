@@ -22,6 +22,7 @@ def s3env(s3_server, monkeypatch):
     return s3_server
 
 
+@pytest.mark.slow
 def test_s3_in_s3_out_equals_local(s3env, single_face, tmp_path):
     bucket = s3env.new_bucket("runner")
     s3env.client.upload_file(str(single_face), bucket, "in/clip.mp4")
