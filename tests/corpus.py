@@ -509,26 +509,28 @@ def _concat_ts(p, sizes, n_each=25, rate=25, fmt="mpegts"):
         _mux_sorted(out, packets)
 
 
+def _switch_case(d, name: str, file: str, second: tuple, how: str) -> Case:
+    """1 s at 320x240 joined to 1 s at `second` (MPEG-TS), both with five faces."""
+    p = pathlib.Path(d) / file
+    sizes = [(320, 240), second]
+    _concat_ts(p, sizes)
+    return Case(name, p, list(range(50)), _times(50, 25), (320, 240), audio="aac",
+                audio_copy=True, faces=True,
+                notes=f"frames 25..49 are {second[0]}x{second[1]}: {how} 320x240",
+                extra={"switch": 25, "sizes": sizes})
+
+
 def resolution_change(d) -> Case:
     """Two MPEG-TS recordings joined back to back (what `cat a.ts b.ts` or a stream-copy
     concat gives): 1 s at 320x240, then 1 s at 480x360 (same aspect), both with five faces."""
-    p = pathlib.Path(d) / "switch.ts"
-    _concat_ts(p, [(320, 240), (480, 360)])
-    return Case("resolution_change", p, list(range(50)), _times(50, 25), (320, 240),
-                audio="aac", audio_copy=True, faces=True,
-                notes="frames 25..49 are 480x360: scaled to 320x240",
-                extra={"switch": 25, "sizes": [(320, 240), (480, 360)]})
+    return _switch_case(d, "resolution_change", "switch.ts", (480, 360), "scaled to")
 
 
 def resolution_change_aspect(d) -> Case:
     """As resolution_change, but the second part is 16:9 (480x270) after 4:3 (320x240): it is
     scaled to 320x180 and centred on black (letterbox)."""
-    p = pathlib.Path(d) / "switch169.ts"
-    _concat_ts(p, [(320, 240), (480, 270)])
-    return Case("resolution_change_aspect", p, list(range(50)), _times(50, 25), (320, 240),
-                audio="aac", audio_copy=True, faces=True,
-                notes="frames 25..49 are 480x270: letterboxed into 320x240",
-                extra={"switch": 25, "sizes": [(320, 240), (480, 270)]})
+    return _switch_case(d, "resolution_change_aspect", "switch169.ts", (480, 270),
+                        "letterboxed into")
 
 
 def ts_concat(d) -> Case:

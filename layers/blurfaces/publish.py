@@ -235,23 +235,20 @@ class Publisher:
         self.staged = []
 
     def commit(self) -> None:
-        """Give every staged file its final name, in order; all or nothing."""
-        local = [(p, u) for p, u in self.staged if not st.is_s3(u)]
-        remote = [(p, u) for p, u in self.staged if st.is_s3(u)]
-        for _, final in local:
+        """Give every staged file its final name, in order; all or nothing. The outputs of a
+        run share one stem, so they are all local or all on S3."""
+        items = self.staged
+        if items and st.is_s3(items[0][1]):
+            self.staged = []                # _commit_s3 removes its temporary files itself
+            self._commit_s3(items)
+            return
+        for _, final in items:
             if os.path.isdir(final):
                 self.discard()
                 raise OutputError(f"{final}: a folder has the output's name. Remove or rename "
                                   "it, or choose another output name (-o PATH); nothing was "
                                   "published.")
-        if local:
-            self._commit_local(local)
-        if remote:
-            try:
-                self._commit_s3(remote)
-            except BaseException:
-                self._undo_local(local)
-                raise
+        self._commit_local(items)           # on failure: everything put back, staged removed
         self.staged = []
 
     # -- local
@@ -311,14 +308,6 @@ class Publisher:
                     os.unlink(p)
                 except OSError:
                     pass
-        self._done_local = done
-
-    def _undo_local(self, items) -> None:
-        for final in getattr(self, "_done_local", []):
-            try:
-                os.unlink(final)
-            except OSError:
-                pass
 
     # -- S3
 

@@ -36,8 +36,7 @@ from .options import Options
 from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .verify import check_output, check_segment
-from .video import (DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe,
-                    source_audio_seconds)
+from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
 
 MANIFEST = "manifest.json"
 INDEX = "index.json"        # every frame's pts: what stitch's self-check compares against
@@ -497,9 +496,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     try:
         mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
                            keep_audio=options.keep_audio)
-        audio_s = None
-        if mux["audio"]:
-            audio_s = source_audio_seconds(src if handle is None else handle, info)
+        audio_s = mux["source_audio_s"]
     finally:
         if handle is not None:
             handle.close()

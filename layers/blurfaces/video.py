@@ -541,11 +541,13 @@ class SegmentEncoder:
         # with the same ones (and tagging the output alike) keeps every unmasked pixel's
         # colour. swscale's default (BT.601, limited) would shift BT.709 HD by 2-3 levels.
         self._convert = {"format": self.pix_fmt}
+        self._tags = []             # (frame attribute, value) set on each converted frame
         for key, value in (info.color or {}).items():
             if value not in (COLOR_UNSPECIFIED[key], None):
                 setattr(s.codec_context, key, value)
                 if key in ("colorspace", "color_range"):
                     self._convert["dst_" + key] = value
+                    self._tags.append((key, value))
         self.stream = s
         self.count = 0
         # Colour conversion and x264 run in their own thread, overlapping with detection.
@@ -563,9 +565,8 @@ class SegmentEncoder:
                 rgb, pts = item
                 f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
                 f = f.reformat(**self._convert)
-                for key in ("colorspace", "color_range"):
-                    if "dst_" + key in self._convert:
-                        setattr(f, key, self._convert["dst_" + key])
+                for key, value in self._tags:
+                    setattr(f, key, value)
                 f.pts = pts
                 f.time_base = self.info.tb
                 for pkt in self.stream.encode(f):
@@ -633,6 +634,7 @@ def _packets(seg):
 def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
            keep_audio: bool = True) -> dict:
     """Join segments (in order, packets copied) and the source's audio into one MP4."""
+    tally = {"audio_s": Fraction(0)}    # the source audio read, for the self-check
     out = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
     try:
         first, first_file = _open_segment(segments[0])
@@ -653,7 +655,7 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
             a_in = src_container.streams.audio[0]
             if info.audio["copy"]:
                 audio_out = out.add_stream_from_template(a_in)
-                sources.append(_audio_copy(src_container, a_in, audio_out, info))
+                sources.append(_audio_copy(src_container, a_in, audio_out, info, tally))
             else:
                 audio_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
                 # the default layout for the channel count: AVI/WAV PCM often has none
@@ -662,7 +664,7 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
                 if not name or name.endswith("channels"):
                     name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
                 audio_out.layout = name
-                sources.append(_audio_encode(src_container, a_in, audio_out, info))
+                sources.append(_audio_encode(src_container, a_in, audio_out, info, tally))
         n_video = 0
         for _, kind, _, pkt, stream in heapq.merge(*sources, key=lambda x: (x[0], x[1], x[2])):
             pkt.stream = stream
@@ -673,9 +675,10 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
             src_container.close()
     finally:
         out.close()
-    return {"video_packets": n_video, "audio": bool(info.audio and keep_audio),
-            "audio_mode": None if not (info.audio and keep_audio) else
-            ("copy" if info.audio["copy"] else "aac")}
+    audio = bool(info.audio and keep_audio)
+    return {"video_packets": n_video, "audio": audio,
+            "audio_mode": None if not audio else ("copy" if info.audio["copy"] else "aac"),
+            "source_audio_s": float(tally["audio_s"]) if audio else None}
 
 
 def _video_copy(segments, tb, v_out):
@@ -691,12 +694,13 @@ def _audio_shift(info: VideoInfo, tb) -> int:
     return round(Fraction(info.pts_offset) * info.tb / Fraction(tb)) if info.pts_offset else 0
 
 
-def _audio_copy(container, a_in, a_out, info: VideoInfo):
+def _audio_copy(container, a_in, a_out, info: VideoInfo, tally: dict | None = None):
     """The source's audio packets as they are, keyed by decode time; shifted with the video
     when the probe moved a negative start to zero. Where the times jump back (recordings joined
     byte for byte, each with its own clock), the rest is moved to follow on, as the video's
     "segments" rule does (MP4 needs increasing times)."""
     tb = a_in.time_base
+    tally = {"audio_s": Fraction(0)} if tally is None else tally
     shift = _audio_shift(info, tb)
     expected = None     # where the next packet starts: previous start + its duration
     bridge = 0          # added to every packet from a backward jump on
@@ -704,6 +708,7 @@ def _audio_copy(container, a_in, a_out, info: VideoInfo):
     for i, pkt in enumerate(container.demux(a_in)):
         if pkt.size == 0:
             continue
+        tally["audio_s"] += (pkt.duration or 0) * tb
         if pkt.dts is None:
             pkt.dts = pkt.pts if pkt.pts is not None else expected
         if pkt.dts is None:
@@ -724,7 +729,8 @@ def _audio_copy(container, a_in, a_out, info: VideoInfo):
         yield (float(pkt.dts * tb), 1, i, pkt, a_out)
 
 
-def _audio_encode(container, a_in, a_out, info: VideoInfo):
+def _audio_encode(container, a_in, a_out, info: VideoInfo, tally: dict | None = None):
+    tally = {"audio_s": Fraction(0)} if tally is None else tally
     shift_s = float(Fraction(info.pts_offset) * info.tb)
     resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name, rate=a_out.rate)
     i = 0
@@ -740,6 +746,8 @@ def _audio_encode(container, a_in, a_out, info: VideoInfo):
 
     next_pts = None
     for frame in container.decode(a_in):
+        if frame.sample_rate:
+            tally["audio_s"] += Fraction(frame.samples, frame.sample_rate)
         for rf in resampler.resample(frame):
             if next_pts is None:
                 next_pts = round((float(frame.pts * frame.time_base) + shift_s) * a_out.rate) \
@@ -754,24 +762,9 @@ def _audio_encode(container, a_in, a_out, info: VideoInfo):
     yield from emit([None])
 
 
-def source_audio_seconds(src, info: VideoInfo) -> float | None:
-    """How much audio the source's first audio stream holds: the sum of its packets'
-    durations (no decoding). A sum, not first-to-last: joined recordings whose clock jumps
-    back hold more audio than their time span."""
-    if not info.audio:
-        return None
-    if hasattr(src, "seek"):
-        src.seek(0)
-    c = _open(src, info.name)
-    try:
-        a = c.streams.audio[0]
-        return audio_seconds(c.demux(a))
-    finally:
-        c.close()
-
-
 def audio_seconds(packets) -> float | None:
-    """Sum of the durations of audio packets (None when there are none)."""
+    """Sum of the durations of audio packets (None when there are none). A sum, not
+    first-to-last: joined recordings whose clock jumps back hold more audio than their span."""
     total, n = Fraction(0), 0
     for pkt in packets:
         if pkt.size == 0:
