@@ -247,7 +247,12 @@ def main(argv=None) -> int:
     # SIGTERM ends a run like Ctrl-C: workers stopped, temporary files removed, one line.
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        return a.func(a)
+        code = a.func(a)
+        # Done and published: a signal from here to the exit must not turn a complete run
+        # into a traceback and a failure status.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return code
     except Interrupted as e:
         print(f"blurfaces: {e}", file=sys.stderr)
         return 128 + e.signum

@@ -6,6 +6,7 @@ published. Expected errors (a corrupt input, say) are not retried: they would fa
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing as mp
@@ -185,7 +186,9 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
                              initargs=(q, os.getpid()))
     clean = False
     try:
-        running = {ex.submit(_run_chunk, worker_fn, manifest, i, threads): i for i in attempts}
+        with _signals_deferred():
+            running = {ex.submit(_run_chunk, worker_fn, manifest, i, threads): i
+                       for i in attempts}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -198,7 +201,8 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
                 attempts[i] += 1
                 if attempts[i] > retries:
                     raise _gave_up(manifest, i, attempts[i], err)
-                running[ex.submit(_run_chunk, worker_fn, manifest, i, threads)] = i
+                with _signals_deferred():
+                    running[ex.submit(_run_chunk, worker_fn, manifest, i, threads)] = i
         clean = True
     finally:
         if not clean:
@@ -213,6 +217,27 @@ def _pool(manifest, worker_fn, pool_size, threads, retries, progress):
                     progress(q.get_nowait())
                 except (queue.Empty, EOFError, OSError):
                     break
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT/SIGTERM held back while worker processes are being spawned: a signal handled
+    half-way through a spawn leaves a child reading its start-up data from a closed pipe,
+    which prints a traceback after the run's one error line. The signal is acted on (as it
+    would have been) as soon as the spawn is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda n, f: got.append(n)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def _stop_pool(ex: ProcessPoolExecutor) -> None:
