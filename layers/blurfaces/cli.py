@@ -230,8 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave local inputs in incoming/ instead of moving them to done/")
     _add_processing(wa)
     wa.set_defaults(func=cmd_watch)
-    fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model")
-    fm.add_argument("--output", help="where to write it (default: models/centerface.onnx)")
+    fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model, and "
+                        "build its int8 version beside it")
+    fm.add_argument("--output", help="where to write it (default: models/centerface.onnx; the "
+                    "int8 model goes beside it as centerface-int8.onnx)")
     fm.set_defaults(func=cmd_fetch_model)
     return p
 

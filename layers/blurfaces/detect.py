@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ModelError, OptionError
 from .model import ensure_model
-from .options import DEFAULT_DETECT_SIZE, DEFAULT_THRESHOLD
+from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .motion import CameraMotion
 
 NMS_IOU = 0.3
@@ -138,7 +138,8 @@ class CenterFace:
 
     def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
                  threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
-                 tiles: bool = False, fine: FinePass | None = None):
+                 tiles: bool = False, fine: FinePass | None = None,
+                 precision: str = DEFAULT_PRECISION):
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
@@ -146,7 +147,7 @@ class CenterFace:
             raise OptionError(f"threshold must be between 0 and 1 (got {threshold!r}).")
         import onnxruntime as ort
 
-        path = ensure_model(model_path)
+        path = ensure_model(model_path, precision=precision)
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or available_cpus()
         so.inter_op_num_threads = 1
@@ -162,6 +163,7 @@ class CenterFace:
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"{path}: cannot load the face model ({e}). "
                              "Delete it and run `blurfaces fetch-model`.") from None
+        self.model_path = path
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.detect_size = detect_size

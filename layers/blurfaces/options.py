@@ -41,6 +41,7 @@ QUALITY = {
     "max": {"threshold": 0.3, "fine_cycle": 1},
 }
 DEFAULT_QUALITY = "balanced"
+DEFAULT_PRECISION = "int8"
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
@@ -206,6 +207,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("threshold", "float", None, "detector score threshold (default: the quality "
          "preset's: 0.3; fast 0.4)", "--threshold", _D, lo=0.01, hi=0.99, nullable=True,
          metavar="F"),
+    Spec("precision", "choice", DEFAULT_PRECISION, "face model arithmetic: int8 (default; quantized at "
+         "fetch time, about 1.7x faster, same coverage on the hard clips) or fp32",
+         "--precision", _D, choices=("int8", "fp32")),
     Spec("detect_size", "int", DEFAULT_DETECT_SIZE, "longer side of the detector's input, a "
          "multiple of 32 (default 640)", "--detect-size", _D, lo=64, hi=3840, multiple_of=32,
          metavar="N"),
@@ -232,7 +236,7 @@ SPECS: tuple[Spec, ...] = (
          "--resolution", _O, lo=2, hi=2000, metavar="N"),
     Spec("keep_audio", "bool", True, "copy the audio track (--no-audio: drop it)", "--audio",
          _O),
-    Spec("crf", "int", 20, "x264 quality, lower is better (default 20)", "--crf", _O, lo=0,
+    Spec("crf", "int", 23, "x264 quality, lower is better (default 23, x264's own)", "--crf", _O, lo=0,
          hi=51, metavar="N"),
     Spec("preset", "choice", "veryfast", "x264 preset (default veryfast)", "--preset", _O,
          choices=X264_PRESETS),

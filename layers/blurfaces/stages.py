@@ -239,12 +239,12 @@ _DETECTORS: dict = {}
 
 def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
     fine = FinePass(cycle=options.fine_cycle) if options.fine_cycle else None
-    key = (options.detect_size, options.threshold, tiles, fine, threads)
+    key = (options.detect_size, options.threshold, tiles, fine, threads, options.precision)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
                                      threshold=options.threshold, tiles=tiles,
-                                     fine=fine, threads=threads)
+                                     fine=fine, threads=threads, precision=options.precision)
     return _DETECTORS[key]
 
 

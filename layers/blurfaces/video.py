@@ -521,7 +521,7 @@ class SegmentEncoder:
     Every segment uses the same settings (so the SPS/PPS match and segments concatenate),
     no B-frames (dts == pts), and starts with an IDR frame."""
 
-    def __init__(self, path: str, info: VideoInfo, *, crf: int = 20, preset: str = "veryfast",
+    def __init__(self, path: str, info: VideoInfo, *, crf: int = 23, preset: str = "veryfast",
                  threads: int = 0):
         self.info = info
         self.path = path
