@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Where each frame's CPU time goes: decode, RGB conversion, detection, tracking, masking,
-conversion back to YUV, x264. One thread for everything (onnxruntime, decoder, x264), CPU time
-per stage measured with `time.thread_time` around each call, so the numbers are per-core costs
-and are not moved much by other load on the machine.
+"""Where each frame's CPU time goes: decode, RGB conversion, detection (the 640 px pass, the
+rotating upscaled regions, camera motion), tracking, masking, conversion back to YUV, x264. One
+thread for everything (onnxruntime, decoder, x264), CPU time per stage measured with
+`time.thread_time` around each call, so the numbers are per-core costs and are not moved much
+by other load on the machine.
+
+The floor is the eval harness's transcode.py, stage by stage: decode, to BGR, back to YUV,
+libx264 veryfast crf 23 (x264's default B-frames). blurfaces encodes with its own options
+(default crf 23, veryfast, no B-frames so that segments concatenate).
 
   python bench/profile.py [--size 1280x720] [--seconds 4] [--quality default] [--json OUT]
 
@@ -39,6 +44,19 @@ def profile(path: str, extra: dict) -> dict:
     tracker = Tracker(TrackOptions.of(options))
     masker = Masker(options.mask, ellipse=options.ellipse)
     t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}
+    sub = {"regions": 0.0, "motion": 0.0}       # parts of "detect"
+
+    def part(key, fn):
+        def wrapped(*a):
+            c0 = time.thread_time()
+            r = fn(*a)
+            sub[key] += time.thread_time() - c0
+            return r
+        return wrapped
+
+    if getattr(detector, "fine", None) is not None:
+        detector._fine_pass = part("regions", detector._fine_pass)
+        detector.motion = part("motion", detector.motion)
     out = av.open(os.devnull, "w", format="nut")
     s = out.add_stream("libx264")
     s.width, s.height, s.pix_fmt = info.width, info.height, "yuv420p"
@@ -88,13 +106,22 @@ def profile(path: str, extra: dict) -> dict:
     for pkt in clock("x264", s.encode, None):
         out.mux(pkt)
     out.close()
-    return {"frames": n, "ms_per_frame": {k: round(1000 * v / n, 2) for k, v in t.items()}}
+    t["detect"] -= sub["regions"] + sub["motion"]
+    ms = {}
+    for k, v in t.items():
+        if k == "detect":
+            ms["detect_640"] = round(1000 * v / n, 2)
+            ms["detect_regions"] = round(1000 * sub["regions"] / n, 2)
+            ms["detect_motion"] = round(1000 * sub["motion"] / n, 2)
+        else:
+            ms[k] = round(1000 * v / n, 2)
+    return {"frames": n, "ms_per_frame": ms}
 
 
 def floor(path: str) -> dict:
-    """Decode + x264 (YUV straight through): the plain transcode's per-frame CPU cost."""
+    """The harness's plain transcode, per stage: decode, to BGR, back to YUV, x264."""
     import av
-    t = {"decode": 0.0, "x264": 0.0}
+    t = {"decode": 0.0, "to_rgb": 0.0, "to_yuv": 0.0, "x264": 0.0}
     n = 0
     with av.open(path) as c, av.open(os.devnull, "w", format="nut") as out:
         vs = c.streams.video[0]
@@ -102,7 +129,7 @@ def floor(path: str) -> dict:
         s = out.add_stream("libx264")
         s.width, s.height, s.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
         s.codec_context.time_base = vs.time_base
-        s.options = {"crf": "20", "preset": "veryfast", "bf": "0", "threads": "1"}
+        s.options = {"crf": "23", "preset": "veryfast", "threads": "1"}
         it = iter(c.decode(vs))
         while True:
             c0 = time.thread_time()
@@ -110,7 +137,12 @@ def floor(path: str) -> dict:
             t["decode"] += time.thread_time() - c0
             if f is None:
                 break
-            f = f.reformat(format="yuv420p")
+            c0 = time.thread_time()
+            img = f.to_ndarray(format="bgr24")
+            t["to_rgb"] += time.thread_time() - c0
+            c0 = time.thread_time()
+            f = av.VideoFrame.from_ndarray(img, format="bgr24").reformat(format="yuv420p")
+            t["to_yuv"] += time.thread_time() - c0
             c0 = time.thread_time()
             for pkt in s.encode(f):
                 out.mux(pkt)

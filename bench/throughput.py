@@ -36,6 +36,9 @@ VARIANTS = {
     "default": [],
     "fast": ["--quality", "fast"],
     "max": ["--quality", "max"],
+    "fp32": ["--precision", "fp32"],
+    "previous": ["--precision", "fp32", "--crf", "20"],     # the default before the speed work
+    "fast-every2": ["--quality", "fast", "--detect-every", "2"],
     "no-track": ["--no-track"],
     "detect480": ["--detect-size", "480"],
     "detect320": ["--detect-size", "320"],

@@ -16,6 +16,9 @@ look-ahead:
                 a track whose first box touches the frame edge (a face entering, cut by the
                 border, is found only once enough of it shows) gets max(`hold`, `lookahead`)
                 seconds: the look-ahead window is that long anyway, so this costs no latency.
+                Its lead box is also grown by `EDGE_GROW` of its size away from the edges it
+                touches: the detector draws a cut face's box short of the visible chin or
+                brow, and the box moves back out through the edge with the face.
 
 When the detections carry the camera's translation (`Detections.shift`, see motion.py), the
 tracker works in scene coordinates: each frame's boxes minus the translation accumulated so
@@ -82,6 +85,7 @@ class _Track:
     boxes: list = field(default_factory=list)
     scores: list = field(default_factory=list)
     edge: bool = False          # the first box touches the frame edge
+    sides: tuple = (False, False, False, False)     # which ones: left, top, right, bottom
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
@@ -106,6 +110,26 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+EDGE_GROW = 0.25
+
+
+def _grow_from_edges(box: np.ndarray, sides: tuple) -> np.ndarray:
+    """The box grown by EDGE_GROW of its width (height) on the side opposite each frame edge it
+    touches (left, top, right, bottom)."""
+    out = np.array(box, dtype=np.float64)
+    gw, gh = EDGE_GROW * (out[2] - out[0]), EDGE_GROW * (out[3] - out[1])
+    left, top, right, bottom = sides
+    if left and not right:
+        out[2] += gw
+    if right and not left:
+        out[0] -= gw
+    if top and not bottom:
+        out[3] += gh
+    if bottom and not top:
+        out[1] -= gh
+    return out
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -157,7 +181,8 @@ class Tracker:
         for c in range(len(boxes)):
             if c not in matched:
                 tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
-                tr.edge = self._at_edge(frame_boxes[c])
+                tr.sides = self._edge_sides(frame_boxes[c])
+                tr.edge = any(tr.sides)
                 self.tracks.append(tr)
                 self.next_id += 1
 
@@ -186,19 +211,22 @@ class Tracker:
             return _union(last, last + shift), np.nan, "held"
         if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
+            if tr.edge:
+                first = _grow_from_edges(first, tr.sides)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
             return _union(first, first + shift), np.nan, "lead"
         return None
 
-    def _at_edge(self, box) -> bool:
-        """Whether a box (frame pixels) touches the frame edge, as a face cut by it does."""
+    def _edge_sides(self, box) -> tuple:
+        """Which frame edges (left, top, right, bottom) a box (frame pixels) touches, as a face
+        cut by them does."""
         if self.frame_size is None:
-            return False
+            return (False, False, False, False)
         x1, y1, x2, y2 = box
         w, h = self.frame_size
         m = max(4.0, 0.25 * min(x2 - x1, y2 - y1))    # a cut box ends near the edge
-        return bool(x1 <= m or y1 <= m or x2 >= w - m or y2 >= h - m)
+        return (bool(x1 <= m), bool(y1 <= m), bool(x2 >= w - m), bool(y2 >= h - m))
 
     def _lead(self, tr: _Track) -> float:
         """Seconds masked before the track's first detection."""
