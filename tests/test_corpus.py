@@ -197,8 +197,16 @@ def test_end_to_end(name, ran):
     frames, pts, tb = corpus.decode_upright(r.video)
     n = len(case.indices)
     assert r.frames == len(frames) == n
-    # the same pictures in the same order
-    assert [corpus.read_index(f) for f in frames] == case.indices
+    # the same pictures in the same order; a face's mask reaching up into the bar code strip
+    # (the letterboxed switch frame puts a face right under it) may blur a frame's number
+    # unreadable: at most two such frames, and all others read back in order
+    got = [corpus.read_index(f) for f in frames]
+    boxes = boxes_by_frame(r)
+    hidden = {k for k, g in enumerate(got) if g is None
+              and any(y1 < frames[k].shape[0] / 4 for _, y1, _, _ in boxes.get(k, []))}
+    assert len(hidden) <= 2, sorted(hidden)
+    assert [g for k, g in enumerate(got) if k not in hidden] == \
+        [c for k, c in enumerate(case.indices) if k not in hidden]
     # the same size, every frame
     assert {f.shape for f in frames} == {(case.display[1], case.display[0], 3)}
     # the same presentation times: relative exactly, absolute unless the start was negative

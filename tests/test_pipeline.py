@@ -102,6 +102,19 @@ def test_chunked_equals_single_pass(kind, synth_clip_factory, tmp_path):
     assert s1["counts"]["tracks"] == s2["counts"]["tracks"]
 
 
+def test_a_job_does_not_depend_on_the_job_before_it_in_the_process(single_face, tmp_path):
+    """The detector is cached per process (a warm Lambda, `batch`, in-process chunks); its
+    camera-motion estimate must start afresh: the first frame of a job used to be compared
+    with the last frame of the previous job's video, which moved that job's boxes."""
+    other = media.make_noface_clip(tmp_path / "other_src.mp4", size=(640, 360), seconds=0.5)
+    first, _ = _run(single_face, tmp_path, "first", chunks=1)
+    _run(other["path"], tmp_path, "other", chunks=1)
+    again, _ = _run(single_face, tmp_path, "again", chunks=1)
+    a, b = _rows(first["stem"]), _rows(again["stem"])
+    assert len(a) >= 60
+    assert a.equals(b)
+
+
 @pytest.mark.slow
 def test_process_pool_gives_the_same_result(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["cfr_audio"])

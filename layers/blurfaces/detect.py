@@ -174,6 +174,11 @@ class CenterFace:
         self._grids: dict = {}
         self.motion = CameraMotion() if fine is not None else None
 
+    def reset(self) -> None:
+        """Forget the previous frame (camera motion): the next frame starts a new sequence."""
+        if self.motion is not None:
+            self.motion.reset()
+
     # -- one image ------------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, scale: float | None = None):
         h, w = rgb.shape[:2]

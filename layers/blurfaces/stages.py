@@ -282,6 +282,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
+    detector.reset()        # cached per process: no camera motion measured across chunks/jobs
     tracker = Tracker(TrackOptions.of(options), (w, h))
 
     work_local = work_store.local_path(work)
