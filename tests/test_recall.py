@@ -113,3 +113,15 @@ def test_face_entering_through_an_edge_is_masked_once_visible(edge, tmp_path):
             leaks.append(i)
     assert checked >= 30
     assert not leaks, f"face visible but not masked in frames {leaks}"
+
+
+def test_small_boxes_grow_about_their_centres_up_to_2_5x():
+    from blurfaces.detect import grow_small
+    b = np.array([[100, 100, 110, 110], [300, 100, 364, 164], [0, 0, 10, 10],
+                  [200, 200, 237, 237]], np.float32)
+    out = grow_small(b, 64.0, 640, 360)
+    assert np.allclose(out[0], [92.5, 92.5, 117.5, 117.5])     # 10 px: 2.5x
+    assert np.allclose(out[1], b[1])                            # 64 px and up: unchanged
+    assert np.allclose(out[2], [0, 0, 17.5, 17.5])              # clipped to the frame
+    side = out[3, 2] - out[3, 0]
+    assert 37 < side < 37 * 2.5 and np.allclose(out[3, :2] + out[3, 2:], b[3, :2] + b[3, 2:])
