@@ -343,22 +343,62 @@ def check_limits(manifest: dict, settings: Settings) -> dict:
 PLAN_DECODE_NS_PER_PIXEL = 4.0
 PLAN_BUDGET_S = 900.0 - 60.0
 
+#: A worker's CPU seconds per frame megapixel with the default options on one core
+#: (bench/lambda_sizing.py, 2026-12-01: 0.28 at 1080p, 0.18 at 720p; the larger is used). A
+#: chunk must end within half the 900 s timeout even 3x slower than that (busier scenes, more
+#: faces); its tracking margins (about 2.35 s) are decoded and detected too. Chunks are cut
+#: shorter than the setting when needed: with the balanced default, 1080p at 1 vCPU gets about
+#: 6 s chunks, where the fast preset of earlier releases ran 20 s in that time.
+WORKER_CPU_S_PER_MPIXEL = 0.28
+WORKER_SLOWDOWN = 3.0
+WORKER_BUDGET_S = 450.0
+TRACK_MARGIN_S = 2.35
+MIN_CHUNK_S = 1.0
 
-def precheck(uri: str, pin: dict, settings: Settings) -> None:
+
+def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int) -> float:
+    """The longest chunk (seconds of video) a worker of that size finishes in time."""
+    vcpus = cost.vcpus(worker_memory_mb)
+    rate = float(os.environ.get("WORKER_CPU_S_PER_MPIXEL") or WORKER_CPU_S_PER_MPIXEL)
+    per_frame = rate * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
+    return WORKER_BUDGET_S / per_frame / max(fps, 1.0) - TRACK_MARGIN_S
+
+
+def cap_chunks(cut: dict, head: dict | None, settings: Settings) -> dict:
+    """`cut` with chunk_seconds lowered to what a worker finishes in time (see above);
+    LimitError when not even MIN_CHUNK_S fits. An explicit chunk count is left alone."""
+    if not head or not cut.get("chunk_seconds") or not head["w"] * head["h"]:
+        return cut
+    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb)
+    if cap < MIN_CHUNK_S:
+        raise LimitError(f"frames of {head['w']}x{head['h']} at {head['fps']:.0f} fps take "
+                         f"longer than a worker of {settings.worker_memory_mb} MB can run "
+                         "even for a 1 s chunk; raise WorkerMemorySize (more vCPUs) or scale "
+                         "the video down. Nothing was processed.")
+    if cut["chunk_seconds"] > cap:
+        log.info("chunks of %.1f s instead of %.1f s: %dx%d at %.1f fps, worker %d MB",
+                 cap, cut["chunk_seconds"], head["w"], head["h"], head["fps"],
+                 settings.worker_memory_mb)
+        return {**cut, "chunk_seconds": round(cap, 2)}
+    return cut
+
+
+def precheck(uri: str, pin: dict, settings: Settings) -> dict | None:
     """Before plan decodes anything: a source that plan could not index within its timeout
     (estimated from the container's header: duration, rate and frame size) is refused at
     once (LimitError, with the longest part that fits), never left to time out. The other
-    limits are checked on the exact figures after the probe (`check_limits`)."""
+    limits are checked on the exact figures after the probe (`check_limits`). Returns the
+    header's figures {"w", "h", "fps", "seconds"} (None when it has no video stream)."""
     budget = float(os.environ.get("PLAN_BUDGET_S") or PLAN_BUDGET_S)
     import av
     with _s3(uri).open_read(uri, pin=pin) as f:
         try:
             c = av.open(f)
         except av.FFmpegError:
-            return                              # unreadable: plan's probe says why
+            return None                         # unreadable: plan's probe says why
         try:
             if not c.streams.video:
-                return
+                return None
             vs = c.streams.video[0]
             seconds = float(vs.duration * vs.time_base) if vs.duration and vs.time_base \
                 else (c.duration or 0) / 1e6
@@ -373,6 +413,7 @@ def precheck(uri: str, pin: dict, settings: Settings) -> None:
                          f"of {w}x{h} video (its budget is {budget:.0f} s); split the video "
                          f"into parts of at most {seconds * budget / decode_s / 60:.1f} "
                          "minutes. Nothing was processed.")
+    return {"w": w, "h": h, "fps": fps, "seconds": seconds}
 
 
 def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
@@ -409,7 +450,7 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
-        precheck(up.uri, stat.to_dict(), settings)
+        cut = cap_chunks(cut, precheck(up.uri, stat.to_dict(), settings), settings)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,

@@ -493,3 +493,13 @@ def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
     assert summary["counts"]["frames"] == len(a["pts"]) and summary["counts"]["chunks"] == 3
     assert summary["verified"]["frames"] == len(a["pts"])
     assert "out/a_blurred.mp4" in keys(aws, bucket, "out/")
+
+
+def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
+    """Half the 900 s timeout, 3x the measured 0.28 CPU s per megapixel, tracking margins."""
+    from blurfaces import aws as core
+    s1080 = core.worker_chunk_seconds(1920, 1080, 30, 1769)
+    assert 6.0 < s1080 < 6.5
+    assert 16.5 < core.worker_chunk_seconds(1280, 720, 30, 1769) < 17.5
+    assert core.worker_chunk_seconds(1920, 1080, 30, 3538) > 2 * s1080      # 2 vCPUs
+    assert core.worker_chunk_seconds(1920, 1080, 60, 1769) < s1080 / 2     # 60 fps
