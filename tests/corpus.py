@@ -76,19 +76,36 @@ def read_index(rgb: np.ndarray) -> int | None:
     return n
 
 
-def _read(rgb: np.ndarray) -> int | None:
+def code_cells(rgb: np.ndarray) -> list:
+    """Each bar code block's bit (display orientation; inside letterbox bars), None for a
+    block that is neither black nor white (not a bar code, or a mask over it)."""
+    cells = _cells_of(rgb)
+    if cells[:2] != [1, 0]:         # no guard blocks at the top: letterboxed?
+        rows = np.nonzero(rgb.reshape(rgb.shape[0], -1).max(axis=1) > 24)[0]
+        if len(rows) and (rows[0] > 0 or rows[-1] < rgb.shape[0] - 1):
+            cells = _cells_of(rgb[rows[0]:rows[-1] + 1])
+    return cells
+
+
+def expected_cells(index: int) -> list:
+    return [1, 0] + [(index >> (BITS - 1 - k)) & 1 for k in range(BITS)]
+
+
+def _cells_of(rgb: np.ndarray) -> list:
     h, w = rgb.shape[:2]
     cells, bh = _cells(w, h)
     grey = rgb[..., :3].astype(np.float32).mean(axis=2)
     vals = []
     for x1, x2 in cells:
         q = (x2 - x1) // 4
-        cell = grey[bh // 4: 3 * bh // 4, x1 + q: x2 - q]
-        m = float(cell.mean())
-        if 70 < m < 185:
-            return None         # neither black nor white: not a bar code
-        vals.append(1 if m >= 128 else 0)
-    if vals[:2] != [1, 0]:
+        m = float(grey[bh // 4: 3 * bh // 4, x1 + q: x2 - q].mean())
+        vals.append(None if 70 < m < 185 else int(m >= 128))
+    return vals
+
+
+def _read(rgb: np.ndarray) -> int | None:
+    vals = _cells_of(rgb)
+    if None in vals or vals[:2] != [1, 0]:
         return None
     n = 0
     for b in vals[2:]:

@@ -197,16 +197,14 @@ def test_end_to_end(name, ran):
     frames, pts, tb = corpus.decode_upright(r.video)
     n = len(case.indices)
     assert r.frames == len(frames) == n
-    # the same pictures in the same order; a face's mask reaching up into the bar code strip
-    # (the letterboxed switch frame puts a face right under it) may blur a frame's number
-    # unreadable: at most two such frames, and all others read back in order
-    got = [corpus.read_index(f) for f in frames]
-    boxes = boxes_by_frame(r)
-    hidden = {k for k, g in enumerate(got) if g is None
-              and any(y1 < frames[k].shape[0] / 4 for _, y1, _, _ in boxes.get(k, []))}
-    assert len(hidden) <= 2, sorted(hidden)
-    assert [g for k, g in enumerate(got) if k not in hidden] == \
-        [c for k, c in enumerate(case.indices) if k not in hidden]
+    # the same pictures in the same order: every bar code block reads the frame's number,
+    # except blocks a face's mask has blurred grey (faces right under the code, in the
+    # clips that have faces); at least half the blocks of every frame are read
+    for k, (f, want) in enumerate(zip(frames, case.indices)):
+        got = corpus.code_cells(f)
+        seen = [(g, e) for g, e in zip(got, corpus.expected_cells(want)) if g is not None]
+        assert len(seen) >= len(got) // 2 and all(g == e for g, e in seen), (k, want, got)
+        assert case.faces or None not in got, (k, got)
     # the same size, every frame
     assert {f.shape for f in frames} == {(case.display[1], case.display[0], 3)}
     # the same presentation times: relative exactly, absolute unless the start was negative
