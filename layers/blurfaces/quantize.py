@@ -16,6 +16,7 @@ package and pip, like the conversion; the result has no new run-time dependency.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -149,5 +150,6 @@ def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = Non
                         calibrate_method=CalibrationMethod.MinMax)
         from .storage import get_storage
         get_storage(str(dst)).write_bytes(str(dst), out.read_bytes())       # atomic
+    os.chmod(dst, 0o644)        # readable by all, as model.convert leaves the fp32 model
     return dst
 

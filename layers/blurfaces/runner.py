@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from . import stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
+from .model import ensure_model
 from .options import Options, validate_execution
 from .publish import pid_alive
 
@@ -106,6 +107,8 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     cpus = available_cpus()
     workers = max(1, int(workers or cpus))
     worker_fn = worker_fn or stages.worker
+    # Fetched (or built) here, once, not by each worker process at the same time.
+    ensure_model(precision=options.precision)
     own_work = work is None
     if own_work:
         clean_dead_work_dirs()

@@ -339,23 +339,27 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             src = handle
         else:
             src_store.check_pin(source, pin)
-        try:
-            # Detection on every `detect_every`-th frame of the video (counted from the first,
-            # so every chunking picks the same frames); the tracker fills the others.
-            every = options.detect_every if options.track else 1
+        # Detection on every `detect_every`-th frame of the video (counted from the first,
+        # so every chunking picks the same frames); the tracker fills the others.
+        every = options.detect_every if options.track else 1
 
-            def detected(frames, gidx=chunk.get("lead_index", 0)):
+        def detected(frames, gidx=chunk.get("lead_index", 0)):
+            try:
                 for frame in frames:
                     yield frame, (detector.detect(frame.rgb, gidx // every)
                                   if gidx % every == 0 else Detections.empty())
                     gidx += 1
+            finally:
+                frames.close()          # stops the decode thread before the source closes
 
-            # Three threads: decode, detection (in frame order: the fine pass and the camera
-            # motion depend on it), and this one (tracking, masks), which hands frames to
-            # the encoder's thread; onnxruntime releases the GIL while it runs.
-            frames = prefetch(iter_frames(src, info, chunk["seek_pts"], chunk["lead_pts"],
-                                          tail, threads=threads or 0))
-            for frame, dets in prefetch(detected(frames), depth=2):
+        # Three threads: decode, detection (in frame order: the fine pass and the camera
+        # motion depend on it), and this one (tracking, masks), which hands frames to the
+        # encoder's thread; onnxruntime releases the GIL while it runs.
+        pipeline = prefetch(detected(prefetch(iter_frames(
+            src, info, chunk["seek_pts"], chunk["lead_pts"], tail, threads=threads or 0))),
+            depth=2)
+        try:
+            for frame, dets in pipeline:
                 if frame.pts >= start and (stop is None or frame.pts < stop):
                     buffered[frame.pts] = frame.rgb
                     n_dets += len(dets)
@@ -366,6 +370,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                 emit(fm)
             encoder.close()
         finally:
+            pipeline.close()            # both threads stopped (joined) on any exit
             encoder.close()
             if handle is not None:
                 handle.close()

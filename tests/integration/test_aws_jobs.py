@@ -503,3 +503,10 @@ def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
     assert 16.5 < core.worker_chunk_seconds(1280, 720, 30, 1769) < 17.5
     assert core.worker_chunk_seconds(1920, 1080, 30, 3538) > 2 * s1080      # 2 vCPUs
     assert core.worker_chunk_seconds(1920, 1080, 60, 1769) < s1080 / 2     # 60 fps
+    # slower option sets get shorter chunks; a header's bogus 1000 fps counts as 120
+    from blurfaces.options import Options
+    assert core.worker_chunk_seconds(1280, 720, 30, 3538, Options(precision="fp32")) < \
+        core.worker_chunk_seconds(1280, 720, 30, 3538, Options()) < \
+        core.worker_chunk_seconds(1280, 720, 30, 3538, Options(quality="fast"))
+    assert core.worker_chunk_seconds(1280, 720, 1000, 3538) == \
+        core.worker_chunk_seconds(1280, 720, 120, 3538) > 1.0
