@@ -13,8 +13,8 @@ are merged with the full-frame pass by NMS.
 `fine=FinePass(...)` adds the multi-scale pass for small and far faces (crowds): the frame is
 cut into a grid of overlapping regions, each upscaled `zoom` times (faces of 10 px become
 20 px, which the network finds). Running every region on every frame costs several full
-inferences, so frame `index` runs only ceil(n / `cycle`) of the n regions, in turn: each
-region is seen every `cycle` frames or so, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
+inferences, so frame `index` runs only about n / `cycle` of the n regions, in turn: each
+region is seen once every `cycle` frames, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
 depends only on the frame's index in the whole video, so a chunked run equals a single pass.
 `detect(rgb)` without an index runs every region (a still image gets the full pass).
 """
@@ -253,10 +253,14 @@ class CenterFace:
         grid = self._grids.get((w, h))
         if grid is None:
             grid = self._grids[(w, h)] = self.fine.grid(w, h)
-        k = math.ceil(len(grid) / self.fine.cycle)
-        if index is None or k >= len(grid):
+        n, cycle = len(grid), self.fine.cycle
+        if index is None or cycle <= 1:
             return grid
-        return [grid[(index * k + j) % len(grid)] for j in range(k)]
+        # Region j runs on the frames whose index modulo `cycle` is j * cycle // n: every
+        # region once per `cycle` frames, the grid shared out as evenly as it divides (a 3x3
+        # grid in 4 frames: 3, 2, 2, 2 regions).
+        slot = index % cycle
+        return [r for j, r in enumerate(grid) if j * cycle // n == slot]
 
     def _fine_pass(self, rgb: np.ndarray, index: int | None) -> list[Detections]:
         h, w = rgb.shape[:2]
