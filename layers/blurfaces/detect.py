@@ -93,20 +93,25 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of `a` with every box of `b` (x1, y1, x2, y2), shape (len(a), len(b))."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
 def _union_of_overlaps(kept: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Each kept box grown to contain every box it suppressed (IoU above NMS_IOU): passes
     at different scales draw the same face's box differently, and the mask must cover the
     largest of them, not the highest-scoring one."""
     if len(kept) == 0 or len(boxes) == len(kept):
         return kept
-    ix = np.clip(np.minimum(kept[:, None, 2], boxes[None, :, 2])
-                 - np.maximum(kept[:, None, 0], boxes[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(kept[:, None, 3], boxes[None, :, 3])
-                 - np.maximum(kept[:, None, 1], boxes[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_k = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    over = inter / np.maximum(area_k[:, None] + area_b[None, :] - inter, 1e-6) > NMS_IOU
+    over = iou_matrix(kept, boxes) > NMS_IOU
     out = kept.copy()
     big = np.where(over[:, :, None], boxes[None, :, :], kept[:, None, :])
     out[:, 0], out[:, 1] = big[:, :, 0].min(1), big[:, :, 1].min(1)
@@ -192,15 +197,17 @@ class CenterFace:
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         pw, ph = math.ceil(rw / 32) * 32, math.ceil(rh / 32) * 32
         key = (pw, ph)
-        buf = self._buf.get(key)
-        if buf is None:
-            buf = self._buf[key] = np.zeros((ph, pw, 3), np.uint8)
-        else:
-            buf.fill(0)
+        # One network input per padded size, reused (a region's is 14 MB): the padding is
+        # zeroed only when the picture inside changes size; the picture is written over.
+        blob, inside = self._buf.get(key, (None, None))
+        if blob is None:
+            blob = np.zeros((1, 3, ph, pw), np.float32)
+        elif inside != (rw, rh):
+            blob.fill(0)
+        self._buf[key] = (blob, (rw, rh))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        buf[:rh, :rw] = cv2.resize(rgb, (rw, rh), interpolation=interp) \
-            if (rw, rh) != (w, h) else rgb
-        blob = buf.transpose(2, 0, 1)[None].astype(np.float32)
+        img = cv2.resize(rgb, (rw, rh), interpolation=interp) if (rw, rh) != (w, h) else rgb
+        np.copyto(blob[0, :, :rh, :rw], img.transpose(2, 0, 1))
         return blob, rw / w, rh / h
 
     def _decode(self, outputs, sx: float, sy: float, w: int, h: int) -> Detections:
@@ -266,9 +273,10 @@ class CenterFace:
         h, w = rgb.shape[:2]
         return [self._region(rgb, r, self.fine.zoom) for r in self.fine_regions(w, h, index)]
 
-    def _region(self, rgb, region, zoom: float) -> Detections:
-        """Detections in rgb[region] seen `zoom` times larger, in frame pixels; boxes cut by a
-        region edge inside the frame are dropped (a neighbouring region sees them whole)."""
+    def _region(self, rgb, region, zoom: float | None) -> Detections:
+        """Detections in rgb[region] seen `zoom` times larger (None: at `detect_size`), in
+        frame pixels; boxes cut by a region edge inside the frame are dropped (a neighbouring
+        region sees them whole)."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
         d = self._run(rgb[y0:y1, x0:x1], zoom)
@@ -290,26 +298,8 @@ class CenterFace:
     def _tile_pass(self, rgb: np.ndarray) -> list[Detections]:
         h, w = rgb.shape[:2]
         tw, th = int(w * 0.6), int(h * 0.6)         # 20% overlap between the two tiles
-        found = []
-        for x0 in (0, w - tw):
-            for y0 in (0, h - th):
-                d = self._run(rgb[y0:y0 + th, x0:x0 + tw])
-                if not len(d):
-                    continue
-                b = d.boxes + np.array([x0, y0, x0, y0], np.float32)
-                # A box cut by a tile edge that lies inside the frame is a partial face:
-                # the neighbouring tile or the full-frame pass sees it whole.
-                inner = np.ones(len(b), bool)
-                if x0 > 0:
-                    inner &= b[:, 0] > x0 + 1
-                if x0 + tw < w:
-                    inner &= b[:, 2] < x0 + tw - 1
-                if y0 > 0:
-                    inner &= b[:, 1] > y0 + 1
-                if y0 + th < h:
-                    inner &= b[:, 3] < y0 + th - 1
-                found.append(Detections(b[inner], d.scores[inner]))
-        return found
+        return [self._region(rgb, (x0, y0, x0 + tw, y0 + th), None)
+                for x0 in (0, w - tw) for y0 in (0, h - th)]
 
     @staticmethod
     def _merge(parts: list[Detections]) -> Detections:

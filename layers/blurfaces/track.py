@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .detect import Detections
+from .detect import Detections, iou_matrix
 
 SOURCES = ("detected", "interpolated", "held", "lead")
 _NO_MATCH = 1e6
@@ -84,8 +84,13 @@ class _Track:
     times: list = field(default_factory=list)
     boxes: list = field(default_factory=list)
     scores: list = field(default_factory=list)
-    edge: bool = False          # the first box touches the frame edge
-    sides: tuple = (False, False, False, False)     # which ones: left, top, right, bottom
+    sides: tuple = (False, False, False, False)     # frame edges the first box touches:
+                                                    # left, top, right, bottom
+
+    @property
+    def edge(self) -> bool:
+        """The first box touches the frame edge (a face entering, cut by it)."""
+        return any(self.sides)
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
@@ -99,17 +104,6 @@ class _Track:
 
     def predict(self, t: float) -> np.ndarray:
         return self.boxes[-1] + self.velocity(True) * min(t - self.times[-1], 0.5)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 EDGE_GROW = 0.25
@@ -182,7 +176,6 @@ class Tracker:
             if c not in matched:
                 tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
                 tr.sides = self._edge_sides(frame_boxes[c])
-                tr.edge = any(tr.sides)
                 self.tracks.append(tr)
                 self.next_id += 1
 
@@ -267,7 +260,7 @@ class Tracker:
             return [FrameMasks(key, t, dets.boxes.astype(np.float64).reshape(-1, 4),
                                np.full(n, -1, np.int64), dets.scores.astype(np.float64),
                                ["detected"] * n)]
-        shift = getattr(dets, "shift", None)
+        shift = dets.shift
         if shift is not None:
             self.offset = self.offset + np.asarray(shift, np.float64)
         self._associate(t, dets)
