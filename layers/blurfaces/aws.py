@@ -578,10 +578,7 @@ def run_chunk(event: dict) -> dict:
         return {"index": index, "job_id": jid, "frames": part["frames"],
                 "detections": part.get("detections"), "segment": part["segment"],
                 "part": stages.part_uri(work, index), "reused": True}
-    try:
-        threads = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        threads = max(1, os.cpu_count() or 1)
+    threads = stages.default_workers()
     try:
         part = stages.worker(manifest, index, threads=threads)
     except Exception as e:
@@ -752,11 +749,12 @@ def abort_job(event: dict, settings: Settings) -> dict:
     name, message = _state_error(event.get("error"))
     stage, chunk = "stitch", None
     if manifest:
+        present = set(store.list(work))         # one listing, not a HEAD per chunk
         missing = [c["index"] for c in manifest["chunks"]
-                   if not store.exists(stages.part_uri(work, c["index"]))]
+                   if stages.part_uri(work, c["index"]) not in present]
         stage, chunk = ("worker", missing[0]) if missing else ("stitch", None)
         for index in missing:       # the chunk's own error, when its worker recorded one
-            if store.exists(_error_uri(work, index)):
+            if _error_uri(work, index) in present:
                 e = store.read_json(_error_uri(work, index))
                 name, message, chunk = e["error_type"], e["message"], index
                 break

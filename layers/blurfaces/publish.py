@@ -66,9 +66,6 @@ class Claim:
     def __init__(self, path: str, token: str):
         self.path, self.token = path, token
 
-    @property
-    def folder(self) -> str:
-        return os.path.dirname(self.path)
 
     def release(self) -> None:
         try:
@@ -86,7 +83,7 @@ class Claim:
 
 
 class Taken(Exception):
-    """The names are claimed by a live run (internal: `choose_output` moves on)."""
+    """The names are claimed by a live run (internal: `reserve_output` moves on)."""
 
     def __init__(self, owner: dict):
         super().__init__(owner)

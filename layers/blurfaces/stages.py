@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import tempfile
 import time
 from fractions import Fraction
@@ -54,23 +53,13 @@ def output_names(video_uri: str) -> dict:
             "summary": f"{stem}_summary.json"}
 
 
-def choose_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                  storage=None, formats=("csv",), heatmap=False) -> dict:
-    """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
-    ending in a path separator means "in this folder"); without `overwrite`, the first free
-    name among `_1`, `_2`, ... so no existing file is ever replaced. Names only: see
-    `reserve_output` for a run that will write them."""
-    names, held = reserve_output(source, target_name, overwrite, storage=storage,
-                                 formats=formats, heatmap=heatmap)
-    if held is not None:
-        held.release()
-    return names
-
-
 def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
                    storage=None, formats=("csv",), heatmap=False):
-    """Like `choose_output`, and claim the names for this run (`publish.claim`): two runs
-    at once never get the same local names. Returns (names, claim or None)."""
+    """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
+    ending in a path separator means "in this folder"); without `overwrite`, the first free
+    name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
+    this run (`publish.claim`): two runs at once never get the same local names. Returns
+    (names, claim or None)."""
     from .publish import Taken, claim
     storage = storage or st.get_storage(target_name or source)
     if target_name:
@@ -587,18 +576,6 @@ def _json_default(o):
     if isinstance(o, Fraction):
         return str(o)
     raise TypeError(type(o))
-
-
-def cleanup(manifest: dict) -> None:
-    """Remove the work area (segments, parts, manifest)."""
-    work = manifest["work"]
-    store = st.get_storage(work)
-    local = store.local_path(work)
-    if local is not None:
-        shutil.rmtree(local, ignore_errors=True)
-        return
-    for uri in store.list(work):
-        store.delete(uri)
 
 
 def default_workers() -> int:

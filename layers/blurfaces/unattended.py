@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 
 from . import jobs, storage as st
@@ -97,11 +96,3 @@ def watch(root: str, base_options: dict, *, execution: dict | None = None,
             return finished
         if not worked:
             time.sleep(poll if not pending else min(poll, max(0.2, settle / 2)))
-
-
-def local_inputs_left(root: str) -> list[str]:
-    inc = jobs.Layout(root).incoming
-    out = []
-    for folder, _, files in os.walk(inc):
-        out += [os.path.join(folder, f) for f in files]
-    return sorted(out)

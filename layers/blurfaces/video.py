@@ -541,6 +541,8 @@ class SegmentEncoder:
         # with the same ones (and tagging the output alike) keeps every unmasked pixel's
         # colour. swscale's default (BT.601, limited) would shift BT.709 HD by 2-3 levels.
         self._convert = {"format": self.pix_fmt}
+        # one swscale context for the whole segment (frame.reformat makes one per frame)
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._tags = []             # (frame attribute, value) set on each converted frame
         for key, value in (info.color or {}).items():
             if value not in (COLOR_UNSPECIFIED[key], None):
@@ -564,7 +566,7 @@ class SegmentEncoder:
                     break
                 rgb, pts = item
                 f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
-                f = f.reformat(**self._convert)
+                f = self._reformatter.reformat(f, **self._convert)
                 for key, value in self._tags:
                     setattr(f, key, value)
                 f.pts = pts
