@@ -67,8 +67,8 @@ def main(argv=None) -> int:
             mpath = os.path.join(wdir, stages.MANIFEST)
             index = 1 if len(m["chunks"]) > 1 else 0
             for t in measured_threads:
-                runs = [memory.measure(mpath, index, t, 0.05) for _ in range(a.n)]
                 load0 = os.getloadavg()[0]
+                runs = [memory.measure(mpath, index, t, 0.05) for _ in range(a.n)]
                 fps = sorted(r["frames"] / r["worker_s"] for r in runs)[len(runs) // 2]
                 fps_cpu = sorted(r["frames"] / r["cpu_s"] for r in runs)[len(runs) // 2]
                 peak = max(r["peak_rss_mb"] for r in runs)

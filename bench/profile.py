@@ -41,7 +41,7 @@ def profile(path: str, extra: dict) -> dict:
     options = Options.from_dict(extra)
     w, h = info.display_width, info.display_height
     detector = stages._detector(options, 1, options.tiles_for(w, h))
-    tracker = Tracker(TrackOptions.of(options))
+    tracker = Tracker(TrackOptions.of(options), (w, h))     # as stages.worker makes it
     masker = Masker(options.mask, ellipse=options.ellipse)
     t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}
     sub = {"regions": 0.0, "motion": 0.0}       # parts of "detect"
@@ -54,7 +54,7 @@ def profile(path: str, extra: dict) -> dict:
             return r
         return wrapped
 
-    if getattr(detector, "fine", None) is not None:
+    if detector.fine is not None:
         detector._fine_pass = part("regions", detector._fine_pass)
         detector.motion = part("motion", detector.motion)
     out = av.open(os.devnull, "w", format="nut")
@@ -92,10 +92,7 @@ def profile(path: str, extra: dict) -> dict:
                 break
             rgb = clock("to_rgb", lambda: upright(frame.to_ndarray(format="rgb24"),
                                                    info.rotation))
-            try:
-                dets = clock("detect", detector.detect, rgb, n)
-            except TypeError:               # a detector without the frame index
-                dets = clock("detect", detector.detect, rgb)
+            dets = clock("detect", detector.detect, rgb, n)
             frames[frame.pts] = rgb
             for fm in clock("track", tracker.push, frame.pts,
                             float((frame.pts - info.first_pts) * info.tb), dets):
