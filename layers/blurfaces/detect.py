@@ -31,6 +31,7 @@ from .errors import ModelError, OptionError
 from .model import ensure_model
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .motion import CameraMotion
+from .still import Stillness
 
 NMS_IOU = 0.3
 # Each side of a 10 px box moves out by this share of its size (2.5x); less below `small`.
@@ -183,11 +184,15 @@ class CenterFace:
         self._buf: dict = {}
         self._grids: dict = {}
         self.motion = CameraMotion() if fine is not None else None
+        self.still = Stillness()
 
-    def reset(self) -> None:
-        """Forget the previous frame (camera motion): the next frame starts a new sequence."""
+    def reset(self, refresh: int = 0) -> None:
+        """Forget the previous frames (camera motion, kept detections): the next frame starts
+        a new sequence. `refresh` > 0 lets an unchanged region reuse its last detections
+        within periods of that many detection frames (still.py)."""
         if self.motion is not None:
             self.motion.reset()
+        self.still.reset(refresh)
 
     # -- one image ------------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, scale: float | None = None):
@@ -239,7 +244,9 @@ class CenterFace:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
         the regions of the rotating fine pass, None runs all of them. With the fine pass, the
         result also carries the camera's translation since the previous call (`shift`)."""
-        dets = self._run(rgb)
+        self.still.frame(rgb, index)
+        h, w = rgb.shape[:2]
+        dets = self._region(rgb, (0, 0, w, h), None)
         if not self.tiles and self.fine is None:
             return dets
         parts = [dets]
@@ -276,10 +283,30 @@ class CenterFace:
     def _region(self, rgb, region, zoom: float | None) -> Detections:
         """Detections in rgb[region] seen `zoom` times larger (None: at `detect_size`), in
         frame pixels; boxes cut by a region edge inside the frame are dropped (a neighbouring
-        region sees them whole)."""
+        region sees them whole). Where the region's picture has not changed since its last
+        run, that run's detections stand; where part of it changed, the network runs on that
+        part (still.py)."""
+        x0, y0, x1, y1 = region
+        scale = zoom if zoom is not None else self.detect_size / max(x1 - x0, y1 - y0)
+        key = (region, zoom)
+        h, w = rgb.shape[:2]
+        plan = self.still.plan(key, region, margin=max(48, max(w, h) // 20))
+        if plan is None:
+            d = self._fresh(rgb, region, scale)
+            self.still.keep(key, region, d)
+            return d
+        kept, changed = plan
+        if not changed:
+            return Detections(kept.boxes, kept.scores)
+        d = self._merge([kept] + [self._fresh(rgb, b, scale) for b in changed])
+        self.still.keep(key, region, d, changed)
+        return d
+
+    def _fresh(self, rgb, region, scale: float) -> Detections:
+        """The network's detections in rgb[region] at `scale`, as `_region` describes."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        d = self._run(rgb[y0:y1, x0:x1], zoom)
+        d = self._run(rgb[y0:y1, x0:x1], scale)
         if not len(d):
             return d
         b = d.boxes + np.array([x0, y0, x0, y0], np.float32)

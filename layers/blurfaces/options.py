@@ -35,10 +35,12 @@ ENV_PREFIX = "BLURFACES_"
 # for small and far faces (detect.FinePass; `fine_cycle` = frames per sweep of its grid, None
 # = off). "fast" is the single 640 px pass of earlier releases. Measured coverage and cost
 # of each: README "Measured results".
+# `reuse_s`: a region whose picture has not changed reuses its last detections within
+# periods of this many seconds (detect.py, still.py; None = always run afresh).
 QUALITY = {
-    "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None},
-    "balanced": {"threshold": 0.3, "fine_cycle": 4},
-    "max": {"threshold": 0.3, "fine_cycle": 1},
+    "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
+    "balanced": {"threshold": 0.3, "fine_cycle": 4, "reuse_s": 0.5},
+    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None},
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"
@@ -303,10 +305,15 @@ def _fine_cycle(self) -> int | None:
     return QUALITY[self.quality]["fine_cycle"]
 
 
+def _reuse_s(self) -> float | None:
+    """Seconds per reuse period of unchanged regions for the chosen quality (None: off)."""
+    return QUALITY[self.quality]["reuse_s"]
+
+
 Options = make_dataclass(
     "Options", [(s.name, object, _default_factory(s)) for s in OPTION_SPECS],
     namespace={"__post_init__": _post_init, "tiles_for": _tiles_for, "to_dict": _to_dict,
-               "fine_cycle": property(_fine_cycle),
+               "fine_cycle": property(_fine_cycle), "reuse_s": property(_reuse_s),
                "from_dict": _from_dict,
                "__doc__": "The validated processing options of one job (see SPECS)."})
 Options.__module__ = __name__

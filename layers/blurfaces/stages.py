@@ -130,10 +130,11 @@ def _same(a: str, b: str) -> bool:
 
 def margins(options: Options) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so tracking matches a single pass."""
+    reuse = options.reuse_s or 0.0     # detections equal a single pass's after one period
     if not options.track:
-        return 0.0, 0.0
+        return reuse, 0.0
     w = TrackOptions.of(options).window
-    return 2 * w + 0.5, w + 0.05
+    return 2 * w + 0.5 + reuse, w + 0.05
 
 
 def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInfo:
@@ -237,6 +238,18 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
     return _DETECTORS[key]
 
 
+def reuse_frames(options: Options, info: VideoInfo) -> int:
+    """Detection frames per reuse period (still.py) of a job: `options.reuse_s` seconds, a
+    whole number of fine-pass cycles; 0 when reuse is off."""
+    if not options.reuse_s or not options.fine_cycle:
+        return 0
+    fps = info.n_packets / info.duration_s if info.duration_s else (info.avg_rate or 30.0)
+    fps = min(max(fps, 1.0), 120.0)        # a header's bogus rate ("1k tbr") stays sane
+    every = options.detect_every if options.track else 1
+    cycle = options.fine_cycle
+    return cycle * max(1, round(options.reuse_s * fps / every / cycle))
+
+
 def _masker(options: Options, tmp: str) -> Masker:
     image = None
     if options.mask == "image":
@@ -271,7 +284,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
-    detector.reset()        # cached per process: no camera motion measured across chunks/jobs
+    # cached per process: no camera motion or kept detections across chunks and jobs
+    detector.reset(refresh=reuse_frames(options, info))
     tracker = Tracker(TrackOptions.of(options), (w, h))
 
     work_local = work_store.local_path(work)
@@ -372,7 +386,9 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             os.replace(seg_path, seg_local)
         else:
             work_store.upload(seg_path, seg_target)
+    still = detector.still      # network runs saved on unchanged pictures (still.py)
     part = {"index": index, "segment": seg_target, "frames": n_own, "detections": n_dets,
+            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused},
             "rows": rows, "tail": tail_rows, "seconds": time.perf_counter() - t0,
             "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
@@ -538,6 +554,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "detections": int(len(detected)), "tracks": len(tracks),
         "frames_with_faces": int(df["frame"].nunique()),
         "by_source": {k: int(v) for k, v in df["source"].value_counts().items()},
+        # network passes over a region (lead-ins included) while reuse is on: run whole,
+        # run on the changed part only, or reused unchanged (still.py)
+        "regions": {k: sum(p.get("regions", {}).get(k, 0) for p in parts)
+                    for k in ("run", "partial", "reused")},
     }
     timing = dict(timings or {})
     timing["plan_s"] = manifest.get("plan_seconds")

