@@ -13,7 +13,7 @@ drifting load). blurfaces runs also carry the stage breakdown from their summary
 workers, stitch; chunks, workers x threads).
 
 Variants (blurfaces CLI flags added to `anonymize IN -o OUT -q --overwrite`):
-  default    (none: --quality balanced)
+  default    (none: --quality balanced)   no-reuse  --no-reuse
   fast       --quality fast           max        --quality max (not in the default list)
   no-track   --no-track
   detect480  --detect-size 480        detect320  --detect-size 320
@@ -37,6 +37,7 @@ VARIANTS = {
     "fast": ["--quality", "fast"],
     "max": ["--quality", "max"],
     "fp32": ["--precision", "fp32"],
+    "no-reuse": ["--no-reuse"],          # every region run afresh (no still-camera reuse)
     "previous": ["--precision", "fp32", "--crf", "20"],     # the default before the speed work
     "fast-every2": ["--quality", "fast", "--detect-every", "2"],
     "no-track": ["--no-track"],

@@ -123,6 +123,9 @@ def test_chunked_equals_single_pass_on_a_still_camera(tmp_path):
     assert len(r1) > 90 * 20
     assert r1.drop(columns=["score"]).equals(r2.drop(columns=["score"]))
     assert np.allclose(r1["score"].fillna(-1), r2["score"].fillna(-1), atol=1e-3)
+    _, s3 = _run(clip, tmp_path, "off", chunks=1, reuse=False)       # --no-reuse
+    assert s3["counts"]["regions"] == {"run": 0, "partial": 0, "reused": 0}
+    assert s3["counts"]["masked_boxes"] > 0
 
 
 def test_a_job_does_not_depend_on_the_job_before_it_in_the_process(single_face, tmp_path):

@@ -209,6 +209,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("threshold", "float", None, "detector score threshold (default: the quality "
          "preset's: 0.3; fast 0.4)", "--threshold", _D, lo=0.01, hi=0.99, nullable=True,
          metavar="F"),
+    Spec("reuse", "bool", True, "where the picture has not changed since the detector last "
+         "ran (a still camera), keep its faces instead of running it again, at least once "
+         "per 0.5 s (balanced only; --no-reuse: always run it)", "--reuse", _D),
     Spec("precision", "choice", DEFAULT_PRECISION, "face model arithmetic: int8 (default; quantized at "
          "fetch time, about 1.7x faster, same coverage on the hard clips) or fp32",
          "--precision", _D, choices=("int8", "fp32")),
@@ -306,8 +309,8 @@ def _fine_cycle(self) -> int | None:
 
 
 def _reuse_s(self) -> float | None:
-    """Seconds per reuse period of unchanged regions for the chosen quality (None: off)."""
-    return QUALITY[self.quality]["reuse_s"]
+    """Seconds per reuse period of unchanged regions (still.py; None: off)."""
+    return QUALITY[self.quality]["reuse_s"] if self.reuse else None
 
 
 Options = make_dataclass(
