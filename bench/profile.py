@@ -44,19 +44,30 @@ def profile(path: str, extra: dict) -> dict:
     tracker = Tracker(TrackOptions.of(options), (w, h))     # as stages.worker makes it
     masker = Masker(options.mask, ellipse=options.ellipse)
     t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}
-    sub = {"regions": 0.0, "motion": 0.0}       # parts of "detect"
+    sub = {"regions": 0.0, "motion": 0.0, "reuse": 0.0, "reuse_in_regions": 0.0}
+    inside = []                                 # non-empty while the regions run
+    detector.reset(refresh=stages.reuse_frames(options, info))  # as stages.worker does
 
     def part(key, fn):
-        def wrapped(*a):
+        def wrapped(*a, **k):
             c0 = time.thread_time()
-            r = fn(*a)
-            sub[key] += time.thread_time() - c0
-            return r
+            inside.append(key)
+            try:
+                return fn(*a, **k)
+            finally:
+                inside.pop()
+                dt = time.thread_time() - c0
+                sub[key] += dt
+                if key == "reuse" and "regions" in inside:
+                    sub["reuse_in_regions"] += dt
         return wrapped
 
     if detector.fine is not None:
         detector._fine_pass = part("regions", detector._fine_pass)
         detector.motion = part("motion", detector.motion)
+    # the still-camera checks (still.py), inside both passes: a line of their own
+    detector.still.frame = part("reuse", detector.still.frame)
+    detector.still.plan = part("reuse", detector.still.plan)
     out = av.open(os.devnull, "w", format="nut")
     s = out.add_stream("libx264")
     s.width, s.height, s.pix_fmt = info.width, info.height, "yuv420p"
@@ -103,16 +114,20 @@ def profile(path: str, extra: dict) -> dict:
     for pkt in clock("x264", s.encode, None):
         out.mux(pkt)
     out.close()
-    t["detect"] -= sub["regions"] + sub["motion"]
+    regions = sub["regions"] - sub["reuse_in_regions"]
+    t["detect"] -= sub["regions"] + sub["motion"] + sub["reuse"] - sub["reuse_in_regions"]
     ms = {}
     for k, v in t.items():
         if k == "detect":
             ms["detect_640"] = round(1000 * v / n, 2)
-            ms["detect_regions"] = round(1000 * sub["regions"] / n, 2)
+            ms["detect_regions"] = round(1000 * regions / n, 2)
             ms["detect_motion"] = round(1000 * sub["motion"] / n, 2)
+            ms["detect_reuse"] = round(1000 * sub["reuse"] / n, 2)
         else:
             ms[k] = round(1000 * v / n, 2)
-    return {"frames": n, "ms_per_frame": ms}
+    st = detector.still
+    return {"frames": n, "ms_per_frame": ms,
+            "regions": {"run": st.runs, "partial": st.partial, "reused": st.reused}}
 
 
 def floor(path: str) -> dict:

@@ -61,9 +61,9 @@ class Stillness:
             self._grey = None
             return
         h, w = rgb.shape[:2]
-        small = cv2.resize(rgb, (max(1, w // SCALE), max(1, h // SCALE)),
-                           interpolation=cv2.INTER_AREA)
-        self._grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)       # first: a third of the pixels
+        self._grey = cv2.resize(grey, (max(1, w // SCALE), max(1, h // SCALE)),
+                                interpolation=cv2.INTER_AREA)
         self._period = index // self.refresh
 
     @staticmethod
@@ -87,9 +87,12 @@ class Stillness:
         origin = (cols.start, rows.start)
         changed = cv2.absdiff(self._grey[rows, cols], memo["grey"]) > LEVEL
         dets = memo["dets"]
-        if not changed.any():
+        share = np.count_nonzero(changed) / changed.size
+        if share == 0:
             self.reused += 1
             return dets, []
+        if share > PARTIAL_MAX:         # a moving camera: no need to look closer
+            return None
         m = -(-int(margin) // SCALE)
         grown = cv2.dilate(changed.astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8))
         n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
