@@ -20,9 +20,11 @@ def _picture(seed=0):
     return rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
 
 
-def _dets(*boxes):
+def _dets(*boxes, doubt=()):
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return Detections(b, np.full(len(b), 0.9, np.float32))
+    d = Detections(b, np.full(len(b), 0.9, np.float32))
+    d.doubt = np.asarray(doubt, np.float32).reshape(-1, 4)     # near-misses
+    return d
 
 
 def _still(frame0, dets, refresh=8):
@@ -41,8 +43,8 @@ def test_an_unchanged_region_reuses_its_detections_within_its_period():
     noisy = np.clip(pic.astype(int) + np.random.default_rng(1).integers(-LEVEL + 2, LEVEL - 1,
                                                                           pic.shape), 0, 255)
     s.frame(noisy.astype(np.uint8), 7)
-    kept, changed = s.plan("r", REGION, margin=32)
-    assert changed == [] and kept.boxes.tolist() == [[10, 10, 40, 40]]
+    kept, changed, doubtful = s.plan("r", REGION, margin=32)
+    assert changed == [] == doubtful and kept.boxes.tolist() == [[10, 10, 40, 40]]
     assert s.reused == 1
     s.frame(pic, 8)                                       # a new period: always a fresh run
     assert s.plan("r", REGION, margin=32) is None
@@ -54,13 +56,31 @@ def test_a_changed_patch_runs_alone_and_faces_elsewhere_stand():
     moved = pic.copy()
     moved[100:130, 200:230] = 255 - moved[100:130, 200:230]     # the second face changed
     s.frame(moved, 1)
-    kept, changed = s.plan("r", REGION, margin=32)
+    kept, changed, doubtful = s.plan("r", REGION, margin=32)
     assert kept.boxes.tolist() == [[10, 10, 40, 40]]           # the unchanged face stands
-    assert len(changed) == 1
+    assert len(changed) == 1 and doubtful == []
     x0, y0, x1, y1 = changed[0]
     # the patch grown by the margin, on the grey copy's 4 px grid
     assert 164 <= x0 <= 168 and 64 <= y0 <= 68 and 262 <= x1 <= 266 and 162 <= y1 <= 166
     assert s.partial == 1
+
+
+def test_a_near_miss_is_looked_at_again_on_every_turn_with_its_surroundings():
+    """A box that scored just under the threshold gets a new run each time its region is due
+    (in addition to what is kept), as it would without reuse: noise differs between frames."""
+    pic = _picture()
+    s = _still(pic, _dets((10, 10, 40, 40), doubt=[(200, 100, 220, 124)]))
+    for index in (1, 2):
+        s.frame(pic, index)                                     # nothing changed
+        kept, changed, doubtful = s.plan("r", REGION, margin=32)
+        assert changed == [] and kept.boxes.tolist() == [[10, 10, 40, 40]]
+        assert len(doubtful) == 1
+        x0, y0, x1, y1 = doubtful[0]
+        # the near-miss with 32 px (DOUBT_CONTEXT, > its 24 px size) around it, on the 4 px grid
+        assert x0 <= 168 and y0 <= 68 and x1 >= 252 and y1 >= 156
+        assert x1 - x0 <= 100 and y1 - y0 <= 100
+        s.keep("r", REGION, _dets((10, 10, 40, 40), doubt=[(200, 100, 220, 124)]), changed)
+    assert s.reused == 0 and s.partial == 2
 
 
 def test_a_large_face_over_a_small_change_runs_the_whole_region():

@@ -31,7 +31,7 @@ from .errors import ModelError, OptionError
 from .model import ensure_model
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .motion import CameraMotion
-from .still import Stillness
+from .still import DOUBT, Stillness
 
 NMS_IOU = 0.3
 # Each side of a 10 px box moves out by this share of its size (2.5x); less below `small`.
@@ -53,11 +53,12 @@ class FinePass:
     zoom: float = 2.0           # upscale factor of each region
     tile: int = 1280            # network pixels per region side, about (sets the grid)
     cycle: int = 4              # frames per sweep of the whole grid; 1: every region, every frame
-    # Overlap between regions, as a share of the frame's longer side, at least: a face up to
-    # this size cut by one region's edge is whole in its neighbour (larger ones are the 640 px
-    # pass's). 0.05 and 0.1 cover the same on the hard clips (score.py, within 3 face-frames
-    # of ~16,000); 0.05 runs 12% fewer network pixels at 720p and 20% fewer at 1080p.
-    overlap: float = 0.05
+    # Overlap between regions, as a share of the frame's longer side, at least: a face cut by
+    # one region's edge is whole in its neighbour, with picture around it (the network needs
+    # it: at 5% a 15 px face 50 px from a region's edge scored 0.27 instead of over 0.3, and
+    # a darkened still crowd lost it for 31 frames; over five other hard clips 5% and 10%
+    # were within a few face-frames).
+    overlap: float = 0.1
     small: float = 64.0         # boxes smaller than this (px) are grown, a 10 px box 2.5x:
                                 # a far face's box jitters by a good part of its size
 
@@ -82,6 +83,7 @@ class Detections:
     boxes: np.ndarray       # float32 (N, 4) x1, y1, x2, y2 in frame pixels
     scores: np.ndarray      # float32 (N,)
     shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
+    doubt: np.ndarray | None = None  # float32 (K, 4): near-misses, when asked for (still.py)
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -222,11 +224,17 @@ class CenterFace:
         np.copyto(blob[0, :, :rh, :rw], img.transpose(2, 0, 1))
         return blob, rw / w, rh / h
 
-    def _decode(self, outputs, sx: float, sy: float, w: int, h: int) -> Detections:
+    def _decode(self, outputs, sx: float, sy: float, w: int, h: int,
+                doubt: float | None = None) -> Detections:
+        """Boxes scoring above the threshold; with `doubt` (below the threshold), also those
+        scoring between the two that no detection suppresses, as `.doubt`."""
         heat, scale, offset = outputs[0][0, 0], outputs[1][0], outputs[2][0]
-        ys, xs = np.nonzero(heat > self.threshold)
+        ys, xs = np.nonzero(heat > (self.threshold if doubt is None else doubt))
         if len(ys) == 0:
-            return Detections.empty()
+            out = Detections.empty()
+            if doubt is not None:
+                out.doubt = np.zeros((0, 4), np.float32)
+            return out
         scores = heat[ys, xs]
         bh = np.exp(scale[0, ys, xs]) * 4
         bw = np.exp(scale[1, ys, xs]) * 4
@@ -234,18 +242,25 @@ class CenterFace:
         cx = (xs + offset[1, ys, xs] + 0.5) * 4
         boxes = np.column_stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
         boxes /= np.array([sx, sy, sx, sy], np.float32)
+        # Greedy NMS takes the highest scores first: the boxes above the threshold come out
+        # the same with or without the near-misses below it.
         keep = nms(boxes, scores)
         boxes, scores = boxes[keep], scores[keep]
         snap_to_edges(boxes, w, h)
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
         ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
-        return Detections(boxes[ok].astype(np.float32), scores[ok].astype(np.float32))
+        sure = ok & (scores > self.threshold)
+        out = Detections(boxes[sure].astype(np.float32), scores[sure].astype(np.float32))
+        if doubt is not None:
+            out.doubt = boxes[ok & ~sure].astype(np.float32)
+        return out
 
-    def _run(self, rgb: np.ndarray, scale: float | None = None) -> Detections:
+    def _run(self, rgb: np.ndarray, scale: float | None = None,
+             doubt: float | None = None) -> Detections:
         blob, sx, sy = self._prepare(rgb, scale)
         outputs = self.session.run(self.output_names, {self.input_name: blob})
-        return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0])
+        return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0], doubt)
 
     def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
@@ -291,8 +306,8 @@ class CenterFace:
         """Detections in rgb[region] seen `zoom` times larger (None: at `detect_size`), in
         frame pixels; boxes cut by a region edge inside the frame are dropped (a neighbouring
         region sees them whole). Where the region's picture has not changed since its last
-        run, that run's detections stand; where part of it changed, the network runs on that
-        part (still.py)."""
+        run, that run's detections stand; where part of it changed, and around that run's
+        near-misses, the network runs on those parts (still.py)."""
         x0, y0, x1, y1 = region
         scale = zoom if zoom is not None else self.detect_size / max(x1 - x0, y1 - y0)
         key = (region, zoom)
@@ -301,32 +316,43 @@ class CenterFace:
         if plan is None:
             d = self._fresh(rgb, region, scale)
             self.still.keep(key, region, d)
-            return d
-        kept, changed = plan
-        if not changed:
-            return Detections(kept.boxes, kept.scores)
-        d = self._merge([kept] + [self._fresh(rgb, b, scale) for b in changed])
-        self.still.keep(key, region, d, changed)
-        return d
+        else:
+            kept, changed, doubtful = plan
+            if not changed and not doubtful:
+                return Detections(kept.boxes, kept.scores)
+            parts = [kept] + [self._fresh(rgb, b, scale) for b in changed + doubtful]
+            d = self._merge(parts)
+            d.doubt = np.concatenate([p.doubt for p in parts])
+            self.still.keep(key, region, d, changed)
+        return Detections(d.boxes, d.scores)
 
     def _fresh(self, rgb, region, scale: float) -> Detections:
-        """The network's detections in rgb[region] at `scale`, as `_region` describes."""
+        """The network's detections in rgb[region] at `scale`, as `_region` describes; while
+        reuse is on, with their near-misses (`doubt`)."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        d = self._run(rgb[y0:y1, x0:x1], scale)
-        if not len(d):
-            return d
-        b = d.boxes + np.array([x0, y0, x0, y0], np.float32)
-        inner = np.ones(len(b), bool)
-        if x0 > 0:
-            inner &= b[:, 0] > x0 + 1
-        if x1 < w:
-            inner &= b[:, 2] < x1 - 1
-        if y0 > 0:
-            inner &= b[:, 1] > y0 + 1
-        if y1 < h:
-            inner &= b[:, 3] < y1 - 1
-        return Detections(b[inner], d.scores[inner])
+        doubt = self.threshold * DOUBT if self.still.active else None
+        d = self._run(rgb[y0:y1, x0:x1], scale, doubt)
+        off = np.array([x0, y0, x0, y0], np.float32)
+
+        def inner(b):
+            keep = np.ones(len(b), bool)
+            if x0 > 0:
+                keep &= b[:, 0] > x0 + 1
+            if x1 < w:
+                keep &= b[:, 2] < x1 - 1
+            if y0 > 0:
+                keep &= b[:, 1] > y0 + 1
+            if y1 < h:
+                keep &= b[:, 3] < y1 - 1
+            return keep
+
+        b = d.boxes + off
+        out = Detections(b[inner(b)], d.scores[inner(b)])
+        if d.doubt is not None:
+            db = d.doubt + off
+            out.doubt = db[inner(db)]
+        return out
 
     # -- small faces: 2x2 overlapping tiles ---------------------------------------------
     def _tile_pass(self, rgb: np.ndarray) -> list[Detections]:

@@ -30,6 +30,8 @@ SCALE = 4           # the grey copy is 1/SCALE of the frame on each side
 # to ~6 between frames; a walking face (16-48 px) moves them by 60 and more.
 LEVEL = 10
 PARTIAL_MAX = 0.5   # boxes covering more than this share of the region: run it whole
+DOUBT = 0.5         # near-misses: boxes scoring above this share of the threshold, below it
+DOUBT_CONTEXT = 32  # pixels of picture around a near-miss run with it (at least its size)
 
 
 class Stillness:
@@ -73,11 +75,22 @@ class Stillness:
         return (slice(max(0, y0 // SCALE - origin[1]), max(0, -(-y1 // SCALE) - origin[1])),
                 slice(max(0, x0 // SCALE - origin[0]), max(0, -(-x1 // SCALE) - origin[0])))
 
+    def _components(self, mask, region, origin):
+        """Bounding boxes (pixels, inside `region`) of the connected areas of a cell mask."""
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        x0, y0, x1, y1 = region
+        gx, gy = origin[0] * SCALE, origin[1] * SCALE       # the cells' origin in pixels
+        return [(max(x0, gx + cx * SCALE), max(y0, gy + cy * SCALE),
+                 min(x1, gx + (cx + cw) * SCALE), min(y1, gy + (cy + ch) * SCALE))
+                for cx, cy, cw, ch, _ in stats[1:n]]
+
     def plan(self, key, region, margin: int):
-        """None: run the whole region. Else (kept, boxes): `boxes` (x0, y0, x1, y1, pixels,
-        inside the region) are where the picture changed, grown by `margin`, one per
-        connected area; `kept` the last run's detections that no changed value touches. No
-        boxes: nothing changed, `kept` is the answer."""
+        """None: run the whole region. Else (kept, changed, doubtful): `changed` boxes
+        (x0, y0, x1, y1, pixels, inside the region) are where the picture changed, grown by
+        `margin`, one per connected area, to be run again in place of what they held;
+        `doubtful` boxes hold the last run's near-misses with their surroundings, to be run
+        again in addition; `kept` the last run's detections (and near-misses) that no change
+        touches. No boxes: nothing to run, `kept` is the answer."""
         if self._grey is None:
             return None
         memo = self._memo.get(key)
@@ -88,35 +101,59 @@ class Stillness:
         changed = cv2.absdiff(self._grey[rows, cols], memo["grey"]) > LEVEL
         dets = memo["dets"]
         share = np.count_nonzero(changed) / changed.size
-        if share == 0:
+        if share == 0 and not len(dets.doubt):
             self.reused += 1
-            return dets, []
+            return dets, [], []
         if share > PARTIAL_MAX:         # a moving camera: no need to look closer
             return None
-        m = -(-int(margin) // SCALE)
-        grown = cv2.dilate(changed.astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8))
-        n, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
         x0, y0, x1, y1 = region
-        gx, gy = cols.start * SCALE, rows.start * SCALE     # the cells' origin in pixels
-        boxes = [(max(x0, gx + cx * SCALE), max(y0, gy + cy * SCALE),
-                  min(x1, gx + (cx + cw) * SCALE), min(y1, gy + (cy + ch) * SCALE))
-                 for cx, cy, cw, ch, _ in stats[1:n]]
-        if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) > \
-                PARTIAL_MAX * (x1 - x0) * (y1 - y0):
-            return None
+        boxes = []
+        if share:
+            m = -(-int(margin) // SCALE)
+            grown = cv2.dilate(changed.astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1),
+                                                                   np.uint8))
+            boxes = self._components(grown, region, origin)
+
+        def touched(arr):
+            return np.array([changed[self._cells(np.ceil(b), origin)].any() for b in arr],
+                            bool).reshape(len(arr))
 
         # A face over a changed value is stale: it is dropped, and found again by the new
-        # run if it lies wholly inside a box. A larger one (a big face that moved a little)
-        # is not: run the whole region. Faces elsewhere stand; one the new run finds as well
-        # is merged with it.
+        # run if it lies wholly inside a box, with context around it. A larger one (a big
+        # face that moved a little) is not: run the whole region. Faces elsewhere stand; one
+        # the new run finds as well is merged with it.
         old = dets.boxes
-        stale = np.array([changed[self._cells(np.ceil(b), origin)].any() for b in old], bool)
+        stale = touched(old)
         for b in old[stale]:
+            # with half its size of picture around it, as the whole region would give it
+            g = 0.5 * max(b[2] - b[0], b[3] - b[1])
+            b = (max(x0, b[0] - g), max(y0, b[1] - g), min(x1, b[2] + g), min(y1, b[3] + g))
             if not any(b[0] >= c[0] and b[1] >= c[1] and b[2] <= c[2] and b[3] <= c[3]
                        for c in boxes):
                 return None
+        # Near-misses in unchanged places are looked at again on every turn, with their
+        # surroundings, as the whole region would look at them: a face the network is unsure
+        # of gets its chances (noise differs between frames) instead of a period's verdict.
+        doubt = dets.doubt
+        inside = touched(doubt)         # run with their changed box
+        for c in boxes:
+            inside |= ((doubt[:, 0] >= c[0]) & (doubt[:, 1] >= c[1]) & (doubt[:, 2] <= c[2])
+                       & (doubt[:, 3] <= c[3]))
+        doubt = doubt[~inside]
+        doubtful = []
+        if len(doubt):
+            mask = np.zeros_like(changed, np.uint8)
+            for b in doubt:
+                g = max(DOUBT_CONTEXT, float(max(b[2] - b[0], b[3] - b[1])))
+                mask[self._cells(np.ceil(b + np.array([-g, -g, g, g])), origin)] = 1
+            doubtful = self._components(mask, region, origin)
+        if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes + doubtful) > \
+                PARTIAL_MAX * (x1 - x0) * (y1 - y0):
+            return None
         self.partial += 1
-        return type(dets)(old[~stale], dets.scores[~stale]), boxes
+        kept = type(dets)(old[~stale], dets.scores[~stale])
+        kept.doubt = np.zeros((0, 4), np.float32)       # each is in a doubtful box: run again
+        return kept, boxes, doubtful
 
     def keep(self, key, region, dets, changed=None) -> None:
         """Record a run's detections: of the whole region (`changed` None), or with the
@@ -131,6 +168,6 @@ class Stillness:
             return
         memo = self._memo[key]
         origin = (cols.start, rows.start)
-        for b in changed:
+        for b in changed:           # the doubtful boxes' pictures were not changed
             memo["grey"][self._cells(b, origin)] = self._grey[self._cells(b)]
         memo["dets"] = dets
