@@ -62,7 +62,8 @@ def test_a_changed_patch_runs_alone_and_faces_elsewhere_stand():
     x0, y0, x1, y1 = changed[0]
     # the patch grown by the margin, on the grey copy's 4 px grid
     assert 164 <= x0 <= 168 and 64 <= y0 <= 68 and 262 <= x1 <= 266 and 162 <= y1 <= 166
-    assert s.partial == 1
+    s.keep("r", REGION, _dets((10, 10, 40, 40), (201, 100, 231, 130)), changed)
+    assert s.partial == 1 and s.runs == 1      # counted once the part's run is kept
 
 
 def test_a_near_miss_is_looked_at_again_on_every_turn_with_its_surroundings():
@@ -130,3 +131,50 @@ def test_still_camera_crowd_is_detected_as_a_full_run_detects_it():
         found += _boxes_cover(b, reuse.boxes).sum()
     assert sure > 40 * 20
     assert found == sure
+
+
+def test_a_box_over_a_change_is_told_from_one_beside_it():
+    """The detector runs the whole region when its run of a changed part drops, at the part's
+    edge, something lying over the change (a large face not found before)."""
+    pic = _picture()
+    s = _still(pic, _dets())
+    moved = pic.copy()
+    moved[100:120, 200:220] = 255 - moved[100:120, 200:220]
+    s.frame(moved, 1)
+    kept, changed, _ = s.plan("r", REGION, margin=16)
+    assert len(changed) == 1
+    assert s.touches_change("r", np.array([[150, 60, 210, 130]], np.float32))
+    assert not s.touches_change("r", np.array([[10, 10, 40, 40]], np.float32))
+    assert not s.touches_change("other", np.array([[150, 60, 210, 130]], np.float32))
+
+
+def test_frame_sides_not_divisible_by_four():
+    s = Stillness()
+    s.reset(8)
+    pic = np.random.default_rng(0).integers(0, 255, (243, 322, 3), dtype=np.uint8)
+    s.frame(pic, 0)
+    region = (0, 0, 322, 243)
+    assert s.plan("r", region, margin=16) is None
+    s.keep("r", region, _dets((300, 220, 322, 243)))
+    s.frame(pic, 1)
+    kept, changed, doubtful = s.plan("r", region, margin=16)
+    assert changed == [] == doubtful and len(kept.boxes) == 1
+
+
+@pytest.mark.parametrize("fps", [29.97, 30.0, 60.0, 12.5])
+def test_a_chunk_lead_in_holds_a_whole_reuse_period(fps):
+    from blurfaces import stages
+    from blurfaces.options import Options
+    from blurfaces.video import VideoInfo
+
+    n = int(round(fps * 60))
+    info = VideoInfo(name="x", width=640, height=360, display_width=640, display_height=360,
+                     rotation=0, time_base=(1, 90000), first_pts=0, n_packets=n,
+                     duration_s=n / fps, codec="h264", pix_fmt="yuv420p", avg_rate=fps,
+                     vfr=False)
+    for track in (True, False):
+        on, off = Options(track=track), Options(track=track, reuse=False)
+        period = stages.reuse_frames(on, info) / fps            # seconds
+        assert stages.reuse_frames(off, info) == 0
+        assert period >= 0.5 - 2 / fps
+        assert stages.margins(on, info)[0] - stages.margins(off, info)[0] > period

@@ -89,6 +89,7 @@ class Detections:
     scores: np.ndarray      # float32 (N,)
     shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
     doubt: np.ndarray | None = None  # float32 (K, 4): near-misses, when asked for (still.py)
+    cut: np.ndarray | None = None   # a part's run (still.py): boxes dropped at its edges
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -209,21 +210,23 @@ class CenterFace:
         self.still.reset(refresh)
 
     # -- one image ------------------------------------------------------------------------
-    def _prepare(self, rgb: np.ndarray, scale: float | None = None):
+    def _prepare(self, rgb: np.ndarray, scale: float | None = None, cached: bool = True):
         h, w = rgb.shape[:2]
         if scale is None:
             scale = self.detect_size / max(w, h)
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         pw, ph = math.ceil(rw / 32) * 32, math.ceil(rh / 32) * 32
         key = (pw, ph)
-        # One network input per padded size, reused (a region's is 14 MB): the padding is
-        # zeroed only when the picture inside changes size; the picture is written over.
-        blob, inside = self._buf.get(key, (None, None))
+        # One network input per padded size of the whole passes, reused (a region's is
+        # 14 MB): the padding is zeroed only when the picture inside changes size; the picture
+        # is written over. The parts run by still.py come in any size: not kept.
+        blob, inside = self._buf.get(key, (None, None)) if cached else (None, None)
         if blob is None:
             blob = np.zeros((1, 3, ph, pw), np.float32)
         elif inside != (rw, rh):
             blob.fill(0)
-        self._buf[key] = (blob, (rw, rh))
+        if cached:
+            self._buf[key] = (blob, (rw, rh))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         img = cv2.resize(rgb, (rw, rh), interpolation=interp) if (rw, rh) != (w, h) else rgb
         np.copyto(blob[0, :, :rh, :rw], img.transpose(2, 0, 1))
@@ -262,8 +265,8 @@ class CenterFace:
         return out
 
     def _run(self, rgb: np.ndarray, scale: float | None = None,
-             doubt: float | None = None) -> Detections:
-        blob, sx, sy = self._prepare(rgb, scale)
+             doubt: float | None = None, cached: bool = True) -> Detections:
+        blob, sx, sy = self._prepare(rgb, scale, cached)
         outputs = self.session.run(self.output_names, {self.input_name: blob})
         return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0], doubt)
 
@@ -318,45 +321,58 @@ class CenterFace:
         key = (region, zoom)
         h, w = rgb.shape[:2]
         plan = self.still.plan(key, region, margin=max(48, max(w, h) // 20))
-        if plan is None:
-            d = self._fresh(rgb, region, scale)
-            self.still.keep(key, region, d)
-        else:
+        if plan is not None:
             kept, changed, doubtful = plan
             if not changed and not doubtful:
                 return Detections(kept.boxes, kept.scores)
-            parts = [kept] + [self._fresh(rgb, b, scale) for b in changed + doubtful]
-            d = self._merge(parts)
-            d.doubt = np.concatenate([p.doubt for p in parts])
-            self.still.keep(key, region, d, changed)
+            parts = [kept] + [self._fresh(rgb, b, scale, within=region)
+                              for b in changed + doubtful]
+            cut = [p.cut for p in parts[1:len(changed) + 1]]
+            if not self.still.touches_change(key, np.concatenate(cut) if cut else None):
+                d = self._merge(parts)
+                d.doubt = np.concatenate([p.doubt for p in parts])
+                self.still.keep(key, region, d, changed)
+                return Detections(d.boxes, d.scores)
+            # something over a change reaches out of its part (a face not found before,
+            # larger than the part): run the whole region after all
+        d = self._fresh(rgb, region, scale)
+        self.still.keep(key, region, d)
         return Detections(d.boxes, d.scores)
 
-    def _fresh(self, rgb, region, scale: float) -> Detections:
+    def _fresh(self, rgb, region, scale: float, within=None) -> Detections:
         """The network's detections in rgb[region] at `scale`, as `_region` describes; while
-        reuse is on, with their near-misses (`doubt`)."""
+        reuse is on, with their near-misses (`doubt`). `within`: the region that `region` is
+        a part of; `.cut` then holds the boxes (and near-misses) dropped for crossing an edge
+        of the part inside that region."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
         doubt = self.threshold * DOUBT if self.still.active else None
-        d = self._run(rgb[y0:y1, x0:x1], scale, doubt)
+        d = self._run(rgb[y0:y1, x0:x1], scale, doubt, cached=within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
-        def inner(b):
+        def inner(b, bounds):
+            bx0, by0, bx1, by1 = bounds
             keep = np.ones(len(b), bool)
-            if x0 > 0:
+            if x0 > bx0:
                 keep &= b[:, 0] > x0 + 1
-            if x1 < w:
+            if x1 < bx1:
                 keep &= b[:, 2] < x1 - 1
-            if y0 > 0:
+            if y0 > by0:
                 keep &= b[:, 1] > y0 + 1
-            if y1 < h:
+            if y1 < by1:
                 keep &= b[:, 3] < y1 - 1
             return keep
 
+        frame = (0, 0, w, h)
         b = d.boxes + off
-        out = Detections(b[inner(b)], d.scores[inner(b)])
+        k = inner(b, frame)
+        out = Detections(b[k], d.scores[k])
         if d.doubt is not None:
             db = d.doubt + off
-            out.doubt = db[inner(db)]
+            out.doubt = db[inner(db, frame)]
+        if within is not None:
+            everything = b if d.doubt is None else np.concatenate([b, db])
+            out.cut = everything[~inner(everything, within)]
         return out
 
     # -- small faces: 2x2 overlapping tiles ---------------------------------------------

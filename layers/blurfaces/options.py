@@ -210,8 +210,8 @@ SPECS: tuple[Spec, ...] = (
          "preset's: 0.3; fast 0.4)", "--threshold", _D, lo=0.01, hi=0.99, nullable=True,
          metavar="F"),
     Spec("reuse", "bool", True, "where the picture has not changed since the detector last "
-         "ran (a still camera), keep its faces instead of running it again, at least once "
-         "per 0.5 s (balanced only; --no-reuse: always run it)", "--reuse", _D),
+         "ran (a still camera), keep its faces instead of running it again; each part runs "
+         "afresh about every 0.5 s (balanced only; --no-reuse: always run it)", "--reuse", _D),
     Spec("precision", "choice", DEFAULT_PRECISION, "face model arithmetic: int8 (default; quantized at "
          "fetch time, about 1.7x faster, same coverage on the hard clips) or fp32",
          "--precision", _D, choices=("int8", "fp32")),

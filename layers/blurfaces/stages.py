@@ -128,9 +128,15 @@ def _same(a: str, b: str) -> bool:
 
 # ------------------------------------------------------------------------------ plan
 
-def margins(options: Options) -> tuple[float, float]:
-    """Seconds decoded before and after a chunk so tracking matches a single pass."""
-    reuse = options.reuse_s or 0.0     # detections equal a single pass's after one period
+def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, float]:
+    """Seconds decoded before and after a chunk so detection and tracking match a single
+    pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
+    reuse = 0.0         # detections equal a single pass's once a reuse period has begun
+    if options.reuse_s:
+        fps = _rate(info) if info is not None else 30.0
+        every = options.detect_every if options.track else 1
+        reuse = (reuse_frames(options, info) * every + 1) / fps if info is not None \
+            else options.reuse_s + 0.1
     if not options.track:
         return reuse, 0.0
     w = TrackOptions.of(options).window
@@ -185,7 +191,7 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     cut_idx = sorted({int(np.searchsorted(times, k * duration / n)) for k in range(1, n)})
     cut_idx = [i for i in cut_idx if 0 < i < len(info.pts)]
     bounds = [0] + cut_idx + [len(info.pts)]
-    pre, post = margins(options)
+    pre, post = margins(options, info)
     keys = np.asarray(info.keyframes, dtype=np.int64)
     chunk_list = []
     for k in range(len(bounds) - 1):
@@ -243,11 +249,15 @@ def reuse_frames(options: Options, info: VideoInfo) -> int:
     whole number of fine-pass cycles; 0 when reuse is off."""
     if not options.reuse_s or not options.fine_cycle:
         return 0
-    fps = info.n_packets / info.duration_s if info.duration_s else (info.avg_rate or 30.0)
-    fps = min(max(fps, 1.0), 120.0)        # a header's bogus rate ("1k tbr") stays sane
     every = options.detect_every if options.track else 1
     cycle = options.fine_cycle
-    return cycle * max(1, round(options.reuse_s * fps / every / cycle))
+    return cycle * max(1, round(options.reuse_s * _rate(info) / every / cycle))
+
+
+def _rate(info: VideoInfo) -> float:
+    """Average frames per second, from the frames themselves where the header may lie."""
+    fps = info.n_packets / info.duration_s if info.duration_s else (info.avg_rate or 30.0)
+    return min(max(fps, 1.0), 120.0)        # a header's bogus rate ("1k tbr") stays sane
 
 
 def _masker(options: Options, tmp: str) -> Masker:

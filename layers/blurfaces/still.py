@@ -9,10 +9,12 @@ by a pixel changes some values by more.
 
 Where only part of a region changed (people walking through a still scene), the network runs
 on that part alone: the changed values, grown by a margin as large as a face the pass is
-responsible for, cut into boxes (one per connected area). Detections lying wholly inside a
-box come from the new run; the others are kept. That is safe only when every face over a
-change fits in a box with picture around it: if one does not (a large face that moved a
-little), or when the boxes cover most of the region, the whole region runs afresh.
+responsible for, cut into boxes (one per connected area). Detections over a changed value
+are dropped and come from the new run; the others are kept (one the new run finds again is
+merged with it). That is safe only when every face over a change fits in a box with
+picture around it: if an old one does not (a large face that moved a little), if the new run
+sees something over a change crossing its box's edge (a large face not found before), or
+when the boxes cover most of the region, the whole region runs afresh.
 
 Near-misses (boxes scoring between `DOUBT` x the threshold and the threshold) are run again on
 every turn with `DOUBT_CONTEXT` pixels around them, and what they find is added to what is
@@ -25,6 +27,8 @@ therefore depend only on the frames since its period began, and a chunk whose le
 one period (stages.margins) gives the same detections as a single pass.
 """
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -49,6 +53,7 @@ class Stillness:
         self._memo: dict = {}
         self._grey = None
         self._period = None
+        self._changed = None
         self.reset()
 
     @property
@@ -68,15 +73,18 @@ class Stillness:
             self._grey = None
             return
         h, w = rgb.shape[:2]
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)       # first: a third of the pixels
-        self._grey = cv2.resize(grey, (max(1, w // SCALE), max(1, h // SCALE)),
-                                interpolation=cv2.INTER_AREA)
+        # Grey first (a third of the pixels), then exact 4x4 means: the pixels past the last
+        # whole cell (at most 3 rows or columns) are not looked at.
+        gw, gh = max(1, w // SCALE), max(1, h // SCALE)
+        grey = cv2.cvtColor(rgb[:gh * SCALE, :gw * SCALE], cv2.COLOR_RGB2GRAY)
+        self._grey = cv2.resize(grey, (gw, gh), interpolation=cv2.INTER_AREA)
         self._period = index // self.refresh
 
     @staticmethod
     def _cells(box, origin=(0, 0)):
         """Rows and columns of the grey copy under `box` (pixels), from `origin` (cells)."""
-        x0, y0, x1, y1 = (int(v) for v in box)
+        x0, y0 = (int(math.floor(v)) for v in box[:2])
+        x1, y1 = (int(math.ceil(v)) for v in box[2:])
         return (slice(max(0, y0 // SCALE - origin[1]), max(0, -(-y1 // SCALE) - origin[1])),
                 slice(max(0, x0 // SCALE - origin[0]), max(0, -(-x1 // SCALE) - origin[0])))
 
@@ -94,16 +102,19 @@ class Stillness:
         (x0, y0, x1, y1, pixels, inside the region) are where the picture changed, grown by
         `margin`, one per connected area, to be run again in place of what they held;
         `doubtful` boxes hold the last run's near-misses with their surroundings, to be run
-        again in addition; `kept` the last run's detections (and near-misses) that no change
-        touches. No boxes: nothing to run, `kept` is the answer."""
+        again in addition; `kept` the last run's detections that no change touches (its
+        near-misses: none, all are run again). No boxes: nothing to run, `kept` is the
+        answer (with the near-misses, of which there are none then)."""
+        self._changed = None
         if self._grey is None:
             return None
         memo = self._memo.get(key)
-        if memo is None or memo["period"] != self._period or memo["region"] != region:
+        if memo is None or memo["period"] != self._period:
             return None
         rows, cols = self._cells(region)
         origin = (cols.start, rows.start)
         changed = cv2.absdiff(self._grey[rows, cols], memo["grey"]) > LEVEL
+        self._changed = (key, changed, origin)
         dets = memo["dets"]
         share = np.count_nonzero(changed) / changed.size
         if share == 0 and not len(dets.doubt):
@@ -120,7 +131,7 @@ class Stillness:
             boxes = self._components(grown, region, origin)
 
         def touched(arr):
-            return np.array([changed[self._cells(np.ceil(b), origin)].any() for b in arr],
+            return np.array([changed[self._cells(b, origin)].any() for b in arr],
                             bool).reshape(len(arr))
 
         # A face over a changed value is stale: it is dropped, and found again by the new
@@ -129,7 +140,8 @@ class Stillness:
         # the new run finds as well is merged with it.
         old = dets.boxes
         stale = touched(old)
-        for b in old[stale]:
+        # (near-misses over a change likewise: they are run again with their changed box)
+        for b in np.concatenate([old[stale], dets.doubt[touched(dets.doubt)]]):
             # with half its size of picture around it, as the whole region would give it
             g = 0.5 * max(b[2] - b[0], b[3] - b[1])
             b = (max(x0, b[0] - g), max(y0, b[1] - g), min(x1, b[2] + g), min(y1, b[3] + g))
@@ -140,7 +152,7 @@ class Stillness:
         # surroundings, as the whole region would look at them: a face the network is unsure
         # of gets its chances (noise differs between frames) instead of a period's verdict.
         doubt = dets.doubt
-        inside = touched(doubt)         # run with their changed box
+        inside = touched(doubt)         # run with their changed box (checked above)
         for c in boxes:
             inside |= ((doubt[:, 0] >= c[0]) & (doubt[:, 1] >= c[1]) & (doubt[:, 2] <= c[2])
                        & (doubt[:, 3] <= c[3]))
@@ -150,15 +162,23 @@ class Stillness:
             mask = np.zeros_like(changed, np.uint8)
             for b in doubt:
                 g = max(DOUBT_CONTEXT, float(max(b[2] - b[0], b[3] - b[1])))
-                mask[self._cells(np.ceil(b + np.array([-g, -g, g, g])), origin)] = 1
+                mask[self._cells(b + np.array([-g, -g, g, g]), origin)] = 1
             doubtful = self._components(mask, region, origin)
         if sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes + doubtful) > \
                 PARTIAL_MAX * (x1 - x0) * (y1 - y0):
             return None
-        self.partial += 1
         kept = type(dets)(old[~stale], dets.scores[~stale])
         kept.doubt = np.zeros((0, 4), np.float32)       # each is in a doubtful box: run again
         return kept, boxes, doubtful
+
+    def touches_change(self, key, boxes) -> bool:
+        """Whether any of `boxes` (pixels) lies over a value found changed by the last `plan`
+        of `key`."""
+        if boxes is None or not len(boxes) or self._changed is None or \
+                self._changed[0] != key:
+            return False
+        _, changed, origin = self._changed
+        return any(changed[self._cells(b, origin)].any() for b in boxes)
 
     def keep(self, key, region, dets, changed=None) -> None:
         """Record a run's detections: of the whole region (`changed` None), or with the
@@ -171,6 +191,7 @@ class Stillness:
             self._memo[key] = {"period": self._period, "region": region,
                                "grey": self._grey[rows, cols].copy(), "dets": dets}
             return
+        self.partial += 1
         memo = self._memo[key]
         origin = (cols.start, rows.start)
         for b in changed:           # the doubtful boxes' pictures were not changed
