@@ -346,9 +346,9 @@ PLAN_BUDGET_S = 900.0 - 60.0
 #: A worker's CPU seconds per frame megapixel with the default options on one core
 #: (bench/lambda_sizing.py, 2026-12-01: 0.28 at 1080p, 0.18 at 720p; the larger is used). A
 #: chunk must end within half the 900 s timeout even 3x slower than that (busier scenes, more
-#: faces); its tracking margins (about 2.35 s) are decoded and detected too. Chunks are cut
-#: shorter than the setting when needed: with the balanced default, 1080p at 1 vCPU gets about
-#: 6 s chunks, where the fast preset of earlier releases ran 20 s in that time.
+#: faces); its margins (stages.margins: 2.95 s with the defaults) are decoded and detected
+#: too. Chunks are cut shorter than the setting when needed: with the balanced default, 1080p
+#: at 1 vCPU gets about 5.7 s chunks, where the fast preset of earlier releases ran 20 s.
 WORKER_CPU_S_PER_MPIXEL = 0.28
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
@@ -356,7 +356,6 @@ WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality",
 MAX_HEADER_FPS = 120.0      # a VFR file's header may claim 1000 fps ("1k tbr")
 WORKER_SLOWDOWN = 3.0
 WORKER_BUDGET_S = 450.0
-TRACK_MARGIN_S = 2.35
 MIN_CHUNK_S = 1.0
 
 
@@ -370,7 +369,7 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
             rate *= factor
     per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
     fps = min(max(fps or 30.0, 1.0), MAX_HEADER_FPS)
-    return WORKER_BUDGET_S / per_frame / fps - TRACK_MARGIN_S
+    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options or Options()))
 
 
 def cap_chunks(cut: dict, head: dict | None, settings: Settings,

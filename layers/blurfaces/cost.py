@@ -96,7 +96,7 @@ def job_cost(*, worker_seconds: list[float], worker_memory_mb: float,
 
 
 def per_video_hour(*, fps_processed: float, worker_memory_mb: int, video_fps: float = 30.0,
-                   chunk_seconds: float = 30.0, margin_seconds: float = 2.35,
+                   chunk_seconds: float = 30.0, margin_seconds: float = 2.95,
                    startup_seconds: float = 3.0, stitch_seconds_per_hour: float = 120.0,
                    plan_seconds_per_hour: float = 30.0, arch: str = "x86_64",
                    bitrate_mbps: float = 8.0, max_concurrency: int = 100) -> dict:
@@ -104,7 +104,7 @@ def per_video_hour(*, fps_processed: float, worker_memory_mb: int, video_fps: fl
     (`fps_processed`: frames per second one worker Lambda of `worker_memory_mb` achieves).
 
     Each chunk also decodes and tracks its margins (`margin_seconds` of extra video,
-    stages.margins with the default hold/look-ahead) and pays a start-up (`startup_seconds`:
+    stages.margins with the default hold, look-ahead and reuse period) and pays a start-up (`startup_seconds`:
     image cold start, model load). Wall clock assumes `max_concurrency` workers at once and
     no throttling: waves x the longest chunk, plus plan and stitch."""
     chunks = math.ceil(3600.0 / chunk_seconds)
