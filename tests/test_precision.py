@@ -14,17 +14,9 @@ import media
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import hardclips  # noqa: E402
 
-from blurfaces.detect import CenterFace, FinePass  # noqa: E402
+from blurfaces.detect import CenterFace, FinePass, iou_matrix  # noqa: E402
 from blurfaces.model import default_model_path, precision_path  # noqa: E402
 from blurfaces.options import Options  # noqa: E402
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def _pair(**kw):
@@ -48,7 +40,7 @@ def test_int8_finds_the_same_large_faces_as_fp32(name):
     fp32, int8 = _pair(detect_size=640, threshold=0.4)
     a, b = fp32.detect(rgb), int8.detect(rgb)
     assert len(a) >= 1 and len(b) == len(a), (len(a), len(b))
-    iou = _iou(a.boxes, b.boxes)
+    iou = iou_matrix(a.boxes, b.boxes)
     assert iou.max(axis=1).min() > 0.8, iou
     j = iou.argmax(axis=1)
     assert np.abs(a.scores - b.scores[j]).max() < 0.1, (a.scores, b.scores[j])
@@ -65,7 +57,7 @@ def test_int8_finds_the_small_noisy_faces_fp32_finds():
     fp32, int8 = _pair(detect_size=640, threshold=0.3, fine=FinePass())
     a, b = fp32.detect(rgb), int8.detect(rgb)
     assert len(a) >= 60, len(a)                 # a real crowd: the test has something to miss
-    matched = (_iou(a.boxes, b.boxes).max(axis=1) > 0.5).mean()
+    matched = (iou_matrix(a.boxes, b.boxes).max(axis=1) > 0.5).mean()
     assert matched >= 0.97, f"int8 matched {matched:.1%} of {len(a)} fp32 faces"
     assert len(b) <= 1.1 * len(a)               # and does not make up many more
 

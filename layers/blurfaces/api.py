@@ -37,10 +37,10 @@ class BlurResult:
 def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
                draw_heatmap=False, neighbours=32, resolution=250, draw_scores=False,
                save_data=True, data_format="csv", color=(0, 0, 0), target_name=None,
-               overwrite=False, *, quality="balanced", reuse=True, precision="int8",
+               overwrite=False, *, quality="balanced", reuse=None, precision=None,
                threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
                hold=0.5, lookahead=0.3,
-               keep_audio=True, crf=23, preset="veryfast",
+               keep_audio=True, crf=None, preset="veryfast",
                workers=None, chunk_seconds=None, chunks=None, progress=None,
                retries=2) -> BlurResult:
     """Mask every face in the video at `path` (a local path or an s3:// URI).

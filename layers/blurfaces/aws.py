@@ -52,6 +52,7 @@ from . import cost, jobs, stages, storage as st
 from .errors import BlurfacesError, InputError, OptionError
 from .options import Options, from_env, layered
 from .publish import TOKEN_METADATA
+from .video import plausible_fps
 
 log = logging.getLogger("blurfaces.aws")
 
@@ -353,36 +354,36 @@ WORKER_CPU_S_PER_MPIXEL = 0.28
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
 WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
-MAX_HEADER_FPS = 120.0      # a VFR file's header may claim 1000 fps ("1k tbr")
 WORKER_SLOWDOWN = 3.0
 WORKER_BUDGET_S = 450.0
-MIN_CHUNK_S = 1.0
+MIN_CAPPED_CHUNK_S = 1.0
 
 
 def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
                          options: Options | None = None) -> float:
     """The longest chunk (seconds of video) a worker of that size finishes in time."""
+    options = options or Options()
     vcpus = cost.vcpus(worker_memory_mb)
     rate = float(os.environ.get("WORKER_CPU_S_PER_MPIXEL") or WORKER_CPU_S_PER_MPIXEL)
     for (name, value), factor in WORKER_COST.items():
-        if options is not None and getattr(options, name) == value:
+        if getattr(options, name) == value:
             rate *= factor
     per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
-    fps = min(max(fps or 30.0, 1.0), MAX_HEADER_FPS)
-    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options or Options()))
+    fps = plausible_fps(fps)          # a VFR file's header may claim 1000 fps ("1k tbr")
+    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options))
 
 
 def cap_chunks(cut: dict, head: dict | None, settings: Settings,
                options: Options | None = None) -> dict:
     """`cut` with chunk_seconds lowered to what a worker finishes in time with `options`
-    (see above); LimitError when not even MIN_CHUNK_S fits. An explicit chunk count is left
+    (see above); LimitError when not even MIN_CAPPED_CHUNK_S fits. An explicit chunk count is left
     alone."""
     if not head or cut.get("chunks") or not cut.get("chunk_seconds") \
             or not head["w"] * head["h"]:
         return cut
     cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb,
                                options)
-    if cap < MIN_CHUNK_S:
+    if cap < MIN_CAPPED_CHUNK_S:
         raise LimitError(f"frames of {head['w']}x{head['h']} at {head['fps']:.0f} fps take "
                          f"longer than a worker of {settings.worker_memory_mb} MB can run "
                          "even for a 1 s chunk; raise WorkerMemorySize (more vCPUs) or scale "
@@ -651,10 +652,11 @@ def rollback(manifest: dict) -> list[str]:
     return removed
 
 
-def _delete_work(work: str) -> None:
-    """Remove the work area, the manifest last (a retried stitch still finds the job)."""
+def _delete_work(work: str, uris=None) -> None:
+    """Remove the work area (`uris`: its listing, when the caller has one), the manifest last
+    (a retried stitch still finds the job)."""
     store = _s3(work)
-    uris = store.list(work)
+    uris = list(store.list(work) if uris is None else uris)
     last = st.join(work, stages.MANIFEST)
     for uri in [u for u in uris if u != last] + [u for u in uris if u == last]:
         store.delete(uri)
@@ -747,6 +749,7 @@ def abort_job(event: dict, settings: Settings) -> dict:
     removed = rollback(manifest) if manifest else []
     name, message = _state_error(event.get("error"))
     stage, chunk = "stitch", None
+    present = None
     if manifest:
         present = set(store.list(work))         # one listing, not a HEAD per chunk
         missing = [c["index"] for c in manifest["chunks"]
@@ -757,7 +760,7 @@ def abort_job(event: dict, settings: Settings) -> dict:
                 e = store.read_json(_error_uri(work, index))
                 name, message, chunk = e["error_type"], e["message"], index
                 break
-    _delete_work(work)
+    _delete_work(work, present)
     out = {"job_id": jid, "aborted": True, "removed_outputs": removed}
     if _summary_of(settings, source) is None:
         return out

