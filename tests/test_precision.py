@@ -110,3 +110,23 @@ def test_a_quantized_model_that_misses_faces_is_refused(tmp_path):
     assert check_against(fp32, precision_path(fp32, "int8"), blobs) > 0
     with pytest.raises(ModelError, match="misses faces"):
         check_against(fp32, broken, blobs)
+
+
+def test_an_int8_model_beside_another_fp32_model_is_refused(monkeypatch, tmp_path):
+    """The int8 model records the fp32 model it was built from: beside another one (replaced
+    by hand, or $BLURFACES_MODEL naming a different file next to an old int8 file) the
+    detector refuses to start instead of detecting with weights nobody chose."""
+    import shutil
+    import onnx
+    from blurfaces.errors import ModelError
+    fp32 = default_model_path()
+    shutil.copy(precision_path(fp32, "int8"), tmp_path / "mine-int8.onnx")
+    shutil.copy(fp32, tmp_path / "mine.onnx")
+    monkeypatch.setenv("BLURFACES_MODEL", str(tmp_path / "mine.onnx"))
+    assert CenterFace(precision="int8").model_path == tmp_path / "mine-int8.onnx"  # its pair
+    other = onnx.load(str(fp32))
+    onnx.helper.set_model_props(other, {"note": "another fp32 model"})
+    onnx.save(other, str(tmp_path / "mine.onnx"))
+    with pytest.raises(ModelError, match="was not built from .*mine.onnx"):
+        CenterFace(precision="int8")
+    assert CenterFace(precision="fp32").model_path == tmp_path / "mine.onnx"

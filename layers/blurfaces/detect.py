@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .errors import ModelError, OptionError
-from .model import ensure_model
+from .model import check_source, ensure_model
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .motion import CameraMotion
 from .still import DOUBT, Stillness
@@ -190,6 +190,9 @@ class CenterFace:
             raise ModelError(f"{path}: cannot load the face model ({e}). "
                              "Delete it and run `blurfaces fetch-model`.") from None
         self.model_path = path
+        if model_path is None:          # the fetched pair: int8 must come from this fp32
+            check_source(path, precision,
+                         self.session.get_modelmeta().custom_metadata_map)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.detect_size = detect_size

@@ -41,6 +41,29 @@ def default_model_path() -> Path:
     return Path.home() / ".cache" / "blurfaces" / "models" / MODEL_NAME
 
 
+SOURCE_KEY = "blurfaces.fp32_sha256"     # int8 model metadata: the fp32 model it was built from
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def check_source(model: Path, precision: str, metadata: dict) -> None:
+    """ModelError unless the int8 `model` (its ONNX `metadata`) was built from the fp32
+    model beside it: after that one is replaced (or $BLURFACES_MODEL names another beside an
+    old int8 file), the old int8 model would otherwise detect with the wrong weights."""
+    if precision == "fp32":
+        return
+    fp32 = model.with_name(model.name.replace(f"-{precision}", ""))
+    recorded = metadata.get(SOURCE_KEY)
+    if not fp32.exists() or recorded != file_sha256(fp32):
+        raise ModelError(f"{model}: this {precision} model was not built from {fp32} "
+                         f"({'no record of its source' if recorded is None else 'another file'}"
+                         "). Delete it and run `blurfaces fetch-model` to build it again.")
+
+
 def precision_path(fp32: Path, precision: str) -> Path:
     """Where the model of `precision` lives, given the fp32 model's path."""
     if precision == "fp32":
