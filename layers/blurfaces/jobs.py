@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from . import storage as st
 from .discover import is_own_output, is_video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
+from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
-LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")
@@ -359,19 +359,18 @@ class JobResult:
                 "error": self.error, "report": self.report}
 
 
-def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
-            execution: dict | None = None, progress=None, rerun: str | None = None,
+def run_job(source: str, options: Options, *, layout: Layout | None = None,
+            execution: Execution | None = None, progress=None, rerun: str | None = None,
             target_name: str | None = None, overwrite: bool = False,
             resume: bool = True, raise_errors: bool = False, retries: int = 2) -> JobResult:
     """Process one input as one job: pin its version, read its sidecar, choose the outputs
     (layout or beside the input), skip it when a result for this version exists (`resume`),
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
-    from .options import Options
     from .runner import run
     from .stages import reserve_output
     t0 = time.time()
-    execution = dict(execution or {})
+    execution = execution or Execution()
     store = st.get_storage(source)
     stat = jid = None
     report_uri = layout.report(source) if layout else None
@@ -385,9 +384,7 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                 return JobResult(source, "skipped", jid, outputs=outputs)
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)
-        opts = dict(base_options)
-        opts.update(sidecar_options(source))
-        options = Options.from_dict(opts)
+        options, execution = with_sidecar(options, execution, sidecar_options(source))
         if layout is not None:
             if not st.is_s3(outputs["video"]):
                 os.makedirs(os.path.dirname(outputs["video"]), exist_ok=True)
@@ -402,7 +399,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                       overwrite=layout is not None or overwrite,
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
-                      **execution)
+                      workers=execution.workers, chunk_seconds=execution.chunk_seconds,
+                      chunks=execution.chunks)
     except Interrupted:
         raise
     except BlurfacesError as e:
