@@ -463,7 +463,9 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         uri = part_uri(work, c["index"])
         if not work_store.exists(uri):
             raise ChunkError(f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s) has "
-                             f"no result in {work}: run its worker again before stitching.")
+                             f"no result in {work}: run its worker again before stitching.",
+                             index=c["index"], start_s=c["start_s"], stop_s=c["stop_s"],
+                             input=manifest["source"], stage="stitch")
         parts.append(work_store.read_json(uri))
     parts = _global_tracks(parts)
 
