@@ -40,7 +40,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import is_own_output, is_video_name
+from .discover import is_video_name
+from .outputs import done, finished_beside, is_own_output, output_names, read_record, video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
 from .options import Execution, Options, with_sidecar
 
@@ -107,7 +108,7 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
             rel = uri[len(prefix):]
             if uri.startswith(skip) or any(p.startswith(".") for p in rel.split("/")[:-1]):
                 continue
-            if skip_reason(uri, s.size) or _is_s3_output(uri, stats):
+            if skip_reason(uri, s.size) or is_own_output(uri, stats):
                 continue
             ready.append(Found(uri, s))          # S3 objects appear whole: no settling
         return ready, pending
@@ -130,12 +131,6 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
                         mtime_ns=info.st_mtime_ns)
             (pending if now - info.st_mtime < settle else ready).append(Found(path, s))
     return ready, pending
-
-
-def _is_s3_output(uri: str, listing: dict) -> bool:
-    """On S3 an output is recognised like locally: its summary beside it names it."""
-    summary = f"{posixpath.splitext(uri)[0]}_summary.json"
-    return summary in listing
 
 
 # ------------------------------------------------------------------------------ layout
@@ -175,10 +170,7 @@ class Layout:
             else self.dir(name) + rel.replace(os.sep, "/")
 
     def outputs(self, uri: str) -> dict:
-        from .stages import output_names
-        rel = self.rel(uri)
-        stem = os.path.splitext(rel)[0]
-        return output_names(self._under("anonymized", f"{stem}_blurred.mp4"))
+        return output_names(video_name(self._under("anonymized", self.rel(uri))))
 
     def report(self, uri: str) -> str:
         return self._under("failed", self.rel(uri) + ".json")
@@ -216,46 +208,6 @@ def sidecar_options(source: str) -> dict:
 
 
 # ------------------------------------------------------------------------------ results
-
-def _read_json(uri: str):
-    store = st.get_storage(uri)
-    try:
-        if not store.exists(uri):
-            return None
-        return store.read_json(uri)
-    except BlurfacesError:
-        return None
-
-
-def finished(summary_uri: str, stat: st.Stat) -> dict | None:
-    """The summary at `summary_uri` if it is a complete result for this input version."""
-    s = _read_json(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
-        return s
-    return None
-
-
-def reported(report_uri: str, stat: st.Stat) -> dict | None:
-    r = _read_json(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
-        return r
-    return None
-
-
-def finished_beside(source: str, stat: st.Stat) -> dict | None:
-    """A complete result beside the input (`<stem>_blurred[_N]_summary.json`)."""
-    if st.is_s3(source):
-        return finished(f"{posixpath.splitext(source)[0]}_blurred_summary.json", stat)
-    base = os.path.splitext(source)[0] + "_blurred"
-    folder = os.path.dirname(os.path.abspath(source))
-    pat = re.compile(re.escape(os.path.basename(base)) + r"(_\d+)?_summary\.json$")
-    for name in sorted(os.listdir(folder)):
-        if pat.match(name):
-            s = finished(os.path.join(folder, name), stat)
-            if s:
-                return s
-    return None
-
 
 # ------------------------------------------------------------------------------ reports
 
@@ -316,7 +268,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
     for _ in range(2):
         if store.create_exclusive(uri, body):
             return InputClaim(uri)
-        held = _read_json(uri) or {}
+        held = read_record(uri) or {}
         from .publish import pid_alive
         dead_here = held.get("host") == socket.gethostname() and \
             not pid_alive(int(held.get("pid") or -1))
@@ -359,7 +311,7 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
     from .runner import run
-    from .stages import reserve_output
+    from .outputs import reserve_output
     t0 = time.time()
     execution = execution or Execution()
     store = st.get_storage(source)
@@ -371,7 +323,7 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
         jid = job_id(source, stat, rerun)
         if layout is not None:
             outputs = layout.outputs(source)
-            if resume and (finished(outputs["summary"], stat) or reported(report_uri, stat)):
+            if resume and done(outputs["summary"], report_uri, stat):
                 return JobResult(source, "skipped", jid, outputs=outputs)
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)

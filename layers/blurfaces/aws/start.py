@@ -16,6 +16,7 @@ import time
 
 from .. import jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError
+from ..outputs import done
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
 from .events import Upload, input_reason, version_stat
@@ -48,10 +49,9 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    if rerun is None and jobs.finished(outputs["summary"], stat):
-        return {**rec, "status": "done", "summary": outputs["summary"]}
-    if rerun is None and jobs.reported(report_uri, stat):
-        return {**rec, "status": "done", "report": report_uri}
+    found = done(outputs["summary"], report_uri, stat) if rerun is None else None
+    if found:
+        return {**rec, "status": "done", found[0]: found[1]}
     sm = settings.state_machine
     status = execution_status(sm, jid) if sm else None
     if status is not None:
