@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 
 from . import storage as st
 from .discover import is_own_output, is_video_name
-from .errors import BlurfacesError, InputError, Interrupted, OptionError
+from .errors import (BlurfacesError, InputError, Interrupted, OptionError, Superseded,
+                     TransientError)
 
 SIDECAR = ".blurfaces.json"
 LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
@@ -409,6 +410,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
         if raise_errors:
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
+        if isinstance(e, (TransientError, Superseded)):
+            report_uri = None       # no report: the input is fine (a report marks it done)
         if report_uri is not None:
             try:
                 write_report(report_uri, report)
