@@ -103,6 +103,7 @@ def test_sample_events_parse(aws):
     assert "changed" in core.state_error(abort["error"])[1]
 
 
+@pytest.mark.slow
 def test_core_loads_no_aws_library():
     code = ("import sys, blurfaces.aws, blurfaces.jobs; "
             "print([m for m in ('boto3', 'botocore', 'aws_lambda_powertools') "
@@ -339,6 +340,7 @@ def test_watch_s3_two_watchers_and_kill_9(aws, clips):
     assert not any("_blurred_1" in k for k in keys(aws, bucket, "drop/anonymized/"))
 
 
+@pytest.mark.slow
 def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
     """Stitch never copies the segments to local disk (its /tmp holds only the output):
     with downloads made impossible it still produces the complete, self-checked video."""

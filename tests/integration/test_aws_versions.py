@@ -64,6 +64,7 @@ def delete_markers(aws, bucket, prefix) -> list:
         Bucket=bucket, Prefix=prefix).get("DeleteMarkers", [])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
 def test_older_job_finishing_last_publishes_nothing(aws, clips, tmp_path, versioned):
     """Defect 1: v1 planned and processed, v2 uploaded, planned, published; job A (v1)
@@ -145,6 +146,7 @@ def test_two_stitches_of_one_key_publish_one_whole_set(aws, clips, monkeypatch, 
     assert not [k for k in keys(aws, bucket) if k.endswith(publish.LOCK_SUFFIX)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
 def test_failed_publish_keeps_the_previous_result(aws, clips, tmp_path, monkeypatch,
                                                   versioned):
@@ -188,6 +190,7 @@ def test_failed_publish_keeps_the_previous_result(aws, clips, tmp_path, monkeypa
         {job_b["job_id"]}
 
 
+@pytest.mark.slow
 def test_state_machine_superseded_job_ends_without_failing(aws, clips, monkeypatch):
     """Unversioned bucket, re-upload while the execution runs: the workers' reads are
     refused (If-Match), the abort finds the input replaced: no report, "Job Superseded",
