@@ -14,7 +14,7 @@ import logging
 import time
 
 from .. import jobs, stages, storage as st
-from ..errors import BlurfacesError, InputError, OptionError, Superseded
+from ..errors import BlurfacesError, InputError, OptionError, Superseded, hint_for
 from ..publish import ensure_current, rollback_s3
 from .notify import (FAILED, SUCCEEDED, SUPERSEDED, failed_detail, notify,
                      superseded_detail)
@@ -194,7 +194,7 @@ def abort_job(event: dict, settings: Settings) -> dict:
     t0 = (manifest["job"].get("started") if manifest else None) or time.time()
     report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,
                                  started=t0, chunk=chunk)
-    report.update(error_type=name, what_to_do=jobs.HINTS.get(name, report["what_to_do"]))
+    report.update(error_type=name, what_to_do=hint_for(name))
     report_uri = None
     if not out["retryable"]:        # a report marks this version done: never for these
         report_uri = layout.report(source)
