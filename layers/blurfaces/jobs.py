@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 
 from . import storage as st
 from .discover import is_video_name
+from .errors import (BlurfacesError, InputError, Interrupted, OptionError, Superseded,
+                     TransientError)
 from .outputs import done, finished_beside, is_own_output, output_names, read_record, video_name
-from .errors import BlurfacesError, InputError, Interrupted, OptionError
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
@@ -350,6 +351,8 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
         if raise_errors:
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
+        if isinstance(e, (TransientError, Superseded)):
+            report_uri = None       # no report: the input is fine (a report marks it done)
         if report_uri is not None:
             try:
                 write_report(report_uri, report)

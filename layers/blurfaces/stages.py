@@ -397,7 +397,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-stitch-", dir=work_local) as tmp:
         pub = Publisher(tmp, overwrite=bool(manifest.get("overwrite")),
-                        token=manifest.get("publish_token"))
+                        token=manifest.get("publish_token"), source=manifest["source"],
+                        pin=manifest.get("source_version"))
         try:
             summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
                                    t0)
