@@ -524,7 +524,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         src_store.check_pin(source, pin)
     index = work_store.read_json(st.join(work, INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
-                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s)
+                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s, sar=info.sar)
 
     offset, rows = 0, []
     for p in parts:
@@ -545,7 +545,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         from .heatmap import centroid_mask
         cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
             if len(detected) else np.zeros((0, 2))
-        draw_heatmap(cents, info.display_width, info.display_height,
+        # drawn as the picture is shown: anamorphic pixels widened by their aspect ratio
+        wide = float(info.display_aspect * info.display_height / info.display_width)
+        cents[:, 0] *= wide
+        draw_heatmap(cents, max(1, round(info.display_width * wide)), info.display_height,
                      pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
                      resolution=options.resolution, title=os.path.basename(source))
         heatmap_file = outputs["heatmap"]
@@ -572,6 +575,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "video": {"width": info.display_width, "height": info.display_height,
                   "coded_width": info.width, "coded_height": info.height,
                   "rotation": info.rotation, "duration_s": info.duration_s,
+                  # anamorphic pixels are kept as they are, with their aspect ratio
+                  "sample_aspect_ratio": "{}:{}".format(*(info.sar or (1, 1))),
+                  "display_aspect_ratio": "{0.numerator}:{0.denominator}".format(
+                      info.display_aspect),
                   "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
                   "audio_mode": mux["audio_mode"],
                   # how the output's timestamps relate to the container's (README, Inputs)

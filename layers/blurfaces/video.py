@@ -97,6 +97,16 @@ class VideoInfo:
     size_changes: list = field(default_factory=list)  # [[frame index, w, h], ...] where the
     #                             coded size changes; such frames are scaled to width x height
     color: dict | None = None   # colorspace, color_range, color_primaries, color_trc (enums)
+    sar: tuple | None = None    # (num, den) sample aspect ratio of the coded pixels (anamorphic
+    #                             PAL/NTSC/HDV: 64:45, 16:15, 4:3, 8:9, ...); None: square
+
+    @property
+    def display_aspect(self) -> Fraction:
+        """Width / height of the upright picture as a player shows it (SAR applied)."""
+        sar = Fraction(*self.sar) if self.sar else Fraction(1)
+        if self.rotation in (90, 270):
+            sar = 1 / sar       # the SAR is of stored pixels: their width is upright height
+        return Fraction(self.display_width, self.display_height) * sar
 
     @property
     def tb(self) -> Fraction:
@@ -120,8 +130,9 @@ class VideoInfo:
     def from_dict(cls, d: dict) -> "VideoInfo":
         d = dict(d)
         d["time_base"] = tuple(d["time_base"])
-        if d.get("frame_step") is not None:
-            d["frame_step"] = tuple(d["frame_step"])
+        for key in ("frame_step", "sar"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
@@ -253,6 +264,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
                      "channels": a_in.channels, "copy": codec in MP4_AUDIO}
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
+        sar = _sar(vs)
     finally:
         container.close()
 
@@ -282,7 +294,16 @@ def probe(src, name: str | None = None) -> VideoInfo:
         keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
-        size_changes=changes, color=_color_of(first))
+        size_changes=changes, color=_color_of(first), sar=sar)
+
+
+def _sar(vs) -> tuple | None:
+    """The stream's sample aspect ratio (the container's where it says one, else the
+    codec's, as players choose), None for square or unknown pixels."""
+    sar = vs.sample_aspect_ratio
+    if not sar or sar <= 0 or sar == 1:
+        return None
+    return (sar.numerator, sar.denominator)
 
 
 #: FFmpeg's "unspecified" value of each colour property
@@ -545,6 +566,9 @@ class SegmentEncoder:
         self.pix_fmt = "yuv444p" if odd else "yuv420p"
         s = self.container.add_stream("libx264")
         s.width, s.height, s.pix_fmt = info.width, info.height, self.pix_fmt
+        if info.sar:
+            # in the H.264 stream itself (VUI), so the MP4 carries it too (pasp)
+            s.codec_context.sample_aspect_ratio = Fraction(*info.sar)
         s.codec_context.time_base = info.tb
         s.time_base = info.tb
         opts = {"crf": str(crf), "preset": preset, "bf": "0", "g": "250"}
