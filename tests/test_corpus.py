@@ -36,12 +36,6 @@ from blurfaces.video import iter_frames, probe
 
 FAST = dict(workers=1, detect_size=320, chunks=3)
 CASES = sorted(corpus.CASES)
-SLOW = {"mpeg2_pal", "avchd_m2ts"}      # full-size pictures: over 3 s end to end
-
-
-def runs(names):
-    """`names` as parameters, those whose whole run takes over 3 s marked slow."""
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 EXPECT_INDICES = {"open_gop": list(range(25, 75))}   # the leading B-frame (24) is undecodable
 EXPECT_TIMES = {"open_gop": corpus._times(50, 25)}
 
@@ -196,7 +190,7 @@ def test_probe_names_the_audio_codec_not_its_decoder(single_face):
 
 # ------------------------------------------------------------------------------ end to end
 
-@pytest.mark.parametrize("name", runs(CASES))
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_end_to_end(name, ran):
     case, r = ran(name)
@@ -256,8 +250,8 @@ def test_end_to_end(name, ran):
         assert abs(b_in - b_out) < 0.005, f"A/V offset {b_in:.4f} s in, {b_out:.4f} s out"
 
 
-@pytest.mark.parametrize("name", runs(n for n in CASES
-                                      if not n.startswith("resolution_change")))
+@pytest.mark.parametrize("name", [n for n in CASES
+                                  if not n.startswith("resolution_change")])
 @pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_colours_outside_masks_unchanged(name, ran):
     """Every output frame against the picture it was drawn from, outside the masked boxes."""
