@@ -5,9 +5,14 @@ An output of blurfaces is recognised by what it is, never by a substring of its 
 is one of ours when the summary written beside it (`<stem>_summary.json`) is a blurfaces
 summary that names this very file as its output video. A user's `lens_blurred_take2.mp4` is
 an input like any other.
+
+A file that another process still has open for writing (an upload that paused for longer than
+the settle time) is not an input yet: `open_for_writing` tells, where Linux can.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 
@@ -22,6 +27,59 @@ def is_video_name(path: str) -> bool:
 
 def summary_path(video: str) -> str:
     return f"{os.path.splitext(video)[0]}_summary.json"
+
+
+def open_for_writing(path: str) -> bool:
+    """Whether another process has the file at `path` open for writing, as far as this
+    system can tell: Linux refuses a read lease (fcntl F_SETLEASE) while any writer has the
+    file open; where leases are not available (a network file system, another user's file
+    without CAP_LEASE) the open files listed in /proc are read. False where neither works."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EBUSY):
+            return True
+        return _writers_in_proc(path)
+    else:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _writers_in_proc(path: str) -> bool:
+    """Whether any process visible in /proc has `path` open write-only or read-write."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return False
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        fds = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue
+        for n in names:
+            try:
+                s = os.stat(f"{fds}/{n}")
+                if (s.st_dev, s.st_ino) != (target.st_dev, target.st_ino):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{n}", encoding="ascii") as f:
+                    flags = next((int(line.split()[1], 8) for line in f
+                                  if line.startswith("flags:")), 0)
+            except (OSError, ValueError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                return True
+    return False
 
 
 def is_own_output(path: str) -> bool:

@@ -7,7 +7,7 @@ It owns:
   list of video extensions (`discover.VIDEO_EXTS`); skips the tool's own outputs, work area,
   claims and failure reports, folder markers, empty files, hidden and temporary names
   (``.part``, ``.crdownload``, ``~`` ...) and, locally, files still being written (modified
-  less than `settle` seconds ago);
+  less than `settle` seconds ago, or open for writing in another process);
 * **job identity**: a stable job id from the input's URI and its version (`Storage.stat`:
   VersionId or ETag on S3; size, mtime and inode locally); the job is pinned to that version
   (every read of the pipeline checks it);
@@ -30,6 +30,7 @@ It owns:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -40,8 +41,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import is_own_output, is_video_name
-from .errors import BlurfacesError, InputError, Interrupted, OptionError
+from .discover import is_own_output, is_video_name, open_for_writing
+from .errors import BlurfacesError, InputChanged, InputError, Interrupted, OptionError
 
 SIDECAR = ".blurfaces.json"
 LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
@@ -117,7 +118,10 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and os.path.abspath(os.path.join(folder, d)) not in skip_abs)
+        publishing = _settle_claims(folder, files)
         for name in sorted(files):
+            if name.startswith(publishing):
+                continue                # outputs a live run is publishing now
             path = os.path.join(folder, name)
             try:
                 info = os.stat(path)
@@ -128,8 +132,23 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
                 continue
             s = st.Stat(size=info.st_size, mtime=info.st_mtime, inode=info.st_ino,
                         mtime_ns=info.st_mtime_ns)
-            (pending if now - info.st_mtime < settle else ready).append(Found(path, s))
+            busy = now - info.st_mtime < settle or open_for_writing(path)
+            (pending if busy else ready).append(Found(path, s))
     return ready, pending
+
+
+def _settle_claims(folder: str, names) -> tuple[str, ...]:
+    """Clean the output claims of dead runs in `folder` (a set they half-published is rolled
+    back, so its video is never taken for an input); returns the stems of the output sets that
+    live runs hold."""
+    from .publish import LOCK_SUFFIX, clean_if_stale
+    busy = []
+    for n in names:
+        if n.startswith(".") and n.endswith(LOCK_SUFFIX):
+            video = n[1:-len(LOCK_SUFFIX)]
+            if clean_if_stale(os.path.join(folder, video)):
+                busy.append(os.path.splitext(video)[0])
+    return tuple(busy)
 
 
 def _is_s3_output(uri: str, listing: dict) -> bool:
@@ -142,8 +161,16 @@ def _is_s3_output(uri: str, listing: dict) -> bool:
 
 @dataclass
 class Layout:
-    """The drop-folder layout under `root` (a local folder or an s3:// prefix)."""
+    """The drop-folder layout under `root` (a local folder or an s3:// prefix).
+
+    Locally, every input keeps its own outputs and report: two inputs of one name (two
+    phones' IMG_0001.MOV, one after the other) never share them, and a file already in
+    anonymized/ or failed/ is never replaced. The second input's set is named like the input
+    once moved (`moves_inputs`: done/dup_1.mp4 -> anonymized/dup_1_blurred.mp4, failed/x_1.mp4
+    beside failed/x_1.mp4.json). On S3 an input stays where it is and a new upload of a key is
+    a new version of the same input: its outputs replace the previous version's."""
     root: str
+    moves_inputs: bool = False      # local inputs move to done/ or failed/ when finished
 
     def __post_init__(self):
         if st.is_s3(self.root):
@@ -188,6 +215,64 @@ class Layout:
 
     def done(self, uri: str) -> str:
         return self._under("done", self.rel(uri))
+
+    def reserve(self, uri: str, formats=(), heatmap=False):
+        """(output names, output claim, where the input moves when done) for a local input:
+        the first of <stem>, <stem>_1, ... whose outputs are all free (and, when inputs move,
+        done/<stem>_N<ext> too). The claim is taken before looking, so a dead run's
+        leftovers under a name are cleaned, never a reason to move on to the next name."""
+        from .publish import Taken, claim
+        from .stages import output_files, output_names
+        stem, ext = os.path.splitext(self.rel(uri))
+        for n in itertools.count():
+            name = stem if n == 0 else f"{stem}_{n}"
+            names = output_names(self._under("anonymized", f"{name}_blurred.mp4"))
+            finals = output_files(names, formats, heatmap)
+            moved = self._under("done", name + ext) if self.moves_inputs else None
+            os.makedirs(os.path.dirname(names["video"]), exist_ok=True)
+            try:
+                held = claim(finals, names["video"])
+            except Taken:
+                continue
+            if any(os.path.lexists(p) for p in finals + [moved] if p):
+                held.release()
+                continue
+            return names, held, moved
+
+    def failure_report(self, uri: str) -> str:
+        """Where the failure report of `uri` goes: failed/<rel>.json, or, when local inputs
+        move, the first failed/<stem>_N<ext>.json whose input name is free too (created
+        empty here, so two watchers never pick the same)."""
+        if not self.moves_inputs:
+            return self.report(uri)
+        stem, ext = os.path.splitext(self.rel(uri))
+        for n in itertools.count():
+            name = self._under("failed", (stem if n == 0 else f"{stem}_{n}") + ext)
+            if os.path.lexists(name):
+                continue
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+            try:
+                os.close(os.open(name + ".json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            return name + ".json"
+
+    def result_for(self, uri: str, stat: st.Stat) -> bool:
+        """Whether a complete result or a failure report for this version of `uri` exists
+        (under any of the names `reserve` and `failure_report` give)."""
+        if st.is_s3(self.root):
+            return bool(finished(self.outputs(uri)["summary"], stat)
+                        or reported(self.report(uri), stat))
+        rel = self.rel(uri)
+        stem, ext = os.path.splitext(os.path.basename(rel))
+        n = r"(_\d+)?"
+        for folder, pattern, check in (
+                ("anonymized", f"{re.escape(stem)}{n}_blurred_summary\\.json", finished),
+                ("failed", f"{re.escape(stem)}{n}{re.escape(ext)}\\.json", reported)):
+            where = os.path.dirname(self._under(folder, rel))
+            if any(check(p, stat) for p in _matching(where, pattern)):
+                return True
+        return False
 
     def claim_uri(self, uri: str) -> str:
         h = hashlib.sha256(self.rel(uri).encode("utf-8")).hexdigest()[:24]
@@ -242,18 +327,26 @@ def reported(report_uri: str, stat: st.Stat) -> dict | None:
     return None
 
 
+def _matching(folder: str, pattern: str) -> list[str]:
+    """Paths of the files in `folder` whose whole name matches `pattern` (sorted)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    pat = re.compile(pattern + "$")
+    return [os.path.join(folder, n) for n in names if pat.match(n)]
+
+
 def finished_beside(source: str, stat: st.Stat) -> dict | None:
     """A complete result beside the input (`<stem>_blurred[_N]_summary.json`)."""
     if st.is_s3(source):
         return finished(f"{posixpath.splitext(source)[0]}_blurred_summary.json", stat)
-    base = os.path.splitext(source)[0] + "_blurred"
+    base = os.path.basename(os.path.splitext(source)[0]) + "_blurred"
     folder = os.path.dirname(os.path.abspath(source))
-    pat = re.compile(re.escape(os.path.basename(base)) + r"(_\d+)?_summary\.json$")
-    for name in sorted(os.listdir(folder)):
-        if pat.match(name):
-            s = finished(os.path.join(folder, name), stat)
-            if s:
-                return s
+    for path in _matching(folder, re.escape(base) + r"(_\d+)?_summary\.json"):
+        s = finished(path, stat)
+        if s:
+            return s
     return None
 
 
@@ -340,7 +433,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
 @dataclass
 class JobResult:
     input: str
-    status: str                      # done | skipped | failed
+    status: str                      # done | skipped | failed | pending (still being written)
     job_id: str | None = None
     outputs: dict = field(default_factory=dict)
     report: str | None = None
@@ -351,6 +444,8 @@ class JobResult:
     error: str | None = None
     error_type: str | None = None
     summary: dict = field(default_factory=dict, repr=False)
+    version: dict | None = None      # the input version the job was pinned to
+    dest: str | None = None          # where a local drop-folder input moves (done/ failed/)
 
     def row(self) -> dict:
         return {"input": self.input, "status": self.status, "job_id": self.job_id,
@@ -374,60 +469,112 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
     execution = dict(execution or {})
     store = st.get_storage(source)
     stat = jid = None
-    report_uri = layout.report(source) if layout else None
-    held = None
+    held = dest = None
+    s3_layout = layout is not None and st.is_s3(layout.root)
     try:
         stat = store.stat(source)
         jid = job_id(source, stat, rerun)
         if layout is not None:
-            outputs = layout.outputs(source)
-            if resume and (finished(outputs["summary"], stat) or reported(report_uri, stat)):
-                return JobResult(source, "skipped", jid, outputs=outputs)
+            if resume and layout.result_for(source, stat):
+                return JobResult(source, "skipped", jid)
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)
         opts = dict(base_options)
         opts.update(sidecar_options(source))
         options = Options.from_dict(opts)
-        if layout is not None:
-            if not st.is_s3(outputs["video"]):
-                os.makedirs(os.path.dirname(outputs["video"]), exist_ok=True)
-            names, held = reserve_output(source, outputs["video"], True,
-                                         formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+        formats = options.data_format if options.save_data else ()
+        if s3_layout:       # a new version of a key replaces its previous outputs
+            names, held = reserve_output(source, layout.outputs(source)["video"], True,
+                                         formats=formats, heatmap=options.draw_heatmap)
+        elif layout is not None:
+            names, held, dest = layout.reserve(source, formats, options.draw_heatmap)
         else:
-            names, held = reserve_output(source, target_name, overwrite,
-                                         formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+            names, held = reserve_output(source, target_name, overwrite, formats=formats,
+                                         heatmap=options.draw_heatmap)
         summary = run(source, outputs=names, options=options, progress=progress,
-                      overwrite=layout is not None or overwrite,
+                      overwrite=s3_layout or (layout is None and overwrite),
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
                       **execution)
     except Interrupted:
         raise
+    except InputChanged as e:
+        if raise_errors:
+            raise
+        # an upload that paused or went on: no report, taken again once complete
+        return JobResult(source, "pending", jid, error=str(e), error_type=type(e).__name__,
+                         seconds=round(time.time() - t0, 3))
     except BlurfacesError as e:
         if raise_errors:
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
-        if report_uri is not None:
+        report_uri = None
+        if layout is not None:
             try:
+                report_uri = layout.failure_report(source)
                 write_report(report_uri, report)
-            except BlurfacesError:
+            except (BlurfacesError, OSError):
                 report_uri = None
         return JobResult(source, "failed", jid, report=report_uri, error=str(e),
-                         error_type=type(e).__name__, seconds=round(time.time() - t0, 3))
+                         error_type=type(e).__name__, seconds=round(time.time() - t0, 3),
+                         version=stat.to_dict() if stat else None,
+                         dest=report_uri[:-len(".json")] if report_uri and layout.moves_inputs
+                         else None)
     finally:
         if held is not None:
             held.release()
     c = summary["counts"]
     return JobResult(source, "done", jid, outputs=summary["outputs"], frames=c["frames"],
                      faces=c["detections"], tracks=c["tracks"],
-                     seconds=summary["timings"].get("total_s"), summary=summary)
+                     seconds=summary["timings"].get("total_s"), summary=summary,
+                     version=stat.to_dict(), dest=dest)
 
 
-def move_input(source: str, dest: str) -> None:
+def _settled(path: str, version: dict | None) -> bool:
+    """The local file at `path` is still the version a job read (size and modification time:
+    a move keeps both) and no other program has it open for writing."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return False
+    v = version or {}
+    return (s.st_size, s.st_mtime_ns) == (v.get("size"), v.get("mtime_ns")) \
+        and not open_for_writing(path)
+
+
+def withdraw(result: JobResult) -> None:
+    """Remove what a finished job published (its summary first: it marks a complete result)
+    or its failure report: they describe a part of an input that was still being written."""
+    out = result.outputs or {}
+    for uri in [out.get("summary"), out.get("video"), out.get("heatmap"),
+                *(out.get("data") or []), result.report]:
+        if uri:
+            try:
+                os.unlink(uri)
+            except OSError:
+                pass
+
+
+def move_finished(source: str, dest: str, result: JobResult) -> str | None:
+    """Move a local input whose job finished to `dest` (done/ or failed/, see move_input),
+    unless it changed since the job read it or another program still has it open for
+    writing, before or right after the move: then the job's outputs or report are withdrawn
+    and the input stays in (or goes back to) incoming/, to be taken again once complete.
+    Returns where it went, None when it stayed."""
+    if not _settled(source, result.version):
+        withdraw(result)
+        return None
+    target = move_input(source, dest)
+    if not _settled(target, result.version):
+        move_input(target, source)
+        withdraw(result)
+        return None
+    return target
+
+
+def move_input(source: str, dest: str) -> str:
     """Move a local input (to done/ or failed/), never overwriting: a name clash gets a
-    numeric suffix. Inputs are never lost."""
+    numeric suffix. Inputs are never lost. Returns where it went."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     base, ext = os.path.splitext(dest)
     n, target = 0, dest
@@ -446,6 +593,7 @@ def move_input(source: str, dest: str) -> None:
             os.replace(source + SIDECAR, target + SIDECAR)
         except OSError:
             pass
+    return target
 
 
 def check_root(root: str) -> None:

@@ -29,7 +29,8 @@ import numpy as np
 
 from . import __version__, cost, data as datamod, storage as st
 from .detect import CenterFace, Detections, FinePass, available_cpus
-from .errors import ChunkError, OptionError, OutputError
+from .discover import open_for_writing
+from .errors import ChunkError, InputChanged, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .track import Tracker, TrackOptions
@@ -51,6 +52,12 @@ def output_names(video_uri: str) -> dict:
         else video_uri
     return {"video": video_uri, "stem": stem, "heatmap": f"{stem}_heatmap.png",
             "summary": f"{stem}_summary.json"}
+
+
+def output_files(names: dict, formats=("csv",), heatmap=False) -> list[str]:
+    """The final names a run with these data formats and heatmap setting publishes."""
+    return [names["video"], names["summary"]] + ([names["heatmap"]] if heatmap else []) \
+        + [f"{names['stem']}.{f}" for f in formats]
 
 
 def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
@@ -83,20 +90,20 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
     else:
         src_base = os.path.splitext(source)[0]
         base, ext = f"{src_base}_blurred", ".mp4"
-    from .publish import ensure_writable
+    from .publish import clean_if_stale, ensure_writable
     ensure_writable(f"{base}{ext}")
     n = 0
     while True:
         video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
         names = output_names(video)
+        if not st.is_s3(video):
+            clean_if_stale(video)   # a dead run's leftovers are cleaned, never a reason to skip
         if _same(video, source):
             if target_name and overwrite:
                 raise OptionError(f"{video}: the output would replace the input; "
                                   "choose another target name.")
         else:
-            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None] \
-                + [f"{names['stem']}.{f}" for f in formats]
-            finals = [u for u in finals if u]
+            finals = output_files(names, formats, heatmap)
             if overwrite or not any(_taken(storage, u) for u in finals):
                 try:
                     held = claim(finals, video)
@@ -149,10 +156,23 @@ def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInf
     local = storage.local_path(source)
     if local is not None:
         info = probe(local, source)
-        storage.check_pin(source, pin)
+        check_unchanged(source, pin, storage)
         return info
     with storage.open_read(source, pin=pin) as f:
         return probe(f, source)
+
+
+def check_unchanged(source: str, pin: dict | None, storage=None) -> None:
+    """InputChanged when the source is no longer the version `pin` names or, locally, when
+    another program still has it open for writing (an upload that paused): what was read of
+    it may be a part of it."""
+    storage = storage or st.get_storage(source)
+    storage.check_pin(source, pin)
+    local = storage.local_path(source)
+    if local is not None and open_for_writing(local):
+        raise InputChanged(f"{source}: another program still has the input open for writing "
+                           "(an upload that paused?); nothing was published. It is processed "
+                           "once it is complete.")
 
 
 def pin_source(source: str, storage=None) -> dict:
@@ -376,7 +396,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             encoder.close()
         finally:
             pipeline.close()            # both threads stopped (joined) on any exit
-            encoder.close()
+            encoder.stop()
             if handle is not None:
                 handle.close()
         if progress is not None and pending_progress:
@@ -481,6 +501,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         try:
             summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
                                    t0)
+            # the last look before anything gets a final name
+            check_unchanged(manifest["source"], manifest.get("source_version"))
             pub.commit()
         except OSError as e:
             if getattr(e, "errno", None) not in DISK_FULL | {errno.EACCES, errno.EROFS,
@@ -520,8 +542,6 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     finally:
         if handle is not None:
             handle.close()
-    if handle is None:
-        src_store.check_pin(source, pin)
     index = work_store.read_json(st.join(work, INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
                  height=info.height, chunks=manifest["chunks"], audio_s=audio_s, sar=info.sar)

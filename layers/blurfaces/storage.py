@@ -32,7 +32,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
-from .errors import BlurfacesError, InputError, OptionError, OutputError
+from .errors import BlurfacesError, InputChanged, InputError, OptionError, OutputError
 
 __all__ = ["is_s3", "parse_s3", "join", "get_storage", "Storage", "LocalStorage",
            "S3Storage", "Stat", "Head", "DEFAULT_READ_BUFFER"]
@@ -163,7 +163,7 @@ class Storage:
             return
         now = self.stat(uri)
         if now.token != Stat.from_dict(pin).token:
-            raise InputError(f"{uri}: the input changed while it was being processed (it was "
+            raise InputChanged(f"{uri}: the input changed while it was being processed (it was "
                              "replaced or is still being written); nothing was published. It "
                              "will be processed again as a new version.")
 

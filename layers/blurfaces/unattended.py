@@ -59,9 +59,9 @@ def watch(root: str, base_options: dict, *, execution: dict | None = None,
     """Process what is in ROOT/incoming, then new arrivals, until stopped (or, with `once`,
     until nothing is left or being written). Returns the number of jobs finished."""
     jobs.check_root(root)
-    layout = jobs.Layout(root)
-    layout.ensure()
     local = not st.is_s3(root)
+    layout = jobs.Layout(root, moves_inputs=local and not keep_inputs)
+    layout.ensure()
     finished = 0
     idle = 0
     while True:
@@ -77,12 +77,16 @@ def watch(root: str, base_options: dict, *, execution: dict | None = None,
                     continue                  # moved away by a watcher that just finished
                 r = jobs.run_job(found.uri, base_options, layout=layout, execution=execution,
                                  progress=progress)
-                if r.status == "skipped" and (not local or keep_inputs):
-                    continue                  # inputs that stay: done earlier, say nothing
-                if local and not keep_inputs:
-                    dest = layout.failed_input(found.uri) if r.status == "failed" \
-                        else layout.done(found.uri)
-                    jobs.move_input(found.uri, dest)
+                if r.status == "pending" or (r.status == "skipped"
+                                             and (not local or keep_inputs)):
+                    continue                  # still being written / inputs that stay
+                if layout.moves_inputs:
+                    dest = r.dest or (layout.failed_input(found.uri) if r.status == "failed"
+                                      else layout.done(found.uri))
+                    if r.status == "skipped":
+                        jobs.move_input(found.uri, dest)
+                    elif jobs.move_finished(found.uri, dest, r) is None:
+                        continue              # it was still being written: taken again
                 worked = True
                 finished += 1
                 if on_result:

@@ -597,10 +597,12 @@ class SegmentEncoder:
         self._thread.start()
 
     def _run(self) -> None:
+        ended = False       # the sentinel (None) was taken: nothing more will come
         try:
             while True:
                 item = self._q.get()
                 if item is None:
+                    ended = True
                     break
                 rgb, pts = item
                 f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
@@ -615,9 +617,11 @@ class SegmentEncoder:
                 self.container.mux(pkt)
         except BaseException as e:  # re-raised in the caller's thread
             self._error = e
-            while True:     # keep draining so the producer never blocks forever
-                if self._q.get() is None:
-                    break
+            # keep draining so the producer never blocks, up to the one sentinel: a failure
+            # while flushing (a full disk) comes after it, and waiting for another would
+            # hang close() forever
+            while not ended:
+                ended = self._q.get() is None
         finally:
             # Closing writes the last buffered bytes and the trailer: a full disk shows up
             # here, and it must reach the caller, not die with this thread.
@@ -629,19 +633,25 @@ class SegmentEncoder:
 
     def encode(self, rgb_upright: np.ndarray, pts: int) -> None:
         if self._error is not None:
-            self._raise()
+            self.close()
         self._q.put((rgb_upright, pts))
         self.count += 1
 
     def close(self) -> None:
+        """Finish the segment; raises what went wrong in the encoder (once)."""
+        self.stop()
+        if self._error is not None:
+            e, self._error = self._error, None
+            self._raise(e)
+
+    def stop(self) -> None:
+        """End the encoder thread (the segment is complete, or abandoned); never raises, so
+        it may run while another error (SIGTERM's Interrupted) is on its way out."""
         if self._thread.is_alive():
             self._q.put(None)
             self._thread.join()
-        if self._error is not None:
-            self._raise()
 
-    def _raise(self):
-        e = self._error
+    def _raise(self, e: BaseException):
         if getattr(e, "errno", None) in DISK_FULL:
             raise OutputError(f"{os.path.dirname(self.path)}: no space left while writing a "
                               "temporary video segment. Free space there or set TMPDIR to a "
