@@ -84,7 +84,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
                 time.sleep(2)
         (inc / "truncated.mp4").write_bytes(short_clip.read_bytes()[:5000])
         (inc / "notes.mp4").write_text("not a video at all")
-        (inc / "readme.txt").write_text("not a video name: ignored, left alone")
+        (inc / "readme.txt").write_text("not a video: reported, moved to failed/")
         # An upload under a temporary name, renamed when complete.
         shutil.copy(short_clip, inc / "upload.mp4.part")
         time.sleep(0.5)
@@ -98,7 +98,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
             time.sleep(2.5)
             f.write(data[len(data) // 2:])
         good["slow.mp4"] = media.sha256_file(inc / "slow.mp4")
-        wait_for(lambda: files(inc) == ["readme.txt"], 240, "incoming/ to empty")
+        wait_for(lambda: files(inc) == [], 240, "incoming/ to empty")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -109,7 +109,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
         rel = os.path.relpath(r["input"], inc)
         assert rel not in by_input, f"{rel} processed twice"
         by_input[rel] = r
-    assert set(by_input) == set(good) | {"truncated.mp4", "notes.mp4"}
+    assert set(by_input) == set(good) | {"truncated.mp4", "notes.mp4", "readme.txt"}
     for rel, sha in good.items():
         r = by_input[rel]
         assert r["status"] == "done", r
@@ -121,7 +121,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
         assert media.probe(video)["n_frames"] == n == r["frames"]
         assert (root / "anonymized" / f"{stem}_blurred_heatmap.png").is_file()
         assert media.sha256_file(root / "done" / rel) == sha          # input intact
-    for bad in ("truncated.mp4", "notes.mp4"):
+    for bad in ("truncated.mp4", "notes.mp4", "readme.txt"):
         assert by_input[bad]["status"] == "failed"
         report = json.loads((root / "failed" / f"{bad}.json").read_text())
         assert report["input"] == str(inc / bad) and report["error_type"] == "InputError"

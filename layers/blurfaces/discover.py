@@ -18,7 +18,7 @@ import os
 
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mts", ".m2ts",
                         ".ts", ".wmv", ".flv", ".3gp", ".mpg", ".mpeg", ".h264", ".264",
-                        ".hevc", ".265", ".mxf", ".vob", ".ogv"})
+                        ".hevc", ".265", ".mxf", ".vob", ".ogv", ".gif"})
 
 
 def is_video_name(path: str) -> bool:

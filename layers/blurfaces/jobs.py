@@ -37,11 +37,12 @@ import posixpath
 import re
 import shutil
 import socket
+import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import is_own_output, is_video_name, open_for_writing
+from .discover import VIDEO_EXTS, is_own_output, is_video_name, open_for_writing
 from .errors import BlurfacesError, InputChanged, InputError, Interrupted, OptionError
 
 SIDECAR = ".blurfaces.json"
@@ -92,11 +93,17 @@ class Found:
     stat: st.Stat
 
 
+#: files that are not inputs and never will be: in a drop folder they get a failure report
+REFUSED = ("not a video file name", "an empty file")
+
+
 def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
-             now: float | None = None) -> tuple[list[Found], list[Found]]:
+             now: float | None = None,
+             refused: list | None = None) -> tuple[list[Found], list[Found]]:
     """Inputs under `root`, recursively: (ready, still being written). Skips what
     `skip_reason` names, blurfaces' own outputs (by their summaries), hidden folders and
-    the folders named in `skip_dirs` (relative to root)."""
+    the folders named in `skip_dirs` (relative to root). Local files skipped for a reason in
+    REFUSED that have settled are appended to `refused` (a list) as (Found, reason)."""
     now = time.time() if now is None else now
     ready, pending = [], []
     if st.is_s3(root):
@@ -127,12 +134,18 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
                 info = os.stat(path)
             except OSError:
                 continue
-            if skip_reason(path, info.st_size) or not os.path.isfile(path) \
-                    or is_own_output(path):
+            why = skip_reason(path, info.st_size)
+            if why and not (refused is not None and why in REFUSED):
+                continue
+            if not os.path.isfile(path) or is_own_output(path):
                 continue
             s = st.Stat(size=info.st_size, mtime=info.st_mtime, inode=info.st_ino,
                         mtime_ns=info.st_mtime_ns)
             busy = now - info.st_mtime < settle or open_for_writing(path)
+            if why:
+                if not busy:
+                    refused.append((Found(path, s), why))
+                continue
             (pending if busy else ready).append(Found(path, s))
     return ready, pending
 
@@ -171,6 +184,7 @@ class Layout:
     a new version of the same input: its outputs replace the previous version's."""
     root: str
     moves_inputs: bool = False      # local inputs move to done/ or failed/ when finished
+    unmasked_sidecars: bool = False     # a sidecar may say "mask": "none" (the owner allows)
 
     def __post_init__(self):
         if st.is_s3(self.root):
@@ -287,16 +301,44 @@ class Layout:
 
 # ------------------------------------------------------------------------------ sidecar
 
-def sidecar_options(source: str) -> dict:
-    """Per-video options from `<video name>.blurfaces.json` beside the video ({} if none)."""
+def sidecar_options(source: str, *, unmasked_ok: bool = False) -> dict:
+    """Per-video options from `<video name>.blurfaces.json` beside the video ({} if none).
+
+    A sidecar that is there but cannot be read as one (a folder, a pipe, a broken link, JSON
+    that is invalid or nested too deeply) is an OptionError, never silently ignored. Unless
+    `unmasked_ok` (a user's own file; a drop folder whose owner allows it), a sidecar may not
+    turn masking off: anyone who can drop a file could otherwise publish faces."""
     uri = source + SIDECAR
     store = st.get_storage(uri)
-    if not store.exists(uri):
+    local = store.local_path(uri)
+    if local is not None:
+        if not os.path.lexists(local):
+            return {}
+        try:
+            regular = stat_mod.S_ISREG(os.stat(local).st_mode)
+        except OSError:
+            regular = False             # a link to nothing
+        if not regular:
+            raise OptionError(f"{uri}: the options file beside the video is not a regular file "
+                              "(a folder, a pipe or a broken link). Replace it with a JSON "
+                              "file of options, or remove it.")
+    elif not store.exists(uri):
         return {}
-    data = store.read_json(uri)
+    try:
+        data = json.loads(store.read_bytes(uri).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise OptionError(f"{uri}: not a valid JSON options file "
+                          f"({e if not isinstance(e, RecursionError) else 'nested too deeply'})"
+                          '. Give a JSON object of options, such as {"mask": "mosaic"}.') \
+            from None
     if not isinstance(data, dict):
         raise OptionError(f"{uri}: must hold a JSON object of options, such as "
                           '{"mask": "mosaic"}.')
+    if data.get("mask") == "none" and not unmasked_ok:
+        raise OptionError(f'{uri}: asks for no masking ("mask": "none"), which this drop '
+                          "folder does not take from a file dropped beside a video. Remove "
+                          "that option (the folder's owner can allow it: "
+                          "--allow-unmasked-sidecars).")
     return data
 
 
@@ -480,7 +522,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)
         opts = dict(base_options)
-        opts.update(sidecar_options(source))
+        opts.update(sidecar_options(source, unmasked_ok=layout is None
+                                    or layout.unmasked_sidecars))
         options = Options.from_dict(opts)
         formats = options.data_format if options.save_data else ()
         if s3_layout:       # a new version of a key replaces its previous outputs
@@ -572,28 +615,65 @@ def move_finished(source: str, dest: str, result: JobResult) -> str | None:
     return target
 
 
+def refuse(layout: Layout, found: Found, why: str) -> JobResult:
+    """A failure report for a file in incoming/ that is no input (another kind of file, an
+    empty one): it would otherwise stay there for ever, unexplained."""
+    e = InputError(f"{found.uri}: {why}, not a video blurfaces can process. Drop video files "
+                   "here (" + ", ".join(sorted(VIDEO_EXTS)) + ").")
+    uri = layout.failure_report(found.uri)
+    report = failure_report(found.uri, found.stat, None, e, stage="discover",
+                            started=time.time())
+    write_report(uri, report)
+    return JobResult(found.uri, "failed", report=uri, error=str(e), error_type="InputError",
+                     version=found.stat.to_dict(),
+                     dest=uri[:-len(".json")] if layout.moves_inputs else None)
+
+
+def unmovable(result: JobResult, dest: str, error: OSError) -> JobResult:
+    """The result to report for an input whose job finished but which cannot be moved out of
+    incoming/ (a read-only folder): failed, saying so; its outputs or report stand."""
+    done = "processed" if result.status in ("done", "skipped") else "failed"
+    return JobResult(result.input, "failed", result.job_id, outputs=result.outputs,
+                     report=result.report, error_type="OutputError",
+                     error=f"{result.input}: {done}, but it cannot be moved to "
+                           f"{os.path.dirname(dest)} ({error.strerror or error}). Make "
+                           "incoming/ writable for the watcher; until then it stays there "
+                           "and is not processed again.")
+
+
 def move_input(source: str, dest: str) -> str:
-    """Move a local input (to done/ or failed/), never overwriting: a name clash gets a
-    numeric suffix. Inputs are never lost. Returns where it went."""
+    """Move a local input (to done/ or failed/), its sidecar with it, never overwriting: a
+    name clash gets a numeric suffix. Inputs are never lost, nor left in two places: a move
+    that cannot remove the source (a read-only incoming/) takes its copy back and raises the
+    OSError. Returns where it went."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     base, ext = os.path.splitext(dest)
     n, target = 0, dest
     while os.path.lexists(target):
         n += 1
         target = f"{base}_{n}{ext}"
-    try:
-        os.link(source, target)
-        os.unlink(source)
-    except OSError:
-        if os.path.lexists(target):
-            raise
-        shutil.move(source, target)
+    _move_file(source, target)
     if os.path.exists(source + SIDECAR):
         try:
-            os.replace(source + SIDECAR, target + SIDECAR)
+            _move_file(source + SIDECAR, target + SIDECAR)
         except OSError:
             pass
     return target
+
+
+def _move_file(source: str, target: str) -> None:
+    """Rename `source` to the free name `target` (a copy across file systems)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        if os.path.lexists(target):
+            raise
+        shutil.copy2(source, target)
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(target)
+        raise
 
 
 def check_root(root: str) -> None:

@@ -71,6 +71,8 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
     storage = storage or st.get_storage(target_name or source)
     if target_name:
         target_name = str(target_name)
+        if not st.is_s3(target_name):
+            _refuse_special(target_name)
         if not st.is_s3(target_name) and (target_name.endswith((os.sep, "/"))
                                           or os.path.isdir(target_name)):
             if not os.path.isdir(target_name):
@@ -119,6 +121,17 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                             "is writing this output now. Wait for it to finish or choose "
                             "another output name (-o PATH).") from None
         n += 1
+
+
+def _refuse_special(target: str) -> None:
+    """OptionError for an output named after a device, pipe or socket (`-o /dev/null`), or
+    anywhere under /dev: the run writes a video and its data files beside it."""
+    real = os.path.realpath(target)
+    special = os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
+    if special or real == "/dev" or real.startswith("/dev/"):
+        raise OptionError(f"{target}: not a place for the outputs (a device, pipe or /dev): "
+                          "blurfaces writes a video and its data files there. Give a file "
+                          "name in a folder (-o out/clip_blurred.mp4).")
 
 
 def _taken(storage, uri: str) -> bool:
@@ -503,7 +516,13 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
                                    t0)
             # the last look before anything gets a final name
             check_unchanged(manifest["source"], manifest.get("source_version"))
+            stale = _replaced_leftovers(outputs, summary) if manifest.get("overwrite") else []
             pub.commit()
+            for path in stale:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         except OSError as e:
             if getattr(e, "errno", None) not in DISK_FULL | {errno.EACCES, errno.EROFS,
                                                              errno.EPERM}:
@@ -514,6 +533,25 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         finally:
             pub.discard()
     return summary
+
+
+def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
+    """Local outputs of the run whose set this one replaces (`--overwrite`) that this run
+    does not write again (a heatmap or data format asked for then and not now): named by
+    the previous summary, they would otherwise sit beside the new set as if part of it."""
+    path = st.get_storage(outputs["summary"]).local_path(outputs["summary"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)["outputs"]
+        named = [old.get("heatmap"), *(old.get("data") or [])]
+    except (OSError, TypeError, ValueError, KeyError, RecursionError):
+        return []
+    new = summary["outputs"]
+    keep = {new["video"], new["summary"], new.get("heatmap"), *new["data"]}
+    folder = os.path.dirname(os.path.abspath(path))
+    return [p for p in named if isinstance(p, str) and p not in keep
+            and os.path.dirname(os.path.abspath(p)) == folder
+            and os.path.basename(p).startswith(os.path.basename(outputs["stem"]))]
 
 
 def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0) -> dict:

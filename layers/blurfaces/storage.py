@@ -188,8 +188,8 @@ class Storage:
         data = self.read_bytes(uri)
         try:
             return json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{uri}: not valid JSON ({exc})") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise InputError(f"{uri}: not valid JSON ({exc or 'nested too deeply'})") from None
 
     def write_json(self, uri, obj) -> None:
         text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

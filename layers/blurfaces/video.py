@@ -37,7 +37,10 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # Audio codecs the MP4 muxer carries as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
-                 "gif", "apng", "gif_pipe", "image2pipe"}
+                 "apng", "image2pipe"}
+#: animated images FFmpeg decodes with their frames' times: processed as videos (one frame:
+#: refused as a still image). An animated WebP it cannot decode is refused as such.
+ANIMATED_FORMATS = {"gif", "gif_pipe"}
 
 
 
@@ -160,7 +163,10 @@ def _why(e: Exception) -> str:
     return msg.split(":")[-1].strip() if msg else type(e).__name__
 
 
-def _video_stream(container, name):
+def _video_stream(container, name, src=None):
+    if "webp_pipe" in container.format.name.split(",") and _animated_webp(src):
+        raise InputError(f"{name}: is an animated WebP image, which this build of FFmpeg "
+                         "cannot decode. Convert it to a video (MP4) first.")
     if container.format.name in IMAGE_FORMATS or any(
             n in IMAGE_FORMATS for n in container.format.name.split(",")):
         raise InputError(f"{name}: is a still image ({container.format.name}), not a video. "
@@ -169,6 +175,21 @@ def _video_stream(container, name):
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise InputError(f"{name}: has no video stream ({kinds}). Give a file with video.")
     return container.streams.video[0]
+
+
+def _animated_webp(src) -> bool:
+    """A WebP file with animation frames (an ANMF chunk near its start)."""
+    try:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb") as f:
+                head = f.read(65536)
+        else:
+            src.seek(0)
+            head = src.read(65536)
+            src.seek(0)
+    except (OSError, AttributeError):
+        return False
+    return b"ANMF" in head
 
 
 def _decoder_setup(vs, threads: int = 0) -> None:
@@ -214,7 +235,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
             raise InputError(f"{name}: file is empty (0 bytes). Give a complete video file.")
     container = _reopen(src, name)
     try:
-        vs = _video_stream(container, name)
+        vs = _video_stream(container, name, src)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError(f"{name}: video codec not supported by this build of FFmpeg.")
         _decoder_setup(vs)
@@ -249,6 +270,9 @@ def probe(src, name: str | None = None) -> VideoInfo:
         if first is None:
             raise InputError(f"{name}: no video frame could be decoded. The file is corrupt "
                              "or truncated.")
+        if len(frame_pts) < 2 and set(container.format.name.split(",")) & ANIMATED_FORMATS:
+            raise InputError(f"{name}: is a still image ({container.format.name}, one frame), "
+                             "not a video. Give a video file.")
         if "mov" in container.format.name.split(",") and vs.frames and n_data < vs.frames:
             # MP4/MOV index every sample up front: fewer in the file means its data stops early
             # (a truncated download or copy), which would otherwise give a shorter output.
