@@ -19,6 +19,7 @@ import time
 import pytest
 
 import media
+from blurfaces.options import Execution, Options
 
 ARGS = ["--workers", "1", "--detect-size", "320", "--poll", "0.3", "--settle", "1", "-q",
         "--json"]
@@ -284,8 +285,8 @@ def test_a_result_for_an_input_that_changed_or_is_still_open_is_withdrawn(tmp_pa
 def _watch_once(root):
     from blurfaces import unattended
     got = []
-    unattended.watch(str(root), {"detect_size": 320, "draw_heatmap": False},
-                     execution={"workers": 1}, once=True, settle=0, poll=0.1,
+    unattended.watch(str(root), Options(detect_size=320, draw_heatmap=False),
+                     execution=Execution(workers=1), once=True, settle=0, poll=0.1,
                      on_result=got.append)
     return got
 

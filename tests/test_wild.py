@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import media
+from blurfaces.options import Execution, Options
 from blurfaces import OptionError, blur_faces, cli as bcli, jobs, unattended
 
 FAST = dict(workers=1, detect_size=320)
@@ -92,7 +93,8 @@ def test_a_dropped_sidecar_cannot_turn_masking_off_unless_the_owner_allows(drop_
     shutil.copy(short_clip, inc / "a.mp4")
     (inc / "a.mp4.blurfaces.json").write_text('{"mask": "none"}')
     layout = jobs.Layout(str(drop_root))
-    r = jobs.run_job(str(inc / "a.mp4"), {}, layout=layout, execution={"workers": 1})
+    r = jobs.run_job(str(inc / "a.mp4"), Options(), layout=layout,
+                     execution=Execution(workers=1))
     assert r.status == "failed" and r.error_type == "OptionError"
     assert '"mask": "none"' in r.error and "--allow-unmasked-sidecars" in r.error
     assert not (drop_root / "anonymized").exists() or os.listdir(drop_root / "anonymized") == []
@@ -221,8 +223,8 @@ def test_read_only_incoming_and_files_that_are_no_videos(drop_root, short_clip, 
     (inc / "notes.txt").write_text("not a video")
     (inc / "b.mp4.blurfaces.json").write_text('{"mask": "rectangle"}')
     results = []
-    unattended.watch(str(root), {"detect_size": 320}, execution={"workers": 1}, once=True,
-                     settle=0, poll=0.1, on_result=results.append)
+    unattended.watch(str(root), Options(detect_size=320), execution=Execution(workers=1),
+                     once=True, settle=0, poll=0.1, on_result=results.append)
     # K: reports for what is no video; the sidecar moved with its video
     by = {os.path.basename(r.input): r for r in results}
     assert set(by) == {"a.mp4", "b.mp4", "empty.mp4", "notes.txt"}
@@ -240,8 +242,8 @@ def test_read_only_incoming_and_files_that_are_no_videos(drop_root, short_clip, 
     subprocess.run(["mount", "-o", "remount,ro", str(inc)], check=True)
     results.clear()
     # one watcher, polling on: each file is said once, and nothing is processed twice
-    unattended.watch(str(root), {"detect_size": 320}, execution={"workers": 1}, settle=0,
-                     poll=0.1, on_result=results.append, max_idle_polls=3)
+    unattended.watch(str(root), Options(detect_size=320), execution=Execution(workers=1),
+                     settle=0, poll=0.1, on_result=results.append, max_idle_polls=3)
     assert sorted(os.path.basename(r.input) for r in results) == ["c.mp4", "d.mp4"]
     for r in results:
         assert r.status == "failed" and "cannot be moved" in r.error

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from . import storage as st
 from .discover import VIDEO_EXTS, is_own_output, is_video_name, open_for_writing
 from .errors import BlurfacesError, InputChanged, InputError, Interrupted, OptionError
+from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
-LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")
@@ -394,26 +394,17 @@ def finished_beside(source: str, stat: st.Stat) -> dict | None:
 
 # ------------------------------------------------------------------------------ reports
 
-HINTS = {
-    "InputError": "Check or replace the input file; a new version is processed again.",
-    "OptionError": "Fix the options (sidecar file or settings) and upload the video again.",
-    "OutputError": "Fix the output location (space, permissions), then run again.",
-    "ModelError": "Check the model installation (blurfaces fetch-model).",
-    "ChunkError": "Run again; if it keeps failing, report it with the input.",
-    "VerifyError": "This is a blurfaces bug: report it with the input.",
-}
-
-
 def failure_report(source: str, stat: st.Stat | None, jid: str | None, error: BaseException,
                    *, stage: str, started: float, chunk: int | None = None) -> dict:
-    msg = str(error)
-    m = re.search(r"chunk (\d+)", msg)
+    """The failure report of a job: its stage, chunk and what to do come from the error's
+    fields and class (errors.py), never from its message."""
+    typed = isinstance(error, BlurfacesError)
+    if chunk is None and typed:
+        chunk = error.chunk
     return {"input": source, "version": stat.to_dict() if stat else None, "job_id": jid,
-            "stage": stage, "chunk": chunk if chunk is not None else (int(m.group(1)) if m
-                                                                     else None),
-            "error_type": type(error).__name__, "message": msg,
-            "what_to_do": HINTS.get(type(error).__name__,
-                                    "Run again; if it keeps failing, report it."),
+            "stage": (error.stage if typed else None) or stage, "chunk": chunk,
+            "error_type": type(error).__name__, "message": str(error),
+            "what_to_do": error.hint if typed else BlurfacesError.hint,
             "started": _iso(started), "failed": _iso(time.time()),
             "host": socket.gethostname()}
 
@@ -496,19 +487,18 @@ class JobResult:
                 "error": self.error, "report": self.report}
 
 
-def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
-            execution: dict | None = None, progress=None, rerun: str | None = None,
+def run_job(source: str, options: Options, *, layout: Layout | None = None,
+            execution: Execution | None = None, progress=None, rerun: str | None = None,
             target_name: str | None = None, overwrite: bool = False,
             resume: bool = True, raise_errors: bool = False, retries: int = 2) -> JobResult:
     """Process one input as one job: pin its version, read its sidecar, choose the outputs
     (layout or beside the input), skip it when a result for this version exists (`resume`),
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
-    from .options import Options
     from .runner import run
     from .stages import reserve_output
     t0 = time.time()
-    execution = dict(execution or {})
+    execution = execution or Execution()
     store = st.get_storage(source)
     stat = jid = None
     held = dest = None
@@ -521,10 +511,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                 return JobResult(source, "skipped", jid)
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)
-        opts = dict(base_options)
-        opts.update(sidecar_options(source, unmasked_ok=layout is None
-                                    or layout.unmasked_sidecars))
-        options = Options.from_dict(opts)
+        options, execution = with_sidecar(options, execution, sidecar_options(
+            source, unmasked_ok=layout is None or layout.unmasked_sidecars))
         formats = options.data_format if options.save_data else ()
         if s3_layout:       # a new version of a key replaces its previous outputs
             names, held = reserve_output(source, layout.outputs(source)["video"], True,
@@ -538,7 +526,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                       overwrite=s3_layout or (layout is None and overwrite),
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
-                      **execution)
+                      workers=execution.workers, chunk_seconds=execution.chunk_seconds,
+                      chunks=execution.chunks)
     except Interrupted:
         raise
     except InputChanged as e:

@@ -267,11 +267,12 @@ _DETECTORS: dict = {}
 
 def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
     fine = FinePass(cycle=options.fine_cycle) if options.fine_cycle else None
-    key = (options.detect_size, options.threshold, tiles, fine, threads, options.precision)
+    key = (options.detect_size, options.score_threshold, tiles, fine, threads,
+           options.precision)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
-                                     threshold=options.threshold, tiles=tiles,
+                                     threshold=options.score_threshold, tiles=tiles,
                                      fine=fine, threads=threads, precision=options.precision)
     return _DETECTORS[key]
 
@@ -320,7 +321,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     w, h = info.display_width, info.display_height
     detector = _detector(options, threads, options.tiles_for(w, h))
     # cached per process: no camera motion or kept detections across chunks and jobs
-    detector.reset(refresh=reuse_frames(options, info))
+    detector.reset(reuse_frames=reuse_frames(options, info))
     tracker = Tracker(TrackOptions.of(options), (w, h))
 
     work_local = work_store.local_path(work)
@@ -495,7 +496,9 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         uri = part_uri(work, c["index"])
         if not work_store.exists(uri):
             raise ChunkError(f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s) has "
-                             f"no result in {work}: run its worker again before stitching.")
+                             f"no result in {work}: run its worker again before stitching.",
+                             index=c["index"], start_s=c["start_s"], stop_s=c["stop_s"],
+                             input=manifest["source"], stage="stitch")
         parts.append(work_store.read_json(uri))
     parts = _global_tracks(parts)
 

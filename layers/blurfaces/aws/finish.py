@@ -14,7 +14,7 @@ import logging
 import time
 
 from .. import jobs, stages, storage as st
-from ..errors import BlurfacesError, InputError, OptionError
+from ..errors import BlurfacesError, InputError, OptionError, hint_for
 from ..publish import rollback_s3
 from .notify import FAILED, SUCCEEDED, failed_detail, notify
 from .settings import Settings
@@ -157,7 +157,7 @@ def abort_job(event: dict, settings: Settings) -> dict:
     t0 = (manifest["job"].get("started") if manifest else None) or time.time()
     report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,
                                  started=t0, chunk=chunk)
-    report.update(error_type=name, what_to_do=jobs.HINTS.get(name, report["what_to_do"]))
+    report.update(error_type=name, what_to_do=hint_for(name))
     report_uri = layout.report(source)
     jobs.write_report(report_uri, report)
     out.update(report=report_uri,
