@@ -610,10 +610,11 @@ def refuse(layout: Layout, found: Found, why: str) -> JobResult:
     e = InputError(f"{found.uri}: {why}, not a video blurfaces can process. Drop video files "
                    "here (" + ", ".join(sorted(VIDEO_EXTS)) + ").")
     uri = layout.failure_report(found.uri)
-    report = failure_report(found.uri, found.stat, None, e, stage="discover",
+    jid = job_id(found.uri, found.stat)
+    report = failure_report(found.uri, found.stat, jid, e, stage="discover",
                             started=time.time())
     write_report(uri, report)
-    return JobResult(found.uri, "failed", report=uri, error=str(e), error_type="InputError",
+    return JobResult(found.uri, "failed", jid, report=uri, error=str(e), error_type="InputError",
                      version=found.stat.to_dict(),
                      dest=uri[:-len(".json")] if layout.moves_inputs else None)
 
