@@ -64,6 +64,21 @@ class ModelError(BlurfacesError):
     hint = "Check the model installation (blurfaces fetch-model)."
 
 
+class TransientError(BlurfacesError):
+    """A service was briefly unavailable (S3 throttling, 5xx, timeouts) and stayed so through
+    the retries: the job failed, but the input is fine. Nothing marks it done; run it again
+    (on AWS the state machine retries, and a re-delivered event or backfill starts it anew)."""
+
+    hint = "Run again later: a service was unavailable; the input is fine."
+
+
+class Superseded(BlurfacesError):
+    """The input was replaced by a newer version (or deleted) while its job ran: nothing was
+    published for the old version. Not a failure: the newer version is its own job."""
+
+    hint = "Nothing to do: the newer version is processed as its own job."
+
+
 class ChunkError(BlurfacesError):
     """A chunk of the video kept failing after its retries (or has no result)."""
 

@@ -42,8 +42,11 @@ import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import VIDEO_EXTS, is_own_output, is_video_name, open_for_writing
-from .errors import BlurfacesError, InputChanged, InputError, Interrupted, OptionError
+from .discover import VIDEO_EXTS, is_video_name, open_for_writing
+from .errors import (BlurfacesError, InputChanged, InputError, Interrupted, OptionError,
+                     Superseded, TransientError)
+from .outputs import (SUFFIX, SUMMARY, done, final_uris, finished, finished_beside,
+                      is_own_output, output_names, read_record, reported, video_name)
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
@@ -115,7 +118,7 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
             rel = uri[len(prefix):]
             if uri.startswith(skip) or any(p.startswith(".") for p in rel.split("/")[:-1]):
                 continue
-            if skip_reason(uri, s.size) or _is_s3_output(uri, stats):
+            if skip_reason(uri, s.size) or is_own_output(uri, stats):
                 continue
             ready.append(Found(uri, s))          # S3 objects appear whole: no settling
         return ready, pending
@@ -164,12 +167,6 @@ def _settle_claims(folder: str, names) -> tuple[str, ...]:
     return tuple(busy)
 
 
-def _is_s3_output(uri: str, listing: dict) -> bool:
-    """On S3 an output is recognised like locally: its summary beside it names it."""
-    summary = f"{posixpath.splitext(uri)[0]}_summary.json"
-    return summary in listing
-
-
 # ------------------------------------------------------------------------------ layout
 
 @dataclass
@@ -216,10 +213,7 @@ class Layout:
             else self.dir(name) + rel.replace(os.sep, "/")
 
     def outputs(self, uri: str) -> dict:
-        from .stages import output_names
-        rel = self.rel(uri)
-        stem = os.path.splitext(rel)[0]
-        return output_names(self._under("anonymized", f"{stem}_blurred.mp4"))
+        return output_names(video_name(self._under("anonymized", self.rel(uri))))
 
     def report(self, uri: str) -> str:
         return self._under("failed", self.rel(uri) + ".json")
@@ -236,12 +230,11 @@ class Layout:
         done/<stem>_N<ext> too). The claim is taken before looking, so a dead run's
         leftovers under a name are cleaned, never a reason to move on to the next name."""
         from .publish import Taken, claim
-        from .stages import output_files, output_names
         stem, ext = os.path.splitext(self.rel(uri))
         for n in itertools.count():
             name = stem if n == 0 else f"{stem}_{n}"
-            names = output_names(self._under("anonymized", f"{name}_blurred.mp4"))
-            finals = output_files(names, formats, heatmap)
+            names = output_names(video_name(self._under("anonymized", name + ext)))
+            finals = final_uris(names, formats, heatmap)
             moved = self._under("done", name + ext) if self.moves_inputs else None
             os.makedirs(os.path.dirname(names["video"]), exist_ok=True)
             try:
@@ -275,13 +268,12 @@ class Layout:
         """Whether a complete result or a failure report for this version of `uri` exists
         (under any of the names `reserve` and `failure_report` give)."""
         if st.is_s3(self.root):
-            return bool(finished(self.outputs(uri)["summary"], stat)
-                        or reported(self.report(uri), stat))
+            return done(self.outputs(uri)["summary"], self.report(uri), stat) is not None
         rel = self.rel(uri)
         stem, ext = os.path.splitext(os.path.basename(rel))
         n = r"(_\d+)?"
         for folder, pattern, check in (
-                ("anonymized", f"{re.escape(stem)}{n}_blurred_summary\\.json", finished),
+                ("anonymized", f"{re.escape(stem)}{n}{re.escape(SUFFIX + SUMMARY)}", finished),
                 ("failed", f"{re.escape(stem)}{n}{re.escape(ext)}\\.json", reported)):
             where = os.path.dirname(self._under(folder, rel))
             if any(check(p, stat) for p in _matching(where, pattern)):
@@ -344,31 +336,6 @@ def sidecar_options(source: str, *, unmasked_ok: bool = False) -> dict:
 
 # ------------------------------------------------------------------------------ results
 
-def _read_json(uri: str):
-    store = st.get_storage(uri)
-    try:
-        if not store.exists(uri):
-            return None
-        return store.read_json(uri)
-    except BlurfacesError:
-        return None
-
-
-def finished(summary_uri: str, stat: st.Stat) -> dict | None:
-    """The summary at `summary_uri` if it is a complete result for this input version."""
-    s = _read_json(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
-        return s
-    return None
-
-
-def reported(report_uri: str, stat: st.Stat) -> dict | None:
-    r = _read_json(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
-        return r
-    return None
-
-
 def _matching(folder: str, pattern: str) -> list[str]:
     """Paths of the files in `folder` whose whole name matches `pattern` (sorted)."""
     try:
@@ -377,19 +344,6 @@ def _matching(folder: str, pattern: str) -> list[str]:
         return []
     pat = re.compile(pattern + "$")
     return [os.path.join(folder, n) for n in names if pat.match(n)]
-
-
-def finished_beside(source: str, stat: st.Stat) -> dict | None:
-    """A complete result beside the input (`<stem>_blurred[_N]_summary.json`)."""
-    if st.is_s3(source):
-        return finished(f"{posixpath.splitext(source)[0]}_blurred_summary.json", stat)
-    base = os.path.basename(os.path.splitext(source)[0]) + "_blurred"
-    folder = os.path.dirname(os.path.abspath(source))
-    for path in _matching(folder, re.escape(base) + r"(_\d+)?_summary\.json"):
-        s = finished(path, stat)
-        if s:
-            return s
-    return None
 
 
 # ------------------------------------------------------------------------------ reports
@@ -451,7 +405,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
     for _ in range(2):
         if store.create_exclusive(uri, body):
             return InputClaim(uri)
-        held = _read_json(uri) or {}
+        held = read_record(uri) or {}
         from .publish import pid_alive
         dead_here = held.get("host") == socket.gethostname() and \
             not pid_alive(int(held.get("pid") or -1))
@@ -496,7 +450,7 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
     from .runner import run
-    from .stages import reserve_output
+    from .outputs import reserve_output
     t0 = time.time()
     execution = execution or Execution()
     store = st.get_storage(source)
@@ -541,7 +495,8 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
         report_uri = None
-        if layout is not None:
+        if layout is not None and not isinstance(e, (TransientError, Superseded)):
+            # (no report for those: the input is fine, and a report marks it done)
             try:
                 report_uri = layout.failure_report(source)
                 write_report(report_uri, report)
