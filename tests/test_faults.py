@@ -24,7 +24,7 @@ import pytest
 
 import media
 from blurfaces import OptionError, OutputError, VerifyError, blur_faces, cli as bcli
-from blurfaces import publish, runner, stages
+from blurfaces import outputs, publish, runner, stages
 from blurfaces.options import Options
 from blurfaces.outputs import output_names
 
@@ -457,12 +457,12 @@ def test_sigkill_at_each_step_of_publishing_leaves_nothing_to_mishandle(tmp_path
         if overwrite:
             assert left == ["x.mp4"] + names
         # the next run on these names takes them (no _1), cleaning nothing more
-        again, held = stages.reserve_output(str(d / "x.mp4"), None, True, formats=("csv",),
+        again, held = outputs.reserve_output(str(d / "x.mp4"), None, True, formats=("csv",),
                                             heatmap=True)
         held.release()
         assert again["video"] == str(d / "x_blurred.mp4")
         if contents == {"new"} or not left[1:]:
-            n, held = stages.reserve_output(str(d / "x.mp4"), None, False,
+            n, held = outputs.reserve_output(str(d / "x.mp4"), None, False,
                                             formats=("csv",), heatmap=True)
             held.release()
             assert n["video"] == str(d / ("x_blurred_1.mp4" if left[1:] else "x_blurred.mp4"))
