@@ -27,7 +27,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import __version__, cost, data as datamod, storage as st
+from . import cost, data as datamod, storage as st
+from ._version import __version__
 from .detect import CenterFace, Detections, FinePass, available_cpus
 from .discover import open_for_writing
 from .errors import ChunkError, InputChanged, OptionError, OutputError
