@@ -31,7 +31,8 @@ import numpy as np
 from . import cost, data as datamod, storage as st
 from ._version import __version__
 from .detect import CenterFace, Detections, FinePass, available_cpus
-from .errors import ChunkError, OptionError, OutputError
+from .discover import open_for_writing
+from .errors import ChunkError, InputChanged, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .outputs import data_uri
@@ -68,10 +69,23 @@ def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInf
     local = storage.local_path(source)
     if local is not None:
         info = probe(local, source)
-        storage.check_pin(source, pin)
+        check_unchanged(source, pin, storage)
         return info
     with storage.open_read(source, pin=pin) as f:
         return probe(f, source)
+
+
+def check_unchanged(source: str, pin: dict | None, storage=None) -> None:
+    """InputChanged when the source is no longer the version `pin` names or, locally, when
+    another program still has it open for writing (an upload that paused): what was read of
+    it may be a part of it."""
+    storage = storage or st.get_storage(source)
+    storage.check_pin(source, pin)
+    local = storage.local_path(source)
+    if local is not None and open_for_writing(local):
+        raise InputChanged(f"{source}: another program still has the input open for writing "
+                           "(an upload that paused?); nothing was published. It is processed "
+                           "once it is complete.")
 
 
 def pin_source(source: str, storage=None) -> dict:
@@ -302,7 +316,7 @@ def _detect_track_mask(src, chunk: dict, info: VideoInfo, options: Options,
         frames.encoder.close()
     finally:
         pipeline.close()            # both threads stopped (joined) on any exit
-        frames.encoder.close()
+        frames.encoder.stop()
 
 
 class _ChunkFrames:
@@ -467,7 +481,15 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         try:
             summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
                                    t0)
+            # the last look before anything gets a final name
+            check_unchanged(manifest["source"], manifest.get("source_version"))
+            stale = _replaced_leftovers(outputs, summary) if manifest.get("overwrite") else []
             pub.commit()
+            for path in stale:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         except OSError as e:
             if getattr(e, "errno", None) not in DISK_FULL | {errno.EACCES, errno.EROFS,
                                                              errno.EPERM}:
@@ -480,13 +502,33 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     return summary
 
 
+def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
+    """Local outputs of the run whose set this one replaces (`--overwrite`) that this run
+    does not write again (a heatmap or data format asked for then and not now): named by
+    the previous summary, they would otherwise sit beside the new set as if part of it."""
+    path = st.get_storage(outputs["summary"]).local_path(outputs["summary"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)["outputs"]
+        named = [old.get("heatmap"), *(old.get("data") or [])]
+    except (OSError, TypeError, ValueError, KeyError, RecursionError):
+        return []
+    new = summary["outputs"]
+    keep = {new["video"], new["summary"], new.get("heatmap"), *new["data"]}
+    folder = os.path.dirname(os.path.abspath(path))
+    return [p for p in named if isinstance(p, str) and p not in keep
+            and os.path.dirname(os.path.abspath(p)) == folder
+            and os.path.basename(p).startswith(os.path.basename(outputs["stem"]))]
+
+
 def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0) -> dict:
     """Write every output to its staged path and self-check the video; returns the summary."""
     video_tmp = pub.stage(outputs["video"], ".mp4")
     mux = _join_segments(manifest, parts, info, options, video_tmp)
     index = st.get_storage(manifest["work"]).read_json(st.join(manifest["work"], INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
-                 height=info.height, chunks=manifest["chunks"], audio_s=mux["source_audio_s"])
+                 height=info.height, chunks=manifest["chunks"], audio_s=mux["source_audio_s"],
+                 sar=info.sar)
     df, frames = _data_rows(parts)
     detected = df[df["source"] == "detected"]
     written = {"video": outputs["video"], "data": _write_data(pub, df, options, outputs),
@@ -549,7 +591,10 @@ def _write_heatmap(pub, detected, info, options: Options, outputs: dict,
     from .heatmap import centroid_mask, draw_heatmap
     cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
         if len(detected) else np.zeros((0, 2))
-    draw_heatmap(cents, info.display_width, info.display_height,
+    # drawn as the picture is shown: anamorphic pixels widened by their aspect ratio
+    wide = float(info.display_aspect * info.display_height / info.display_width)
+    cents[:, 0] *= wide
+    draw_heatmap(cents, max(1, round(info.display_width * wide)), info.display_height,
                  pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
                  resolution=options.resolution, title=os.path.basename(source))
     return outputs["heatmap"]
@@ -577,6 +622,10 @@ def _summary(manifest, info, options: Options, written: dict, mux: dict, index: 
         "video": {"width": info.display_width, "height": info.display_height,
                   "coded_width": info.width, "coded_height": info.height,
                   "rotation": info.rotation, "duration_s": info.duration_s,
+                  # anamorphic pixels are kept as they are, with their aspect ratio
+                  "sample_aspect_ratio": "{}:{}".format(*(info.sar or (1, 1))),
+                  "display_aspect_ratio": "{0.numerator}:{0.denominator}".format(
+                      info.display_aspect),
                   "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
                   "audio_mode": mux["audio_mode"],
                   # how the output's timestamps relate to the container's (README, Inputs)
