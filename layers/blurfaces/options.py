@@ -140,7 +140,6 @@ class Spec:
     multiple_of: int | None = None
     nullable: bool = False  # None is a valid value (meaning: see help)
     metavar: str | None = None
-    execution: bool = False
     layout: object = None   # the default in the drop-folder layout (None: the same)
 
     @property
@@ -206,7 +205,6 @@ class Spec:
 
 
 _M, _D, _O, _E = "masking", "detection and tracking", "outputs", "execution"
-_NOT_SET = object()
 
 
 def option(default, flag: str, help: str, kind: str, group: str, **limits):
@@ -353,15 +351,13 @@ class Execution:
     """How a job is computed (never what it computes): parallel workers and the chunking."""
 
     workers: int | None = option(None, "--workers", "parallel chunk workers (default: all "
-                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N",
-                                 execution=True)
+                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N")
     chunk_seconds: float | None = option(None, "--chunk-seconds", "chunk length in seconds "
                                          "(default: one chunk per worker, >= 10 s)", "float",
-                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S",
-                                         execution=True)
+                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S")
     chunks: int | None = option(None, "--chunks", "cut the video into N chunks (instead of "
                                 "--chunk-seconds)", "int", _E, lo=1, hi=100_000,
-                                nullable=True, metavar="N", execution=True)
+                                nullable=True, metavar="N")
 
     def __post_init__(self):
         _check_fields(self)
