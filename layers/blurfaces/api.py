@@ -39,7 +39,7 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
                save_data=True, data_format="csv", color=(0, 0, 0), target_name=None,
                overwrite=False, *, quality="balanced", reuse=None, precision=None,
                threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
-               hold=0.5, lookahead=0.3,
+               hold=0.5, lookahead=0.3, boxes=None,
                keep_audio=True, crf=None, preset="veryfast",
                workers=None, chunk_seconds=None, chunks=None, progress=None,
                retries=2) -> BlurResult:
@@ -66,7 +66,7 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
             continue                        # None: the option's default
         if spec.kind == "bool":
             v = bool(v)                     # the seed took any truthy value
-        elif spec.name == "mask_image" and v is not None:
+        elif spec.name in ("mask_image", "boxes") and v is not None:
             v = os.fspath(v)
         opts[spec.name] = v
     options = Options.from_dict(opts)

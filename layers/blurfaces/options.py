@@ -203,6 +203,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("color", "color", (0, 0, 0), "colour of --mask rectangle (default 0,0,0)", "--color",
          _M, metavar="R,G,B"),
     Spec("draw_scores", "bool", False, "draw detector scores", "--draw-scores", _M),
+    Spec("boxes", "text", None, "mask exactly the boxes of this coordinate file (a run's "
+         "<stem>.csv/.tsv/.txt, edited) instead of detecting: rows deleted are unmasked, a "
+         "track given at keyframes (rows with an empty source) is interpolated between them",
+         "--boxes", _M, nullable=True, metavar="FILE"),
     Spec("quality", "choice", DEFAULT_QUALITY, "detection preset: balanced (default) adds a "
          "rotating 2x-upscaled pass that finds small, far faces (crowds); max runs all of it "
          "on every frame (slowest); fast is a single 640 px pass (large faces only)",

@@ -28,6 +28,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import __version__, cost, data as datamod, storage as st
+from .boxes import BoxTable, Replay
 from .detect import CenterFace, Detections, FinePass, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
@@ -131,6 +132,8 @@ def _same(a: str, b: str) -> bool:
 def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so detection and tracking match a single
     pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
+    if options.boxes:
+        return 0.0, 0.0     # boxes from a file: no detection, no tracking, nothing to see
     reuse = 0.0         # detections equal a single pass's once a reuse period has begun
     if options.reuse_s and info is None:
         reuse = options.reuse_s + 0.1
@@ -173,6 +176,8 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     source, work = os.fspath(source), os.fspath(work)
     pin = pin or pin_source(source, storage)
     info = info or probe_source(source, storage, pin)
+    if options.boxes:       # a bad boxes file stops the job before any chunk runs
+        BoxTable.read(options.boxes, len(info.pts), info.display_width, info.display_height)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s
@@ -285,10 +290,15 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     tail = chunk["tail_pts"]
     tb = float(info.tb)
     w, h = info.display_width, info.display_height
-    detector = _detector(options, threads, options.tiles_for(w, h))
-    # cached per process: no camera motion or kept detections across chunks and jobs
-    detector.reset(refresh=reuse_frames(options, info))
-    tracker = Tracker(TrackOptions.of(options), (w, h))
+    if options.boxes:       # re-render from a coordinate file: no model, no tracking
+        detector = None
+        frames = sum(c["frames_expected"] for c in manifest["chunks"])
+        tracker = Replay(BoxTable.read(options.boxes, frames, w, h), chunk["lead_index"])
+    else:
+        detector = _detector(options, threads, options.tiles_for(w, h))
+        # cached per process: no camera motion or kept detections across chunks and jobs
+        detector.reset(refresh=reuse_frames(options, info))
+        tracker = Tracker(TrackOptions.of(options), (w, h))
 
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
@@ -313,7 +323,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             own = pts >= start and (stop is None or pts < stop)
             if not own and (stop is None or pts < stop):
                 return                      # lead margin: seen for tracking only
-            ib = scale_boxes(fm.boxes, options.mask_scale, w, h) if len(fm.boxes) \
+            scale = 1.0 if options.boxes else options.mask_scale    # a file's boxes as given
+            ib = scale_boxes(fm.boxes, scale, w, h) if len(fm.boxes) \
                 else np.zeros((0, 4), np.int64)
             keep = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
             if not own:
@@ -352,7 +363,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             try:
                 for frame in frames:
                     yield frame, (detector.detect(frame.rgb, gidx // every)
-                                  if gidx % every == 0 else Detections.empty())
+                                  if detector is not None and gidx % every == 0 else Detections.empty())
                     gidx += 1
             finally:
                 frames.close()          # stops the decode thread before the source closes
@@ -388,9 +399,10 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             os.replace(seg_path, seg_local)
         else:
             work_store.upload(seg_path, seg_target)
-    still = detector.still      # network runs saved on unchanged pictures (still.py)
+    still = detector.still if detector is not None else None    # network runs saved (still.py)
     part = {"index": index, "segment": seg_target, "frames": n_own, "detections": n_dets,
-            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused},
+            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
+            if still else {},
             "rows": rows, "tail": tail_rows, "seconds": time.perf_counter() - t0,
             "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
@@ -464,7 +476,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
             raise ChunkError(f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s) has "
                              f"no result in {work}: run its worker again before stitching.")
         parts.append(work_store.read_json(uri))
-    parts = _global_tracks(parts)
+    if not options.boxes:       # a boxes file's track ids are global already
+        parts = _global_tracks(parts)
 
     out_local = out_store.local_path(outputs["video"])
     stage_dir = os.path.dirname(os.path.abspath(out_local)) if out_local else None
