@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import media
-from blurfaces import data as datamod
+from blurfaces import cli, data as datamod
 from blurfaces.api import blur_faces
 from blurfaces.boxes import BoxTable
 from blurfaces.errors import OptionError
@@ -139,9 +139,12 @@ def test_two_keyframes_mask_every_frame_between(tmp_path, private_tmp, monkeypat
         assert patch.std() > 80, f"frame {f}: the unmasked patch is not visible"
 
 
-def test_bad_boxes_file_stops_before_any_output(tmp_path, short_clip, private_tmp):
+def test_bad_boxes_file_stops_before_any_output(tmp_path, short_clip, private_tmp, capsys):
     edit = tmp_path / "edit.csv"
     edit.write_text(HEADER + "0,1,1,20,20,0,999,,\n")
     with pytest.raises(OptionError, match="line 2: frame 999 is outside the video"):
         blur_faces(str(short_clip), boxes=str(edit))
+    assert cli.main(["anonymize", str(short_clip), "--boxes", str(edit), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "edit.csv: line 2: frame 999 is outside the video" in err[0]
     assert sorted(os.listdir(short_clip.parent)) == ["clip.mp4"]

@@ -612,7 +612,7 @@ def output_uris(manifest: dict) -> list[str]:
     """Every name a job may publish (the summary last)."""
     outs, opts = manifest["outputs"], manifest["options"]
     return [outs["video"]] + [f"{outs['stem']}.{f}" for f in opts.get("data_format", [])] \
-        + [outs["heatmap"], outs["summary"]]
+        + [outs["heatmap"], f"{outs['stem']}_review.html", outs["summary"]]
 
 
 def _published(summary_uri: str, jid: str | None) -> dict | None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import storage as st
 from .errors import OptionError
+from .regions import REGION_SOURCE
 from .track import SOURCES, FrameMasks
 
 KEYFRAME = "keyframe"
@@ -116,9 +117,10 @@ class BoxTable:
             if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
                 raise OptionError(f"{where}: the box {x1:g},{y1:g},{x2:g},{y2:g} lies outside "
                                   f"the {width}x{height} picture.")
-            if source[i] not in SOURCES and source[i] not in ("", KEYFRAME):
+            if source[i] not in (*SOURCES, REGION_SOURCE, KEYFRAME, ""):
                 raise OptionError(f"{where}: source {source[i]!r} is not one of "
-                                  f"{', '.join(SOURCES)}, {KEYFRAME} or empty.")
+                                  f"{', '.join(SOURCES)}, {REGION_SOURCE}, {KEYFRAME} or "
+                                  "empty.")
         source = np.where(source == "", KEYFRAME, source).astype(object)
         rows = [(int(frame[i]), int(track[i]), xyxy[i], float(score[i]), str(source[i]))
                 for i in range(len(df))]

@@ -44,7 +44,7 @@ from .discover import is_own_output, is_video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
 
 SIDECAR = ".blurfaces.json"
-LAYOUT_OPTIONS = {"draw_heatmap": True}     # option defaults of the drop-folder layout
+LAYOUT_OPTIONS = {"draw_heatmap": True, "review": True}     # defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")
@@ -393,11 +393,13 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                 os.makedirs(os.path.dirname(outputs["video"]), exist_ok=True)
             names, held = reserve_output(source, outputs["video"], True,
                                          formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+                                         else (), heatmap=options.draw_heatmap,
+                                         review=options.review)
         else:
             names, held = reserve_output(source, target_name, overwrite,
                                          formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+                                         else (), heatmap=options.draw_heatmap,
+                                         review=options.review)
         summary = run(source, outputs=names, options=options, progress=progress,
                       overwrite=layout is not None or overwrite,
                       publish_token=held.token if held else None, pin=stat.to_dict(),

@@ -12,7 +12,8 @@ The names and meanings of the seed's parameters (`mask`, `mask_image`, `mask_sca
 `chunk_seconds`, `chunks`) are specs too, kept out of `Options`: they change how a result is
 computed, never the result.
 
-This module is a leaf: it imports nothing of blurfaces but `errors`.
+This module is a leaf: it imports nothing of blurfaces but `errors` and the parsers of the
+leaf `regions`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import os
 from dataclasses import dataclass, field, fields, make_dataclass
 
 from .errors import OptionError
+from .regions import parse_ids, parse_rects
 
 MASKS = ("blur", "rectangle", "mosaic", "image", "none")
 DATA_FORMATS = ("csv", "tsv", "txt")
@@ -114,7 +116,8 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 class Spec:
     """One option: everything every entry point needs to know about it."""
     name: str
-    kind: str               # bool | int | float | choice | text | formats | color
+    kind: str               # bool | int | float | choice | text | formats | color | ids |
+                            # rects | timed_rects (regions.py)
     default: object
     help: str
     flag: str               # CLI flag; bools get --flag / --no-flag
@@ -149,6 +152,10 @@ class Spec:
             return parse_formats(v)
         if k == "color":
             return parse_color(v)
+        if k == "ids":
+            return parse_ids(name, v)
+        if k in ("rects", "timed_rects"):
+            return parse_rects(name, v, timed=k == "timed_rects")
         if k == "text":
             if not isinstance(v, str) or not v:
                 raise OptionError(f"{name} must be a non-empty text (got {v!r}).")
@@ -207,6 +214,14 @@ SPECS: tuple[Spec, ...] = (
          "<stem>.csv/.tsv/.txt, edited) instead of detecting: rows deleted are unmasked, a "
          "track given at keyframes (rows with an empty source) is interpolated between them",
          "--boxes", _M, nullable=True, metavar="FILE"),
+    Spec("keep_track", "ids", (), "leave these tracks unmasked (ids of the --boxes file, as "
+         "on the review page): a consenting person", "--keep-track", _M, metavar="ID[,ID]"),
+    Spec("ignore_region", "rects", (), "do not mask faces whose box centre lies inside these "
+         "rectangles (pixels; several separated by ;): a poster, a TV screen",
+         "--ignore-region", _M, metavar="X1,Y1,X2,Y2"),
+    Spec("always_mask", "timed_rects", (), "always mask these rectangles, from T1 to T2 "
+         "seconds if given (pixels; several separated by ;): a window, a name badge",
+         "--always-mask", _M, metavar="X1,Y1,X2,Y2[@T1-T2]"),
     Spec("quality", "choice", DEFAULT_QUALITY, "detection preset: balanced (default) adds a "
          "rotating 2x-upscaled pass that finds small, far faces (crowds); max runs all of it "
          "on every frame (slowest); fast is a single 640 px pass (large faces only)",
@@ -240,6 +255,9 @@ SPECS: tuple[Spec, ...] = (
          "(default csv)", "--data-format", _O, metavar="FMT[,FMT]"),
     Spec("draw_heatmap", "bool", False, "write <stem>_heatmap.png (default: off; on in the "
          "drop-folder layout)", "--heatmap", _O),
+    Spec("review", "bool", False, "write <stem>_review.html: the timeline of every track, the "
+         "moments to check and frames of the output (default: off; on in the drop-folder "
+         "layout)", "--review", _O),
     Spec("neighbours", "int", 32, "heatmap: nearest neighbours per cell (default 32)",
          "--neighbours", _O, lo=1, hi=1000, metavar="N"),
     Spec("resolution", "int", 250, "heatmap: cells along the longer side (default 250)",

@@ -35,6 +35,7 @@ from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .track import Tracker, TrackOptions
 from .publish import Publisher
+from .regions import REGION_SOURCE, Selection
 from .verify import check_output, check_segment
 from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
 
@@ -55,7 +56,7 @@ def output_names(video_uri: str) -> dict:
 
 
 def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                   storage=None, formats=("csv",), heatmap=False):
+                   storage=None, formats=("csv",), heatmap=False, review=False):
     """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
     ending in a path separator means "in this folder"); without `overwrite`, the first free
     name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
@@ -95,7 +96,8 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                 raise OptionError(f"{video}: the output would replace the input; "
                                   "choose another target name.")
         else:
-            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None] \
+            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None,
+                      f"{names['stem']}_review.html" if review else None] \
                 + [f"{names['stem']}.{f}" for f in formats]
             finals = [u for u in finals if u]
             if overwrite or not any(_taken(storage, u) for u in finals):
@@ -176,6 +178,7 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     source, work = os.fspath(source), os.fspath(work)
     pin = pin or pin_source(source, storage)
     info = info or probe_source(source, storage, pin)
+    Selection.of(options)   # options that only fail together stop the job here
     if options.boxes:       # a bad boxes file stops the job before any chunk runs
         BoxTable.read(options.boxes, len(info.pts), info.display_width, info.display_height)
     tb = info.tb
@@ -300,6 +303,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
         detector.reset(refresh=reuse_frames(options, info))
         tracker = Tracker(TrackOptions.of(options), (w, h))
 
+    selection = Selection.of(options)
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
         masker = _masker(options, tmp)
@@ -331,13 +335,18 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
                 tail_rows.extend([pts, *map(int, b), int(tr)]
                                  for b, tr in zip(ib[keep], fm.tracks[keep]))
                 return
+            keep &= selection.kept(ib, fm.tracks)
             rgb = buffered.pop(pts)
             boxes, scores = ib[keep], fm.scores[keep]
             masker.apply(rgb, boxes, scores)
-            encoder.encode(rgb, pts)
             t_ms = (pts - info.first_pts) * tb * 1000.0
-            for b, tr, sc, src in zip(boxes, fm.tracks[keep], scores,
-                                      [s for s, k in zip(fm.sources, keep) if k]):
+            fixed = selection.always_at(t_ms / 1000.0, w, h)
+            masker.apply(rgb, fixed, whole=True)
+            encoder.encode(rgb, pts)
+            for b, tr, sc, src in zip([*boxes, *fixed], [*fm.tracks[keep], *[-1] * len(fixed)],
+                                      [*scores, *[np.nan] * len(fixed)],
+                                      [s for s, k in zip(fm.sources, keep) if k]
+                                      + [REGION_SOURCE] * len(fixed)):
                 rows.append([pts, round(t_ms, 3), int(b[0]), int(b[1]), int(b[2]), int(b[3]),
                              int(tr), n_own, None if np.isnan(sc) else round(float(sc), 4),
                              src])
@@ -558,9 +567,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         from .heatmap import centroid_mask
         cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
             if len(detected) else np.zeros((0, 2))
-        draw_heatmap(cents, info.display_width, info.display_height,
-                     pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
-                     resolution=options.resolution, title=os.path.basename(source))
+        heatmap_local = pub.stage(outputs["heatmap"], ".png")
+        draw_heatmap(cents, info.display_width, info.display_height, heatmap_local,
+                     neighbours=options.neighbours, resolution=options.resolution,
+                     title=os.path.basename(source))
         heatmap_file = outputs["heatmap"]
     tracks = sorted(int(t) for t in df["track"].unique() if t >= 0)
     counts = {
@@ -574,13 +584,22 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "regions": {k: sum(p.get("regions", {}).get(k, 0) for p in parts)
                     for k in ("run", "partial", "reused")},
     }
+    review_file = None
+    if options.review:          # the page is published with (and like) the other outputs
+        from .review import write as write_review
+        review_file = f"{outputs['stem']}_review.html"
+        write_review(pub.stage(review_file, ".html"), df=df, video=video_tmp,
+                     times_s=[(p - info.first_pts) * float(info.tb) for p in index["pts"]],
+                     width=info.display_width, height=info.display_height,
+                     title=os.path.basename(source), counts=counts,
+                     heatmap=heatmap_local if heatmap_file else None)
     timing = dict(timings or {})
     timing["plan_s"] = manifest.get("plan_seconds")
     timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
     timing["stitch_s"] = round(time.perf_counter() - t0, 3)
     summary = {
         "input": source, "outputs": {"video": outputs["video"], "data": data_files,
-                                     "heatmap": heatmap_file,
+                                     "heatmap": heatmap_file, "review": review_file,
                                      "summary": outputs["summary"]},
         "video": {"width": info.display_width, "height": info.display_height,
                   "coded_width": info.width, "coded_height": info.height,
