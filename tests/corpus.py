@@ -417,6 +417,33 @@ def mpeg2_interlaced(d) -> Case:
                 pictures=lambda i: picture(i, 352, 288))
 
 
+def mpeg2_pal(d) -> Case:
+    """A PAL DVD or broadcast capture as it comes: interlaced MPEG-2 at 720x576, 25 fps
+    (field-coded, top field first, B-frames), MP2 audio, in an MPEG program stream (.mpg) whose
+    90 kHz clock starts where FFmpeg's muxer puts it (its preload, here 0.533333 s, and a
+    frame of B-frame delay): 0.573333 s (51600 ticks), not a whole millisecond."""
+    p = pathlib.Path(d) / "pal.mpg"
+    _write(p, "mpeg", codec="mpeg2video", size=(720, 576), n=25, rate=25, bframes=2, gop=12,
+           audio="mp2", extra={"flags": "+ilme+ildct", "b": "6000k"},
+           container_options={"preload": "533333"})
+    return Case("mpeg2_pal", p, list(range(25)), _times(25, 25), (720, 576), audio="mp2",
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 720, 576))
+
+
+def avchd_m2ts(d) -> Case:
+    """What an AVCHD camcorder writes (.m2ts: MPEG-TS with 4-byte timecodes before each
+    packet): interlaced H.264 (MBAFF, top field first) with AC-3 audio, its clock starting at
+    1.000011 s plus the muxer's delay (not a whole millisecond)."""
+    p = pathlib.Path(d) / "00001.m2ts"
+    _write(p, "mpegts", n=40, rate=25, size=(512, 288), bframes=2, gop=20, audio="ac3",
+           tb=Fraction(1, 90000), extra={"x264-params": "threads=1:bframes=2:keyint=20:"
+                                                        "min-keyint=20:scenecut=0:"
+                                                        "interlaced=1:tff=1"},
+           container_options={"mpegts_m2ts_mode": "1", "output_ts_offset": "1.000011"})
+    return Case("avchd_m2ts", p, list(range(40)), _times(40, 25), (512, 288), audio="ac3",
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 512, 288))
+
+
 def mkv_no_durations(d) -> Case:
     """Matroska written as a live stream: no segment duration, no cues, no block durations
     (only block pts), H.264 with B-frames, AAC audio."""
@@ -491,13 +518,16 @@ def _faces_picture(w, h):
     return render
 
 
-def _concat_ts(p, sizes, n_each=25, rate=25, fmt="mpegts"):
+def _concat_ts(p, sizes, n_each=25, rate=25, fmt="mpegts", start=None):
     """A file (MPEG-TS by default) made of len(sizes) recordings joined back to back, n_each
     frames each, every part showing five faces at its own size; the SPS changes in-band at
-    each switch and the timestamps continue. AAC audio for the whole."""
+    each switch and the timestamps continue. AAC audio for the whole. `start`: seconds added
+    to the muxer's own start (`output_ts_offset`)."""
     tb = Fraction(1, 90000)
-    with av.open(os.fspath(p), "w", format=fmt,
-                 container_options={"fflags": "+bitexact"}) as out:
+    opts = {"fflags": "+bitexact"}
+    if start is not None:
+        opts["output_ts_offset"] = start
+    with av.open(os.fspath(p), "w", format=fmt, container_options=opts) as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = sizes[0][0], sizes[0][1], "yuv420p"
         vs.time_base = tb
@@ -526,11 +556,17 @@ def _concat_ts(p, sizes, n_each=25, rate=25, fmt="mpegts"):
         _mux_sorted(out, packets)
 
 
+#: a broadcast capture's 90 kHz clock starts anywhere: 1.466667 s (132000 ticks) is not a whole
+#: millisecond, like the 1.4667 s of a real capture that an MP4 edit list in milliseconds moved
+START_TS = "1.466667"
+
+
 def _switch_case(d, name: str, file: str, second: tuple, how: str) -> Case:
-    """1 s at 320x240 joined to 1 s at `second` (MPEG-TS), both with five faces."""
+    """1 s at 320x240 joined to 1 s at `second` (MPEG-TS whose clock starts at START_TS plus
+    the muxer's own delay), both with five faces."""
     p = pathlib.Path(d) / file
     sizes = [(320, 240), second]
-    _concat_ts(p, sizes)
+    _concat_ts(p, sizes, start=START_TS)
     return Case(name, p, list(range(50)), _times(50, 25), (320, 240), audio="aac",
                 audio_copy=True, faces=True,
                 notes=f"frames 25..49 are {second[0]}x{second[1]}: {how} 320x240",
@@ -595,7 +631,7 @@ def mjpeg_avi(d) -> Case:
 
 
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
-                                 mpeg2_interlaced, mkv_no_durations, raw_h264, vfr_rotated,
-                                 hevc_10bit, yuv422, full_range, mjpeg_avi, ts_concat,
-                                 resolution_change, resolution_change_aspect,
-                                 resolution_change_mp4)}
+                                 mpeg2_interlaced, mpeg2_pal, avchd_m2ts, mkv_no_durations,
+                                 raw_h264, vfr_rotated, hevc_10bit, yuv422, full_range,
+                                 mjpeg_avi, ts_concat, resolution_change,
+                                 resolution_change_aspect, resolution_change_mp4)}

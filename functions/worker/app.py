@@ -19,7 +19,7 @@ logger, metrics, tracer = observe.powertools("worker")
 @metrics.log_metrics
 def handler(event, context):
     observe.bind(event, function="worker")  # job_id, chunk: keys of every log line
-    result = aws.run_chunk(event)
+    result = aws.run_chunk(event, aws.Settings.from_env())
     observe.chunk_metrics(metrics, result)
     logger.info("chunk done", extra=result)
     return result

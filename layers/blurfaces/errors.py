@@ -15,6 +15,11 @@ class InputError(BlurfacesError):
     """The input video (or mask image) is missing, unreadable, or not a usable video."""
 
 
+class LimitError(InputError):
+    """The input is beyond what this deployment can process (too long, frames too large,
+    an output that would not fit stitch's /tmp): refused in plan, before any worker runs."""
+
+
 class OptionError(BlurfacesError, ValueError):
     """An option has a value outside what it accepts."""
 

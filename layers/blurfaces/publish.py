@@ -16,8 +16,8 @@ This module is the only place that gives outputs their final names. It owns:
   `OutputError`; `discard()` removes whatever is still staged.
 * S3 outputs are uploaded in order with the summary last; on failure the objects this commit
   uploaded are deleted again. Each S3 output carries the publisher's token as user metadata
-  (`TOKEN_METADATA`), so a later rollback (`blurfaces.aws`) deletes only what this run wrote,
-  never another run's outputs of the same names.
+  (`TOKEN_METADATA`), so a later rollback (`rollback_s3`, the AWS abort path) deletes only
+  what this run wrote, never another run's outputs of the same names.
 
 Without `overwrite`, a final name is created with `os.link` (atomic, fails if the name exists),
 so a file that appeared after the claim is never replaced.
@@ -327,6 +327,23 @@ class Publisher:
                     os.unlink(path)
                 except OSError:
                     pass
+
+
+def rollback_s3(uris, token: str | None) -> list[str]:
+    """Delete the S3 outputs among `uris` that the run with publish `token` wrote: only an
+    object whose metadata carries that token, and on a versioned bucket only that version
+    (the previous one becomes current again). Returns what was removed."""
+    removed = []
+    if not token:
+        return removed
+    for uri in uris:
+        store = st.get_storage(uri)
+        head = store.head(uri)
+        if head is None or head.metadata.get(TOKEN_METADATA) != token:
+            continue
+        store.delete(uri, version_id=head.stat.version_id)
+        removed.append(uri)
+    return removed
 
 
 def ensure_writable(uri: str) -> None:

@@ -35,7 +35,7 @@ from typing import BinaryIO
 from .errors import BlurfacesError, InputError, OptionError, OutputError
 
 __all__ = ["is_s3", "parse_s3", "join", "get_storage", "Storage", "LocalStorage",
-           "S3Storage", "Stat", "DEFAULT_READ_BUFFER"]
+           "S3Storage", "Stat", "Head", "DEFAULT_READ_BUFFER"]
 
 S3_SCHEME = "s3://"
 #: Buffer of the file objects `S3Storage.open_read` returns: each HTTP Range request
@@ -117,6 +117,23 @@ class Stat:
     @classmethod
     def from_dict(cls, d: dict) -> "Stat":
         return cls(**{k: v for k, v in d.items() if k != "token"})
+
+    @classmethod
+    def from_s3(cls, meta: dict) -> "Stat":
+        """The identity in an S3 HEAD/GET response or a listing entry."""
+        lm = meta.get("LastModified")
+        return cls(size=int(meta.get("ContentLength", meta.get("Size", 0))),
+                   mtime=lm.timestamp() if hasattr(lm, "timestamp") else 0.0,
+                   etag=str(meta.get("ETag", "")).strip('"') or None,
+                   version_id=meta.get("VersionId") if meta.get("VersionId") != "null"
+                   else None)
+
+
+@dataclass(frozen=True)
+class Head:
+    """What S3 says about one object version: its identity and its user metadata."""
+    stat: Stat
+    metadata: dict
 
 
 # --------------------------------------------------------------------------- interface
@@ -464,17 +481,24 @@ class S3Storage(Storage):
     def size(self, uri) -> int:
         return int(self._head(uri)["ContentLength"])
 
-    @staticmethod
-    def _stat_of(meta: dict) -> Stat:
-        lm = meta.get("LastModified")
-        return Stat(size=int(meta.get("ContentLength", meta.get("Size", 0))),
-                    mtime=lm.timestamp() if hasattr(lm, "timestamp") else 0.0,
-                    etag=str(meta.get("ETag", "")).strip('"') or None,
-                    version_id=meta.get("VersionId") if meta.get("VersionId") != "null"
-                    else None)
-
     def stat(self, uri) -> Stat:
-        return self._stat_of(self._head(uri))
+        return Stat.from_s3(self._head(uri))
+
+    def head(self, uri, version_id: str | None = None) -> Head | None:
+        """The current object at ``uri`` (or that version of it): its identity and user
+        metadata; None when there is none (missing, deleted, or a delete marker)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        bucket, key = _object_key(uri)
+        kw = {"VersionId": version_id} if version_id else {}
+        try:
+            meta = self.client.head_object(Bucket=bucket, Key=key, **kw)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND | {"NoSuchVersion", "405", "MethodNotAllowed"}:
+                return None
+            raise self._error(exc, uri, action="GetObject", head=True) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, uri, action="GetObject", head=True) from None
+        return Head(Stat.from_s3(meta), dict(meta.get("Metadata") or {}))
 
     def list_stats(self, prefix_uri) -> list[tuple[str, Stat]]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -487,7 +511,7 @@ class S3Storage(Storage):
                     Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", ()):
                     # The listing has no version ids: a job pins the version by its HEAD.
-                    out.append((f"{S3_SCHEME}{bucket}/{obj['Key']}", self._stat_of(obj)))
+                    out.append((f"{S3_SCHEME}{bucket}/{obj['Key']}", Stat.from_s3(obj)))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, prefix_uri, action="ListBucket") from None
         return sorted(out, key=lambda x: x[0])
@@ -584,10 +608,13 @@ class S3Storage(Storage):
         except OSError as exc:
             raise InputError(f"{local_path}: cannot be read ({_os_reason(exc)})") from None
 
-    def delete(self, uri) -> None:
+    def delete(self, uri, version_id: str | None = None) -> None:
+        """Remove ``uri``; with ``version_id``, exactly that version (on a versioned bucket
+        a plain delete only hides the object behind a delete marker)."""
         bucket, key = _object_key(uri)
+        kw = {"VersionId": version_id} if version_id else {}
         self._call(uri, "DeleteObject", self.client.delete_object, writing=True,
-                   Bucket=bucket, Key=key)
+                   Bucket=bucket, Key=key, **kw)
 
     def list(self, prefix_uri) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -100,8 +100,8 @@ def _first_diff(got, got_tb, expected, tb, chunks) -> str:
     for i in range(n):
         if abs(got[i] * got_tb - expected[i] * tb) > tol:
             return (f"first difference at frame {i} in {_chunk_of(i, chunks)}: "
-                    f"{float(got[i] * got_tb):.4f} s in the output, "
-                    f"{float(expected[i] * tb):.4f} s in the input.")
+                    f"{float(got[i] * got_tb):.6f} s in the output, "
+                    f"{float(expected[i] * tb):.6f} s in the input.")
     if len(got) != len(expected):
         return f"the difference starts at frame {n} in {_chunk_of(n, chunks)}."
     return ""

@@ -651,7 +651,9 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
            keep_audio: bool = True) -> dict:
     """Join segments (in order, packets copied) and the source's audio into one MP4."""
     tally = {"audio_s": Fraction(0)}    # the source audio read, for the self-check
-    out = av.open(out_path, "w", format="mp4", options={"movflags": "+faststart"})
+    scale = str(mp4_timescale(info.tb))
+    out = av.open(out_path, "w", format="mp4", options={
+        "movflags": "+faststart", "video_track_timescale": scale, "movie_timescale": scale})
     try:
         first, first_file = _open_segment(segments[0])
         vs = out.add_stream_from_template(first.streams.video[0])
@@ -695,6 +697,18 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
     return {"video_packets": n_video, "audio": audio,
             "audio_mode": None if not audio else ("copy" if info.audio["copy"] else "aac"),
             "source_audio_s": float(tally["audio_s"]) if audio else None}
+
+
+def mp4_timescale(tb: Fraction) -> int:
+    """The MP4 timescale (ticks per second) that holds every time of a video whose time base
+    is `tb`: its denominator (doubled up to 10000 at least, as FFmpeg's mov muxer does). It
+    is given to the video track and to the movie as a whole: the edit list that places the
+    first frame (MPEG-TS/PS clocks start anywhere, e.g. 0.5333 s = 48000/90000) is counted
+    in the movie's timescale, which is 1000 by default and moved that frame to 0.533 s."""
+    scale = Fraction(tb).denominator
+    while scale < 10000:
+        scale *= 2
+    return scale
 
 
 def _video_copy(segments, tb, v_out):

@@ -101,8 +101,8 @@ def test_sample_events_parse(aws):
     assert set(aws.load_event("backfill.json")) <= {"backfill", "limit", "after", "rerun",
                                                    "options"}
     abort = aws.load_event("abort.json")
-    assert abort["source"] == uri and core._state_error(abort["error"])[0] == "InputError"
-    assert "changed" in core._state_error(abort["error"])[1]
+    assert abort["source"] == uri and core.state_error(abort["error"])[0] == "InputError"
+    assert "changed" in core.state_error(abort["error"])[1]
 
 
 def test_core_loads_no_aws_library():

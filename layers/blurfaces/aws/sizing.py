@@ -1,0 +1,158 @@
+"""Sizing and limits: how long a chunk a worker finishes in time, and whether a source is
+within what the deployment processes, decided in plan before any worker starts.
+
+* `worker_chunk_seconds` / `cap_chunks`: the longest chunk (seconds of video) a worker of the
+  deployment's size finishes within half its timeout even `WORKER_SLOWDOWN` times slower than
+  measured (`WORKER_CPU_S_PER_MPIXEL`, `WORKER_COST`: the per-frame cost constants, kept here
+  and nowhere else; re-measure them with bench/lambda_sizing.py when detection changes);
+* `precheck`: from the container's header, before plan decodes anything: a source plan
+  could not index within its budget is refused at once;
+* `check_limits`: the exact figures after the probe against the stack's limits (duration,
+  frame size, chunks per Map, stitch's /tmp); over a limit is a `LimitError`.
+"""
+from __future__ import annotations
+
+import logging
+
+from .. import cost, stages, storage as st
+from ..errors import LimitError
+from ..options import Options
+from ..video import plausible_fps
+
+log = logging.getLogger("blurfaces.aws")
+
+#: Estimated output bit rate for the /tmp check: bits per pixel per frame of H.264 at the
+#: default crf 23 / veryfast (camera footage measures 0.05-0.12; 0.15 leaves headroom).
+OUTPUT_BITS_PER_PIXEL = 0.15
+#: Chunks per job: the Distributed Map runs at most 10,000 child executions in parallel and
+#: the items list is read from S3 (never part of the 256 KiB state), so 10,000 is the cap.
+MAP_ITEMS_MAX = 10_000
+
+
+def check_limits(manifest: dict, settings) -> dict:
+    """What a planned job needs against what the stack gives; raises `LimitError` (with
+    every limit exceeded and what to do) before any worker runs. Returns the figures."""
+    info = manifest["info"]
+    w, h = int(info["display_width"]), int(info["display_height"])
+    seconds = float(info.get("duration_s") or 0.0)
+    fps = float(info.get("avg_rate") or 0.0) or 30.0
+    frames = int(info.get("n_packets") or round(seconds * fps))
+    source_mb = ((manifest.get("source_version") or {}).get("size") or 0) / 2**20
+    output_mb = frames * w * h * OUTPUT_BITS_PER_PIXEL / 8 / 2**20
+    # stitch reads the segments from S3 in place; /tmp holds only the final MP4 (video plus
+    # the source's audio; faststart moves the index within the same file) and some slack
+    tmp_mb = 1.0 * max(output_mb, 0.0) + 0.1 * source_mb + 256
+    figures = {"seconds": round(seconds, 3), "frame": [w, h], "chunks": len(manifest["chunks"]),
+               "estimated_output_mb": round(output_mb, 1), "stitch_tmp_needed_mb": round(tmp_mb),
+               "stitch_tmp_mb": settings.stitch_tmp_mb}
+    over = []
+    if seconds > settings.max_video_seconds:
+        over.append(f"{seconds:.1f} s of video (this deployment takes up to "
+                    f"{settings.max_video_seconds:g} s: MaxVideoSeconds); split the video")
+    if w * h > settings.max_frame_pixels:
+        over.append(f"frames of {w}x{h} (up to {settings.max_frame_pixels} pixels: "
+                    "MaxFramePixels); scale the video down")
+    if len(manifest["chunks"]) > settings.max_chunks:
+        over.append(f"{len(manifest['chunks'])} chunks (the Distributed Map takes "
+                    f"{settings.max_chunks}); use longer chunks")
+    if tmp_mb > settings.stitch_tmp_mb:
+        over.append(f"an estimated {output_mb:.0f} MB output, which needs about "
+                    f"{tmp_mb:.0f} MB of stitch's /tmp ({settings.stitch_tmp_mb} MB); "
+                    "split the video or lower its frame size")
+    if over:
+        raise LimitError("the input is beyond what this deployment processes: "
+                         + "; ".join(over) + ". Nothing was processed.")
+    return figures
+
+
+
+#: Plan decodes every frame once (exact frames and times, see video.probe): measured 2.2 ns
+#: per pixel on one core of the development machine; the plan function's 1024 MB is 0.58 of
+#: a vCPU, hence about 4 ns per pixel. Plan's budget leaves a minute for the rest.
+PLAN_DECODE_NS_PER_PIXEL = 4.0
+PLAN_BUDGET_S = 900.0 - 60.0
+
+#: A worker's CPU seconds per frame megapixel with the default options on one core
+#: (bench/lambda_sizing.py, 2026-12-01: 0.28 at 1080p, 0.18 at 720p; the larger is used). A
+#: chunk must end within half the 900 s timeout even 3x slower than that (busier scenes, more
+#: faces); its margins (stages.margins: 2.95 s with the defaults) are decoded and detected
+#: too. Chunks are cut shorter than the setting when needed: with the balanced default, 1080p
+#: at 1 vCPU gets about 5.7 s chunks, where the fast preset of earlier releases ran 20 s.
+WORKER_CPU_S_PER_MPIXEL = 0.28
+#: Relative cost of other option sets (measured, throughput.py, wall time against the
+#: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
+WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
+WORKER_SLOWDOWN = 3.0
+WORKER_BUDGET_S = 450.0
+MIN_CAPPED_CHUNK_S = 1.0
+
+
+def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
+                         options: Options | None = None,
+                         cpu_s_per_mpixel: float | None = None) -> float:
+    """The longest chunk (seconds of video) a worker of that size finishes in time."""
+    options = options or Options()
+    vcpus = cost.vcpus(worker_memory_mb)
+    rate = WORKER_CPU_S_PER_MPIXEL if cpu_s_per_mpixel is None else cpu_s_per_mpixel
+    for (name, value), factor in WORKER_COST.items():
+        if getattr(options, name) == value:
+            rate *= factor
+    per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
+    fps = plausible_fps(fps)          # a VFR file's header may claim 1000 fps ("1k tbr")
+    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options))
+
+
+def cap_chunks(cut: dict, head: dict | None, settings,
+               options: Options | None = None) -> dict:
+    """`cut` with chunk_seconds lowered to what a worker finishes in time with `options`
+    (see above); LimitError when not even MIN_CAPPED_CHUNK_S fits. An explicit chunk count is left
+    alone."""
+    if not head or cut.get("chunks") or not cut.get("chunk_seconds") \
+            or not head["w"] * head["h"]:
+        return cut
+    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb,
+                               options, settings.worker_cpu_s_per_mpixel)
+    if cap < MIN_CAPPED_CHUNK_S:
+        raise LimitError(f"frames of {head['w']}x{head['h']} at {head['fps']:.0f} fps take "
+                         f"longer than a worker of {settings.worker_memory_mb} MB can run "
+                         "even for a 1 s chunk; raise WorkerMemorySize (more vCPUs) or scale "
+                         "the video down. Nothing was processed.")
+    if cut["chunk_seconds"] > cap:
+        log.info("chunks of %.1f s instead of %.1f s: %dx%d at %.1f fps, worker %d MB",
+                 cap, cut["chunk_seconds"], head["w"], head["h"], head["fps"],
+                 settings.worker_memory_mb)
+        return {**cut, "chunk_seconds": round(cap, 2)}
+    return cut
+
+
+def precheck(uri: str, pin: dict, settings) -> dict | None:
+    """Before plan decodes anything: a source that plan could not index within its timeout
+    (estimated from the container's header: duration, rate and frame size) is refused at
+    once (LimitError, with the longest part that fits), never left to time out. The other
+    limits are checked on the exact figures after the probe (`check_limits`). Returns the
+    header's figures {"w", "h", "fps", "seconds"} (None when it has no video stream)."""
+    budget = settings.plan_budget_s
+    import av
+    with st.get_storage(uri).open_read(uri, pin=pin) as f:
+        try:
+            c = av.open(f)
+        except av.FFmpegError:
+            return None                         # unreadable: plan's probe says why
+        try:
+            if not c.streams.video:
+                return None
+            vs = c.streams.video[0]
+            seconds = float(vs.duration * vs.time_base) if vs.duration and vs.time_base \
+                else (c.duration or 0) / 1e6
+            w, h = vs.codec_context.width or 0, vs.codec_context.height or 0
+            fps = float(vs.average_rate or vs.guessed_rate or 30)
+        finally:
+            c.close()
+    decode_s = seconds * fps * w * h * PLAN_DECODE_NS_PER_PIXEL * 1e-9
+    if decode_s > budget:
+        raise LimitError(f"the input is beyond what this deployment processes: about "
+                         f"{decode_s:.0f} s for plan to index every frame of {seconds:.0f} s "
+                         f"of {w}x{h} video (its budget is {budget:.0f} s); split the video "
+                         f"into parts of at most {seconds * budget / decode_s / 60:.1f} "
+                         "minutes. Nothing was processed.")
+    return {"w": w, "h": h, "fps": fps, "seconds": seconds}

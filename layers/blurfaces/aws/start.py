@@ -1,0 +1,141 @@
+"""Starting jobs: one upload (`start_job`) or every input under a prefix (`backfill`).
+
+`start_job`: the loop guard, the pinned version (the event's version, or a HEAD),
+`jobs.job_id`, duplicate detection (a result or report for this version, or an execution
+of that name), the limits checked from the header before anything is decoded, `stages.plan`
+with the pin and the layout's outputs, the chunk list for the Distributed Map, then
+``StartExecution`` named by the job id. A planning failure of the input (corrupt upload, bad
+sidecar, over a limit) becomes ``failed/<rel>.json`` and a "Job Failed" event, never an
+exception (so no Lambda retries).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from .. import jobs, stages, storage as st
+from ..errors import BlurfacesError, OptionError
+from . import sizing
+from .clients import client, execution_status, invoke_async, region
+from .events import Upload, input_reason, version_stat
+from .notify import FAILED, failed_detail, notify
+from .settings import Settings, job_options, number
+from .work import delete_work, items_uri
+
+log = logging.getLogger("blurfaces.aws")
+
+
+def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
+              options: dict | None = None, chunk_seconds: float | None = None,
+              bind=None) -> dict:
+    """Plan one upload and start its execution (name = job id). Returns a small record
+    with "status": ignored | done | duplicate | planned | started | failed. `bind(job_id=)`,
+    when given, is called with the job id once known (the handler's log keys)."""
+    bucket, _ = st.parse_s3(up.uri)
+    layout = settings.layout(bucket)
+    reason = input_reason(layout, up.uri, up.size) if up.created \
+        else "not an object-created event"
+    stat = None if reason else version_stat(up)
+    if not reason and stat is None:
+        reason = "replaced or deleted since this event (a newer upload is its own job)"
+    if not reason and stat.size == 0:
+        reason = "an empty file"
+    if reason:
+        return {"status": "ignored", "input": up.uri, "reason": reason}
+    jid = jobs.job_id(up.uri, stat, rerun)
+    if bind is not None:
+        bind(job_id=jid)
+    outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
+    rec = {"job_id": jid, "input": up.uri, "version": stat.token}
+    if rerun is None and jobs.finished(outputs["summary"], stat):
+        return {**rec, "status": "done", "summary": outputs["summary"]}
+    if rerun is None and jobs.reported(report_uri, stat):
+        return {**rec, "status": "done", "report": report_uri}
+    sm = settings.state_machine
+    status = execution_status(sm, jid) if sm else None
+    if status is not None:
+        return {**rec, "status": "duplicate", "execution_status": status}
+    job_options(options, chunk_seconds=chunk_seconds)   # a bad event or setting raises
+    work, t0 = settings.work(bucket, jid), time.time()
+    try:
+        opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
+        cut = sizing.cap_chunks(cut, sizing.precheck(up.uri, stat.to_dict(), settings),
+                                settings, opts)
+        manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
+                               pin=stat.to_dict(), publish_token=jid, overwrite=True,
+                               job={"id": jid, "input": up.uri, "rerun": rerun,
+                                    "started": t0, "report": report_uri,
+                                    "lambda": settings.functions()})
+        limits = sizing.check_limits(manifest, settings)
+    except BlurfacesError as e:
+        delete_work(work)
+        if version_stat(Upload(up.uri, stat.version_id, stat.etag)) is None:
+            return {**rec, "status": "ignored", "reason": "replaced or deleted while planned"}
+        report = jobs.failure_report(up.uri, stat, jid, e, stage="plan", started=t0)
+        jobs.write_report(report_uri, report)
+        notified = notify(settings, FAILED, failed_detail(report, report_uri, t0))
+        return {**rec, "status": "failed", "report": report_uri, "error": str(e),
+                "error_type": type(e).__name__, "notified": notified}
+    items = items_uri(work)
+    st.get_storage(work).write_json(items, [{"work": work, "index": c["index"]}
+                                            for c in manifest["chunks"]])
+    # Deterministic (no times): a duplicate StartExecution must send the same input.
+    log.info("planned %s: %s", jid, limits)
+    exec_input = {"job_id": jid, "source": up.uri, "work": work, "bucket": bucket,
+                  "items_key": st.parse_s3(items)[1], "chunks": len(manifest["chunks"]),
+                  "max_concurrency": settings.max_concurrency,
+                  "outputs": {"video": outputs["video"], "summary": outputs["summary"]}}
+    if not sm:
+        return {**rec, "status": "planned", "input": exec_input}
+    sfn = client("stepfunctions", region(sm))
+    try:
+        arn = sfn.start_execution(stateMachineArn=sm, name=jid,
+                                  input=json.dumps(exec_input, sort_keys=True))["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        status = execution_status(sm, jid)
+        if status not in (None, "RUNNING"):
+            delete_work(work)           # that execution already finished and cleaned up
+        return {**rec, "status": "duplicate", "execution_status": status}
+    return {**rec, "status": "started", "execution_arn": arn, "input": exec_input}
+
+
+def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
+             after: str | None = None, rerun: str | None = None,
+             options: dict | None = None, seconds: float | None = None,
+             follow: str | None = None) -> dict:
+    """Start a job for every input under `prefix` (within ROOT/incoming/) that has no
+    result, report or execution for its current version: at most `limit` starts per call
+    (and no new object after `seconds`), in key order. "next" is the event for the
+    following call (None when done); with `follow` (the plan function's ARN) this call
+    invokes the function asynchronously with it, so one event walks the whole prefix."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    bucket, _ = st.parse_s3(prefix)
+    layout = settings.layout(bucket)
+    if not (prefix if prefix.endswith("/") else prefix + "/").startswith(layout.incoming):
+        raise OptionError(f"backfill {prefix}: give a prefix under {layout.incoming}, "
+                          "where inputs live.")
+    limit = settings.backfill_limit if limit is None else number("limit", limit, int, 1, 1000)
+    ready, _ = jobs.discover(prefix)
+    counts: dict = {}
+    started, last, more = [], after, False
+    for found in ready:
+        if after and found.uri <= after:
+            continue
+        if len(started) >= limit or (deadline and counts and time.monotonic() > deadline):
+            more = True
+            break
+        r = start_job(Upload(found.uri, size=found.stat.size), settings, rerun=rerun,
+                      options=options)
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if r["status"] in ("started", "planned"):
+            started.append(r["job_id"])
+        last = found.uri
+    nxt = {"backfill": prefix, "after": last, "limit": limit} if more else None
+    if nxt and (rerun or options):
+        nxt.update({k: v for k, v in (("rerun", rerun), ("options", options)) if v})
+    if nxt and follow:
+        nxt["follow"] = True
+        invoke_async(follow, json.dumps(nxt).encode())
+    return {"backfill": prefix, "started": started, "counts": counts, "next": nxt,
+            "followed": bool(nxt and follow)}
