@@ -3,7 +3,10 @@ tracks are interpolated, deleted rows are unmasked, the run's own file reproduce
 no model is needed."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -148,3 +151,63 @@ def test_bad_boxes_file_stops_before_any_output(tmp_path, short_clip, private_tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "edit.csv: line 2: frame 999 is outside the video" in err[0]
     assert sorted(os.listdir(short_clip.parent)) == ["clip.mp4"]
+
+
+# ------------------------------------------------------------------------------ unattended
+
+def _drop_tracks(csv_path, dest, tracks):
+    rows = datamod.read(str(csv_path))
+    datamod.write(rows[~rows["track"].isin(tracks)], str(dest), "csv")
+    return rows
+
+
+@pytest.mark.slow
+def test_watch_rerenders_from_an_edited_file_dropped_beside(tmp_path, short_clip, private_tmp):
+    """Drop folder: `clip.mp4.boxes.csv` dropped in incoming/ after the video was done brings
+    it back, re-renders it from the file and replaces its outputs; a bad edit fails with a
+    report and leaves the previous result as it was."""
+    from blurfaces import unattended
+    from blurfaces.jobs import LAYOUT_OPTIONS
+    from blurfaces.options import Options
+    root = tmp_path / "drop"
+    (root / "incoming").mkdir(parents=True)
+    shutil.copy(short_clip, root / "incoming" / "clip.mp4")
+    old = time.time() - 10
+    os.utime(root / "incoming" / "clip.mp4", (old, old))
+    opts = Options(**LAYOUT_OPTIONS, detect_size=320).to_dict()
+
+    def watch():
+        return unattended.watch(str(root), opts, execution={"workers": 1}, once=True,
+                                settle=0.5)
+
+    assert watch() == 1
+    out = root / "anonymized"
+    first = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    assert set(first) == {"clip_blurred.mp4", "clip_blurred.csv", "clip_blurred_heatmap.png",
+                          "clip_blurred_review.html", "clip_blurred_summary.json"}
+    edit = root / "incoming" / "clip.mp4.boxes.csv"
+
+    # A bad edit: the job fails with a report naming the line; the outputs stay as they were.
+    edit.write_text(HEADER + "0,1,1,20,20,0,9999,,\n")
+    os.utime(edit, (old, old))
+    assert watch() == 1
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == first
+    report = json.loads((root / "failed" / "clip.mp4.json").read_text())
+    assert "line 2: frame 9999 is outside the video" in report["message"]
+    assert (root / "failed" / "clip.mp4.boxes.csv").exists()
+    shutil.move(root / "failed" / "clip.mp4", root / "done" / "clip.mp4")   # the user puts back
+
+    # A good edit (track 0 deleted): re-rendered, every output replaced.
+    rows = _drop_tracks(out / "clip_blurred.csv", edit, [0])
+    assert (rows["track"] == 0).any()
+    os.utime(edit, (old, old))
+    assert watch() == 1
+    summary = json.loads((out / "clip_blurred_summary.json").read_text())
+    assert summary["options"]["boxes"] == str(edit)
+    assert summary["job"]["rerun"].startswith("boxes:")
+    again = datamod.read(str(out / "clip_blurred.csv"))
+    assert len(again) == (rows["track"] != 0).sum() and not (again["track"] == 0).any()
+    assert (out / "clip_blurred.mp4").read_bytes() != first["clip_blurred.mp4"]
+    assert sorted(os.listdir(root / "done")) == ["clip.mp4", "clip.mp4.boxes.csv"]
+    assert sorted(os.listdir(root / "incoming")) == []
+    assert watch() == 0                                  # nothing left to do

@@ -16,7 +16,8 @@ from blurfaces.regions import Selection, parse_ids, parse_rects
 
 
 def test_parsing_normalises_every_form():
-    assert parse_ids("k", "5, 3,5") == (3, 5) == parse_ids("k", [5, 3]) and parse_ids("k", 7) == (7,)
+    assert parse_ids("k", "5, 3,5") == (3, 5) == parse_ids("k", [5, 3])
+    assert parse_ids("k", 7) == (7,)
     assert parse_rects("r", "10,20,110,80; 0,0,5,5", False) == ("10,20,110,80", "0,0,5,5")
     assert parse_rects("r", [[10, 20, 110, 80]], False) == ("10,20,110,80",)
     assert parse_rects("r", ["1,2,3,4@0.5-2"], True) == ("1,2,3,4@0.5-2",)

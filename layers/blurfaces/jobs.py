@@ -19,7 +19,9 @@ It owns:
       ROOT/failed/**/<name>.json  failure reports (locally the input moves beside its report)
       ROOT/done/**              processed inputs (local only; S3 inputs stay where they are)
 
-* per-video **sidecar** options (``<video name>.blurfaces.json`` next to the video);
+* per-video **sidecar** options (``<video name>.blurfaces.json`` next to the video) and an
+  edited coordinate file (``<video name>.boxes.csv``, .tsv, .txt, next to it: the video is
+  re-rendered from it, `--boxes`, as a new job for each version of the file);
 * **results**: a complete result for the same input version (its summary) or a failure report
   for it means the job is done: batch runs resume, watchers never redo or republish;
 * the **failure report** (input, version, job id, stage, chunk, error type, message, what to
@@ -44,6 +46,7 @@ from .discover import is_own_output, is_video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
 
 SIDECAR = ".blurfaces.json"
+BOXES_SUFFIXES = (".boxes.csv", ".boxes.tsv", ".boxes.txt")    # an edited coordinate file
 LAYOUT_OPTIONS = {"draw_heatmap": True, "review": True}     # defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
@@ -215,6 +218,63 @@ def sidecar_options(source: str) -> dict:
     return data
 
 
+# ------------------------------------------------------------------------------ edits
+
+def boxes_beside(source: str) -> str | None:
+    """The edited coordinate file dropped beside an input (`<video name>.boxes.csv`, .tsv,
+    .txt), or None."""
+    for suffix in BOXES_SUFFIXES:
+        uri = source + suffix
+        if st.get_storage(uri).exists(uri):
+            return uri
+    return None
+
+
+def edited_video(uri: str) -> str | None:
+    """The video an edited coordinate file `uri` is for (its name less the suffix), or None
+    when `uri` is not one."""
+    for suffix in BOXES_SUFFIXES:
+        if uri.endswith(suffix) and is_video_name(posixpath.basename(uri[:-len(suffix)])):
+            return uri[:-len(suffix)]
+    return None
+
+
+def boxes_rerun(boxes: str, rerun: str | None = None) -> str:
+    """The job's rerun key for a re-render from `boxes`: each version of the file is a job."""
+    return f"{rerun or ''}boxes:{st.get_storage(boxes).stat(boxes).token}"
+
+
+def requeue_edited(layout: Layout, settle: float = DEFAULT_SETTLE_S) -> list[str]:
+    """Local drop folder: an edited `<video name>.boxes.csv` dropped in incoming/ for a video
+    already processed (in done/) brings that video back beside it, where the watcher
+    re-renders it from the file and replaces its outputs. Returns the videos brought back."""
+    back = []
+    for folder, dirs, names in os.walk(layout.incoming):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = os.path.join(folder, name)
+            video = edited_video(path)
+            if video is None or os.path.lexists(video):
+                continue
+            try:
+                if time.time() - os.stat(path).st_mtime < settle:
+                    continue                    # still being written
+                os.link(layout.done(video), video)  # never replaces a new upload
+                os.unlink(layout.done(video))
+            except OSError:
+                continue                        # no such video done (yet): nothing to redo
+            back.append(video)
+    return back
+
+
+def same_job(result: dict | None, jid: str, boxes: str | None) -> bool:
+    """A result or report stands for this job: for this input version, and, when the job
+    re-renders from an edited file, for this version of the file too."""
+    if not result:
+        return False
+    return not boxes or (result.get("job") or {}).get("id", result.get("job_id")) == jid
+
+
 # ------------------------------------------------------------------------------ results
 
 def _read_json(uri: str):
@@ -378,14 +438,21 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
     held = None
     try:
         stat = store.stat(source)
+        boxes = None if base_options.get("boxes") else boxes_beside(source)
+        if boxes:
+            rerun = boxes_rerun(boxes, rerun)
         jid = job_id(source, stat, rerun)
         if layout is not None:
             outputs = layout.outputs(source)
-            if resume and (finished(outputs["summary"], stat) or reported(report_uri, stat)):
+            if resume and (same_job(finished(outputs["summary"], stat), jid, boxes)
+                           or same_job(reported(report_uri, stat), jid, boxes)):
                 return JobResult(source, "skipped", jid, outputs=outputs)
-        elif resume and target_name is None and finished_beside(source, stat):
+        elif resume and target_name is None and same_job(finished_beside(source, stat), jid,
+                                                          boxes):
             return JobResult(source, "skipped", jid)
         opts = dict(base_options)
+        if boxes:
+            opts["boxes"] = boxes
         opts.update(sidecar_options(source))
         options = Options.from_dict(opts)
         if layout is not None:
@@ -443,11 +510,12 @@ def move_input(source: str, dest: str) -> None:
         if os.path.lexists(target):
             raise
         shutil.move(source, target)
-    if os.path.exists(source + SIDECAR):
-        try:
-            os.replace(source + SIDECAR, target + SIDECAR)
-        except OSError:
-            pass
+    for companion in (SIDECAR, *BOXES_SUFFIXES):
+        if os.path.exists(source + companion):
+            try:
+                os.replace(source + companion, target + companion)
+            except OSError:
+                pass
 
 
 def check_root(root: str) -> None:

@@ -371,8 +371,9 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
         def detected(frames, gidx=chunk.get("lead_index", 0)):
             try:
                 for frame in frames:
-                    yield frame, (detector.detect(frame.rgb, gidx // every)
-                                  if detector is not None and gidx % every == 0 else Detections.empty())
+                    due = detector is not None and gidx % every == 0
+                    yield frame, (detector.detect(frame.rgb, gidx // every) if due
+                                  else Detections.empty())
                     gidx += 1
             finally:
                 frames.close()          # stops the decode thread before the source closes

@@ -65,6 +65,8 @@ def watch(root: str, base_options: dict, *, execution: dict | None = None,
     finished = 0
     idle = 0
     while True:
+        if local:
+            jobs.requeue_edited(layout, settle)     # edited coordinates for a done video
         ready, pending = jobs.discover(layout.incoming, settle=settle)
         worked = False
         for found in ready:

@@ -34,8 +34,14 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     when given, is called with the job id once known (the handler's log keys)."""
     bucket, _ = st.parse_s3(up.uri)
     layout = settings.layout(bucket)
+    video = jobs.edited_video(up.uri) if up.created else None
+    if video is not None and input_reason(layout, video) is None:
+        up = Upload(video)          # an edited coordinate file beside it: re-render the video
     reason = input_reason(layout, up.uri, up.size) if up.created \
         else "not an object-created event"
+    boxes = None if reason or (options or {}).get("boxes") else jobs.boxes_beside(up.uri)
+    if boxes:
+        rerun, options = jobs.boxes_rerun(boxes, rerun), {**(options or {}), "boxes": boxes}
     stat = None if reason else version_stat(up)
     if not reason and stat is None:
         reason = "replaced or deleted since this event (a newer upload is its own job)"
@@ -48,9 +54,10 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    if rerun is None and jobs.finished(outputs["summary"], stat):
+    if (rerun is None or boxes) and jobs.same_job(jobs.finished(outputs["summary"], stat),
+                                                  jid, boxes):
         return {**rec, "status": "done", "summary": outputs["summary"]}
-    if rerun is None and jobs.reported(report_uri, stat):
+    if (rerun is None or boxes) and jobs.same_job(jobs.reported(report_uri, stat), jid, boxes):
         return {**rec, "status": "done", "report": report_uri}
     sm = settings.state_machine
     status = execution_status(sm, jid) if sm else None
