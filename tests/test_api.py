@@ -21,6 +21,8 @@ import media
 from blurfaces import BlurResult, blur_faces
 from blurfaces import data as datamod
 
+pytestmark = pytest.mark.slow     # every test here shares or makes a whole run (10 s)
+
 HEADER = "time (ms),x1,y1,x2,y2,track,frame,score,source"
 FAST = dict(workers=1, detect_size=320)
 
@@ -298,7 +300,6 @@ def test_heatmap_without_data(tmp_path_factory, single_face):
     assert r.detections > 0
 
 
-@pytest.mark.slow
 def test_no_face_clip(tmp_path_factory, no_face):
     src, r = _run(tmp_path_factory, "noface", no_face, draw_heatmap=True, **FAST)
     with open(r.data[0], encoding="utf-8") as f:

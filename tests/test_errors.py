@@ -240,7 +240,14 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# Cases that decode or probe before they fail (a few seconds each): the slow lane.
+SLOW_CASES = {"zero-byte", "text-as-mp4", "jpeg-as-mp4", "truncated-30pct", "truncated-90pct",
+              "truncated-faststart-30pct", "truncated-faststart-90pct", "audio-only",
+              "output-under-a-file", "output-folder-missing", "target-is-input-overwrite"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES
+                                  else c for c in CASES])
 def test_bad_input_clear_error_nothing_lost(case, tmp_path, private_tmp):
     build, exc = CASES[case]
     d = tmp_path / "in"
@@ -275,6 +282,7 @@ def test_subclasses_are_catchable_as_one_base():
 
 
 @pytest.mark.parametrize("size", [64, 4096], ids=["small-damage", "large-damage"])
+@pytest.mark.slow
 def test_corrupt_middle_is_concealed_completely_or_refused(size, tmp_path, private_tmp):
     """Garbage over the middle of the data: a clean refusal, or a complete output."""
     d = tmp_path / "in"
@@ -320,6 +328,7 @@ def test_corrupt_middle_is_concealed_completely_or_refused(size, tmp_path, priva
     assert outcomes[0] == outcomes[1]        # the API and the CLI decide the same way
 
 
+@pytest.mark.slow
 def test_decode_error_exits_every_time(tmp_path, private_tmp):
     """A decoder error must end the process: freeing a frame-threaded H.264 decoder right
     after it reported corrupt data used to deadlock inside FFmpeg about one run in ten."""
@@ -348,6 +357,7 @@ def _names(stem):
     return [f"{stem}.mp4", f"{stem}.csv", f"{stem}_heatmap.png", f"{stem}_summary.json"]
 
 
+@pytest.mark.slow
 def test_without_overwrite_outputs_are_never_replaced(short_clip, private_tmp):
     d = short_clip.parent
     sha_in = media.sha256_file(short_clip)
@@ -382,6 +392,7 @@ def test_any_taken_companion_file_moves_the_whole_set(short_clip, private_tmp):
     assert not (d / "clip_blurred.mp4").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_outputs(short_clip, private_tmp):
     d = short_clip.parent
     for n in _names("clip_blurred"):

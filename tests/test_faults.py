@@ -105,6 +105,7 @@ def tmpfs(tmp_path):
 
 # ------------------------------------------------------------------------------ self-check
 
+@pytest.mark.slow
 def test_dropped_frame_is_refused_naming_the_chunk(clip, private_tmp, monkeypatch):
     """A decoder that loses one frame (issue 7's AVI defect, or any future one) makes the
     worker's self-check refuse the chunk: VerifyError, nothing published."""
@@ -137,6 +138,7 @@ def _rewrite_segment(path, edit):
 
 
 @pytest.mark.parametrize("fault", ["missing-frame", "shifted-pts"])
+@pytest.mark.slow
 def test_stitch_refuses_output_that_differs_from_the_input(clip, tmp_path, fault):
     """Segments that no longer match the plan (a packet gone, timestamps moved) are caught
     by stitch's read-back of the finished MP4, which names the chunk; nothing is published."""
@@ -226,6 +228,7 @@ def test_full_output_disk(clip, tmpfs, private_tmp):
     assert ours(private_tmp) == []
 
 
+@pytest.mark.slow
 def test_read_only_output_folder(clip, tmpfs, private_tmp):
     out = tmpfs("1m", ro=True)
     proc = cli("anonymize", clip, "-o", out / "o.mp4", *FAST_CLI, tmpdir=private_tmp)
@@ -236,6 +239,7 @@ def test_read_only_output_folder(clip, tmpfs, private_tmp):
 
 # ------------------------------------------------------------------------------ publishing
 
+@pytest.mark.slow
 def test_folder_in_an_outputs_place(clip, private_tmp):
     """Defect 4: a folder where the CSV should go. Without --overwrite the set moves to the
     next free name; with it, one line, and nothing of the set is published."""
@@ -255,6 +259,7 @@ def test_folder_in_an_outputs_place(clip, private_tmp):
     assert ours(d) == [] and ours(private_tmp) == []
 
 
+@pytest.mark.slow
 def test_name_too_long_fails_before_any_work(clip, private_tmp):
     target = clip.parent / ("n" * 240 + ".mp4")     # its _summary.json is over 255 bytes
     t0 = time.monotonic()
@@ -303,6 +308,7 @@ def test_commit_is_all_or_nothing(tmp_path, monkeypatch, overwrite):
         assert os.listdir(d) == []
 
 
+@pytest.mark.slow
 def test_batch_goes_on_after_a_publish_error(tmp_path, short_clip, private_tmp):
     d = tmp_path / "batch"
     d.mkdir()
@@ -326,6 +332,7 @@ def _run_many(n, args, cwd, tmpdir):
     return [(p.wait(timeout=300), *p.communicate()) for p in procs]
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_get_two_names(clip, private_tmp):
     """Defect 5: two runs with the default name used to both write clip_blurred.mp4."""
     res = _run_many(2, ["anonymize", clip, *FAST_CLI], clip.parent, private_tmp)
@@ -474,6 +481,7 @@ def test_signals_at_random_moments(clip, private_tmp):
     assert ours(private_tmp) == [] and ours(d) == []
 
 
+@pytest.mark.slow
 def test_stale_claim_and_staged_files_are_cleaned(clip, private_tmp):
     """What a run killed during its commit left (claim, staged file, a moved-aside original)
     is cleaned by the next run, the original restored."""

@@ -70,6 +70,7 @@ def _mad(a, b):
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
+@pytest.mark.slow
 def test_cfr_frame_count_and_pts(synth_clip_factory):
     m = synth_clip_factory(fps=30, seconds=2.0)
     pr = media.probe(m["path"])

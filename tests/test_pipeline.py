@@ -49,6 +49,7 @@ CLIPS = {
 
 
 @pytest.mark.parametrize("kind", sorted(CLIPS))
+@pytest.mark.slow
 def test_fidelity_on_synthetic_clips(kind, synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS[kind])
     outputs, summary = _run(clip["path"], tmp_path, "out")
@@ -128,6 +129,7 @@ def test_chunked_equals_single_pass_on_a_still_camera(tmp_path):
     assert s3["counts"]["masked_boxes"] > 0
 
 
+@pytest.mark.slow
 def test_a_job_does_not_depend_on_the_job_before_it_in_the_process(single_face, tmp_path):
     """The detector is cached per process (a warm Lambda, `batch`, in-process chunks); its
     camera-motion estimate must start afresh: the first frame of a job used to be compared
@@ -189,6 +191,7 @@ def test_chunk_that_keeps_failing_publishes_nothing(synth_clip_factory, tmp_path
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_summary_json_describes_the_run(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["cfr_audio"])
     outputs, s = _run(clip["path"], tmp_path, "out", data_format=["csv", "tsv"],

@@ -24,6 +24,7 @@ def _pair(**kw):
             CenterFace(precision="int8", threads=1, **kw))
 
 
+@pytest.mark.slow
 def test_the_two_precisions_are_two_different_model_files():
     fp32, int8 = _pair(detect_size=640, threshold=0.4)
     assert int8.model_path == precision_path(default_model_path(), "int8") != fp32.model_path
@@ -46,6 +47,7 @@ def test_int8_finds_the_same_large_faces_as_fp32(name):
     assert np.abs(a.scores - b.scores[j]).max() < 0.1, (a.scores, b.scores[j])
 
 
+@pytest.mark.slow
 def test_int8_finds_the_small_noisy_faces_fp32_finds():
     """One frame of a crowd collage (faces ~10-30 px, grain noise, JPEG quality 25 for a
     low-bitrate camera's blocks), every region of the 2x-upscaled pass: int8 finds at least
@@ -84,6 +86,7 @@ def test_precision_option_picks_the_model():
         Options.from_dict({"precision": "int4"})
 
 
+@pytest.mark.slow
 def test_a_quantized_model_that_misses_faces_is_refused(tmp_path):
     """quantize() checks the model it built against fp32 on the calibration pictures before
     writing it: a model that misses faces (here: the fp32 model with its heatmap zeroed)
@@ -112,6 +115,7 @@ def test_a_quantized_model_that_misses_faces_is_refused(tmp_path):
         check_against(fp32, broken, blobs)
 
 
+@pytest.mark.slow
 def test_an_int8_model_beside_another_fp32_model_is_refused(monkeypatch, tmp_path):
     """The int8 model records the fp32 model it was built from: beside another one (replaced
     by hand, or $BLURFACES_MODEL naming a different file next to an old int8 file) the

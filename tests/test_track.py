@@ -152,6 +152,7 @@ def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, t
     assert all((df2["frame"] == i).sum() == 0 for i in MISSED)
 
 
+@pytest.mark.slow
 def test_data_columns_and_sources(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(size=(640, 360), fps=30, seconds=2.0, blank_frames=MISSED)
     outputs = stages.output_names(str(tmp_path / "o.mp4"))

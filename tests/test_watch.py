@@ -187,6 +187,7 @@ def test_two_watchers_process_each_file_once(drop, short_clip):
     assert_clean(root, tmp)
 
 
+@pytest.mark.slow
 def test_sidecar_options_and_keep_inputs(drop, short_clip):
     """A `<video>.blurfaces.json` beside the video sets its options (here: no data files,
     no heatmap, mosaic); --keep-inputs leaves inputs in place, and a second pass skips them."""

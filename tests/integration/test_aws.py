@@ -310,6 +310,7 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert [e["name"] for e in runs].count(job["job_id"]) == 1
 
 
+@pytest.mark.slow
 def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
     aws.dispatcher.reset()
@@ -406,6 +407,7 @@ def _asl() -> dict:
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_template_passes_cfn_lint():
     import os
     from pathlib import Path
@@ -415,6 +417,7 @@ def test_template_passes_cfn_lint():
     assert [str(m) for m in matches] == []
 
 
+@pytest.mark.slow
 def test_state_machine_definition_passes_cfn_lint():
     """cfn-lint does not read DefinitionUri files: lint the ASL inline (rule E3601)."""
     import cfnlint.api

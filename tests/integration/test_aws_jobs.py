@@ -105,6 +105,7 @@ def test_sample_events_parse(aws):
     assert "changed" in core.state_error(abort["error"])[1]
 
 
+@pytest.mark.slow
 def test_core_loads_no_aws_library():
     code = ("import sys, blurfaces.aws, blurfaces.jobs; "
             "print([m for m in ('boto3', 'botocore', 'aws_lambda_powertools') "
@@ -188,6 +189,7 @@ def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
 
 # ------------------------------------------------------------------------------ re-upload
 
+@pytest.mark.slow
 def test_reupload_versioned_bucket_reads_the_planned_version(aws, clips, tmp_path,
                                                              monkeypatch):
     from blurfaces import publish
@@ -245,6 +247,7 @@ def test_reupload_versioned_bucket_reads_the_planned_version(aws, clips, tmp_pat
     assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
 
 
+@pytest.mark.slow
 def test_reupload_unversioned_bucket_fails_and_publishes_nothing(aws, clips, tmp_path,
                                                                  monkeypatch):
     a, b = clips
@@ -283,6 +286,7 @@ def test_reupload_unversioned_bucket_fails_and_publishes_nothing(aws, clips, tmp
     assert late["status"] == "ignored" and "replaced" in late["reason"]
 
 
+@pytest.mark.slow
 def test_reupload_before_stitch_fails_at_stitch_with_report(aws, clips):
     """Unversioned bucket, the input replaced after the workers and before stitch: stitch's
     read of the audio is refused, nothing is published, the abort reports stage "stitch"."""
@@ -470,6 +474,7 @@ def test_watch_s3_two_watchers_and_kill_9(aws, clips):
     assert not any("_blurred_1" in k for k in keys(aws, bucket, "drop/anonymized/"))
 
 
+@pytest.mark.slow
 def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
     """Stitch never copies the segments to local disk (its /tmp holds only the output):
     with downloads made impossible it still produces the complete, self-checked video."""

@@ -53,6 +53,7 @@ def _metric_units(doc: dict) -> dict:
     return {x["Name"]: x["Unit"] for x in m["Metrics"]}
 
 
+@pytest.mark.slow
 def test_throttled_workers_job_succeeds(aws, single_face, monkeypatch):
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
     aws.dispatcher.reset()
@@ -142,6 +143,7 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     assert "WorkerMemorySize" in big["error"] and "640x360" in big["error"], big["error"]
 
 
+@pytest.mark.slow
 def test_metrics_and_log_keys(aws, single_face, monkeypatch, capsys):
     """Plan (S3 event with a requester IP), each worker and stitch, called as Lambda would:
     EMF metrics with the expected names and values; job_id (and chunk) on every log line;
