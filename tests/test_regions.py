@@ -53,7 +53,8 @@ def test_selection_geometry_at_the_edges():
     assert s.kept(boxes, np.array([0, 0, 2])).tolist() == [False, True, False]
     assert s.always_at(1.5, 640, 360).tolist() == [[620, 0, 640, 30], [0, 0, 10, 10]]
     assert s.always_at(2.5, 640, 360).tolist() == [[0, 0, 10, 10]]
-    assert not Selection() and s
+    assert Selection().kept(boxes, np.array([0, 0, 2])).all()
+    assert Selection().always_at(1.5, 640, 360).shape == (0, 4)
 
 
 def test_keep_track_needs_a_coordinate_file(short_clip, private_tmp):

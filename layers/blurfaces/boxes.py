@@ -79,9 +79,8 @@ def _numbers(uri: str, df: pd.DataFrame, col: str, *, integer: bool, default=Non
 class BoxTable:
     """Every frame's boxes from a coordinate file, keyframed tracks filled in."""
 
-    def __init__(self, by_frame: dict, n_rows: int):
+    def __init__(self, by_frame: dict):
         self.by_frame = by_frame    # frame -> (boxes float (M, 4), tracks, scores, sources)
-        self.n_rows = n_rows
 
     @classmethod
     def read(cls, uri: str, frames: int, width: int, height: int) -> "BoxTable":
@@ -132,7 +131,7 @@ class BoxTable:
                      np.array([r[1] for r in rs], np.int64),
                      np.array([r[2] for r in rs], np.float64), [r[3] for r in rs])
                  for f, rs in by_frame.items()}
-        return cls(table, len(df))
+        return cls(table)
 
     def at(self, frame: int, key, t: float) -> FrameMasks:
         got = self.by_frame.get(frame)

@@ -126,9 +126,6 @@ class Selection:
                               "those ids) --keep-track ID.")
         return cls(options.keep_track, options.ignore_region, options.always_mask)
 
-    def __bool__(self) -> bool:
-        return bool(len(self.keep) or self.ignore or self.always)
-
     def kept(self, boxes: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """Which of a frame's mask boxes (int (N, 4), already cut to the picture) stay masked."""
         keep = ~np.isin(tracks, self.keep) if len(self.keep) else np.ones(len(boxes), bool)

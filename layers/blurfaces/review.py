@@ -162,9 +162,9 @@ def _frames(video: str, wanted: set, df: pd.DataFrame) -> dict:
 
 
 def write(path: str, *, df: pd.DataFrame, video: str, times_s: list, width: int,
-          height: int, title: str, counts: dict, heatmap: str | None = None) -> dict:
+          height: int, title: str, counts: dict, heatmap: str | None = None) -> None:
     """Write the page for the output `video` (a local file: the staged output) whose rows
-    are `df` and frame times `times_s`; returns what it holds (moments, frames shown)."""
+    are `df` and frame times `times_s`."""
     frames = len(times_s)
     duration = float(times_s[-1]) if frames else 0.0
     fps = (frames - 1) / duration if duration > 0 else 30.0
@@ -192,7 +192,6 @@ def write(path: str, *, df: pd.DataFrame, video: str, times_s: list, width: int,
         f.write(_HTML.replace("__TITLE__", html.escape(title))
                 .replace("__DATA__", json.dumps(page, separators=(",", ":"))
                          .replace("</", "<\\/")))
-    return {"moments": len(ranked), "frames_shown": len(images), "tracks": len(tracks)}
 
 
 _HTML = """<!DOCTYPE html>
