@@ -46,7 +46,7 @@ def profile(path: str, extra: dict) -> dict:
     t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}
     sub = {"regions": 0.0, "motion": 0.0, "reuse": 0.0, "reuse_in_regions": 0.0}
     inside = []                                 # non-empty while the regions run
-    detector.reset(refresh=stages.reuse_frames(options, info))  # as stages.worker does
+    detector.reset(reuse_frames=stages.reuse_frames(options, info))  # as stages.worker does
 
     def part(key, fn):
         def wrapped(*a, **k):

@@ -167,17 +167,16 @@ def test_watch_rerenders_from_an_edited_file_dropped_beside(tmp_path, short_clip
     it back, re-renders it from the file and replaces its outputs; a bad edit fails with a
     report and leaves the previous result as it was."""
     from blurfaces import unattended
-    from blurfaces.jobs import LAYOUT_OPTIONS
-    from blurfaces.options import Options
+    from blurfaces.options import Execution, resolve
     root = tmp_path / "drop"
     (root / "incoming").mkdir(parents=True)
     shutil.copy(short_clip, root / "incoming" / "clip.mp4")
     old = time.time() - 10
     os.utime(root / "incoming" / "clip.mp4", (old, old))
-    opts = Options(**LAYOUT_OPTIONS, detect_size=320).to_dict()
+    opts, _ = resolve({"detect_size": 320}, layout=True, environ={})
 
     def watch():
-        return unattended.watch(str(root), opts, execution={"workers": 1}, once=True,
+        return unattended.watch(str(root), opts, execution=Execution(workers=1), once=True,
                                 settle=0.5)
 
     assert watch() == 1

@@ -7,18 +7,30 @@ import inspect
 import pytest
 
 from blurfaces import OptionError, api, cli
-from blurfaces.options import (BY_NAME, OPTION_SPECS, QUALITY, SPECS, Options, from_env,
-                               layered, validate_execution)
+from blurfaces.options import (BY_NAME, OPTION_SPECS, QUALITY, SPECS, Execution, Options,
+                               from_env, layered, resolve, validate_execution, with_sidecar)
 
 
 def test_record_defaults_are_the_specs_defaults():
     o = Options()
     for s in OPTION_SPECS:
-        want = list(s.default) if s.kind == "formats" else s.default
-        if s.name == "threshold":                   # None: the quality preset's
-            want = QUALITY[o.quality]["threshold"]
-        assert getattr(o, s.name) == want, s.name
+        assert getattr(o, s.name) == s.default, s.name
     assert set(o.to_dict()) == {s.name for s in OPTION_SPECS}
+    # None: the quality preset's value, read through a property, never stored
+    assert o.threshold is None and o.score_threshold == QUALITY[o.quality]["threshold"]
+    assert o.reuse is None and o.reuse_s == QUALITY[o.quality]["reuse_s"]
+
+
+def test_the_record_is_a_typed_frozen_dataclass():
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(Options)
+    assert hints["threshold"] == typing.Optional[float]
+    assert hints["reuse"] == typing.Optional[bool] and hints["detect_size"] is int
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Options().threshold = 0.2
+    assert Options.from_dict(Options(data_format="tsv,csv").to_dict()) == \
+        Options(data_format=("tsv", "csv"))
 
 
 def test_api_signature_defaults_match_the_specs():
@@ -47,10 +59,83 @@ def test_layering_env_then_command_line():
     assert got == {"hold": 1.0, "mask": "mosaic", "crf": 23, "track": False, "workers": 3}
     options, execution = layered(got, {"crf": 18})
     assert (options.mask, options.crf, options.track, options.hold) == ("mosaic", 18, False, 1.0)
-    assert execution == {"workers": 3, "chunk_seconds": None, "chunks": None}
+    assert execution == Execution(workers=3)
     # chunks and chunk_seconds: the later layer's choice wins
     _, execution = layered({"chunk_seconds": 5.0}, {"chunks": 4})
-    assert (execution["chunks"], execution["chunk_seconds"]) == (4, None)
+    assert (execution.chunks, execution.chunk_seconds) == (4, None)
+
+
+SIDECARS = [{"quality": "fast"}, {"quality": "max", "mask": "mosaic"}, {"threshold": 0.6},
+            {"chunks": 3}, {"draw_heatmap": False}, {}]
+GIVEN = [{}, {"threshold": 0.35}, {"quality": "fast"}, {"chunk_seconds": 4.0, "crf": 30}]
+
+
+@pytest.mark.parametrize("sidecar", SIDECARS)
+@pytest.mark.parametrize("given", GIVEN)
+@pytest.mark.parametrize("layout", [False, True])
+def test_a_sidecar_over_resolved_options_equals_resolving_with_it(sidecar, given, layout):
+    """Batch and watch resolve the options once, then lay each video's sidecar over them;
+    the Lambdas resolve everything at once. Both must give the same record."""
+    env = {"BLURFACES_MASK": "rectangle", "BLURFACES_HOLD": "1.0"}
+    once = resolve(given, layout=layout, environ=env, sidecar=sidecar)
+    later = with_sidecar(*resolve(given, layout=layout, environ=env), sidecar)
+    assert once == later
+
+
+def test_sidecar_quality_fast_gives_the_same_threshold_locally_and_on_aws(tmp_path,
+                                                                          monkeypatch):
+    """Issue 17's defect: a sidecar {"quality": "fast"} gave threshold 0.3 through
+    batch/watch (the preset's value was filled in before the sidecar was laid over it) and
+    0.4 through the AWS path. Both now follow the sidecar's preset (0.4), and a threshold
+    given explicitly below the sidecar still wins in both."""
+    import json as _json
+
+    from blurfaces import jobs, runner
+    from blurfaces.aws import job_options
+    for k in [s.env for s in SPECS] + ["BLURFACES_OPTIONS"]:
+        monkeypatch.delenv(k, raising=False)
+    layout = jobs.Layout(tmp_path)
+    layout.ensure()
+    video = tmp_path / "incoming" / "v.mp4"
+    video.write_bytes(b"not decoded: the run is replaced below")
+    seen = []
+
+    def fake_run(source, *, options, **kw):
+        seen.append(options)
+        raise OptionError("stop here")
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    for argv, want in (([], 0.4), (["--threshold", "0.35"], 0.35)):
+        (tmp_path / "incoming" / ("v.mp4" + jobs.SIDECAR)).write_text(
+            _json.dumps({"quality": "fast"}))
+        a = cli.build_parser().parse_args(["watch", str(tmp_path), *argv])
+        options, execution = cli._job_args(a, drop_folder=True)
+        seen.clear()
+        r = jobs.run_job(str(video), options, layout=layout, execution=execution,
+                         resume=False)
+        assert r.status == "failed" and len(seen) == 1
+        local = seen[0]
+        aws, _ = job_options({"threshold": 0.35} if argv else None, {"quality": "fast"})
+        assert (local.quality, local.score_threshold) == ("fast", want)
+        assert (aws.quality, aws.score_threshold) == ("fast", want)
+        assert local == aws
+
+
+def test_reuse_with_a_preset_that_has_no_reuse_is_refused(monkeypatch, capsys):
+    """`reuse` did nothing with --quality fast (silently dropped): now it is refused, in
+    every layer, with one line naming the option; --no-reuse is accepted everywhere."""
+    for q in ("fast", "max"):
+        with pytest.raises(OptionError, match=f"reuse does nothing with quality {q}"):
+            Options(quality=q, reuse=True)
+        assert Options(quality=q, reuse=False).reuse_s is None
+        assert Options(quality=q).reuse_s is None
+    assert Options(reuse=True).reuse_s == QUALITY["balanced"]["reuse_s"]
+    assert Options(reuse=False).reuse_s is None
+    with pytest.raises(OptionError, match="reuse does nothing"):
+        resolve({"quality": "fast"}, environ={"BLURFACES_REUSE": "true"})
+    assert cli.main(["anonymize", "x.mp4", "--quality", "fast", "--reuse"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reuse does nothing with quality fast" in err[0]
 
 
 @pytest.mark.parametrize("env,needle", [

@@ -27,7 +27,7 @@ def test_parsing_normalises_every_form():
     assert o.always_mask == ("1,2,3,4@0.5-2",) and o.keep_track == (1, 2)
     p = cli.build_parser().parse_args(["anonymize", "x.mp4", "--ignore-region", "0,0,9,9",
                                        "--keep-track", "4"])
-    assert Options(**cli._given(p)).to_dict()["ignore_region"] == ("0,0,9,9",)
+    assert Options(**cli._given(p)).ignore_region == ("0,0,9,9",)
     assert Options.from_dict(o.to_dict()) == o
 
 

@@ -186,6 +186,6 @@ def test_browser_opens_the_page_and_clicks_show_frames(page, tmp_path):
 
 
 def test_layout_defaults_write_the_page():
-    from blurfaces.jobs import LAYOUT_OPTIONS
-    from blurfaces.options import Options
-    assert Options().review is False and Options(**LAYOUT_OPTIONS).review is True
+    from blurfaces.options import resolve
+    assert resolve({}, environ={})[0].review is False
+    assert resolve({}, layout=True, environ={})[0].review is True

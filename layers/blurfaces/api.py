@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import storage as st
 from .errors import InputError
 from .jobs import run_job
-from .options import OPTION_SPECS, Options, validate_execution
+from .options import Execution, Options
 
 
 @dataclass
@@ -34,16 +34,20 @@ class BlurResult:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
-               draw_heatmap=False, neighbours=32, resolution=250, draw_scores=False,
-               save_data=True, data_format="csv", color=(0, 0, 0), target_name=None,
-               overwrite=False, *, quality="balanced", reuse=None, precision=None,
-               threshold=None, detect_size=None, tiles="auto", detect_every=1, track=True,
-               hold=0.5, lookahead=0.3, boxes=None, keep_track=(),
-               ignore_region=(), always_mask=(), review=False,
-               keep_audio=True, crf=None, preset="veryfast",
-               workers=None, chunk_seconds=None, chunks=None, progress=None,
-               retries=2) -> BlurResult:
+_D = Options()      # the API's defaults are the record's
+
+
+def blur_faces(path, mask=_D.mask, mask_image=_D.mask_image, mask_scale=_D.mask_scale,
+               ellipse=_D.ellipse, draw_heatmap=_D.draw_heatmap, neighbours=_D.neighbours,
+               resolution=_D.resolution, draw_scores=_D.draw_scores, save_data=_D.save_data,
+               data_format=_D.data_format, color=_D.color, target_name=None,
+               overwrite=False, *, quality=_D.quality, reuse=_D.reuse,
+               precision=_D.precision, threshold=_D.threshold, detect_size=_D.detect_size,
+               tiles=_D.tiles, detect_every=_D.detect_every, track=_D.track, hold=_D.hold,
+               lookahead=_D.lookahead, boxes=_D.boxes, keep_track=_D.keep_track,
+               ignore_region=_D.ignore_region, always_mask=_D.always_mask, review=_D.review,
+               keep_audio=_D.keep_audio, crf=_D.crf, preset=_D.preset, workers=None,
+               chunk_seconds=None, chunks=None, progress=None, retries=2) -> BlurResult:
     """Mask every face in the video at `path` (a local path or an s3:// URI).
 
     The seed's parameters keep their meaning: `mask` is 'blur', 'rectangle', 'mosaic',
@@ -53,24 +57,34 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
     `<stem>_heatmap.png` (k-nearest-neighbour density with `neighbours` and `resolution`);
     `save_data` writes `<stem>.<fmt>` for each of `data_format` (csv, tsv, txt);
     `target_name` names the output video (default `<input stem>_blurred.mp4` beside the input);
-    without `overwrite` an existing name gets `_1`, `_2`, ...
+    without `overwrite` an existing name gets `_1`, `_2`, ... The other options are
+    `options.Options`' fields (their help: `blurfaces anonymize --help`).
 
     Raises a `BlurfacesError` subclass (InputError, OptionError, OutputError, ModelError,
     ChunkError) for every expected failure; the input is never modified and no partial output
     is left under a final name.
     """
-    given = locals()
-    opts = {}
-    for spec in OPTION_SPECS:
-        v = given[spec.name]
-        if v is None and not spec.nullable:
-            continue                        # None: the option's default
-        if spec.kind == "bool":
-            v = bool(v)                     # the seed took any truthy value
-        elif spec.name in ("mask_image", "boxes") and v is not None:
-            v = os.fspath(v)
-        opts[spec.name] = v
-    options = Options.from_dict(opts)
+    # The seed took any truthy value for its switches.
+    options = Options(
+        mask=mask, mask_image=None if mask_image is None else os.fspath(mask_image),
+        mask_scale=mask_scale, ellipse=bool(ellipse), color=color,
+        draw_scores=bool(draw_scores), quality=quality, threshold=threshold,
+        reuse=None if reuse is None else bool(reuse), precision=precision,
+        detect_size=detect_size, tiles=tiles, detect_every=detect_every, track=bool(track),
+        hold=hold, lookahead=lookahead, boxes=None if boxes is None else os.fspath(boxes),
+        keep_track=keep_track, ignore_region=ignore_region, always_mask=always_mask,
+        review=bool(review), save_data=bool(save_data), data_format=data_format,
+        draw_heatmap=bool(draw_heatmap), neighbours=neighbours, resolution=resolution,
+        keep_audio=bool(keep_audio), crf=crf, preset=preset)
+    execution = Execution(workers=workers, chunk_seconds=chunk_seconds, chunks=chunks)
+    return anonymize(path, options, execution, target_name=target_name, overwrite=overwrite,
+                     progress=progress, retries=retries)
+
+
+def anonymize(path, options: Options, execution: Execution = Execution(), *,
+              target_name=None, overwrite: bool = False, progress=None,
+              retries: int = 2) -> BlurResult:
+    """`blur_faces` with its options as records (what the CLI calls after `options.resolve`)."""
     source = os.fspath(path) if not isinstance(path, str) else path
     store = st.get_storage(source)
     if store.local_path(source) is not None:
@@ -89,12 +103,9 @@ def blur_faces(path, mask="blur", mask_image=None, mask_scale=1.0, ellipse=True,
         from .mask import load_mask_image
         if not st.is_s3(options.mask_image):
             load_mask_image(options.mask_image)     # fail before any video work
-    validate_execution(workers, chunk_seconds, chunks)
-    r = run_job(source, options.to_dict(), target_name=None if target_name is None
+    r = run_job(source, options, execution=execution, target_name=None if target_name is None
                 else os.fspath(target_name), overwrite=overwrite, resume=False,
-                raise_errors=True, progress=progress, retries=retries,
-                execution={"workers": workers, "chunk_seconds": chunk_seconds,
-                           "chunks": chunks})
+                raise_errors=True, progress=progress, retries=retries)
     summary = r.summary
     c = summary["counts"]
     return BlurResult(video=summary["outputs"]["video"], data=summary["outputs"]["data"],

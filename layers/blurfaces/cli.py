@@ -90,13 +90,13 @@ class _Bar:
 
 
 def _one(path: str, a, target=None) -> dict:
-    from .api import blur_faces
+    from .api import anonymize
+    from .options import resolve
     bar = _Bar(not a.quiet and sys.stderr.isatty(), os.path.basename(path))
     try:
-        from .options import from_env, layered
-        options, execution = layered(from_env(), _given(a))
-        r = blur_faces(path, target_name=target, overwrite=a.overwrite, progress=bar,
-                       **options.to_dict(), **execution)
+        options, execution = resolve(_given(a))
+        r = anonymize(path, options, execution, target_name=target, overwrite=a.overwrite,
+                      progress=bar)
     finally:
         bar.close()
     out = {"input": path, "video": r.video, "data": r.data, "heatmap": r.heatmap,
@@ -116,14 +116,11 @@ def cmd_anonymize(a) -> int:
     return 0
 
 
-def _job_args(a, *, drop_folder: bool) -> tuple[dict, dict]:
-    """(options, execution settings) from defaults < the layout's defaults < the environment
-    < the command line; validated up front so a bad option stops before the first file."""
-    from .jobs import LAYOUT_OPTIONS
-    from .options import from_env, layered
-    layout = LAYOUT_OPTIONS if drop_folder else {}
-    options, execution = layered(layout, from_env(), _given(a))
-    return options.to_dict(), execution
+def _job_args(a, *, drop_folder: bool):
+    """(Options, Execution) from defaults < the layout's defaults < the environment < the
+    command line; validated up front so a bad option stops before the first file."""
+    from .options import resolve
+    return resolve(_given(a), layout=drop_folder)
 
 
 def _say_result(r, a, k=None, total=None) -> None:

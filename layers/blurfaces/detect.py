@@ -18,7 +18,7 @@ region is seen once every `cycle` frames, and the tracker carries the faces foun
 depends only on the frame's index in the whole video, so a chunked run equals a single pass.
 `detect(rgb)` without an index runs every region (a still image gets the full pass).
 
-With `reset(refresh=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
+With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
 run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
 near-misses) go through the network.
@@ -169,8 +169,6 @@ class CenterFace:
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
-        if not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
-            raise OptionError(f"threshold must be between 0 and 1 (got {threshold!r}).")
         import onnxruntime as ort
 
         path = ensure_model(model_path, precision=precision)
@@ -204,13 +202,13 @@ class CenterFace:
         self.motion = CameraMotion() if fine is not None else None
         self.still = Stillness()
 
-    def reset(self, refresh: int = 0) -> None:
+    def reset(self, reuse_frames: int = 0) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
-        a new sequence. `refresh` > 0 lets an unchanged region reuse its last detections
+        a new sequence. `reuse_frames` > 0 lets an unchanged region reuse its last detections
         within periods of that many detection frames (still.py)."""
         if self.motion is not None:
             self.motion.reset()
-        self.still.reset(refresh)
+        self.still.reset(reuse_frames)
 
     # -- one image ------------------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray, scale: float | None = None, cached: bool = True):

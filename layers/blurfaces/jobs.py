@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from . import storage as st
 from .discover import is_own_output, is_video_name
 from .errors import BlurfacesError, InputError, Interrupted, OptionError
+from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
 BOXES_SUFFIXES = (".boxes.csv", ".boxes.tsv", ".boxes.txt")    # an edited coordinate file
-LAYOUT_OPTIONS = {"draw_heatmap": True, "review": True}     # defaults of the drop-folder layout
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")
@@ -419,26 +419,25 @@ class JobResult:
                 "error": self.error, "report": self.report}
 
 
-def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
-            execution: dict | None = None, progress=None, rerun: str | None = None,
+def run_job(source: str, options: Options, *, layout: Layout | None = None,
+            execution: Execution | None = None, progress=None, rerun: str | None = None,
             target_name: str | None = None, overwrite: bool = False,
             resume: bool = True, raise_errors: bool = False, retries: int = 2) -> JobResult:
     """Process one input as one job: pin its version, read its sidecar, choose the outputs
     (layout or beside the input), skip it when a result for this version exists (`resume`),
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
-    from .options import Options
     from .runner import run
     from .stages import reserve_output
     t0 = time.time()
-    execution = dict(execution or {})
+    execution = execution or Execution()
     store = st.get_storage(source)
     stat = jid = None
     report_uri = layout.report(source) if layout else None
     held = None
     try:
         stat = store.stat(source)
-        boxes = None if base_options.get("boxes") else boxes_beside(source)
+        boxes = None if options.boxes else boxes_beside(source)
         if boxes:
             rerun = boxes_rerun(boxes, rerun)
         jid = job_id(source, stat, rerun)
@@ -450,11 +449,9 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
         elif resume and target_name is None and same_job(finished_beside(source, stat), jid,
                                                           boxes):
             return JobResult(source, "skipped", jid)
-        opts = dict(base_options)
-        if boxes:
-            opts["boxes"] = boxes
-        opts.update(sidecar_options(source))
-        options = Options.from_dict(opts)
+        beside = {"boxes": boxes} if boxes else {}
+        options, execution = with_sidecar(options, execution,
+                                           {**beside, **sidecar_options(source)})
         if layout is not None:
             if not st.is_s3(outputs["video"]):
                 os.makedirs(os.path.dirname(outputs["video"]), exist_ok=True)
@@ -471,7 +468,8 @@ def run_job(source: str, base_options: dict, *, layout: Layout | None = None,
                       overwrite=layout is not None or overwrite,
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
-                      **execution)
+                      workers=execution.workers, chunk_seconds=execution.chunk_seconds,
+                      chunks=execution.chunks)
     except Interrupted:
         raise
     except BlurfacesError as e:

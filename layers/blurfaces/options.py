@@ -1,15 +1,29 @@
-"""Processing options: one definition per option, and the validated record built from them.
+"""Processing options: one typed, frozen record, each field defined once, and the one way
+every entry point layers and validates them.
 
-Each option is one `Spec`: its name, default, bounds or choices, CLI flag, environment
-variable (`BLURFACES_<NAME>`) and help text. Everything else derives from that table: the
-`Options` record and its validation, the CLI's flags (`cli.py`), the environment layer of the
-Lambdas and services (`from_env`), sidecar files and events (`Options.from_dict`). Adding an
-option means adding its `Spec` and the code that uses it.
+`Options` is an ordinary frozen dataclass: `options.threshold` is a `float | None` that type
+checkers and readers see. Each field carries its whole definition in its metadata (a `Spec`:
+default, bounds or choices, CLI flag, environment variable `BLURFACES_<NAME>`, help, and its
+default in the drop-folder layout). Everything else derives from those fields: validation
+(`Options.__post_init__`), the CLI's flags (`cli.py`), the environment layer (`from_env`),
+the API's defaults (`api.blur_faces`), sidecar files and events (`layered`). Adding an option
+means adding its field and the code that uses it.
+
+A record holds what was given or the field's plain default, never a value a preset derives:
+`threshold` and `reuse` stay None ("the quality preset's") until they are read through
+`score_threshold` and `reuse_s`. So an `Options` can be layered again (a video's sidecar over
+the options of a batch) with the same result as layering everything at once.
+
+`resolve` is the one function every entry point calls (CLI, API, batch/watch, the Lambdas):
+defaults < drop-folder layout < environment < the call's own options (CLI, API, event) <
+sidecar. `with_sidecar` lays a video's sidecar over options resolved earlier. Records are
+serialised (`to_dict`/`from_dict`) only where they cross a process: the manifest, the
+summary, a Lambda event.
 
 The names and meanings of the seed's parameters (`mask`, `mask_image`, `mask_scale`,
 `ellipse`, `draw_heatmap`, `neighbours`, `resolution`, `draw_scores`, `save_data`,
 `data_format`, `color`) are kept; the rest are blurfaces' own. Execution settings (`workers`,
-`chunk_seconds`, `chunks`) are specs too, kept out of `Options`: they change how a result is
+`chunk_seconds`, `chunks`) are the separate record `Execution`: they change how a result is
 computed, never the result.
 
 This module is a leaf: it imports nothing of blurfaces but `errors` and the parsers of the
@@ -20,7 +34,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping
 
 from .errors import OptionError
 from .regions import parse_ids, parse_rects
@@ -38,7 +53,7 @@ ENV_PREFIX = "BLURFACES_"
 # = off). "fast" is the single 640 px pass of earlier releases. Measured coverage and cost
 # of each: README "Measured results".
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
-# periods of this many seconds (detect.py, still.py; None = always run afresh).
+# periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 4, "reuse_s": 0.5},
@@ -129,6 +144,7 @@ class Spec:
     nullable: bool = False  # None is a valid value (meaning: see help)
     metavar: str | None = None
     execution: bool = False
+    layout: object = None   # the default in the drop-folder layout (None: the same)
 
     @property
     def env(self) -> str:
@@ -149,7 +165,7 @@ class Spec:
                                   f"(got {v!r}).")
             return v
         if k == "formats":
-            return parse_formats(v)
+            return tuple(parse_formats(v))
         if k == "color":
             return parse_color(v)
         if k == "ids":
@@ -197,172 +213,223 @@ class Spec:
 
 
 _M, _D, _O, _E = "masking", "detection and tracking", "outputs", "execution"
+_NOT_SET = object()
 
-SPECS: tuple[Spec, ...] = (
-    Spec("mask", "choice", "blur", "blur (default), rectangle, mosaic, image, or none (data "
-         "only)", "--mask", _M, choices=MASKS),
-    Spec("mask_image", "text", None, "image pasted over faces (--mask image)", "--mask-image",
-         _M, nullable=True, metavar="PATH"),
-    Spec("mask_scale", "float", 1.0, "scale each box about its centre: 1.5 = 1.5x wider and "
-         "taller", "--mask-scale", _M, lo=0.01, hi=10.0, metavar="F"),
-    Spec("ellipse", "bool", True, "mask the ellipse inscribed in each box (--no-ellipse: the "
-         "whole box)", "--ellipse", _M),
-    Spec("color", "color", (0, 0, 0), "colour of --mask rectangle (default 0,0,0)", "--color",
-         _M, metavar="R,G,B"),
-    Spec("draw_scores", "bool", False, "draw detector scores", "--draw-scores", _M),
-    Spec("boxes", "text", None, "mask exactly the boxes of this coordinate file (a run's "
-         "<stem>.csv/.tsv/.txt, edited) instead of detecting: rows deleted are unmasked, a "
-         "track given at keyframes (rows with an empty source) is interpolated between them",
-         "--boxes", _M, nullable=True, metavar="FILE"),
-    Spec("keep_track", "ids", (), "leave these tracks unmasked (ids of the --boxes file, as "
-         "on the review page): a consenting person", "--keep-track", _M, metavar="ID[,ID]"),
-    Spec("ignore_region", "rects", (), "do not mask faces whose box centre lies inside these "
-         "rectangles (pixels; several separated by ;): a poster, a TV screen",
-         "--ignore-region", _M, metavar="X1,Y1,X2,Y2"),
-    Spec("always_mask", "timed_rects", (), "always mask these rectangles, from T1 to T2 "
-         "seconds if given (pixels; several separated by ;): a window, a name badge",
-         "--always-mask", _M, metavar="X1,Y1,X2,Y2[@T1-T2]"),
-    Spec("quality", "choice", DEFAULT_QUALITY, "detection preset: balanced (default) adds a "
-         "rotating 2x-upscaled pass that finds small, far faces (crowds); max runs all of it "
-         "on every frame (slowest); fast is a single 640 px pass (large faces only)",
-         "--quality", _D, choices=tuple(QUALITY)),
-    Spec("threshold", "float", None, "detector score threshold (default: the quality "
-         "preset's: 0.3; fast 0.4)", "--threshold", _D, lo=0.01, hi=0.99, nullable=True,
-         metavar="F"),
-    Spec("reuse", "bool", True, "where the picture has not changed since the detector last "
-         "ran (a still camera), keep its faces instead of running it again; each part runs "
-         "afresh about every 0.5 s (balanced only; --no-reuse: always run it)", "--reuse", _D),
-    Spec("precision", "choice", DEFAULT_PRECISION, "face model arithmetic: int8 (default; quantized at "
-         "fetch time, about 1.7x faster, same coverage on the hard clips) or fp32",
-         "--precision", _D, choices=PRECISIONS),
-    Spec("detect_size", "int", DEFAULT_DETECT_SIZE, "longer side of the detector's input, a "
-         "multiple of 32 (default 640)", "--detect-size", _D, lo=64, hi=3840, multiple_of=32,
-         metavar="N"),
-    Spec("tiles", "choice", "auto", "the small-face pass (2x2 overlapping tiles): auto "
-         "(default: frames >= 1600 px and >= 2.5x --detect-size), on, off", "--tiles", _D,
-         choices=("auto", "on", "off")),
-    Spec("detect_every", "int", 1, "run the detector on every N-th frame; tracking fills the "
-         "others (default 1)", "--detect-every", _D, lo=1, hi=10, metavar="N"),
-    Spec("track", "bool", True, "follow faces across frames: gap filling, hold, look-ahead "
-         "(--no-track: raw detections only)", "--track", _D),
-    Spec("hold", "float", 0.5, "seconds a mask stays after a face was last detected "
-         "(default 0.5)", "--hold", _D, lo=0.0, hi=10.0, metavar="S"),
-    Spec("lookahead", "float", 0.3, "seconds a mask starts before a face is first detected "
-         "(default 0.3)", "--lookahead", _D, lo=0.0, hi=10.0, metavar="S"),
-    Spec("save_data", "bool", True, "write the face coordinates (--no-data: none)", "--data",
-         _O),
-    Spec("data_format", "formats", ("csv",), "csv, tsv, txt or several, comma-separated "
-         "(default csv)", "--data-format", _O, metavar="FMT[,FMT]"),
-    Spec("draw_heatmap", "bool", False, "write <stem>_heatmap.png (default: off; on in the "
-         "drop-folder layout)", "--heatmap", _O),
-    Spec("review", "bool", False, "write <stem>_review.html: the timeline of every track, the "
-         "moments to check and frames of the output (default: off; on in the drop-folder "
-         "layout)", "--review", _O),
-    Spec("neighbours", "int", 32, "heatmap: nearest neighbours per cell (default 32)",
-         "--neighbours", _O, lo=1, hi=1000, metavar="N"),
-    Spec("resolution", "int", 250, "heatmap: cells along the longer side (default 250)",
-         "--resolution", _O, lo=2, hi=2000, metavar="N"),
-    Spec("keep_audio", "bool", True, "copy the audio track (--no-audio: drop it)", "--audio",
-         _O),
-    Spec("crf", "int", 23, "x264 quality, lower is better (default 23, x264's own)", "--crf", _O, lo=0,
-         hi=51, metavar="N"),
-    Spec("preset", "choice", "veryfast", "x264 preset (default veryfast)", "--preset", _O,
-         choices=X264_PRESETS),
-    Spec("workers", "int", None, "parallel chunk workers (default: all CPUs)", "--workers", _E,
-         lo=1, hi=256, nullable=True, metavar="N", execution=True),
-    Spec("chunk_seconds", "float", None, "chunk length in seconds (default: one chunk per "
-         "worker, >= 10 s)", "--chunk-seconds", _E, lo=0.1, hi=3600.0, nullable=True,
-         metavar="S", execution=True),
-    Spec("chunks", "int", None, "cut the video into N chunks (instead of --chunk-seconds)",
-         "--chunks", _E, lo=1, hi=100_000, nullable=True, metavar="N", execution=True),
-)
+
+def option(default, flag: str, help: str, kind: str, group: str, **limits):
+    """A dataclass field whose metadata is the option's whole definition (its `Spec`; the
+    name is the field's)."""
+    spec = Spec("", kind, default, help, flag, group, **limits)
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+def _check_fields(record) -> None:
+    """Validate and normalise every field of a frozen record in place (its Spec)."""
+    for f in fields(record):
+        object.__setattr__(record, f.name, BY_NAME[f.name].check(getattr(record, f.name)))
+
+
+@dataclass(frozen=True)
+class Options:
+    """The validated processing options of one job."""
+
+    mask: str = option("blur", "--mask", "blur (default), rectangle, mosaic, image, or none "
+                       "(data only)", "choice", _M, choices=MASKS)
+    mask_image: str | None = option(None, "--mask-image", "image pasted over faces (--mask "
+                                    "image)", "text", _M, nullable=True, metavar="PATH")
+    mask_scale: float = option(1.0, "--mask-scale", "scale each box about its centre: 1.5 = "
+                               "1.5x wider and taller", "float", _M, lo=0.01, hi=10.0,
+                               metavar="F")
+    ellipse: bool = option(True, "--ellipse", "mask the ellipse inscribed in each box "
+                           "(--no-ellipse: the whole box)", "bool", _M)
+    color: tuple[int, int, int] = option((0, 0, 0), "--color", "colour of --mask rectangle "
+                                         "(default 0,0,0)", "color", _M, metavar="R,G,B")
+    draw_scores: bool = option(False, "--draw-scores", "draw detector scores", "bool", _M)
+    quality: str = option(DEFAULT_QUALITY, "--quality", "detection preset: balanced "
+                          "(default) adds a rotating 2x-upscaled pass that finds small, far "
+                          "faces (crowds); max runs all of it on every frame (slowest); fast "
+                          "is a single 640 px pass (large faces only)", "choice", _D,
+                          choices=tuple(QUALITY))
+    threshold: float | None = option(None, "--threshold", "detector score threshold "
+                                     "(default: the quality preset's: 0.3; fast 0.4)",
+                                     "float", _D, lo=0.01, hi=0.99, nullable=True,
+                                     metavar="F")
+    reuse: bool | None = option(None, "--reuse", "where the picture has not changed since "
+                                "the detector last ran (a still camera), keep its faces "
+                                "instead of running it again; each part runs afresh about "
+                                "every 0.5 s (default: on where the quality preset has it: "
+                                "balanced; refused with the others; --no-reuse: always run "
+                                "it)", "bool", _D, nullable=True)
+    precision: str = option(DEFAULT_PRECISION, "--precision", "face model arithmetic: int8 "
+                            "(default; quantized at fetch time, about 1.7x faster, same "
+                            "coverage on the hard clips) or fp32", "choice", _D,
+                            choices=PRECISIONS)
+    detect_size: int = option(DEFAULT_DETECT_SIZE, "--detect-size", "longer side of the "
+                              "detector's input, a multiple of 32 (default 640)", "int", _D,
+                              lo=64, hi=3840, multiple_of=32, metavar="N")
+    tiles: str = option("auto", "--tiles", "the small-face pass (2x2 overlapping tiles): auto "
+                        "(default: frames >= 1600 px and >= 2.5x --detect-size), on, off",
+                        "choice", _D, choices=("auto", "on", "off"))
+    detect_every: int = option(1, "--detect-every", "run the detector on every N-th frame; "
+                               "tracking fills the others (default 1)", "int", _D, lo=1,
+                               hi=10, metavar="N")
+    track: bool = option(True, "--track", "follow faces across frames: gap filling, hold, "
+                         "look-ahead (--no-track: raw detections only)", "bool", _D)
+    hold: float = option(0.5, "--hold", "seconds a mask stays after a face was last detected "
+                         "(default 0.5)", "float", _D, lo=0.0, hi=10.0, metavar="S")
+    lookahead: float = option(0.3, "--lookahead", "seconds a mask starts before a face is "
+                              "first detected (default 0.3)", "float", _D, lo=0.0, hi=10.0,
+                              metavar="S")
+    boxes: str | None = option(None, "--boxes", "mask exactly the boxes of this coordinate "
+                               "file (a run's <stem>.csv/.tsv/.txt, edited) instead of "
+                               "detecting: rows deleted are unmasked, a track given at "
+                               "keyframes (rows with an empty source) is interpolated between "
+                               "them", "text", _M, nullable=True, metavar="FILE")
+    keep_track: tuple[int, ...] = option((), "--keep-track", "leave these tracks unmasked "
+                                         "(ids of the --boxes file, as on the review page): "
+                                         "a consenting person", "ids", _M, metavar="ID[,ID]")
+    ignore_region: tuple[str, ...] = option((), "--ignore-region", "do not mask faces whose "
+                                            "box centre lies inside these rectangles "
+                                            "(pixels; several separated by ;): a poster, a "
+                                            "TV screen", "rects", _M, metavar="X1,Y1,X2,Y2")
+    always_mask: tuple[str, ...] = option((), "--always-mask", "always mask these "
+                                          "rectangles, from T1 to T2 seconds if given "
+                                          "(pixels; several separated by ;): a window, a "
+                                          "name badge", "timed_rects", _M,
+                                          metavar="X1,Y1,X2,Y2[@T1-T2]")
+    save_data: bool = option(True, "--data", "write the face coordinates (--no-data: none)",
+                             "bool", _O)
+    data_format: tuple[str, ...] = option(("csv",), "--data-format", "csv, tsv, txt or "
+                                          "several, comma-separated (default csv)",
+                                          "formats", _O, metavar="FMT[,FMT]")
+    draw_heatmap: bool = option(False, "--heatmap", "write <stem>_heatmap.png (default: off; "
+                                "on in the drop-folder layout)", "bool", _O, layout=True)
+    review: bool = option(False, "--review", "write <stem>_review.html: the timeline of every "
+                          "track, the moments to check and frames of the output (default: "
+                          "off; on in the drop-folder layout)", "bool", _O, layout=True)
+    neighbours: int = option(32, "--neighbours", "heatmap: nearest neighbours per cell "
+                             "(default 32)", "int", _O, lo=1, hi=1000, metavar="N")
+    resolution: int = option(250, "--resolution", "heatmap: cells along the longer side "
+                             "(default 250)", "int", _O, lo=2, hi=2000, metavar="N")
+    keep_audio: bool = option(True, "--audio", "copy the audio track (--no-audio: drop it)",
+                              "bool", _O)
+    crf: int = option(23, "--crf", "x264 quality, lower is better (default 23, x264's own)",
+                      "int", _O, lo=0, hi=51, metavar="N")
+    preset: str = option("veryfast", "--preset", "x264 preset (default veryfast)", "choice",
+                         _O, choices=X264_PRESETS)
+
+    def __post_init__(self):
+        _check_fields(self)
+        if self.mask == "image" and not self.mask_image:
+            raise OptionError("mask='image' needs mask_image (a PNG/JPEG path; "
+                              "CLI: --mask-image PATH).")
+        if self.reuse and not QUALITY[self.quality]["reuse_s"]:
+            raise OptionError(f"reuse does nothing with quality {self.quality}: only "
+                              f"{', '.join(q for q, p in QUALITY.items() if p['reuse_s'])} "
+                              "reuses detections. Drop reuse (--reuse, BLURFACES_REUSE) or "
+                              "choose that quality.")
+
+    # -- values the quality preset derives (never stored: see the module's docstring) -----
+    @property
+    def score_threshold(self) -> float:
+        """The detector's score threshold: `threshold` when given, else the preset's."""
+        return self.threshold if self.threshold is not None \
+            else QUALITY[self.quality]["threshold"]
+
+    @property
+    def fine_cycle(self) -> int | None:
+        """Frames per sweep of the fine pass's grid for the chosen quality (None: no fine
+        pass)."""
+        return QUALITY[self.quality]["fine_cycle"]
+
+    @property
+    def reuse_s(self) -> float | None:
+        """Seconds per reuse period of unchanged regions (still.py; None: no reuse): the
+        preset's period unless `reuse` is False."""
+        return QUALITY[self.quality]["reuse_s"] if self.reuse is not False else None
+
+    @property
+    def detect_step(self) -> int:
+        """Frames from one detection to the next: `detect_every` when tracking fills the
+        frames between, else every frame."""
+        return self.detect_every if self.track else 1
+
+    def tiles_for(self, width: int, height: int) -> bool:
+        """Whether the small-face tile pass runs on frames of this size."""
+        if self.tiles == "auto":
+            return max(width, height) >= max(TILES_AUTO_MIN_SIDE,
+                                             TILES_AUTO_RATIO * self.detect_size)
+        return self.tiles == "on"
+
+    # -- the manifest / summary / event boundary -------------------------------------------
+    def to_dict(self) -> dict:
+        """A JSON object of every field (lists for the tuples)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Options":
+        """From a JSON object (manifest, sidecar, event): unknown names are an error."""
+        return cls(**_known(d, OPTION_SPECS, "options"))
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a job is computed (never what it computes): parallel workers and the chunking."""
+
+    workers: int | None = option(None, "--workers", "parallel chunk workers (default: all "
+                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N",
+                                 execution=True)
+    chunk_seconds: float | None = option(None, "--chunk-seconds", "chunk length in seconds "
+                                         "(default: one chunk per worker, >= 10 s)", "float",
+                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S",
+                                         execution=True)
+    chunks: int | None = option(None, "--chunks", "cut the video into N chunks (instead of "
+                                "--chunk-seconds)", "int", _E, lo=1, hi=100_000,
+                                nullable=True, metavar="N", execution=True)
+
+    def __post_init__(self):
+        _check_fields(self)
+        if self.chunks is not None and self.chunk_seconds is not None:
+            raise OptionError("give either chunks or chunk_seconds, not both.")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _specs(cls) -> tuple[Spec, ...]:
+    return tuple(replace(f.metadata["spec"], name=f.name) for f in fields(cls))
+
+
+OPTION_SPECS = _specs(Options)
+EXECUTION_SPECS = _specs(Execution)
+SPECS: tuple[Spec, ...] = OPTION_SPECS + EXECUTION_SPECS
 BY_NAME = {s.name: s for s in SPECS}
-OPTION_SPECS = tuple(s for s in SPECS if not s.execution)
-EXECUTION_SPECS = tuple(s for s in SPECS if s.execution)
+#: option defaults of the drop-folder layout
+LAYOUT_DEFAULTS = {s.name: s.layout for s in SPECS if s.layout is not None}
 
 
-# ------------------------------------------------------------------------------ the record
-
-def _post_init(self):
-    for s in OPTION_SPECS:
-        setattr(self, s.name, s.check(getattr(self, s.name)))
-    if self.threshold is None:
-        self.threshold = QUALITY[self.quality]["threshold"]
-    if self.mask == "image" and not self.mask_image:
-        raise OptionError("mask='image' needs mask_image (a PNG/JPEG path; "
-                          "CLI: --mask-image PATH).")
-
-
-def _tiles_for(self, width: int, height: int) -> bool:
-    """Whether the small-face tile pass runs on frames of this size."""
-    if self.tiles == "auto":
-        return max(width, height) >= max(TILES_AUTO_MIN_SIDE, TILES_AUTO_RATIO * self.detect_size)
-    return self.tiles == "on"
-
-
-def _to_dict(self) -> dict:
-    d = {f.name: getattr(self, f.name) for f in fields(self)}
-    d["color"] = list(self.color)
-    d["data_format"] = list(self.data_format)
-    return d
-
-
-@classmethod
-def _from_dict(cls, d: dict) -> "Options":
-    """From a JSON object (sidecar, event, manifest): unknown names are an error."""
-    if not isinstance(d, dict):
-        raise OptionError("options must be a JSON object of option names and values.")
-    unknown = set(d) - {s.name for s in OPTION_SPECS}
+def _known(d, specs, what: str) -> dict:
+    if not isinstance(d, Mapping):
+        raise OptionError(f"{what} must be a JSON object of option names and values.")
+    names = {s.name for s in specs}
+    unknown = set(d) - names
     if unknown:
         raise OptionError(f"unknown option(s): {', '.join(sorted(unknown))}; known: "
-                          f"{', '.join(s.name for s in OPTION_SPECS)}.")
-    return cls(**d)
+                          f"{', '.join(s.name for s in specs)}.")
+    return dict(d)
 
 
-def _default_factory(s: Spec):
-    if isinstance(s.default, (tuple, list)):
-        return field(default_factory=lambda v=s.default, k=s.kind: list(v) if k == "formats"
-                     else tuple(v))
-    return field(default=s.default)
-
-
-def _fine_cycle(self) -> int | None:
-    """Frames per sweep of the fine pass's grid for the chosen quality (None: no fine pass)."""
-    return QUALITY[self.quality]["fine_cycle"]
-
-
-def _detect_step(self) -> int:
-    """Frames from one detection to the next: `detect_every` when tracking fills the frames
-    between, else every frame."""
-    return self.detect_every if self.track else 1
-
-
-def _reuse_s(self) -> float | None:
-    """Seconds per reuse period of unchanged regions (still.py; None: off)."""
-    return QUALITY[self.quality]["reuse_s"] if self.reuse else None
-
-
-Options = make_dataclass(
-    "Options", [(s.name, object, _default_factory(s)) for s in OPTION_SPECS],
-    namespace={"__post_init__": _post_init, "tiles_for": _tiles_for, "to_dict": _to_dict,
-               "fine_cycle": property(_fine_cycle), "reuse_s": property(_reuse_s),
-               "detect_step": property(_detect_step),
-               "from_dict": _from_dict,
-               "__doc__": "The validated processing options of one job (see SPECS)."})
-Options.__module__ = __name__
-
-
-def validate_execution(workers=None, chunk_seconds=None, chunks=None) -> None:
-    """Bounds of the execution settings (not part of `Options`)."""
-    for name, v in (("workers", workers), ("chunk_seconds", chunk_seconds), ("chunks", chunks)):
-        BY_NAME[name].check(v)
-    if chunks is not None and chunk_seconds is not None:
-        raise OptionError("give either chunks or chunk_seconds, not both.")
+def validate_execution(workers=None, chunk_seconds=None, chunks=None) -> Execution:
+    """The execution settings as a record (OptionError when out of bounds)."""
+    return Execution(workers=workers, chunk_seconds=chunk_seconds, chunks=chunks)
 
 
 # ------------------------------------------------------------------------------ layering
 
-def from_env(environ=None) -> dict:
+def from_env(environ: Mapping | None = None) -> dict:
     """Options set in the environment: `BLURFACES_OPTIONS` (a JSON object), then one
     `BLURFACES_<NAME>` variable per option (which wins). Returns a dict of those only."""
     environ = os.environ if environ is None else environ
@@ -386,17 +453,38 @@ def from_env(environ=None) -> dict:
     return out
 
 
-def layered(*layers: dict) -> tuple["Options", dict]:
-    """Options from defaults < each layer in turn (later wins), split into the processing
-    options (validated) and the execution settings (validated)."""
+def layered(*layers: Mapping | None, base: tuple[Options, Execution] | None = None
+            ) -> tuple[Options, Execution]:
+    """Options and execution settings from the defaults (or `base`, records resolved
+    earlier) < each layer in turn (partial mappings of names to values; later wins),
+    validated once."""
     merged: dict = {}
+    if base is not None:
+        merged.update(base[0].to_dict())
+        merged.update(base[1].to_dict())
     for layer in layers:
-        layer = layer or {}
+        layer = _known(layer or {}, SPECS, "options")
         # chunks and chunk_seconds say one thing two ways: the later layer's choice wins.
         for a, b in (("chunks", "chunk_seconds"), ("chunk_seconds", "chunks")):
             if layer.get(a) is not None and layer.get(b) is None:
                 merged.pop(b, None)
         merged.update(layer)
-    execution = {s.name: merged.pop(s.name, None) for s in EXECUTION_SPECS}
-    validate_execution(**execution)
-    return Options.from_dict(merged), execution
+    execution = Execution(**{s.name: merged.pop(s.name, None) for s in EXECUTION_SPECS})
+    return Options(**merged), execution
+
+
+def resolve(given: Mapping | None = None, *, layout: bool = False,
+            environ: Mapping | None = None, sidecar: Mapping | None = None
+            ) -> tuple[Options, Execution]:
+    """THE layering of every entry point: defaults < the drop-folder layout's (`layout`) <
+    the environment (`environ`, default os.environ; {} for none) < `given` (the command
+    line, the API call, the event) < the video's `sidecar`."""
+    return layered(LAYOUT_DEFAULTS if layout else None, from_env(environ), given, sidecar)
+
+
+def with_sidecar(options: Options, execution: Execution, sidecar: Mapping | None
+                 ) -> tuple[Options, Execution]:
+    """A video's sidecar over options `resolve`d earlier (equal to resolving with it)."""
+    if not sidecar:
+        return options, execution
+    return layered(sidecar, base=(options, execution))

@@ -242,11 +242,12 @@ _DETECTORS: dict = {}
 
 def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
     fine = FinePass(cycle=options.fine_cycle) if options.fine_cycle else None
-    key = (options.detect_size, options.threshold, tiles, fine, threads, options.precision)
+    key = (options.detect_size, options.score_threshold, tiles, fine, threads,
+           options.precision)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
-                                     threshold=options.threshold, tiles=tiles,
+                                     threshold=options.score_threshold, tiles=tiles,
                                      fine=fine, threads=threads, precision=options.precision)
     return _DETECTORS[key]
 
@@ -300,7 +301,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     else:
         detector = _detector(options, threads, options.tiles_for(w, h))
         # cached per process: no camera motion or kept detections across chunks and jobs
-        detector.reset(refresh=reuse_frames(options, info))
+        detector.reset(reuse_frames=reuse_frames(options, info))
         tracker = Tracker(TrackOptions.of(options), (w, h))
 
     selection = Selection.of(options)

@@ -21,7 +21,7 @@ every turn with `DOUBT_CONTEXT` pixels around them, and what they find is added 
 kept: without reuse, such a face would get a new chance on every turn, since noise differs
 from frame to frame, and it keeps those chances.
 
-Reuse never outlives a period of `refresh` detection frames counted from the video's first
+Reuse never outlives a period of `reuse_frames` detection frames counted from the video's first
 frame: each region's first run in a period is fresh and whole. The detections at a frame
 therefore depend only on the frames since its period began, and a chunk whose lead-in holds
 one period (stages.margins) gives the same detections as a single pass.
@@ -59,16 +59,16 @@ class Stillness:
     def active(self) -> bool:
         return self._grey is not None
 
-    def reset(self, refresh: int = 0) -> None:
-        """Forget every region; `refresh` detection frames per period (0: never reuse)."""
-        self.refresh = max(0, int(refresh))
+    def reset(self, reuse_frames: int = 0) -> None:
+        """Forget every region; `reuse_frames` detection frames per period (0: never reuse)."""
+        self.reuse_frames = max(0, int(reuse_frames))
         self.reused = self.partial = self.runs = 0      # regions, while reuse is on
         self._memo.clear()
         self._grey = None
 
     def frame(self, rgb: np.ndarray, index: int | None) -> None:
         """The frame about to be detected (`index`: its detection number in the video)."""
-        if not self.refresh or index is None:
+        if not self.reuse_frames or index is None:
             self._grey = None
             return
         h, w = rgb.shape[:2]
@@ -77,7 +77,7 @@ class Stillness:
         gw, gh = max(1, w // SCALE), max(1, h // SCALE)
         grey = cv2.cvtColor(rgb[:gh * SCALE, :gw * SCALE], cv2.COLOR_RGB2GRAY)
         self._grey = cv2.resize(grey, (gw, gh), interpolation=cv2.INTER_AREA)
-        self._period = index // self.refresh
+        self._period = index // self.reuse_frames
 
     @staticmethod
     def _cells(box, origin=(0, 0)):

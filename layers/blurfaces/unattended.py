@@ -9,6 +9,7 @@ import io
 import time
 
 from . import jobs, storage as st
+from .options import Execution, Options
 
 TABLE_COLUMNS = ["input", "status", "job_id", "video", "frames", "faces", "tracks", "seconds",
                  "error", "report"]
@@ -23,7 +24,7 @@ def table_csv(results: list[jobs.JobResult]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def batch(root: str, base_options: dict, *, execution: dict | None = None,
+def batch(root: str, options: Options, *, execution: Execution | None = None,
           drop_folder: bool = False, table: str | None = None, resume: bool = True,
           settle: float = jobs.DEFAULT_SETTLE_S, on_result=None, on_start=None,
           progress=None, overwrite: bool = False) -> tuple[list[jobs.JobResult], str]:
@@ -39,7 +40,7 @@ def batch(root: str, base_options: dict, *, execution: dict | None = None,
     for k, found in enumerate(ready, 1):
         if on_start:
             on_start(k, total, found.uri)
-        r = jobs.run_job(found.uri, base_options, layout=layout, execution=execution,
+        r = jobs.run_job(found.uri, options, layout=layout, execution=execution,
                          resume=resume, progress=progress, overwrite=overwrite)
         results.append(r)
         if on_result:
@@ -52,7 +53,7 @@ def batch(root: str, base_options: dict, *, execution: dict | None = None,
     return results, table
 
 
-def watch(root: str, base_options: dict, *, execution: dict | None = None,
+def watch(root: str, options: Options, *, execution: Execution | None = None,
           once: bool = False, poll: float = 5.0, settle: float = jobs.DEFAULT_SETTLE_S,
           keep_inputs: bool = False, on_result=None, progress=None,
           max_idle_polls: int | None = None) -> int:
@@ -77,7 +78,7 @@ def watch(root: str, base_options: dict, *, execution: dict | None = None,
                 store = st.get_storage(found.uri)
                 if not store.exists(found.uri):
                     continue                  # moved away by a watcher that just finished
-                r = jobs.run_job(found.uri, base_options, layout=layout, execution=execution,
+                r = jobs.run_job(found.uri, options, layout=layout, execution=execution,
                                  progress=progress)
                 if r.status == "skipped" and (not local or keep_inputs):
                     continue                  # inputs that stay: done earlier, say nothing

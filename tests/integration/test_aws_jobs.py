@@ -131,7 +131,7 @@ def test_option_layers(monkeypatch):
     monkeypatch.setenv("BLURFACES_DRAW_HEATMAP", "false")
     monkeypatch.setenv("BLURFACES_CHUNK_SECONDS", "12")
     opts, cut = core.job_options()
-    assert (opts.mask, opts.threshold, opts.draw_heatmap) == ("mosaic", 0.5, False)
+    assert (opts.mask, opts.score_threshold, opts.draw_heatmap) == ("mosaic", 0.5, False)
     assert cut["chunk_seconds"] == 12.0
     opts, cut = core.job_options({"mask": "none", "crf": 30}, {"mask": "blur"}, 4)
     assert (opts.mask, opts.crf, cut["chunk_seconds"]) == ("blur", 30, 4.0)

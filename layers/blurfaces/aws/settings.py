@@ -8,8 +8,8 @@ concurrency, the backfill's batch size and parallelism, what the stack can proce
 the functions' sizes (for the cost estimate and the chunk length). Nothing else in
 `blurfaces.aws` reads ``os.environ``.
 
-The options of a job are layered: library defaults < the drop-folder layout's
-(`jobs.LAYOUT_OPTIONS`) < the environment (`options.from_env`: ``BLURFACES_OPTIONS``, then
+The options of a job are layered (`options.resolve`): library defaults < the drop-folder
+layout's (`options.LAYOUT_DEFAULTS`) < the environment (`options.from_env`: ``BLURFACES_OPTIONS``, then
 ``BLURFACES_<NAME>``) < the event's ``options`` < the video's sidecar.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .. import cost, jobs, stages
 from ..errors import OptionError
-from ..options import Options, from_env, layered
+from ..options import Options, resolve
 from . import sizing
 
 
@@ -123,16 +123,16 @@ class Settings:
 
 def job_options(event_options: dict | None = None, sidecar: dict | None = None,
                 chunk_seconds=None) -> tuple[Options, dict]:
-    """The options of one job and how it is cut: defaults < the layout's < the environment
-    < the event < the sidecar. Returns (options, {"chunk_seconds", "chunks"}); without
-    either, chunks of `stages.DEFAULT_CHUNK_SECONDS`."""
+    """The options of one job and how it is cut (`options.resolve`, as every entry point):
+    defaults < the layout's < the environment < the event < the sidecar. Returns (options,
+    {"chunk_seconds", "chunks"}); without either, chunks of `stages.DEFAULT_CHUNK_SECONDS`."""
     if event_options is not None and not isinstance(event_options, dict):
         raise OptionError("the event's 'options' must be a JSON object.")
     event = dict(event_options or {})
     if chunk_seconds is not None:
         event["chunk_seconds"] = chunk_seconds
-    options, execution = layered(jobs.LAYOUT_OPTIONS, from_env(), event, sidecar or {})
-    cut = {"chunk_seconds": execution.get("chunk_seconds"), "chunks": execution.get("chunks")}
+    options, execution = resolve(event, layout=True, sidecar=sidecar)
+    cut = {"chunk_seconds": execution.chunk_seconds, "chunks": execution.chunks}
     if cut["chunk_seconds"] is None and cut["chunks"] is None:
         cut["chunk_seconds"] = stages.DEFAULT_CHUNK_SECONDS
     return options, cut

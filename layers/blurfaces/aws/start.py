@@ -39,7 +39,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         up = Upload(video)          # an edited coordinate file beside it: re-render the video
     reason = input_reason(layout, up.uri, up.size) if up.created \
         else "not an object-created event"
-    boxes = None if reason or (options or {}).get("boxes") else jobs.boxes_beside(up.uri)
+    given = options.get("boxes") if isinstance(options, dict) else None
+    boxes = None if reason or given else jobs.boxes_beside(up.uri)
     if boxes:
         rerun, options = jobs.boxes_rerun(boxes, rerun), {**(options or {}), "boxes": boxes}
     stat = None if reason else version_stat(up)
