@@ -274,11 +274,59 @@ def test_bad_input_clear_error_nothing_lost(case, tmp_path, private_tmp):
     assert leftovers(private_tmp) == []
 
 
-def test_subclasses_are_catchable_as_one_base():
-    from blurfaces import BlurfacesError
-    for t in (InputError, OptionError, OutputError):
-        assert issubclass(t, BlurfacesError)
-    assert issubclass(OptionError, ValueError)
+def test_a_failure_report_takes_chunk_and_hint_from_the_error_not_its_message(tmp_path):
+    """Issue 17's defects: the report's `chunk` was parsed out of the message (an InputError
+    on a file named `chunk 12.mp4` was reported as chunk 12) and hints were looked up by
+    exact class name (LimitError got "Run again; if it keeps failing, report it.")."""
+    import pickle
+
+    from blurfaces import errors, jobs
+    from blurfaces.errors import BlurfacesError, ChunkError, LimitError
+    from blurfaces.options import Options
+    layout = jobs.Layout(tmp_path)
+    layout.ensure()
+    bad = tmp_path / "incoming" / "chunk 12.mp4"
+    bad.write_bytes(b"chunk 12 of nothing: not a video at all " * 50)
+    r = jobs.run_job(str(bad), Options(), layout=layout)
+    assert r.status == "failed" and r.error_type == "InputError"
+    import json
+    report = json.loads(open(r.report).read())
+    assert "chunk 12.mp4" in report["message"] and report["chunk"] is None
+    assert report["what_to_do"] == InputError.hint
+
+    e = ChunkError("chunk 3 (6.00-9.00 s) failed", index=3, start_s=6.0, stop_s=9.0,
+                   input="in.mp4", stage="worker")
+    e = pickle.loads(pickle.dumps(e))           # as it comes back from a worker process
+    assert (e.index, e.chunk, e.start_s, e.stop_s, e.input) == (3, 3, 6.0, 9.0, "in.mp4")
+    rep = jobs.failure_report("in.mp4", None, "j", e, stage="job", started=0.0)
+    assert (rep["chunk"], rep["stage"], rep["what_to_do"]) == (3, "worker", ChunkError.hint)
+
+    # hints are class attributes: subclasses inherit them unless they say better
+    assert LimitError.hint != BlurfacesError.hint and LimitError.hint != InputError.hint
+    assert "Split the video" in jobs.failure_report(
+        "s3://b/incoming/long.mp4", None, "j", LimitError("too long"), stage="plan",
+        started=0.0)["what_to_do"]
+
+    class Unreadable(InputError):
+        pass
+    assert Unreadable("x").hint == InputError.hint
+    assert errors.hint_for("LimitError") == LimitError.hint         # a name from a Lambda
+    assert errors.hint_for("ZeroDivisionError") == BlurfacesError.hint
+    # every error type lives in errors.py, with a hint
+    import ast
+    import pathlib
+    lib = pathlib.Path(errors.__file__).parent
+    for path in lib.rglob("*.py"):
+        if path.name != "errors.py":
+            for node in ast.walk(ast.parse(path.read_text())):
+                assert not (isinstance(node, ast.ClassDef) and any(
+                    getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Interrupted"))
+                    for b in node.bases)), f"{path.name} defines {node.name}"
+    for name in dir(errors):
+        t = getattr(errors, name)
+        if isinstance(t, type) and issubclass(t, Exception) and t.__module__ == errors.__name__:
+            assert issubclass(t, BlurfacesError) and t.hint, name
+    assert issubclass(OptionError, ValueError)      # the seed raised ValueError for options
 
 
 @pytest.mark.parametrize("size", [64, 4096], ids=["small-damage", "large-damage"])

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 from . import storage as st
 from .discover import is_own_output, is_video_name
-from .errors import BlurfacesError, InputError, Interrupted, OptionError
+from .errors import (BlurfacesError, InputError, Interrupted, OptionError, Superseded,
+                     TransientError)
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
@@ -319,26 +320,17 @@ def finished_beside(source: str, stat: st.Stat) -> dict | None:
 
 # ------------------------------------------------------------------------------ reports
 
-HINTS = {
-    "InputError": "Check or replace the input file; a new version is processed again.",
-    "OptionError": "Fix the options (sidecar file or settings) and upload the video again.",
-    "OutputError": "Fix the output location (space, permissions), then run again.",
-    "ModelError": "Check the model installation (blurfaces fetch-model).",
-    "ChunkError": "Run again; if it keeps failing, report it with the input.",
-    "VerifyError": "This is a blurfaces bug: report it with the input.",
-}
-
-
 def failure_report(source: str, stat: st.Stat | None, jid: str | None, error: BaseException,
                    *, stage: str, started: float, chunk: int | None = None) -> dict:
-    msg = str(error)
-    m = re.search(r"chunk (\d+)", msg)
+    """The failure report of a job: its stage, chunk and what to do come from the error's
+    fields and class (errors.py), never from its message."""
+    typed = isinstance(error, BlurfacesError)
+    if chunk is None and typed:
+        chunk = error.chunk
     return {"input": source, "version": stat.to_dict() if stat else None, "job_id": jid,
-            "stage": stage, "chunk": chunk if chunk is not None else (int(m.group(1)) if m
-                                                                     else None),
-            "error_type": type(error).__name__, "message": msg,
-            "what_to_do": HINTS.get(type(error).__name__,
-                                    "Run again; if it keeps failing, report it."),
+            "stage": (error.stage if typed else None) or stage, "chunk": chunk,
+            "error_type": type(error).__name__, "message": str(error),
+            "what_to_do": error.hint if typed else BlurfacesError.hint,
             "started": _iso(started), "failed": _iso(time.time()),
             "host": socket.gethostname()}
 
@@ -476,6 +468,8 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
         if raise_errors:
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
+        if isinstance(e, (TransientError, Superseded)):
+            report_uri = None       # no report: the input is fine (a report marks it done)
         if report_uri is not None:
             try:
                 write_report(report_uri, report)

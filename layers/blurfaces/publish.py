@@ -14,10 +14,14 @@ This module is the only place that gives outputs their final names. It owns:
   order staged (the summary last: it marks a complete result), and on any error restores
   every name it had touched (replaced files come back from their backups) and raises one
   `OutputError`; `discard()` removes whatever is still staged.
-* S3 outputs are uploaded in order with the summary last; on failure the objects this commit
-  uploaded are deleted again. Each S3 output carries the publisher's token as user metadata
-  (`TOKEN_METADATA`), so a later rollback (`rollback_s3`, the AWS abort path) deletes only
-  what this run wrote, never another run's outputs of the same names.
+* S3 outputs (`Publisher._commit_s3`): under the output set's S3 lock (`S3Lock`: one
+  publisher at a time), only while the pinned source is still its current version
+  (`ensure_current`, else `Superseded` and nothing written), uploaded in order with the
+  summary last and conditional (If-Match / If-None-Match on the summary seen under the lock);
+  on failure the exact object versions this commit wrote are deleted again. Each S3 output
+  carries the publisher's token as user metadata (`TOKEN_METADATA`), so a later rollback
+  (`rollback_s3`, the AWS abort path) deletes only what this run wrote (by version id),
+  never another run's outputs of the same names.
 
 Without `overwrite`, a final name is created with `os.link` (atomic, fails if the name exists),
 so a file that appeared after the claim is never replaced.
@@ -28,17 +32,20 @@ import errno
 import glob
 import json
 import os
+import random
 import secrets
 import socket
 import tempfile
 import time
 
 from . import storage as st
-from .errors import OutputError
+from .errors import InputError, OutputError, Superseded, TransientError
 
 LOCK_SUFFIX = ".blurfaces-lock"
 STAGE_PREFIX = ".blurfaces-"
 TOKEN_METADATA = "blurfaces-token"      # S3 user metadata: the token of the run that wrote it
+S3_LOCK_TTL_S = 1200.0      # an S3 publish lock older than this belongs to a dead publisher
+S3_LOCK_WAIT_S = 300.0      # how long a publisher waits for a live one
 
 
 def _reason(e: OSError) -> str:
@@ -199,8 +206,10 @@ def lock(path: str) -> Claim:
 class Publisher:
     """Stage a run's outputs under temporary names, then commit all of them or none."""
 
-    def __init__(self, tmp_dir: str, *, overwrite: bool = False, token: str | None = None):
+    def __init__(self, tmp_dir: str, *, overwrite: bool = False, token: str | None = None,
+                 source: str | None = None, pin: dict | None = None):
         self.tmp_dir = tmp_dir
+        self.source, self.pin = source, pin     # S3 outputs: published only while current
         self.overwrite = overwrite
         self.token = token or secrets.token_hex(6)
         self.staged: list[tuple[str, str]] = []
@@ -308,16 +317,44 @@ class Publisher:
     # -- S3
 
     def _commit_s3(self, items) -> None:
-        done = []
+        """Upload in order, the summary last, under the output set's S3 lock (one publisher
+        at a time: two jobs of one key never interleave). Before the first upload, the
+        pinned source must still be the current version (else `Superseded`, nothing
+        written); on an unversioned bucket the previous summary (the "complete" marker) is
+        removed first, as its outputs are about to be replaced. The summary is written
+        with a conditional write against the one seen under the lock. On any failure the
+        exact versions this commit wrote are deleted (never a delete marker: the previous
+        result becomes current again on a versioned bucket)."""
+        written: list[tuple[str, str | None]] = []
         try:
-            for path, uri in items:
-                store = st.get_storage(uri)
-                store.upload(path, uri, metadata={TOKEN_METADATA: self.token})
-                done.append(uri)
+            with S3Lock(lock_uri(items[0][1]), self.token):
+                if self.source is not None:
+                    ensure_current(self.source, self.pin)
+                summary_uri = items[-1][1]
+                store = st.get_storage(summary_uri)
+                old = store.head(summary_uri)
+                if old is not None and old.stat.version_id is None:
+                    store.delete(summary_uri)
+                    old = None
+                meta = {TOKEN_METADATA: self.token}
+                for path, uri in items[:-1]:
+                    new = st.get_storage(uri).put_file(path, uri, metadata=meta)
+                    written.append((uri, new.version_id))
+                with open(items[-1][0], "rb") as f:
+                    try:
+                        new = store.put(summary_uri, f, metadata=meta,
+                                        if_match=old.stat.etag if old else None,
+                                        if_none_match=old is None)
+                    except st.PreconditionFailed:
+                        raise TransientError(
+                            f"{summary_uri}: another run published these outputs while this "
+                            "one held their lock (it was taken over as stale); nothing of "
+                            "this run was kept. Run again.") from None
+                written.append((summary_uri, new.version_id))
         except BaseException:
-            for uri in reversed(done):
+            for uri, version in reversed(written):
                 try:
-                    st.get_storage(uri).delete(uri)
+                    st.get_storage(uri).delete(uri, version_id=version)
                 except Exception:  # noqa: BLE001 - best effort; the original error matters
                     pass
             raise
@@ -327,6 +364,71 @@ class Publisher:
                     os.unlink(path)
                 except OSError:
                     pass
+
+
+def lock_uri(video_uri: str) -> str:
+    """The S3 lock of an output set: a hidden object beside its video (as `lock_path`)."""
+    folder, _, name = video_uri.rpartition("/")
+    return f"{folder}/.{name}{LOCK_SUFFIX}"
+
+
+def ensure_current(source: str, pin: dict | None) -> None:
+    """`Superseded` unless the pinned version of `source` is still its current version."""
+    if not pin or not st.is_s3(source):
+        return                  # a local source: stitch's own pin check covers it
+    head = st.get_storage(source).head(source)
+    if head is None or head.stat.token != st.Stat.from_dict(pin).token:
+        raise Superseded(f"{source}: replaced by a newer version (or deleted) while this job "
+                         "ran; nothing was published for the old version (the newer one is "
+                         "its own job).")
+
+
+class S3Lock:
+    """An exclusive lock on an S3 output set while it is published: an object created with
+    If-None-Match. A lock older than `S3_LOCK_TTL_S` (longer than a Lambda can run) belongs
+    to a dead publisher and is taken over with If-Match on its ETag; a live one is waited
+    for up to `S3_LOCK_WAIT_S`, then TransientError (the state machine retries)."""
+
+    def __init__(self, uri: str, token: str):
+        self.uri, self.token, self.held = uri, token, None
+
+    def __enter__(self):
+        store = st.get_storage(self.uri)
+        deadline, delay = time.monotonic() + S3_LOCK_WAIT_S, 0.2
+        while True:
+            body = json.dumps({"token": self.token, "host": socket.gethostname(),
+                               "expires": time.time() + S3_LOCK_TTL_S}).encode()
+            try:
+                self.held = store.put(self.uri, body, if_none_match=True)
+                return self
+            except st.PreconditionFailed:
+                pass
+            head = store.head(self.uri)
+            if head is not None:
+                try:
+                    expires = float(json.loads(store.read_bytes(self.uri)).get("expires", 0))
+                except (ValueError, AttributeError, InputError):
+                    expires = 0.0
+                if expires < time.time():
+                    try:
+                        self.held = store.put(self.uri, body, if_match=head.stat.etag)
+                        return self
+                    except st.PreconditionFailed:
+                        pass
+            if time.monotonic() > deadline:
+                raise TransientError(f"{self.uri}: another run is publishing the same outputs "
+                                     "(it holds their lock); run again later.")
+            time.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, 10.0)
+
+    def __exit__(self, *exc):
+        store = st.get_storage(self.uri)
+        try:
+            head = store.head(self.uri)
+            if head is not None and head.stat.etag == self.held.etag:
+                store.delete(self.uri, version_id=self.held.version_id)
+        except Exception:  # noqa: BLE001 - an unreleased lock expires
+            pass
 
 
 def rollback_s3(uris, token: str | None) -> list[str]:

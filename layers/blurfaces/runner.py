@@ -154,7 +154,9 @@ def _gave_up(manifest, index, attempts, err) -> ChunkError:
     c = manifest["chunks"][index]
     return ChunkError(f"chunk {index} ({c['start_s']:.2f}-{c['stop_s']:.2f} s of "
                       f"{manifest['source']}) failed {attempts} times; last error: "
-                      f"{type(err).__name__}: {err}. No output was written.")
+                      f"{type(err).__name__}: {err}. No output was written.",
+                      index=index, start_s=c["start_s"], stop_s=c["stop_s"],
+                      input=manifest["source"], stage="worker")
 
 
 def _with_retries(call, manifest, index, retries):

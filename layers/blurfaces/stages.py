@@ -485,7 +485,9 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         uri = part_uri(work, c["index"])
         if not work_store.exists(uri):
             raise ChunkError(f"chunk {c['index']} ({c['start_s']:.2f}-{c['stop_s']:.2f} s) has "
-                             f"no result in {work}: run its worker again before stitching.")
+                             f"no result in {work}: run its worker again before stitching.",
+                             index=c["index"], start_s=c["start_s"], stop_s=c["stop_s"],
+                             input=manifest["source"], stage="stitch")
         parts.append(work_store.read_json(uri))
     if not options.boxes:       # a boxes file's track ids are global already
         parts = _global_tracks(parts)
@@ -501,7 +503,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
     work_local = work_store.local_path(work)
     with tempfile.TemporaryDirectory(prefix="blurfaces-stitch-", dir=work_local) as tmp:
         pub = Publisher(tmp, overwrite=bool(manifest.get("overwrite")),
-                        token=manifest.get("publish_token"))
+                        token=manifest.get("publish_token"), source=manifest["source"],
+                        pin=manifest.get("source_version"))
         try:
             summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
                                    t0)

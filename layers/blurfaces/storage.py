@@ -26,13 +26,15 @@ import errno
 import io
 import json
 import os
+import random
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
-from .errors import BlurfacesError, InputError, OptionError, OutputError
+from .errors import BlurfacesError, InputError, OptionError, OutputError, TransientError
 
 __all__ = ["is_s3", "parse_s3", "join", "get_storage", "Storage", "LocalStorage",
            "S3Storage", "Stat", "Head", "DEFAULT_READ_BUFFER"]
@@ -41,6 +43,8 @@ S3_SCHEME = "s3://"
 #: Buffer of the file objects `S3Storage.open_read` returns: each HTTP Range request
 #: fetches up to this many bytes (fewer near the end of the object).
 DEFAULT_READ_BUFFER = 8 * 1024 * 1024
+#: Files up to this size are one PutObject; larger ones are uploaded in parts of this size.
+MULTIPART_BYTES = 64 * 1024 * 1024
 #: Temporary files of atomic local writes start with this; `LocalStorage.list` skips them.
 _TMP_PREFIX = ".blurfaces-tmp-"
 #: How often `S3Storage.open_read` re-requests a range whose response body broke off
@@ -363,6 +367,18 @@ def _import_boto3():
 
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+#: Error codes of a briefly unavailable service: retried by botocore (standard mode), and
+#: if they last through the retries, a TransientError (never an input's failure).
+_TRANSIENT = {"SlowDown", "503", "ServiceUnavailable", "InternalError", "500", "502", "504",
+              "RequestTimeout", "RequestTimeoutException", "Throttling", "ThrottlingException",
+              "RequestLimitExceeded", "TooManyRequests", "429", "BadGateway",
+              "GatewayTimeout", "OperationAborted"}
+#: A conditional write (If-Match / If-None-Match) that lost to another writer.
+_CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+class PreconditionFailed(Exception):
+    """A conditional S3 write found another version than it was conditioned on."""
 _NO_BUCKET = {"NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccountProblem",
            "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
@@ -415,8 +431,11 @@ class S3Storage(Storage):
     def _error(self, exc: Exception, uri: str, *, action: str, writing: bool = False,
                head: bool = False) -> BlurfacesError:
         """Turn a boto3/botocore exception into an InputError (reading) / OutputError (writing)."""
-        from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError,
-                                         NoCredentialsError, PartialCredentialsError)
+        from botocore.exceptions import (BotoCoreError, ClientError, ConnectionClosedError,
+                                         ConnectTimeoutError, EndpointConnectionError,
+                                         IncompleteReadError, NoCredentialsError,
+                                         PartialCredentialsError, ReadTimeoutError,
+                                         ResponseStreamingError)
         cls = OutputError if writing else InputError
         bucket, _, key = uri[len(S3_SCHEME):].partition("/")
         cause = exc
@@ -426,6 +445,11 @@ class S3Storage(Storage):
                 cause = ctx
         if isinstance(cause, ClientError):
             code = _code(cause)
+            if code in _TRANSIENT or cause.response.get("ResponseMetadata", {}).get(
+                    "HTTPStatusCode", 0) >= 500:
+                return TransientError(f"{uri}: S3 {action} kept failing with {code} after "
+                                      f"{self._max_attempts} attempts (S3 throttling or a "
+                                      "service error); the input is fine: run again.")
             if code in _NOT_FOUND and head and self._bucket_missing(bucket):
                 code = "NoSuchBucket"
             if code in _NO_BUCKET:
@@ -444,9 +468,12 @@ class S3Storage(Storage):
         if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
             return cls(f"{uri}: no usable AWS credentials found; set AWS_PROFILE or "
                        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with an IAM role")
-        if isinstance(cause, EndpointConnectionError):
-            return cls(f"{uri}: cannot reach S3 at {self.endpoint_url or 'AWS'} after retries "
-                       f"({cause}); check the network or BLURFACES_S3_ENDPOINT")
+        if isinstance(cause, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError,
+                              ConnectTimeoutError, IncompleteReadError,
+                              ResponseStreamingError)):
+            return TransientError(f"{uri}: cannot reach S3 at {self.endpoint_url or 'AWS'} "
+                                  f"after retries ({cause}); check the network or "
+                                  "BLURFACES_S3_ENDPOINT, then run again")
         if isinstance(cause, BotoCoreError):
             return cls(f"{uri}: S3 {action} failed ({cause})")
         return cls(f"{uri}: S3 {action} failed ({exc})")
@@ -465,18 +492,19 @@ class S3Storage(Storage):
         return self._call(uri, "GetObject", self.client.head_object, head=True,
                           Bucket=bucket, Key=key)
 
-    def exists(self, uri) -> bool:
+    def _listed(self, bucket: str, key: str) -> bool:
+        """Whether a listing by the key's own prefix shows the key (raises when listing is
+        denied too): tells a missing object from a forbidden one, as the template grants
+        s3:ListBucket only with a prefix."""
         from botocore.exceptions import BotoCoreError, ClientError
-        bucket, key = _object_key(uri)
         try:
-            self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
-                return False
-            raise self._error(exc, uri, action="GetObject") from None
-        except BotoCoreError as exc:
-            raise self._error(exc, uri, action="GetObject") from None
-        return True
+            resp = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, f"{S3_SCHEME}{bucket}/{key}", action="ListBucket") from None
+        return any(o.get("Key") == key for o in resp.get("Contents", ()))
+
+    def exists(self, uri) -> bool:
+        return self.head(uri) is not None
 
     def size(self, uri) -> int:
         return int(self._head(uri)["ContentLength"])
@@ -493,8 +521,12 @@ class S3Storage(Storage):
         try:
             meta = self.client.head_object(Bucket=bucket, Key=key, **kw)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND | {"NoSuchVersion", "405", "MethodNotAllowed"}:
+            code = _code(exc)
+            if code in _NOT_FOUND | {"NoSuchVersion", "405", "MethodNotAllowed"}:
                 return None
+            if code in ("403", "AccessDenied", "Forbidden") and not version_id \
+                    and not self._listed(bucket, key):
+                return None     # S3 answers 403 for a missing key unless ListBucket applies
             raise self._error(exc, uri, action="GetObject", head=True) from None
         except BotoCoreError as exc:
             raise self._error(exc, uri, action="GetObject", head=True) from None
@@ -517,17 +549,79 @@ class S3Storage(Storage):
         return sorted(out, key=lambda x: x[0])
 
     def create_exclusive(self, uri, data: bytes) -> bool:
+        try:
+            self.put(uri, data, if_none_match=True)
+        except PreconditionFailed:
+            return False
+        return True
+
+    def put(self, uri, body, *, metadata: dict | None = None, if_match: str | None = None,
+            if_none_match: bool = False) -> Stat:
+        """One PutObject of ``body`` (bytes or a binary file); returns the new object's
+        identity (its VersionId on a versioned bucket: what a rollback deletes exactly).
+        ``if_match`` (an ETag) / ``if_none_match``: a conditional write that raises
+        `PreconditionFailed` when the object is not (or is) there as expected."""
         from botocore.exceptions import BotoCoreError, ClientError
         bucket, key = _object_key(uri)
+        kw = {"Metadata": metadata} if metadata else {}
+        if key.endswith(".json"):
+            kw["ContentType"] = "application/json"
+        if if_match:
+            kw["IfMatch"] = '"' + if_match.strip('"') + '"'
+        if if_none_match:
+            kw["IfNoneMatch"] = "*"
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            body = bytes(body)
+            size = len(body)
+        else:
+            size = os.fstat(body.fileno()).st_size
         try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=bytes(data), IfNoneMatch="*")
+            resp = self.client.put_object(Bucket=bucket, Key=key, Body=body, **kw)
         except ClientError as exc:
-            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
+            if _code(exc) in _CONFLICT:
+                raise PreconditionFailed(uri) from None
             raise self._error(exc, uri, action="PutObject", writing=True) from None
         except BotoCoreError as exc:
             raise self._error(exc, uri, action="PutObject", writing=True) from None
-        return True
+        return _written(resp, size)
+
+    def put_file(self, local_path, uri, *, metadata: dict | None = None) -> Stat:
+        """Upload the local file (multipart above `MULTIPART_BYTES`, parts in parallel);
+        returns the new object's identity, as `put`."""
+        local_path = os.fspath(local_path)
+        size = os.path.getsize(local_path)
+        if size <= MULTIPART_BYTES:
+            with open(local_path, "rb") as f:
+                return self.put(uri, f, metadata=metadata)
+        from concurrent.futures import ThreadPoolExecutor
+        from botocore.exceptions import BotoCoreError, ClientError
+        bucket, key = _object_key(uri)
+        part = max(MULTIPART_BYTES, -(-size // 9000))       # at most 10,000 parts
+        c = self.client
+        try:
+            up = c.create_multipart_upload(Bucket=bucket, Key=key,
+                                           Metadata=metadata or {})["UploadId"]
+
+            def one(k):
+                with open(local_path, "rb") as f:
+                    f.seek(k * part)
+                    data = f.read(part)
+                return {"PartNumber": k + 1, "ETag": c.upload_part(
+                    Bucket=bucket, Key=key, UploadId=up, PartNumber=k + 1, Body=data)["ETag"]}
+            try:
+                with ThreadPoolExecutor(4) as pool:
+                    parts = list(pool.map(one, range(-(-size // part))))
+                resp = c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
+                                                   MultipartUpload={"Parts": parts})
+            except BaseException:
+                try:
+                    c.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=up)
+                except (ClientError, BotoCoreError):
+                    pass
+                raise
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, uri, action="PutObject", writing=True) from None
+        return _written(resp, size)
 
     def open_read(self, uri, *, buffer_size: int | None = None,
                   pin: dict | None = None) -> BinaryIO:
@@ -749,6 +843,7 @@ class _S3RangeReader(io.RawIOBase):
                 broken += 1
                 if broken > _STREAM_RETRIES:
                     raise self._storage._error(exc, self._uri, action="GetObject") from None
+                time.sleep(random.uniform(0, min(5.0, 0.2 * 2 ** broken)))  # backoff, jitter
 
 
 def _read_into(body, view: memoryview) -> int:
@@ -790,3 +885,11 @@ def get_storage(uri, *, endpoint_url: str | None = None) -> Storage:
             _import_boto3()
             storage = _S3_CACHE[endpoint] = S3Storage(endpoint_url=endpoint)
         return storage
+
+
+def _written(resp: dict, size: int) -> Stat:
+    """The identity of an object just written, from the PutObject/CompleteMultipartUpload
+    response."""
+    version = resp.get("VersionId")
+    return Stat(size=size, mtime=time.time(), etag=str(resp.get("ETag", "")).strip('"') or None,
+                version_id=version if version not in (None, "null") else None)

@@ -122,9 +122,11 @@ def check_segment(path: str, *, frames: int, chunk: dict) -> None:
     except (av.FFmpegError, IndexError) as e:
         raise VerifyError(f"self-check failed: chunk {chunk['index']} "
                           f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s): its segment cannot "
-                          f"be read back ({e}). Nothing was published.") from None
+                          f"be read back ({e}). Nothing was published.",
+                          chunk=chunk["index"], stage="worker") from None
     if n != frames or frames != chunk["frames_expected"]:
         raise VerifyError(f"self-check failed: chunk {chunk['index']} "
                           f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s) should have "
                           f"{chunk['frames_expected']} frames; {frames} were decoded and "
-                          f"{n} encoded. Nothing was published.")
+                          f"{n} encoded. Nothing was published.",
+                          chunk=chunk["index"], stage="worker")

@@ -357,14 +357,21 @@ def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
     assert again["status"] == "done" and again["report"] == f"s3://{bucket}/{REPORT_KEY}"
 
 
-def test_state_machine_expected_error_is_not_retried(aws, single_face):
-    """The source disappears after planning: InputError, no retries, FAILED, clean."""
+def test_state_machine_expected_error_is_not_retried(aws, single_face, monkeypatch):
+    """Every chunk's data is corrupt (an InputError inside the worker): no retries, FAILED,
+    clean, and the report carries the chunk's own error."""
+    from blurfaces import stages
+    from blurfaces.errors import InputError
     aws.dispatcher.reset()
-    bucket = aws.server.new_bucket("bf-gone")
+    bucket = aws.server.new_bucket("bf-corrupt-chunk")
     obj = upload(aws, bucket, single_face)
     (job,) = call("plan", s3_event(bucket, obj))["jobs"]    # plan only (no STATE_MACHINE_ARN)
     assert job["status"] == "planned"
-    aws.s3.delete_object(Bucket=bucket, Key=INPUT_KEY)
+
+    def corrupt(manifest, index, **kw):
+        raise InputError(f"{manifest['source']}: video data is corrupt or truncated after "
+                         "12 frames (Invalid data found when processing input).")
+    monkeypatch.setattr(stages, "worker", corrupt)
     arn = aws.sfn.start_execution(stateMachineArn=aws.state_machine_arn, name=job["job_id"],
                                   input=json.dumps(job["input"]))["executionArn"]
     desc = wait_execution(aws, arn)
@@ -377,11 +384,11 @@ def test_state_machine_expected_error_is_not_retried(aws, single_face):
     assert all(c["error"] == "InputError" for c in d.calls
                if c["function"] == FUNCTIONS["worker"])
     assert d.count(FUNCTIONS["stitch"], action="abort") == 1
-    assert keys(aws, bucket) == [REPORT_KEY]
+    assert keys(aws, bucket) == [REPORT_KEY, INPUT_KEY]
     report = json.loads(aws.s3.get_object(Bucket=bucket, Key=REPORT_KEY)["Body"].read())
     # The report names the chunk's own error (not the Map's or stitch's follow-up error).
     assert report["stage"] == "worker" and report["chunk"] == 0, report
-    assert report["error_type"] == "InputError" and "not found" in report["message"], report
+    assert report["error_type"] == "InputError" and "corrupt" in report["message"], report
     assert report["what_to_do"].startswith("Check or replace the input")
 
 

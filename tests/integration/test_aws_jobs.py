@@ -3,9 +3,7 @@ SQS) with the real handlers (see conftest.py):
 
 * a corrupt upload and a bad sidecar become failed/<name>.json and a "Job Failed" event,
   with no exception into Lambda's retries and no execution;
-* a re-upload while a job runs never publishes a mix: on a versioned bucket the job reads
-  the version it was planned on; on an unversioned one it fails (If-Match) with a report
-  and publishes nothing; a failing job never removes another job's outputs;
+* (re-uploads while a job runs, only the current version published: test_aws_versions.py);
 * backfill of 50 objects, a bounded number of starts per call, nothing new on re-run;
 * `blurfaces watch s3://bucket/root/ --once` (the CLI in a subprocess).
 """
@@ -185,138 +183,6 @@ def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
     assert "sparkles" in read_json(aws, bucket, "failed/day 1/good.mp4.json")["message"]
     assert [e["detail"]["job_id"] for e in events()] == [job2["job_id"]]
     assert keys(aws, bucket, WORK) == [] and keys(aws, bucket, "anonymized/") == []
-
-
-# ------------------------------------------------------------------------------ re-upload
-
-@pytest.mark.slow
-def test_reupload_versioned_bucket_reads_the_planned_version(aws, clips, tmp_path,
-                                                             monkeypatch):
-    from blurfaces import publish
-    a, b = clips
-    bucket = aws.server.new_bucket("bf-versioned")
-    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    key = "incoming/cam/clip.mp4"
-    out = "anonymized/cam/clip_blurred"
-    v1 = put(aws, bucket, key, a["path"])
-    (job_a,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
-    v2 = put(aws, bucket, key, b["path"])              # re-upload while job A runs
-    (job_b,) = aws.call("plan", s3_event(aws, bucket, key, v2))["jobs"]
-    assert job_a["status"] == job_b["status"] == "planned"
-    assert v1["version"] and v2["version"] and job_a["job_id"] != job_b["job_id"]
-
-    res = run_planned(aws, job_a)
-    assert res["frames"] == len(a["pts"])              # the planned version: clip A
-    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(a["pts"]), 320, 180)
-    summary = read_json(aws, bucket, f"{out}_summary.json")
-    assert summary["input_version"]["version_id"] == v1["version"]
-    assert summary["job"]["id"] == job_a["job_id"]
-
-    # Job B dies while publishing (after two uploads). Its rollback deletes its own object
-    # versions only: job A's complete result is current again, never a mix.
-    def publish_then_fail(self, items):
-        for path, uri in items[:2]:
-            st.get_storage(uri).upload(path, uri,
-                                       metadata={publish.TOKEN_METADATA: self.token})
-        raise OSError("simulated failure while publishing")
-
-    with monkeypatch.context() as m:
-        m.setattr(publish.Publisher, "_commit_s3", publish_then_fail)
-        with pytest.raises(OSError, match="simulated"):
-            run_planned(aws, job_b)
-    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(a["pts"]), 320, 180)
-    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_a["job_id"]
-
-    res = aws.call("stitch", {"work": job_b["input"]["work"]})   # the retry publishes B
-    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
-    assert read_json(aws, bucket, f"{out}_summary.json")["input_version"]["version_id"] \
-        == v2["version"]
-    # An abort of job A now (say, a stale retry) does not touch B's result: it removes only
-    # objects A wrote (none are current) and files A's report.
-    res = aws.call("stitch", {"action": "abort", "work": job_a["input"]["work"],
-                              "job_id": job_a["job_id"], "source": f"s3://{bucket}/{key}",
-                              "error": {"Error": "States.Timeout", "Cause": "late"}})
-    assert res["removed_outputs"] == [] and res["report"].endswith("failed/cam/clip.mp4.json")
-    assert video_of(aws, bucket, f"{out}.mp4", tmp_path) == (len(b["pts"]), 384, 216)
-    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
-    # A late abort of B, whose result is published, changes nothing and reports nothing.
-    res = aws.call("stitch", {"action": "abort", "work": job_b["input"]["work"],
-                              "job_id": job_b["job_id"], "source": f"s3://{bucket}/{key}",
-                              "error": {"Error": "States.Timeout", "Cause": "late"}})
-    assert res["aborted"] is False
-    assert read_json(aws, bucket, f"{out}_summary.json")["job"]["id"] == job_b["job_id"]
-
-
-@pytest.mark.slow
-def test_reupload_unversioned_bucket_fails_and_publishes_nothing(aws, clips, tmp_path,
-                                                                 monkeypatch):
-    a, b = clips
-    aws.dispatcher.reset()
-    bucket = aws.server.new_bucket("bf-unversioned")
-    events = aws.job_events(bucket)
-    key = "incoming/clip.mp4"
-    v1 = put(aws, bucket, key, a["path"])
-    (job_a,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
-    assert job_a["status"] == "planned"
-    v2 = put(aws, bucket, key, b["path"])              # re-upload while job A runs
-    arn = aws.sfn.start_execution(stateMachineArn=aws.state_machine_arn,
-                                  name=job_a["job_id"],
-                                  input=json.dumps(job_a["input"]))["executionArn"]
-    desc = wait_execution(aws, arn)
-    assert desc["status"] == "FAILED", desc
-    assert all(c["error"] == "InputError" for c in aws.dispatcher.calls
-               if c["function"] == aws.functions["worker"])    # If-Match refused, no retry
-    assert keys(aws, bucket, "anonymized/") == [] and keys(aws, bucket, WORK) == []
-    report = read_json(aws, bucket, "failed/clip.mp4.json")
-    assert report["error_type"] == "InputError" and "changed" in report["message"]
-    assert report["version"]["etag"] == v1["etag"] and report["job_id"] == job_a["job_id"]
-    (ev,) = events()
-    assert ev["detail-type"] == "Job Failed" and ev["detail"]["job_id"] == job_a["job_id"]
-
-    # The new upload's own event is a new job, which publishes clip B, whole.
-    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
-    (job_b,) = aws.call("plan", s3_event(aws, bucket, key, v2))["jobs"]
-    assert job_b["status"] == "started" and job_b["job_id"] != job_a["job_id"]
-    assert wait_execution(aws, job_b["execution_arn"])["status"] == "SUCCEEDED"
-    assert video_of(aws, bucket, "anonymized/clip_blurred.mp4", tmp_path) == \
-        (len(b["pts"]), 384, 216)
-    assert [e["detail-type"] for e in events()] == ["Job Succeeded"]
-    # The event for the old upload, delivered late, starts nothing (that version is gone).
-    (late,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
-    assert late["status"] == "ignored" and "replaced" in late["reason"]
-
-
-@pytest.mark.slow
-def test_reupload_before_stitch_fails_at_stitch_with_report(aws, clips):
-    """Unversioned bucket, the input replaced after the workers and before stitch: stitch's
-    read of the audio is refused, nothing is published, the abort reports stage "stitch"."""
-    a, b = clips
-    bucket = aws.server.new_bucket("bf-late-change")
-    events = aws.job_events(bucket)
-    key = "incoming/late.mp4"
-    v1 = put(aws, bucket, key, a["path"])
-    (job,) = aws.call("plan", s3_event(aws, bucket, key, v1))["jobs"]
-    for item in read_json(aws, bucket, job["input"]["items_key"]):
-        aws.call("worker", item)
-    put(aws, bucket, key, b["path"])
-    from blurfaces.errors import InputError
-    with pytest.raises(InputError, match="changed") as err:
-        aws.call("stitch", {"work": job["input"]["work"], "job_id": job["job_id"],
-                            "source": job["input"]["source"]})
-    assert keys(aws, bucket, "anonymized/") == []
-    # What the state machine's Catch hands to Abort (the Lambda error as its Cause).
-    cause = json.dumps({"errorType": "InputError", "errorMessage": str(err.value)})
-    res = aws.call("stitch", {"action": "abort", "work": job["input"]["work"],
-                              "job_id": job["job_id"], "source": job["input"]["source"],
-                              "error": {"Error": "InputError", "Cause": cause}})
-    assert res["aborted"] is True and res["removed_outputs"] == []
-    report = read_json(aws, bucket, "failed/late.mp4.json")
-    assert (report["stage"], report["chunk"], report["error_type"]) == \
-        ("stitch", None, "InputError")
-    assert "changed" in report["message"] and report["version"]["etag"] == v1["etag"]
-    assert keys(aws, bucket, WORK) == [] and keys(aws, bucket, "anonymized/") == []
-    (ev,) = events()
-    assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "stitch"
 
 
 # ------------------------------------------------------------------------------ backfill

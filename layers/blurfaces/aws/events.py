@@ -60,12 +60,17 @@ def input_reason(layout: jobs.Layout, uri: str, size: int | None = None) -> str 
 
 
 def version_stat(up: Upload) -> st.Stat | None:
-    """The version an event names (HEAD of that version id, or of the current object when
-    its ETag is the event's); None when the object was replaced since (a newer upload: its
-    own event starts that job) or deleted."""
-    head = st.get_storage(up.uri).head(up.uri, version_id=up.version_id)
+    """The version an event names, if it is still the object's current version; None when
+    the object was replaced since (a newer upload: its own event starts that job) or
+    deleted. The current object's VersionId must be the event's (versioned bucket), else its
+    ETag (unversioned: a late event for replaced bytes names an ETag that is gone; S3 events'
+    `sequencer` only orders events, and the current object's ETag is what a HEAD can
+    compare)."""
+    head = st.get_storage(up.uri).head(up.uri)
     if head is None:
         return None
-    if up.etag and not up.version_id and head.stat.etag != up.etag.strip('"'):
+    if up.version_id and head.stat.version_id != up.version_id:
+        return None
+    if up.etag and head.stat.etag != up.etag.strip('"'):
         return None
     return head.stat

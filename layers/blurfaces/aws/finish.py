@@ -14,13 +14,20 @@ import logging
 import time
 
 from .. import jobs, stages, storage as st
-from ..errors import BlurfacesError, InputError, OptionError
-from ..publish import rollback_s3
-from .notify import FAILED, SUCCEEDED, failed_detail, notify
+from ..errors import BlurfacesError, InputError, OptionError, Superseded, hint_for
+from ..publish import ensure_current, rollback_s3
+from .notify import (FAILED, SUCCEEDED, SUPERSEDED, failed_detail, notify,
+                     superseded_detail)
 from .settings import Settings
 from .work import delete_work, error_uri
 
 log = logging.getLogger("blurfaces.aws")
+
+#: Errors that say nothing about the input (throttling, service errors, S3 unavailable
+#: through the retries): the job fails without a failure report, so a re-delivered event or
+#: a backfill starts it again.
+RETRYABLE = {"TransientError", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
+             "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
 
 
 def output_uris(manifest: dict) -> list[str]:
@@ -80,11 +87,18 @@ def stitch_job(work: str, settings: Settings, *, job_id: str | None = None,
         if summary is None:
             try:
                 summary = stages.stitch(manifest)
-            except BaseException:
+            except Superseded as e:
+                return _superseded(settings, work, manifest, str(e))
+            except BaseException as e:
                 try:
                     rollback(manifest)
                 except Exception:  # noqa: BLE001 - keep the original error; abort retries it
                     log.exception("rollback after a failed stitch failed")
+                if isinstance(e, InputError):   # a replaced unversioned input: reads refused
+                    try:
+                        ensure_current(manifest["source"], manifest.get("source_version"))
+                    except Superseded as s:
+                        return _superseded(settings, work, manifest, str(s))
                 raise
     cleaned = False
     if not settings.keep_work:
@@ -99,11 +113,27 @@ def stitch_job(work: str, settings: Settings, *, job_id: str | None = None,
     detail = {"job_id": job.get("id"), "status": "succeeded", "input": summary["input"],
               "version": summary["input_version"], "outputs": summary["outputs"],
               "counts": counts, "seconds": seconds, "cost": summary.get("cost")}
-    return {"job_id": detail["job_id"], "source": detail["input"],
+    return {"job_id": detail["job_id"], "source": detail["input"], "status": "succeeded",
             "outputs": summary["outputs"], "work_cleaned": cleaned, **counts,
             "seconds": seconds,
             "fps": round(counts["frames"] / seconds, 2) if seconds else None,
             "cost": summary.get("cost"), "notified": notify(settings, SUCCEEDED, detail)}
+
+
+def _superseded(settings: Settings, work: str, manifest: dict, message: str) -> dict:
+    """A job whose input was replaced: nothing of it published (its own outputs, if any,
+    rolled back), work area removed, a "Job Superseded" event. Not a failure."""
+    removed = rollback(manifest)
+    delete_work(work)
+    job = manifest.get("job") or {}
+    detail = superseded_detail(job.get("id"), manifest["source"],
+                               manifest.get("source_version"), job.get("started"), message)
+    log.warning("job %s superseded: %s", job.get("id"), message)
+    return {"job_id": job.get("id"), "source": manifest["source"], "status": "superseded",
+            "outputs": None, "work_cleaned": True, "removed_outputs": removed,
+            **{k: None for k in ("frames", "detections", "tracks", "masked_boxes", "chunks")},
+            "seconds": detail["seconds"], "fps": None, "cost": None, "reason": message,
+            "notified": notify(settings, SUPERSEDED, detail)}
 
 
 def state_error(error: dict | None) -> tuple[str, str]:
@@ -133,7 +163,13 @@ def abort_job(event: dict, settings: Settings) -> dict:
     summary_uri = manifest["outputs"]["summary"] if manifest else summary_of(settings, source)
     if summary_uri and published(summary_uri, jid):
         delete_work(work)
-        return {"job_id": jid, "aborted": False, "reason": "the job had completed"}
+        return {"job_id": jid, "status": "completed", "aborted": False,
+                "reason": "the job had completed"}
+    if manifest:
+        try:
+            ensure_current(source, manifest.get("source_version"))
+        except Superseded as e:     # e.g. an unversioned input replaced: reads refused
+            return {**_superseded(settings, work, manifest, str(e)), "aborted": True}
     removed = rollback(manifest) if manifest else []
     name, message = state_error(event.get("error"))
     stage, chunk = "stitch", None
@@ -149,7 +185,8 @@ def abort_job(event: dict, settings: Settings) -> dict:
                 name, message, chunk = e["error_type"], e["message"], index
                 break
     delete_work(work, present)
-    out = {"job_id": jid, "aborted": True, "removed_outputs": removed}
+    out = {"job_id": jid, "status": "failed", "aborted": True, "removed_outputs": removed,
+           "retryable": name in RETRYABLE}
     if summary_of(settings, source) is None:
         return out
     layout = settings.layout(st.parse_s3(source)[0])
@@ -157,9 +194,11 @@ def abort_job(event: dict, settings: Settings) -> dict:
     t0 = (manifest["job"].get("started") if manifest else None) or time.time()
     report = jobs.failure_report(source, stat, jid, RuntimeError(message), stage=stage,
                                  started=t0, chunk=chunk)
-    report.update(error_type=name, what_to_do=jobs.HINTS.get(name, report["what_to_do"]))
-    report_uri = layout.report(source)
-    jobs.write_report(report_uri, report)
-    out.update(report=report_uri,
-               notified=notify(settings, FAILED, failed_detail(report, report_uri, t0)))
+    report.update(error_type=name, what_to_do=hint_for(name))
+    report_uri = None
+    if not out["retryable"]:        # a report marks this version done: never for these
+        report_uri = layout.report(source)
+        jobs.write_report(report_uri, report)
+    out.update(report=report_uri, notified=notify(
+        settings, FAILED, failed_detail(report, report_uri, t0, out["retryable"])))
     return out

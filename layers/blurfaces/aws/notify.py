@@ -1,5 +1,7 @@
 """Notifications: one EventBridge event per finished job on the deployment's bus (source
-``blurfaces``, detail-type ``Job Succeeded`` / ``Job Failed``; samples in events/)."""
+``blurfaces``, detail-type ``Job Succeeded`` / ``Job Failed`` / ``Job Superseded``; samples
+in events/). "Job Superseded": the input was replaced while its job ran, nothing was
+published for the old version (not a failure: the new version is its own job)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +13,7 @@ from .clients import client, region
 log = logging.getLogger("blurfaces.aws")
 
 EVENT_SOURCE = "blurfaces"
-SUCCEEDED, FAILED = "Job Succeeded", "Job Failed"
+SUCCEEDED, FAILED, SUPERSEDED = "Job Succeeded", "Job Failed", "Job Superseded"
 
 
 def notify(settings, detail_type: str, detail: dict) -> bool:
@@ -30,9 +32,19 @@ def notify(settings, detail_type: str, detail: dict) -> bool:
     return True
 
 
-def failed_detail(report: dict, report_uri: str, t0: float) -> dict:
-    """The "Job Failed" event's detail, from the failure report."""
-    return {"job_id": report["job_id"], "status": "failed", "input": report["input"],
+def failed_detail(report: dict, report_uri: str | None, t0: float,
+                  retryable: bool = False) -> dict:
+    """The "Job Failed" event's detail, from the failure report (`retryable`: a service
+    failure, no report written: a re-delivered event or backfill runs the job again)."""
+    return {"job_id": report["job_id"], "status": "failed", "retryable": retryable,
+            "input": report["input"],
             "version": report["version"], "report": report_uri, "stage": report["stage"],
             "chunk": report["chunk"], "error_type": report["error_type"],
             "message": report["message"], "seconds": round(time.time() - t0, 3)}
+
+
+def superseded_detail(jid: str | None, source: str, pin: dict | None, t0: float | None,
+                      message: str) -> dict:
+    """The "Job Superseded" event's detail."""
+    return {"job_id": jid, "status": "superseded", "input": source, "version": pin,
+            "message": message, "seconds": round(time.time() - t0, 3) if t0 else None}

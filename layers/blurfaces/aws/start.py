@@ -15,7 +15,7 @@ import logging
 import time
 
 from .. import jobs, stages, storage as st
-from ..errors import BlurfacesError, OptionError
+from ..errors import BlurfacesError, OptionError, TransientError
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
 from .events import Upload, input_reason, version_stat
@@ -61,8 +61,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     if (rerun is None or boxes) and jobs.same_job(jobs.reported(report_uri, stat), jid, boxes):
         return {**rec, "status": "done", "report": report_uri}
     sm = settings.state_machine
-    status = execution_status(sm, jid) if sm else None
-    if status is not None:
+    name, status = execution_name(sm, jid) if sm else (jid, None)
+    if name is None:
         return {**rec, "status": "duplicate", "execution_status": status}
     job_options(options, chunk_seconds=chunk_seconds)   # a bad event or setting raises
     work, t0 = settings.work(bucket, jid), time.time()
@@ -78,6 +78,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         limits = sizing.check_limits(manifest, settings)
     except BlurfacesError as e:
         delete_work(work)
+        if isinstance(e, TransientError):
+            raise               # S3 unavailable: Lambda's retries, then the failure queue
         if version_stat(Upload(up.uri, stat.version_id, stat.etag)) is None:
             return {**rec, "status": "ignored", "reason": "replaced or deleted while planned"}
         report = jobs.failure_report(up.uri, stat, jid, e, stage="plan", started=t0)
@@ -98,14 +100,35 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         return {**rec, "status": "planned", "input": exec_input}
     sfn = client("stepfunctions", region(sm))
     try:
-        arn = sfn.start_execution(stateMachineArn=sm, name=jid,
+        arn = sfn.start_execution(stateMachineArn=sm, name=name,
                                   input=json.dumps(exec_input, sort_keys=True))["executionArn"]
     except sfn.exceptions.ExecutionAlreadyExists:
-        status = execution_status(sm, jid)
+        status = execution_status(sm, name)
         if status not in (None, "RUNNING"):
             delete_work(work)           # that execution already finished and cleaned up
         return {**rec, "status": "duplicate", "execution_status": status}
     return {**rec, "status": "started", "execution_arn": arn, "input": exec_input}
+
+
+#: Executions of one job id at most: the first is named by the job id, later attempts (after
+#: a failure that left no report: throttling, S3 unavailable) by the job id and a number.
+MAX_ATTEMPTS = 20
+_FINISHED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def execution_name(state_machine: str, jid: str) -> tuple[str | None, str | None]:
+    """(name to start, status of the last attempt): the job id, or after attempts that
+    failed without a report (the caller checked there is none) the next "<job id>-N";
+    None when an attempt is running or succeeded (a duplicate)."""
+    status = None
+    for k in range(1, MAX_ATTEMPTS + 1):
+        name = jid if k == 1 else f"{jid}-{k}"
+        status = execution_status(state_machine, name)
+        if status is None:
+            return name, (None if k == 1 else "retry")
+        if status not in _FINISHED_BADLY:
+            return None, status
+    return None, status
 
 
 def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
