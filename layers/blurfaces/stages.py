@@ -27,12 +27,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import __version__, cost, data as datamod, storage as st
+from . import cost, data as datamod, storage as st
+from ._version import __version__
 from .boxes import BoxTable, Replay
 from .detect import CenterFace, Detections, FinePass, available_cpus
 from .errors import ChunkError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
+from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .regions import REGION_SOURCE, Selection
@@ -42,91 +44,6 @@ from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, 
 MANIFEST = "manifest.json"
 INDEX = "index.json"        # every frame's pts: what stitch's self-check compares against
 DEFAULT_CHUNK_SECONDS = 30.0
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-# ------------------------------------------------------------------------------ naming
-
-def output_names(video_uri: str) -> dict:
-    """All output URIs of a run, derived from the video's final name."""
-    stem = video_uri[: -len(os.path.splitext(video_uri)[1])] if os.path.splitext(video_uri)[1] \
-        else video_uri
-    return {"video": video_uri, "stem": stem, "heatmap": f"{stem}_heatmap.png",
-            "summary": f"{stem}_summary.json"}
-
-
-def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                   storage=None, formats=("csv",), heatmap=False, review=False):
-    """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
-    ending in a path separator means "in this folder"); without `overwrite`, the first free
-    name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
-    this run (`publish.claim`): two runs at once never get the same local names. Returns
-    (names, claim or None)."""
-    from .publish import Taken, claim
-    storage = storage or st.get_storage(target_name or source)
-    if target_name:
-        target_name = str(target_name)
-        if not st.is_s3(target_name) and (target_name.endswith((os.sep, "/"))
-                                          or os.path.isdir(target_name)):
-            if not os.path.isdir(target_name):
-                raise OutputError(f"{target_name}: output folder does not exist. Create it "
-                                  "or choose another output path.")
-            stem = os.path.splitext(os.path.basename(source.rstrip("/")))[0]
-            target_name = os.path.join(target_name, f"{stem}_blurred.mp4")
-        base, ext = os.path.splitext(target_name)
-        if not ext:
-            ext = ".mp4"
-        if ext.lower() not in VIDEO_SUFFIXES:
-            raise OptionError(f"{target_name}: the output is an MP4 video; give a name ending "
-                              f"in .mp4 (or .m4v/.mov).")
-        if not os.path.basename(base) and not st.is_s3(base):
-            raise OptionError(f"{target_name}: the output name is empty. Give a file name "
-                              "such as out.mp4.")
-    else:
-        src_base = os.path.splitext(source)[0]
-        base, ext = f"{src_base}_blurred", ".mp4"
-    from .publish import ensure_writable
-    ensure_writable(f"{base}{ext}")
-    n = 0
-    while True:
-        video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
-        names = output_names(video)
-        if _same(video, source):
-            if target_name and overwrite:
-                raise OptionError(f"{video}: the output would replace the input; "
-                                  "choose another target name.")
-        else:
-            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None,
-                      f"{names['stem']}_review.html" if review else None] \
-                + [f"{names['stem']}.{f}" for f in formats]
-            finals = [u for u in finals if u]
-            if overwrite or not any(_taken(storage, u) for u in finals):
-                try:
-                    held = claim(finals, video)
-                    # Claiming may have cleaned a dead run's leftovers and put back a file it
-                    # had moved aside: look again.
-                    if held is None or overwrite or not any(_taken(storage, u) for u in finals):
-                        return names, held
-                    held.release()
-                except Taken as t:
-                    if overwrite:
-                        raise OutputError(
-                            f"{video}: another blurfaces run (pid {t.owner.get('pid', '?')}) "
-                            "is writing this output now. Wait for it to finish or choose "
-                            "another output name (-o PATH).") from None
-        n += 1
-
-
-def _taken(storage, uri: str) -> bool:
-    """A name is taken by anything there: a file, a folder, a dangling link."""
-    local = storage.local_path(uri)
-    return os.path.lexists(local) if local is not None else storage.exists(uri)
-
-
-def _same(a: str, b: str) -> bool:
-    if st.is_s3(a) or st.is_s3(b):
-        return a == b
-    return os.path.abspath(a) == os.path.abspath(b)
 
 
 # ------------------------------------------------------------------------------ plan
@@ -563,7 +480,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     data_files = []
     if options.save_data:
         for fmt in options.data_format:
-            uri = f"{outputs['stem']}.{fmt}"
+            uri = data_uri(outputs, fmt)
             datamod.write(df, pub.stage(uri, "." + fmt), fmt)
             data_files.append(uri)
     heatmap_file = None
@@ -592,7 +509,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     review_file = None
     if options.review:          # the page is published with (and like) the other outputs
         from .review import write as write_review
-        review_file = f"{outputs['stem']}_review.html"
+        review_file = outputs["review"]
         write_review(pub.stage(review_file, ".html"), df=df, video=video_tmp,
                      times_s=[(p - info.first_pts) * float(info.tb) for p in index["pts"]],
                      width=info.display_width, height=info.display_height,

@@ -55,11 +55,10 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    if (rerun is None or boxes) and jobs.same_job(jobs.finished(outputs["summary"], stat),
-                                                  jid, boxes):
-        return {**rec, "status": "done", "summary": outputs["summary"]}
-    if (rerun is None or boxes) and jobs.same_job(jobs.reported(report_uri, stat), jid, boxes):
-        return {**rec, "status": "done", "report": report_uri}
+    found = jobs.done_for(outputs["summary"], report_uri, stat, jid, boxes) \
+        if rerun is None or boxes else None
+    if found:
+        return {**rec, "status": "done", found[0]: found[1]}
     sm = settings.state_machine
     name, status = execution_name(sm, jid) if sm else (jid, None)
     if name is None:
