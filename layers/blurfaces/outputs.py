@@ -153,10 +153,12 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
     name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
     this run (`publish.claim`): two runs at once never get the same local names. Returns
     (names, claim or None)."""
-    from .publish import Taken, claim, ensure_writable
+    from .publish import Taken, claim, clean_if_stale, ensure_writable
     storage = storage or st.get_storage(target_name or source)
     if target_name:
         target_name = str(target_name)
+        if not st.is_s3(target_name):
+            _refuse_special(target_name)
         if not st.is_s3(target_name) and (target_name.endswith((os.sep, "/"))
                                           or os.path.isdir(target_name)):
             if not os.path.isdir(target_name):
@@ -179,6 +181,8 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
     while True:
         video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
         names = output_names(video)
+        if not st.is_s3(video):
+            clean_if_stale(video)   # a dead run's leftovers are cleaned, never a reason to skip
         if _same(video, source):
             if target_name and overwrite:
                 raise OptionError(f"{video}: the output would replace the input; "
@@ -200,6 +204,17 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                             "is writing this output now. Wait for it to finish or choose "
                             "another output name (-o PATH).") from None
         n += 1
+
+
+def _refuse_special(target: str) -> None:
+    """OptionError for an output named after a device, pipe or socket (`-o /dev/null`), or
+    anywhere under /dev: the run writes a video and its data files beside it."""
+    real = os.path.realpath(target)
+    special = os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real))
+    if special or real == "/dev" or real.startswith("/dev/"):
+        raise OptionError(f"{target}: not a place for the outputs (a device, pipe or /dev): "
+                          "blurfaces writes a video and its data files there. Give a file "
+                          "name in a folder (-o out/clip_blurred.mp4).")
 
 
 def _taken(storage, uri: str) -> bool:
