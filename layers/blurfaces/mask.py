@@ -260,8 +260,10 @@ class Masker:
         h, w = roi.shape[:2]
         block = max(w, h) / _MOSAIC_BLOCKS
         bw, bh = min(w, max(1, round(w / block))), min(h, max(1, round(h / block)))
-        if (bw, bh) == (w, h):  # already coarser than the blocks (a face a few pixels wide)
-            return roi.copy()
+        if (bw, bh) == (w, h):  # a face a few pixels wide: averaged in blocks of 2 at least,
+            bw, bh = max(1, w // 2), max(1, h // 2)     # never left as it was
+            if (bw, bh) == (w, h):
+                return roi.copy()                       # one pixel: nothing to average
         small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
