@@ -70,6 +70,8 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
     idle = 0
     stuck: set = set()          # inputs that cannot be moved out of incoming/, said once
     while True:
+        if local:
+            jobs.requeue_edited(layout, settle)     # edited coordinates for a done video
         refused: list = []
         ready, pending = jobs.discover(layout.incoming, settle=settle,
                                        refused=refused if layout.moves_inputs else None)
