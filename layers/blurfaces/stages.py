@@ -29,7 +29,7 @@ import numpy as np
 
 from . import __version__, cost, data as datamod, storage as st
 from .detect import CenterFace, Detections, FinePass, available_cpus
-from .errors import ChunkError, OptionError, OutputError
+from .errors import ChunkError, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .track import Tracker, TrackOptions
@@ -384,6 +384,12 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             progress(pending_progress)
         if handle is None:
             src_store.check_pin(source, pin)        # not changed while it was read
+        if n_own != chunk["frames_expected"] and \
+                (manifest.get("job") or {}).get("index") == "demuxer":
+            raise InputError(f"{source}: chunk {index} ({chunk['start_s']:.2f}-"
+                             f"{chunk['stop_s']:.2f} s) decodes to {n_own} frames where the "
+                             f"container's index lists {chunk['frames_expected']}: the file "
+                             "is damaged. Re-export or re-download it; nothing was published.")
         check_segment(seg_path, frames=n_own, chunk=chunk)
         if seg_local is not None:
             os.replace(seg_path, seg_local)

@@ -83,6 +83,23 @@ def test_throttled_workers_job_succeeds(aws, single_face, monkeypatch):
     assert keys(aws, bucket, "failed/") == [] and keys(aws, bucket, ".blurfaces/") == []
 
 
+def remux(path, fmt: str) -> bytes:
+    """The file's packets copied into another container (`fmt`), as bytes."""
+    import io
+
+    import av
+    buf = io.BytesIO()
+    with av.open(str(path)) as src, av.open(buf, "w", format=fmt) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams
+                   if s.type in ("video", "audio")}
+        for pkt in src.demux(*[s for s in src.streams if s.index in streams]):
+            if pkt.dts is None:
+                continue
+            pkt.stream = streams[pkt.stream.index]
+            out.mux(pkt)
+    return buf.getvalue()
+
+
 def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     """2.4 s of 640x360 against a deployment that takes 1 s and a 300 MB stitch /tmp."""
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
@@ -107,25 +124,29 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     (ev,) = events()
     assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "plan"
 
-    # A source plan could not index within its timeout is refused from its header, before
-    # anything is decoded (here: a budget of 10 ms).
+    # A source whose container has no trustworthy index (MPEG-TS here) is indexed by
+    # decoding every frame: one plan could not finish within its timeout is refused from its
+    # header, before anything is decoded (here: a budget of 10 ms). An MP4 is indexed from its
+    # sample tables (blurfaces.frameindex) and never decoded in plan, whatever the budget.
     monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
     monkeypatch.setenv("STITCH_TMP_MB", "400")
     monkeypatch.setenv("PLAN_BUDGET_S", "0.01")
+    ts_key = INPUT_KEY.replace(".mp4", ".ts")
+    aws.s3.put_object(Bucket=bucket, Key=ts_key, Body=remux(single_face, "mpegts"))
     decoded = []
-    from blurfaces import video
-    real_probe = video.probe
-    monkeypatch.setattr(video, "probe", lambda *a, **k: decoded.append(a) or 1 / 0)
-    (job,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "2"})["jobs"]
+    from blurfaces import stages
+    real_probe = stages.probe
+    monkeypatch.setattr(stages, "probe", lambda *a, **k: decoded.append(a) or 1 / 0)
+    (job,) = call("plan", {"source": f"s3://{bucket}/{ts_key}", "rerun": "2"})["jobs"]
     assert job["status"] == "failed" and "index every frame" in job["error"], job
     assert "split the video into parts" in job["error"] and decoded == []
-    monkeypatch.setattr(video, "probe", real_probe)
+    monkeypatch.delenv("STATE_MACHINE_ARN")
+    (fast,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "5"})["jobs"]
+    assert fast["status"] == "planned" and decoded == [], fast
+    monkeypatch.setattr(stages, "probe", real_probe)
     monkeypatch.delenv("PLAN_BUDGET_S")
 
     # Within the limits, the same source plans (the check is not a blanket refusal).
-    monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
-    monkeypatch.setenv("STITCH_TMP_MB", "400")
-    monkeypatch.delenv("STATE_MACHINE_ARN")
     (ok,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "1"})["jobs"]
     assert ok["status"] == "planned", ok
     assert ok["input"]["chunks"] == 2                       # 2.4 s in chunks of 1.2 s
