@@ -224,23 +224,41 @@ def _read_json(uri: str):
         if not store.exists(uri):
             return None
         return store.read_json(uri)
+    except TransientError:
+        raise                   # not "absent": S3 is unavailable
     except BlurfacesError:
         return None
+
+
+def same_version(version: dict | None, stat: st.Stat) -> bool:
+    """Whether `version` (a recorded `Stat.to_dict()`) is the version `stat` describes. A
+    listing's entry has no version id: on S3 its ETag and size identify the bytes."""
+    version = version or {}
+    if version.get("token") == stat.token:
+        return True
+    return bool(stat.version_id is None and stat.etag and version.get("etag") == stat.etag
+                and version.get("size") == stat.size)
 
 
 def finished(summary_uri: str, stat: st.Stat) -> dict | None:
     """The summary at `summary_uri` if it is a complete result for this input version."""
     s = _read_json(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
+    if isinstance(s, dict) and same_version(s.get("input_version"), stat):
         return s
     return None
 
 
 def reported(report_uri: str, stat: st.Stat) -> dict | None:
     r = _read_json(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
+    if isinstance(r, dict) and same_version(r.get("version"), stat):
         return r
     return None
+
+
+def done_in(layout: "Layout", uri: str, stat: st.Stat) -> bool:
+    """Whether the layout holds a result or a failure report for this version of `uri`."""
+    return bool(finished(layout.outputs(uri)["summary"], stat)
+                or reported(layout.report(uri), stat))
 
 
 def finished_beside(source: str, stat: st.Stat) -> dict | None:

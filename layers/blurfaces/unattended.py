@@ -63,12 +63,20 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
     layout = jobs.Layout(root)
     layout.ensure()
     local = not st.is_s3(root)
+    stays = not local or keep_inputs        # inputs are not moved away when done
+    known_done: set = set()     # (uri, listing token) of inputs that stay and are done
     finished = 0
     idle = 0
     while True:
         ready, pending = jobs.discover(layout.incoming, settle=settle)
         worked = False
         for found in ready:
+            seen = (found.uri, found.stat.token)
+            if seen in known_done:
+                continue                      # an idle poll: the listing, nothing else
+            if stays and jobs.done_in(layout, found.uri, found.stat):
+                known_done.add(seen)          # recognised before any claim
+                continue
             claim = jobs.claim_input(layout, found.uri)
             if claim is None:
                 continue                      # another watcher has it
@@ -78,7 +86,9 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
                     continue                  # moved away by a watcher that just finished
                 r = jobs.run_job(found.uri, options, layout=layout, execution=execution,
                                  progress=progress)
-                if r.status == "skipped" and (not local or keep_inputs):
+                if stays and (r.status in ("done", "skipped") or r.report):
+                    known_done.add(seen)
+                if r.status == "skipped" and stays:
                     continue                  # inputs that stay: done earlier, say nothing
                 if local and not keep_inputs:
                     dest = layout.failed_input(found.uri) if r.status == "failed" \
