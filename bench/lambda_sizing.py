@@ -49,6 +49,7 @@ def main(argv=None) -> int:
 
     from blurfaces import cost, stages
     from blurfaces.options import Options
+    from blurfaces.outputs import output_names
 
     cpus = common.available_cpus()
     wanted = sorted({int(t) for t in a.threads.split(",") if t.strip()})
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
             w, h = common.parse_size(size)
             src = common.synthetic_clip(size=(w, h), fps=a.fps, seconds=a.seconds)
             wdir = os.path.join(work, size)
-            m = stages.plan(str(src), outputs=stages.output_names(os.path.join(work, f"{size}.mp4")),
+            m = stages.plan(str(src), outputs=output_names(os.path.join(work, f"{size}.mp4")),
                             options=Options(), work=wdir, chunk_seconds=a.chunk_seconds)
             mpath = os.path.join(wdir, stages.MANIFEST)
             index = 1 if len(m["chunks"]) > 1 else 0

@@ -55,6 +55,7 @@ def child(manifest_path: str, index: int, threads: int) -> int:
     import resource
     from blurfaces import stages
     from blurfaces.options import Options
+    from blurfaces.outputs import output_names
     with open(manifest_path) as f:
         manifest = json.load(f)
     opts = Options.from_dict(manifest["options"])
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
 
     from blurfaces import stages
     from blurfaces.options import Options
+    from blurfaces.outputs import output_names
 
     src = common.clip_from_args(a)
     facts = common.video_facts(src)
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
                    f"{base['wall_s']:.1f} s")
         for L in lengths:
             wdir = os.path.join(work, f"L{L:g}")
-            outputs = stages.output_names(os.path.join(work, f"out-{L:g}.mp4"))
+            outputs = output_names(os.path.join(work, f"out-{L:g}.mp4"))
             m = stages.plan(str(src), outputs=outputs, options=opts, work=wdir,
                             chunk_seconds=L + 1e-6)
             idx = 1 if len(m["chunks"]) > 1 else 0

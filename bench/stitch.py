@@ -139,6 +139,7 @@ def main(argv=None) -> int:
 
     from blurfaces import stages, storage
     from blurfaces.options import Options
+    from blurfaces.outputs import output_names
     from blurfaces.video import VideoInfo, stitch as mux_video
 
     src = common.clip_from_args(a)
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
         seg_work = os.path.join(work, "work")
         out_dir = os.path.join(work, "out")
         os.makedirs(out_dir)
-        outputs = stages.output_names(os.path.join(out_dir, "stitched.mp4"))
+        outputs = output_names(os.path.join(out_dir, "stitched.mp4"))
         t0 = time.perf_counter()
         manifest = stages.plan(str(src), outputs=outputs, options=opts, work=seg_work,
                                chunks=a.chunks)

@@ -191,6 +191,7 @@ class Case:
     faces: bool = False         # the picture holds faces (the tests check they are masked)
     colour_check: bool = False  # compare colours outside the masks against the pictures
     pictures: object = None     # index -> expected upright RGB (display size), for colour_check
+    sar: Fraction | None = None  # the pixels' aspect ratio, kept in the output (None: square)
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -255,9 +256,10 @@ def _mux_sorted(out, packets):
 def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fmt="yuv420p",
            bframes=3, gop=25, audio=None, pts=None, tb=None, render=None, rotate=0,
            container_options=None, extra=None, color_range=None, open_gop=False,
-           durations=True, codec_tag=None):
+           durations=True, codec_tag=None, sar=None):
     """Encode frames 0..n-1 (picture(i) or render(i)) into `path`; return the container's
-    video time base."""
+    video time base. `sar`: the pixels' aspect ratio (anamorphic), in the stream and the
+    container."""
     w, h = size
     coded = (h, w) if rotate in (90, 270) else (w, h)
     rate = Fraction(rate)
@@ -270,6 +272,8 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
                       gop=gop, extra=extra, open_gop=open_gop)
         if codec_tag:
             vs.codec_tag = codec_tag
+        if sar:
+            vs.codec_context.sample_aspect_ratio = Fraction(sar)
         if rotate:
             vs.set_display_rotation(rotate)
         if color_range is not None:
@@ -418,16 +422,52 @@ def mpeg2_interlaced(d) -> Case:
 
 
 def mpeg2_pal(d) -> Case:
-    """A PAL DVD or broadcast capture as it comes: interlaced MPEG-2 at 720x576, 25 fps
-    (field-coded, top field first, B-frames), MP2 audio, in an MPEG program stream (.mpg) whose
-    90 kHz clock starts where FFmpeg's muxer puts it (its preload, here 0.533333 s, and a
-    frame of B-frame delay): 0.573333 s (51600 ticks), not a whole millisecond."""
+    """A PAL widescreen DVD or broadcast capture as it comes: interlaced MPEG-2 at 720x576,
+    25 fps (field-coded, top field first, B-frames), anamorphic (SAR 64:45: shown 16:9), MP2
+    audio, in an MPEG program stream (.mpg) whose 90 kHz clock starts where FFmpeg's muxer
+    puts it (its preload, here 0.533333 s, and a frame of B-frame delay): 0.573333 s (51600
+    ticks), not a whole millisecond."""
     p = pathlib.Path(d) / "pal.mpg"
     _write(p, "mpeg", codec="mpeg2video", size=(720, 576), n=25, rate=25, bframes=2, gop=12,
-           audio="mp2", extra={"flags": "+ilme+ildct", "b": "6000k"},
+           audio="mp2", extra={"flags": "+ilme+ildct", "b": "6000k"}, sar=Fraction(64, 45),
            container_options={"preload": "533333"})
     return Case("mpeg2_pal", p, list(range(25)), _times(25, 25), (720, 576), audio="mp2",
-                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 720, 576))
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 720, 576),
+                sar=Fraction(64, 45))
+
+
+def pal_43_mkv(d) -> Case:
+    """PAL 4:3 DV material re-encoded to H.264 in Matroska: 352x288 with SAR 16:15 (shown
+    384x288), B-frames, AAC."""
+    p = pathlib.Path(d) / "pal43.mkv"
+    _write(p, "matroska", n=30, rate=25, size=(352, 288), bframes=2, gop=10, audio="aac",
+           tb=Fraction(1, 1000), sar=Fraction(16, 15))
+    return Case("pal_43_mkv", p, list(range(30)), _times(30, 25), (352, 288), audio="aac",
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 352, 288),
+                sar=Fraction(16, 15))
+
+
+def hdv_mp4(d) -> Case:
+    """HDV-like anamorphic H.264 in MP4 (1440x1080 shown 1920x1080, here 384x288 with SAR
+    4:3: shown 512x288), B-frames, AAC."""
+    p = pathlib.Path(d) / "hdv.mp4"
+    _write(p, "mp4", n=30, rate=25, size=(384, 288), bframes=3, gop=10, audio="aac",
+           tb=Fraction(1, 12800), sar=Fraction(4, 3))
+    return Case("hdv_mp4", p, list(range(30)), _times(30, 25), (384, 288), audio="aac",
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 384, 288),
+                sar=Fraction(4, 3))
+
+
+def ntsc_ts(d) -> Case:
+    """NTSC 4:3 H.264 in MPEG-TS: 352x240 with SAR 8:9, 29.97 fps (3003 ticks of 90 kHz a
+    frame: most frame times are not whole milliseconds), B-frames, MP2 audio."""
+    p = pathlib.Path(d) / "ntsc.ts"
+    rate = Fraction(30000, 1001)
+    _write(p, "mpegts", size=(352, 240), n=30, rate=rate, bframes=2, gop=15, audio="mp2",
+           tb=Fraction(1, 90000), sar=Fraction(8, 9))
+    return Case("ntsc_ts", p, list(range(30)), _times(30, rate), (352, 240), audio="mp2",
+                audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 352, 240),
+                sar=Fraction(8, 9))
 
 
 def avchd_m2ts(d) -> Case:
@@ -631,7 +671,8 @@ def mjpeg_avi(d) -> Case:
 
 
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
-                                 mpeg2_interlaced, mpeg2_pal, avchd_m2ts, mkv_no_durations,
+                                 mpeg2_interlaced, mpeg2_pal, pal_43_mkv, hdv_mp4, ntsc_ts,
+                                 avchd_m2ts, mkv_no_durations,
                                  raw_h264, vfr_rotated, hevc_10bit, yuv422, full_range,
                                  mjpeg_avi, ts_concat, resolution_change,
                                  resolution_change_aspect, resolution_change_mp4)}

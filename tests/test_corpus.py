@@ -36,12 +36,6 @@ from blurfaces.video import iter_frames, probe
 
 FAST = dict(workers=1, detect_size=320, chunks=3)
 CASES = sorted(corpus.CASES)
-SLOW = {"mpeg2_pal", "avchd_m2ts"}      # full-size pictures: over 3 s end to end
-
-
-def runs(names):
-    """`names` as parameters, those whose whole run takes over 3 s marked slow."""
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
 EXPECT_INDICES = {"open_gop": list(range(25, 75))}   # the leading B-frame (24) is undecodable
 EXPECT_TIMES = {"open_gop": corpus._times(50, 25)}
 
@@ -153,6 +147,7 @@ def test_probe_lists_exactly_the_frames_iter_frames_yields(name, made):
     assert {f.rgb.shape for f in frames} == {(case.display[1], case.display[0], 3)}
     rel = [float((p - info.pts[0]) * info.tb) for p in info.pts]
     assert np.allclose(rel, case.times, atol=1e-3)
+    assert info.sar == ((case.sar.numerator, case.sar.denominator) if case.sar else None)
     assert info.seekable == case.splittable
     if info.seekable:
         # every keyframe the plan may seek to gives exactly the frames from there on
@@ -195,7 +190,7 @@ def test_probe_names_the_audio_codec_not_its_decoder(single_face):
 
 # ------------------------------------------------------------------------------ end to end
 
-@pytest.mark.parametrize("name", runs(CASES))
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_end_to_end(name, ran):
     case, r = ran(name)
@@ -212,8 +207,17 @@ def test_end_to_end(name, ran):
         seen = [(g, e) for g, e in zip(got, corpus.expected_cells(want)) if g is not None]
         assert len(seen) >= len(got) // 2 and all(g == e for g, e in seen), (k, want, got)
         assert case.faces or None not in got, (k, got)
-    # the same size, every frame
+    # the same size, every frame, and the same pixel aspect ratio (anamorphic PAL/NTSC/HDV:
+    # without it the picture plays squeezed), in the MP4 and in the H.264 stream
     assert {f.shape for f in frames} == {(case.display[1], case.display[0], 3)}
+    with av.open(os.fspath(r.video)) as c:
+        v = c.streams.video[0]
+        assert {v.sample_aspect_ratio or 1, v.codec_context.sample_aspect_ratio or 1} == \
+            {case.sar or 1}
+        if case.sar:
+            assert v.display_aspect_ratio == Fraction(*case.display) * case.sar
+    assert s["video"]["sample_aspect_ratio"] == "{}:{}".format(
+        *((case.sar.numerator, case.sar.denominator) if case.sar else (1, 1)))
     # the same presentation times: relative exactly, absolute unless the start was negative
     times = [float(p * tb) for p in pts]
     assert np.allclose(np.subtract(times, times[0]), case.times, atol=1e-3)
@@ -247,8 +251,8 @@ def test_end_to_end(name, ran):
         assert abs(b_in - b_out) < 0.005, f"A/V offset {b_in:.4f} s in, {b_out:.4f} s out"
 
 
-@pytest.mark.parametrize("name", runs(n for n in CASES
-                                      if not n.startswith("resolution_change")))
+@pytest.mark.parametrize("name", [n for n in CASES
+                                  if not n.startswith("resolution_change")])
 @pytest.mark.slow   # a whole run per case (3-10 s each)
 def test_colours_outside_masks_unchanged(name, ran):
     """Every output frame against the picture it was drawn from, outside the masked boxes."""
@@ -331,25 +335,50 @@ def test_output_keeps_a_clock_that_starts_between_two_milliseconds(tmp_path):
     edit list placed the first frame in milliseconds (the mov muxer's default movie
     timescale), so the output started at 0.5330 s and the self-check refused every such file.
     Encoded and stitched without detection: the output holds the input's ticks exactly."""
-    from blurfaces.verify import check_output
-    from blurfaces.video import SegmentEncoder, stitch
     src = tmp_path / "clock.ts"
     corpus._write(src, "mpegts", n=8, rate=25, bframes=2, gop=8, audio="mp2",
                   tb=Fraction(1, 90000), container_options={"output_ts_offset": "0.533333"})
     info = probe(src)
     assert info.pts[0] % 90, "the case needs a start that is not a whole millisecond"
-    seg = tmp_path / "seg.nut"
+    got = _encode_stitch_check(src, info, tmp_path / "out.mp4")
+    assert [Fraction(p) * got["tb"] for p in got["pts"]] == [Fraction(p) * info.tb
+                                                              for p in info.pts]
+
+
+def _encode_stitch_check(src, info, out, sar="same"):
+    """The worker's encoder and stitch over every frame (no detection), then the self-check
+    against `info` (`sar`: the aspect ratio the self-check expects, default the probe's)."""
+    from blurfaces.verify import check_output
+    from blurfaces.video import SegmentEncoder, stitch
+    seg = out.with_suffix(".nut")
     enc = SegmentEncoder(str(seg), info)
     for f in iter_frames(src, info, None, None, None):
         enc.encode(f.rgb, f.pts)
     enc.close()
-    out = tmp_path / "out.mp4"
     mux = stitch([str(seg)], src, info, str(out))
-    chunk = {"index": 0, "frames_expected": 8, "start_s": 0.0, "stop_s": 0.32}
-    got = check_output(str(out), expected_pts=info.pts, tb=info.tb, width=320, height=240,
-                       chunks=[chunk], audio_s=mux["source_audio_s"])
-    assert [Fraction(p) * got["tb"] for p in got["pts"]] == [Fraction(p) * info.tb
-                                                              for p in info.pts]
+    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
+             "stop_s": info.duration_s}
+    return check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
+                        height=info.height, chunks=[chunk], audio_s=mux["source_audio_s"],
+                        sar=info.sar if sar == "same" else sar)
+
+
+def test_anamorphic_pixels_keep_their_aspect_and_the_self_check_sees_a_loss(tmp_path):
+    """A: a 720x576 PAL clip with SAR 64:45 (16:9 on screen) came out without any SAR and
+    played squeezed at 5:4, and the self-check passed it."""
+    from blurfaces.errors import VerifyError
+    src = tmp_path / "wide.mpg"
+    corpus._write(src, "mpeg", codec="mpeg2video", size=(720, 576), n=4, rate=25,
+                  bframes=0, gop=4, extra={"b": "4000k"}, sar=Fraction(64, 45))
+    info = probe(src)
+    assert info.sar == (64, 45) and info.display_aspect == Fraction(16, 9)
+    got = _encode_stitch_check(src, info, tmp_path / "out.mp4")
+    assert got["sar"] == {Fraction(64, 45)}
+    with pytest.raises(VerifyError, match="aspect ratio of 64:45, the input's 16:15"):
+        _encode_stitch_check(src, info, tmp_path / "again.mp4", sar=(16, 15))
+    info.sar = None         # what the encoder did before: square pixels written
+    with pytest.raises(VerifyError, match="aspect ratio of 1:1, the input's 64:45"):
+        _encode_stitch_check(src, info, tmp_path / "square.mp4", sar=(64, 45))
 
 
 # ------------------------------------------------------------------------------ rules

@@ -24,8 +24,9 @@ import pytest
 
 import media
 from blurfaces import OptionError, OutputError, VerifyError, blur_faces, cli as bcli
-from blurfaces import publish, runner, stages
+from blurfaces import outputs, publish, runner, stages
 from blurfaces.options import Options
+from blurfaces.outputs import output_names
 
 FAST = dict(workers=1, detect_size=320)
 FAST_CLI = ["--workers", "1", "--detect-size", "320", "-q"]
@@ -145,7 +146,7 @@ def test_stitch_refuses_output_that_differs_from_the_input(clip, tmp_path, fault
     work = tmp_path / "work"
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    outputs = stages.output_names(str(out_dir / "o.mp4"))
+    outputs = output_names(str(out_dir / "o.mp4"))
     m = stages.plan(str(clip), outputs=outputs, options=Options(detect_size=320), work=str(work),
                     chunks=2)
     for c in m["chunks"]:
@@ -188,6 +189,41 @@ def test_encoder_close_error_reaches_the_caller(tmp_path, monkeypatch):
         enc.close()
 
 
+def test_a_full_disk_while_the_encoder_flushes_never_hangs(tmp_path, monkeypatch):
+    """E: the flush after the last frame (x264 holds back its lookahead) hit ENOSPC after the
+    encoder thread had taken the only end marker; it then waited for another, and close()
+    waited for it in join: forever. Now close() raises the disk error, once, and stop()
+    (what the worker runs while SIGTERM's Interrupted is on its way out) never raises."""
+    import threading
+    from blurfaces.video import SegmentEncoder, probe
+    src = media.pyfeat_file("single_face.mp4")
+    info = probe(src)
+    enc = SegmentEncoder(str(tmp_path / "seg.nut"), info)
+
+    def mux_full(_pkt):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(enc, "container", _Wrap(enc.container, mux=mux_full))
+    import numpy as np
+    for k in range(3):      # fewer than x264's lookahead: the first packet comes at the flush
+        enc.encode(np.zeros((info.display_height, info.display_width, 3), np.uint8),
+                   info.pts[k])
+    raised = []
+
+    def close():
+        try:
+            enc.close()
+        except OutputError as e:
+            raised.append(e)
+    t = threading.Thread(target=close, daemon=True)
+    t.start()
+    t.join(timeout=20)
+    assert not t.is_alive(), "close() hangs"
+    assert raised and "no space left" in str(raised[0])
+    enc.stop()
+    enc.close()             # raised once already: the caller has it
+
+
 class _Wrap:
     def __init__(self, inner, **over):
         self._inner, self._over = inner, over
@@ -216,6 +252,50 @@ def test_full_temp_disk(clip, tmpfs, size):
     if size in ("4k", "24k"):
         assert proc.returncode == 2     # no room for the plan / a segment: fail, loudly
         assert "no space left" in proc.stderr.lower()
+
+
+def _fill(folder, leave_kb: int) -> None:
+    """Fill the file system of `folder` until `leave_kb` KiB are free."""
+    free = shutil.disk_usage(folder).free - leave_kb * 1024
+    with open(os.path.join(folder, "ballast"), "wb") as f:
+        f.write(b"\0" * max(0, free))
+
+
+@pytest.mark.slow
+def test_nearly_full_temp_disk_at_many_fill_levels_never_hangs(clip, tmpfs):
+    """E: with 50-150 KB free in TMPDIR the run hung for ever (the encoder's flush ran out of
+    room). At each level the run ends: a correct output, or one line and exit 2."""
+    for leave in (56, 88, 120, 152):
+        tmp = tmpfs("2m")
+        _fill(tmp, leave)
+        proc = cli("anonymize", clip, *FAST_CLI, "--overwrite", cwd=clip.parent, tmpdir=tmp,
+                   timeout=120)
+        if proc.returncode == 0:
+            assert frames(clip.parent / "clip_blurred.mp4") == 60
+        else:
+            assert proc.returncode == 2, (leave, proc.stderr)
+            one_error_line(proc.stderr, 2, "blurfaces: error: ", "no space left")
+        assert ours(tmp) == [], leave
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_nearly_full_temp_disk_exits_143(long_clip, tmpfs):
+    """E: SIGTERM while a run writes into a nearly full TMPDIR printed the disk error and
+    exited 2; a signal ends the run as a signal (143), with nothing left behind."""
+    tmp = tmpfs("4m")
+    _fill(tmp, 1500)
+    proc = cli("anonymize", long_clip, *FAST_CLI, cwd=long_clip.parent, tmpdir=tmp,
+               wait=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            os.path.isdir(os.path.join(tmp, n, "segments")) for n in os.listdir(tmp)):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    one_error_line(err, 143, "SIGTERM")
+    assert ours(tmp) == []
 
 
 @pytest.mark.slow
@@ -306,6 +386,87 @@ def test_commit_is_all_or_nothing(tmp_path, monkeypatch, overwrite):
         assert sorted(os.listdir(d)) == sorted(os.path.basename(f) for f in finals)
     else:
         assert os.listdir(d) == []
+
+
+SUMMARY = '{"mark": "%s", "outputs": {"video": "%s"}, "versions": {}}'
+PUBLISH_KILLED = "SUMMARY = %r\n" % SUMMARY + r"""
+import os, signal, sys
+from blurfaces import publish
+folder, step, overwrite = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+stem = os.path.join(folder, "x_blurred")
+names = {"video": stem + ".mp4", "stem": stem, "heatmap": stem + "_heatmap.png",
+         "summary": stem + "_summary.json"}
+held = publish.claim([], names["video"])
+pub = publish.Publisher(folder, overwrite=overwrite, token=held.token)
+for key, suffix in (("video", ".mp4"), ("csv", ".csv"), ("heatmap", ".png"),
+                    ("summary", ".json")):
+    final = names[key] if key != "csv" else names["stem"] + ".csv"
+    with open(pub.stage(final, suffix), "w") as f:
+        f.write(SUMMARY % ("new", names["video"]) if key == "summary"
+                else "new " + os.path.basename(final))
+calls = {"n": 0}
+for name in ("replace", "link", "unlink", "chmod"):
+    real = getattr(os, name)
+    def counted(*a, _real=real, **k):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return _real(*a, **k)
+    setattr(publish.os, name, counted)
+pub.commit()
+print(calls["n"])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_sigkill_at_each_step_of_publishing_leaves_nothing_to_mishandle(tmp_path, overwrite):
+    """F: a run killed while publishing left its video and CSV final without a summary, its
+    lock and .part files beside them; the next run went to _1 and batch anonymized the
+    orphan x_blurred.mp4. Killed at each file-system step of the commit, the next look (a
+    batch's discovery, then a run on the same names) rolls the dead commit back (or forward
+    once its summary is in place): the set is all old or all new, never mixed, the next run
+    takes the same names, and no orphan is taken for an input."""
+    from blurfaces import jobs
+    names = ["x_blurred.csv", "x_blurred.mp4", "x_blurred_heatmap.png",
+             "x_blurred_summary.json"]
+    step, steps = 0, None
+    while steps is None or step <= steps:
+        step += 1
+        d = tmp_path / f"step{step}"
+        d.mkdir()
+        (d / "x.mp4").write_bytes(b"the input")
+        if overwrite:
+            for n in names:
+                (d / n).write_text("old " + n)
+            (d / names[-1]).write_text(SUMMARY % ("old", d / "x_blurred.mp4"))
+        p = subprocess.run([sys.executable, "-c", PUBLISH_KILLED, str(d), str(step),
+                            "1" if overwrite else "0"], capture_output=True, text=True,
+                           timeout=60)
+        if p.returncode == 0:               # the commit needed fewer steps: all were tried
+            steps = int(p.stdout)
+            continue
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        ready, _ = jobs.discover(str(d), settle=0)
+        assert [os.path.basename(f.uri) for f in ready] == ["x.mp4"], step
+        left = sorted(os.listdir(d))
+        assert left in (["x.mp4"] + names, ["x.mp4"]), (step, left)
+        contents = {json.loads((d / n).read_text())["mark"] if n.endswith(".json")
+                    else (d / n).read_text().split()[0] for n in left if n != "x.mp4"}
+        assert len(contents) <= 1, (step, left, contents)           # never mixed
+        if overwrite:
+            assert left == ["x.mp4"] + names
+        # the next run on these names takes them (no _1), cleaning nothing more
+        again, held = outputs.reserve_output(str(d / "x.mp4"), None, True, formats=("csv",),
+                                            heatmap=True)
+        held.release()
+        assert again["video"] == str(d / "x_blurred.mp4")
+        if contents == {"new"} or not left[1:]:
+            n, held = outputs.reserve_output(str(d / "x.mp4"), None, False,
+                                            formats=("csv",), heatmap=True)
+            held.release()
+            assert n["video"] == str(d / ("x_blurred_1.mp4" if left[1:] else "x_blurred.mp4"))
+    assert steps and steps >= 8
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import media
 from blurfaces import data as datamod, stages
 from blurfaces.errors import ChunkError
 from blurfaces.options import Options
+from blurfaces.outputs import output_names
 from blurfaces.runner import run
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
@@ -22,7 +23,7 @@ import hardclips  # noqa: E402
 
 def _run(src, out_dir, name, *, chunks=None, chunk_seconds=None, workers=1, worker_fn=None,
          **opts):
-    outputs = stages.output_names(os.path.join(out_dir, name + ".mp4"))
+    outputs = output_names(os.path.join(out_dir, name + ".mp4"))
     summary = run(str(src), outputs=outputs, options=Options(**opts), workers=workers,
                   chunks=chunks, chunk_seconds=chunk_seconds, worker_fn=worker_fn)
     return outputs, summary
@@ -210,7 +211,7 @@ def test_summary_json_describes_the_run(synth_clip_factory, tmp_path):
 
 def test_plan_cuts_at_exact_frames_and_stays_small(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(**CLIPS["vfr_audio"])
-    m = stages.plan(clip["path"], outputs=stages.output_names(str(tmp_path / "o.mp4")),
+    m = stages.plan(clip["path"], outputs=output_names(str(tmp_path / "o.mp4")),
                     options=Options(), work=str(tmp_path / "work"), chunk_seconds=0.5)
     assert sum(c["frames_expected"] for c in m["chunks"]) == clip["n_frames"]
     starts = [c["start_pts"] for c in m["chunks"]]

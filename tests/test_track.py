@@ -11,6 +11,7 @@ import media
 from blurfaces import data as datamod, stages
 from blurfaces.detect import Detections
 from blurfaces.options import Options
+from blurfaces.outputs import output_names
 from blurfaces.runner import run
 from blurfaces.track import Tracker, TrackOptions
 
@@ -132,7 +133,7 @@ def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, t
     """Frames drawn with the photo blanked out have no face for the detector; the tracker must
     still place masks there (drawn as solid red rectangles so the pixels prove it)."""
     clip = synth_clip_factory(size=(640, 360), fps=30, seconds=2.0, blank_frames=MISSED)
-    outputs = stages.output_names(str(tmp_path / "out.mp4"))
+    outputs = output_names(str(tmp_path / "out.mp4"))
     run(clip["path"], outputs=outputs, workers=1,
         options=Options(mask="rectangle", color=(255, 0, 0), ellipse=False))
     df = datamod.read(outputs["stem"] + ".csv")
@@ -146,7 +147,7 @@ def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, t
             red = (patch[..., 0] > 200) & (patch[..., 1] < 60) & (patch[..., 2] < 60)
             assert red.mean() > 0.9
     # and without tracking, the same frames have no mask at all (the test can fail)
-    outputs2 = stages.output_names(str(tmp_path / "notrack.mp4"))
+    outputs2 = output_names(str(tmp_path / "notrack.mp4"))
     run(clip["path"], outputs=outputs2, workers=1, options=Options(track=False))
     df2 = datamod.read(outputs2["stem"] + ".csv")
     assert all((df2["frame"] == i).sum() == 0 for i in MISSED)
@@ -155,7 +156,7 @@ def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, t
 @pytest.mark.slow
 def test_data_columns_and_sources(synth_clip_factory, tmp_path):
     clip = synth_clip_factory(size=(640, 360), fps=30, seconds=2.0, blank_frames=MISSED)
-    outputs = stages.output_names(str(tmp_path / "o.mp4"))
+    outputs = output_names(str(tmp_path / "o.mp4"))
     run(clip["path"], outputs=outputs, workers=1, options=Options(mask="none"))
     with open(outputs["stem"] + ".csv") as f:
         assert f.readline().strip() == "time (ms),x1,y1,x2,y2,track,frame,score,source"

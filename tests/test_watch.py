@@ -19,6 +19,7 @@ import time
 import pytest
 
 import media
+from blurfaces.options import Execution, Options
 
 ARGS = ["--workers", "1", "--detect-size", "320", "--poll", "0.3", "--settle", "1", "-q",
         "--json"]
@@ -84,7 +85,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
                 time.sleep(2)
         (inc / "truncated.mp4").write_bytes(short_clip.read_bytes()[:5000])
         (inc / "notes.mp4").write_text("not a video at all")
-        (inc / "readme.txt").write_text("not a video name: ignored, left alone")
+        (inc / "readme.txt").write_text("not a video: reported, moved to failed/")
         # An upload under a temporary name, renamed when complete.
         shutil.copy(short_clip, inc / "upload.mp4.part")
         time.sleep(0.5)
@@ -98,7 +99,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
             time.sleep(2.5)
             f.write(data[len(data) // 2:])
         good["slow.mp4"] = media.sha256_file(inc / "slow.mp4")
-        wait_for(lambda: files(inc) == ["readme.txt"], 240, "incoming/ to empty")
+        wait_for(lambda: files(inc) == [], 240, "incoming/ to empty")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -109,7 +110,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
         rel = os.path.relpath(r["input"], inc)
         assert rel not in by_input, f"{rel} processed twice"
         by_input[rel] = r
-    assert set(by_input) == set(good) | {"truncated.mp4", "notes.mp4"}
+    assert set(by_input) == set(good) | {"truncated.mp4", "notes.mp4", "readme.txt"}
     for rel, sha in good.items():
         r = by_input[rel]
         assert r["status"] == "done", r
@@ -121,7 +122,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
         assert media.probe(video)["n_frames"] == n == r["frames"]
         assert (root / "anonymized" / f"{stem}_blurred_heatmap.png").is_file()
         assert media.sha256_file(root / "done" / rel) == sha          # input intact
-    for bad in ("truncated.mp4", "notes.mp4"):
+    for bad in ("truncated.mp4", "notes.mp4", "readme.txt"):
         assert by_input[bad]["status"] == "failed"
         report = json.loads((root / "failed" / f"{bad}.json").read_text())
         assert report["input"] == str(inc / bad) and report["error_type"] == "InputError"
@@ -151,7 +152,7 @@ def test_kill_9_mid_job_then_restart(drop, synth_clip_factory):
     assert [f for f in files(root / "anonymized") if not f.startswith(".")] == []
     again = start(root, tmp, "--once")
     out, err = again.communicate(timeout=240)
-    assert again.returncode == 0, err
+    assert again.returncode == 0, (out, err)
     (r,) = lines(out)
     assert r["status"] == "done" and r["frames"] == 240
     assert files(root / "anonymized") == ["long_blurred.csv", "long_blurred.mp4",
@@ -208,3 +209,118 @@ def test_sidecar_options_and_keep_inputs(drop, short_clip):
     summary = json.loads((root / "anonymized" / "side_blurred_summary.json").read_text())
     assert summary["options"]["mask"] == "mosaic"
     assert files(root / "incoming") == ["side.mp4", "side.mp4.blurfaces.json"]
+
+
+WRITER = r"""
+import sys, time
+data = open(sys.argv[1], "rb").read()
+cut = int(len(data) * float(sys.argv[3]))
+with open(sys.argv[2], "wb") as f:        # one open file, as an uploader writes it
+    f.write(data[:cut])
+    f.flush()
+    print("paused", flush=True)
+    time.sleep(float(sys.argv[4]))
+    f.write(data[cut:])
+"""
+
+
+@pytest.mark.slow
+def test_an_upload_that_pauses_longer_than_settle_is_taken_only_when_complete(
+        drop, synth_clip_factory):
+    """B: an MKV written 60%, paused longer than --settle, then finished on the same open
+    file was published with half its frames and moved to done/ while the uploader went on
+    writing it there (or went to failed/ and stayed there once complete). A writer that still
+    has the file open is seen (Linux: a read lease is refused), so the file is taken only
+    once it is complete."""
+    root, tmp = drop
+    meta = synth_clip_factory(suffix=".mkv", size=(320, 180), seconds=1.4, audio=True)
+    target = root / "incoming" / "upload.mkv"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(meta["path"]), str(target),
+                               "0.6", "5"], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "paused"
+    watcher = start(root, tmp, "--once")            # settle 1 s: 5 s of pause is longer
+    out, err = watcher.communicate(timeout=240)
+    assert writer.wait(timeout=30) == 0
+    assert watcher.returncode == 0, err
+    (r,) = lines(out)
+    assert r["status"] == "done" and r["frames"] == meta["n_frames"] == 42
+    assert media.probe(root / "anonymized" / "upload_blurred.mp4")["n_frames"] == 42
+    assert media.sha256_file(root / "done" / "upload.mkv") == media.sha256_file(meta["path"])
+    assert not (root / "failed").exists() or files(root / "failed") == []
+    assert_clean(root, tmp)
+
+
+def test_a_result_for_an_input_that_changed_or_is_still_open_is_withdrawn(tmp_path):
+    """B, the last look: between publishing and the move to done/ (and right after it), an
+    input that grew or that a writer still holds open gets no result: what was published
+    for it is removed and it stays in incoming/, to be taken again once complete."""
+    from blurfaces import jobs
+    inc, done, out = tmp_path / "incoming", tmp_path / "done", tmp_path / "anonymized"
+    inc.mkdir()
+    out.mkdir()
+    src = inc / "x.mkv"
+    src.write_bytes(b"part one")
+    version = {"size": 8, "mtime_ns": os.stat(src).st_mtime_ns}
+
+    def finished():
+        published = {"video": str(out / "x_blurred.mp4"), "summary": str(out / "x_s.json"),
+                     "data": [str(out / "x_blurred.csv")], "heatmap": None}
+        for p in (published["video"], published["summary"], *published["data"]):
+            open(p, "w").close()
+        return jobs.JobResult(str(src), "done", outputs=published, version=version)
+
+    with open(src, "ab") as f:                       # a writer holds it open
+        assert jobs.move_finished(str(src), str(done / "x.mkv"), finished()) is None
+        f.write(b" and two")
+    assert os.listdir(out) == [] and os.listdir(inc) == ["x.mkv"]
+    # closed, but it grew after the job read it
+    assert jobs.move_finished(str(src), str(done / "x.mkv"), finished()) is None
+    assert os.listdir(out) == [] and os.listdir(inc) == ["x.mkv"]
+    # unchanged and closed: moved, and the result stands
+    version = {"size": os.stat(src).st_size, "mtime_ns": os.stat(src).st_mtime_ns}
+    assert jobs.move_finished(str(src), str(done / "x.mkv"), finished()) == str(done / "x.mkv")
+    assert sorted(os.listdir(out)) == ["x_blurred.csv", "x_blurred.mp4", "x_s.json"]
+
+
+def _watch_once(root):
+    from blurfaces import unattended
+    got = []
+    unattended.watch(str(root), Options(detect_size=320, draw_heatmap=False),
+                     execution=Execution(workers=1), once=True, settle=0, poll=0.1,
+                     on_result=got.append)
+    return got
+
+
+@pytest.mark.slow
+def test_the_same_name_twice_keeps_every_result_and_report(drop, short_clip):
+    """C, C2, D: two phones' dup.mp4 one after the other each keep their outputs, named like
+    the input once moved (done/dup_1.mp4 -> anonymized/dup_1_blurred.mp4); a file of the
+    user's already in anonymized/ is never replaced; two bad x.mp4 keep a report each."""
+    root, _ = drop
+    inc, out = root / "incoming", root / "anonymized"
+    out.mkdir()
+    (out / "dup_blurred.mp4").write_bytes(b"the user's own file")          # C2
+    shutil.copy(short_clip, inc / "dup.mp4")
+    (inc / "x.mp4").write_bytes(b"not a video, first")
+    first = _watch_once(root)
+    shutil.copy(short_clip, inc / "dup.mp4")
+    with open(inc / "dup.mp4", "ab") as f:          # another file of the same name
+        f.write(b"\0")
+    (inc / "x.mp4").write_bytes(b"not a video either, second")
+    second = _watch_once(root)
+    assert sorted(r.status for r in first + second) == ["done", "done", "failed", "failed"]
+    assert (out / "dup_blurred.mp4").read_bytes() == b"the user's own file"
+    assert files(out) == ["dup_1_blurred.csv", "dup_1_blurred.mp4",
+                          "dup_1_blurred_summary.json", "dup_2_blurred.csv",
+                          "dup_2_blurred.mp4", "dup_2_blurred_summary.json",
+                          "dup_blurred.mp4"]
+    assert files(root / "done") == ["dup_1.mp4", "dup_2.mp4"]
+    for n in (1, 2):        # each set describes the input now beside it in done/
+        s = json.loads((out / f"dup_{n}_blurred_summary.json").read_text())
+        assert s["input_version"]["size"] == os.path.getsize(root / "done" / f"dup_{n}.mp4")
+    assert files(root / "failed") == ["x.mp4", "x.mp4.json", "x_1.mp4", "x_1.mp4.json"]
+    for name, body in (("x.mp4", b"not a video, first"),
+                       ("x_1.mp4", b"not a video either, second")):
+        assert (root / "failed" / name).read_bytes() == body
+        report = json.loads((root / "failed" / f"{name}.json").read_text())
+        assert report["version"]["size"] == len(body)

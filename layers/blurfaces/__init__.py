@@ -4,9 +4,8 @@ The public Python API is `blur_faces`; the seed helpers `scaling_mask`, `centroi
 `heatmap_data` and `nearest_neighbours` keep the names and meaning they had in the Musical
 Gestures Toolbox's `mg_blurfaces`.
 """
-__version__ = "0.1.0"
-
-from .errors import (BlurfacesError, ChunkError, InputError, Interrupted, ModelError,  # noqa: E402
+from ._version import __version__
+from .errors import (BlurfacesError, ChunkError, InputError, Interrupted, ModelError,
                      OptionError, VerifyError,
                      OutputError)
 

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__
+from ._version import __version__
 from .errors import BlurfacesError, Interrupted, OptionError
 
 
@@ -149,7 +149,7 @@ def cmd_batch(a) -> int:
     opts, execution = _job_args(a, drop_folder=a.drop_folder)
     results, table = batch(a.root, opts, execution=execution, drop_folder=a.drop_folder,
                            table=a.table, resume=not a.no_resume, settle=_seconds(a.settle),
-                           overwrite=a.overwrite,
+                           overwrite=a.overwrite, unmasked_sidecars=a.allow_unmasked_sidecars,
                            on_result=lambda k, n, r: _say_result(r, a, k, n))
     counts = {s: sum(r.status == s for r in results)
               for s in ("done", "skipped", "failed", "pending")}
@@ -169,12 +169,15 @@ def cmd_watch(a) -> int:
             failed.append(r)
         _say_result(r, a)
 
+    from .jobs import check_root
+    check_root(a.root)              # before saying "watching" a folder that is not there
     if not a.json:
         print(f"watching {a.root} (incoming/ -> anonymized/, failed/"
               f"{'' if a.keep_inputs else ', done/'}); Ctrl-C to stop", file=sys.stderr)
     watch(a.root, opts, execution=execution, once=a.once, poll=_seconds(a.poll, 0.1),
           settle=_seconds(a.settle),
-          keep_inputs=a.keep_inputs, on_result=said)
+          keep_inputs=a.keep_inputs, on_result=said,
+          unmasked_sidecars=a.allow_unmasked_sidecars)
     return 2 if (a.once and failed) else 0
 
 
@@ -183,6 +186,12 @@ def cmd_fetch_model(a) -> int:
     path = fetch_model(a.output)
     print(path)
     return 0
+
+
+def _add_unmasked(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-unmasked-sidecars", action="store_true",
+                   help='in the drop-folder layout, let a sidecar file dropped beside a video '
+                        'turn masking off ({"mask": "none"}); refused by default')
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--settle", type=float, default=2.0, metavar="S",
                     help="a local file modified in the last S seconds is being written: "
                          "left for a later run (default 2)")
+    _add_unmasked(ba)
     _add_processing(ba)
     ba.set_defaults(func=cmd_batch)
     wa = sub.add_parser("watch", help="process a drop folder: ROOT/incoming -> ROOT/anonymized",
@@ -225,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a local file is taken once unchanged for S seconds (default 2)")
     wa.add_argument("--keep-inputs", action="store_true",
                     help="leave local inputs in incoming/ instead of moving them to done/")
+    _add_unmasked(wa)
     _add_processing(wa)
     wa.set_defaults(func=cmd_watch)
     fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model, and "

@@ -32,6 +32,12 @@ class InputError(BlurfacesError):
     hint = "Check or replace the input file; a new version is processed again."
 
 
+class InputChanged(InputError):
+    """The input changed, or another program still had it open for writing, while it was
+    being processed (an upload that paused): no result for it, it is taken again once it is
+    complete."""
+
+
 class LimitError(InputError):
     """The input is beyond what this deployment can process (too long, frames too large,
     an output that would not fit stitch's /tmp): refused in plan, before any worker runs."""

@@ -32,9 +32,8 @@ import io
 import av
 import numpy as np
 
-from .video import (MP4_AUDIO, VideoInfo, _audio_codec, _decoder_setup, _shown, _video_stream,
-                    _why)
 from .errors import InputError
+from .video import COLOR_UNSPECIFIED, MP4_AUDIO, VideoInfo
 
 #: how this module describes the index it made (the manifest's ``job.index``)
 DEMUXER = "demuxer"
@@ -42,6 +41,19 @@ DEMUXER = "demuxer"
 
 def _formats(container) -> set:
     return set(container.format.name.split(","))
+
+
+# As video.probe reads them (its helpers are its own): a shown packet (edit-list pre-roll is
+# decoded, never shown), the audio codec's name (``mp3``, not the decoder's ``mp3float``).
+def _shown(pkt) -> bool:
+    return bool(pkt.size) and pkt.pts is not None and not pkt.is_discard
+
+
+def _audio_codec(a) -> str | None:
+    cc = a.codec_context
+    if cc is None or cc.codec is None:
+        return None
+    return getattr(cc.codec, "canonical_name", None) or cc.name
 
 
 class _SampleSkipper(io.RawIOBase):
@@ -174,16 +186,15 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
     with open_source() as f:
         c = av.open(f, "r")
         try:
-            vs = _video_stream(c, name)
-            _decoder_setup(vs)
+            vs = c.streams.video[0]
+            vs.thread_type = "SLICE"           # as the probe and the workers decode
             first = None
             try:
                 for frame in c.decode(vs):
                     first = frame
                     break
-            except (av.error.InvalidDataError, av.FFmpegError) as e:
-                raise InputError(f"{name}: the video cannot be decoded ({_why(e)}). The file "
-                                 "is corrupt or uses an unsupported codec.") from None
+            except (av.error.InvalidDataError, av.FFmpegError):
+                return None                    # the probe says what is wrong
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
@@ -209,11 +220,10 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
     steps = np.diff(np.asarray(pts, dtype=np.int64)) if len(pts) > 1 else np.array([0])
     median = float(np.median(steps)) * tb if len(pts) > 1 else 0.0
     vfr = bool(len(pts) > 2 and (steps.max() - steps.min()) > 0.02 * max(1, np.median(steps)))
-    from .video import _color_of
     return VideoInfo(
         name=name, width=w, height=h, display_width=dw, display_height=dh, rotation=rotation,
         time_base=(tb.numerator, tb.denominator), first_pts=int(pts[0]), n_packets=len(pts),
         duration_s=float((pts[-1] - pts[0]) * tb + median), codec=codec,
         pix_fmt=first.format.name, avg_rate=avg_rate, vfr=vfr, keyframes=keys, pts=pts,
         audio=audio, timestamps="container", pts_offset=offset, frame_step=None,
-        size_changes=[], color=_color_of(first))
+        size_changes=[], color={k: int(getattr(first, k) or 0) for k in COLOR_UNSPECIFIED})

@@ -7,7 +7,7 @@ It owns:
   list of video extensions (`discover.VIDEO_EXTS`); skips the tool's own outputs, work area,
   claims and failure reports, folder markers, empty files, hidden and temporary names
   (``.part``, ``.crdownload``, ``~`` ...) and, locally, files still being written (modified
-  less than `settle` seconds ago);
+  less than `settle` seconds ago, or open for writing in another process);
 * **job identity**: a stable job id from the input's URI and its version (`Storage.stat`:
   VersionId or ETag on S3; size, mtime and inode locally); the job is pinned to that version
   (every read of the pipeline checks it);
@@ -30,19 +30,23 @@ It owns:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import posixpath
 import re
 import shutil
 import socket
+import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 
 from . import storage as st
-from .discover import is_own_output, is_video_name
-from .errors import (BlurfacesError, InputError, Interrupted, OptionError, Superseded,
-                     TransientError)
+from .discover import VIDEO_EXTS, is_video_name, open_for_writing
+from .errors import (BlurfacesError, InputChanged, InputError, Interrupted, OptionError,
+                     Superseded, TransientError)
+from .outputs import (SUFFIX, SUMMARY, done, final_uris, finished, finished_beside,
+                      is_own_output, output_names, read_record, reported, video_name)
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
@@ -92,11 +96,17 @@ class Found:
     stat: st.Stat
 
 
+#: files that are not inputs and never will be: in a drop folder they get a failure report
+REFUSED = ("not a video file name", "an empty file")
+
+
 def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
-             now: float | None = None) -> tuple[list[Found], list[Found]]:
+             now: float | None = None,
+             refused: list | None = None) -> tuple[list[Found], list[Found]]:
     """Inputs under `root`, recursively: (ready, still being written). Skips what
     `skip_reason` names, blurfaces' own outputs (by their summaries), hidden folders and
-    the folders named in `skip_dirs` (relative to root)."""
+    the folders named in `skip_dirs` (relative to root). Local files skipped for a reason in
+    REFUSED that have settled are appended to `refused` (a list) as (Found, reason)."""
     now = time.time() if now is None else now
     ready, pending = [], []
     if st.is_s3(root):
@@ -108,7 +118,7 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
             rel = uri[len(prefix):]
             if uri.startswith(skip) or any(p.startswith(".") for p in rel.split("/")[:-1]):
                 continue
-            if skip_reason(uri, s.size) or _is_s3_output(uri, stats):
+            if skip_reason(uri, s.size) or is_own_output(uri, stats):
                 continue
             ready.append(Found(uri, s))          # S3 objects appear whole: no settling
         return ready, pending
@@ -118,33 +128,60 @@ def discover(root: str, *, settle: float = DEFAULT_SETTLE_S, skip_dirs=(),
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
                          and os.path.abspath(os.path.join(folder, d)) not in skip_abs)
+        publishing = _settle_claims(folder, files)
         for name in sorted(files):
+            if name.startswith(publishing):
+                continue                # outputs a live run is publishing now
             path = os.path.join(folder, name)
             try:
                 info = os.stat(path)
             except OSError:
                 continue
-            if skip_reason(path, info.st_size) or not os.path.isfile(path) \
-                    or is_own_output(path):
+            why = skip_reason(path, info.st_size)
+            if why and not (refused is not None and why in REFUSED):
+                continue
+            if not os.path.isfile(path) or is_own_output(path):
                 continue
             s = st.Stat(size=info.st_size, mtime=info.st_mtime, inode=info.st_ino,
                         mtime_ns=info.st_mtime_ns)
-            (pending if now - info.st_mtime < settle else ready).append(Found(path, s))
+            busy = now - info.st_mtime < settle or open_for_writing(path)
+            if why:
+                if not busy:
+                    refused.append((Found(path, s), why))
+                continue
+            (pending if busy else ready).append(Found(path, s))
     return ready, pending
 
 
-def _is_s3_output(uri: str, listing: dict) -> bool:
-    """On S3 an output is recognised like locally: its summary beside it names it."""
-    summary = f"{posixpath.splitext(uri)[0]}_summary.json"
-    return summary in listing
+def _settle_claims(folder: str, names) -> tuple[str, ...]:
+    """Clean the output claims of dead runs in `folder` (a set they half-published is rolled
+    back, so its video is never taken for an input); returns the stems of the output sets that
+    live runs hold."""
+    from .publish import LOCK_SUFFIX, clean_if_stale
+    busy = []
+    for n in names:
+        if n.startswith(".") and n.endswith(LOCK_SUFFIX):
+            video = n[1:-len(LOCK_SUFFIX)]
+            if clean_if_stale(os.path.join(folder, video)):
+                busy.append(os.path.splitext(video)[0])
+    return tuple(busy)
 
 
 # ------------------------------------------------------------------------------ layout
 
 @dataclass
 class Layout:
-    """The drop-folder layout under `root` (a local folder or an s3:// prefix)."""
+    """The drop-folder layout under `root` (a local folder or an s3:// prefix).
+
+    Locally, every input keeps its own outputs and report: two inputs of one name (two
+    phones' IMG_0001.MOV, one after the other) never share them, and a file already in
+    anonymized/ or failed/ is never replaced. The second input's set is named like the input
+    once moved (`moves_inputs`: done/dup_1.mp4 -> anonymized/dup_1_blurred.mp4, failed/x_1.mp4
+    beside failed/x_1.mp4.json). On S3 an input stays where it is and a new upload of a key is
+    a new version of the same input: its outputs replace the previous version's."""
     root: str
+    moves_inputs: bool = False      # local inputs move to done/ or failed/ when finished
+    unmasked_sidecars: bool = False     # a sidecar may say "mask": "none" (the owner allows)
 
     def __post_init__(self):
         if st.is_s3(self.root):
@@ -176,10 +213,7 @@ class Layout:
             else self.dir(name) + rel.replace(os.sep, "/")
 
     def outputs(self, uri: str) -> dict:
-        from .stages import output_names
-        rel = self.rel(uri)
-        stem = os.path.splitext(rel)[0]
-        return output_names(self._under("anonymized", f"{stem}_blurred.mp4"))
+        return output_names(video_name(self._under("anonymized", self.rel(uri))))
 
     def report(self, uri: str) -> str:
         return self._under("failed", self.rel(uri) + ".json")
@@ -189,6 +223,62 @@ class Layout:
 
     def done(self, uri: str) -> str:
         return self._under("done", self.rel(uri))
+
+    def reserve(self, uri: str, formats=(), heatmap=False):
+        """(output names, output claim, where the input moves when done) for a local input:
+        the first of <stem>, <stem>_1, ... whose outputs are all free (and, when inputs move,
+        done/<stem>_N<ext> too). The claim is taken before looking, so a dead run's
+        leftovers under a name are cleaned, never a reason to move on to the next name."""
+        from .publish import Taken, claim
+        stem, ext = os.path.splitext(self.rel(uri))
+        for n in itertools.count():
+            name = stem if n == 0 else f"{stem}_{n}"
+            names = output_names(video_name(self._under("anonymized", name + ext)))
+            finals = final_uris(names, formats, heatmap)
+            moved = self._under("done", name + ext) if self.moves_inputs else None
+            os.makedirs(os.path.dirname(names["video"]), exist_ok=True)
+            try:
+                held = claim(finals, names["video"])
+            except Taken:
+                continue
+            if any(os.path.lexists(p) for p in finals + [moved] if p):
+                held.release()
+                continue
+            return names, held, moved
+
+    def failure_report(self, uri: str) -> str:
+        """Where the failure report of `uri` goes: failed/<rel>.json, or, when local inputs
+        move, the first failed/<stem>_N<ext>.json whose input name is free too (created
+        empty here, so two watchers never pick the same)."""
+        if not self.moves_inputs:
+            return self.report(uri)
+        stem, ext = os.path.splitext(self.rel(uri))
+        for n in itertools.count():
+            name = self._under("failed", (stem if n == 0 else f"{stem}_{n}") + ext)
+            if os.path.lexists(name):
+                continue
+            os.makedirs(os.path.dirname(name), exist_ok=True)
+            try:
+                os.close(os.open(name + ".json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            return name + ".json"
+
+    def result_for(self, uri: str, stat: st.Stat) -> bool:
+        """Whether a complete result or a failure report for this version of `uri` exists
+        (under any of the names `reserve` and `failure_report` give)."""
+        if st.is_s3(self.root):
+            return done(self.outputs(uri)["summary"], self.report(uri), stat) is not None
+        rel = self.rel(uri)
+        stem, ext = os.path.splitext(os.path.basename(rel))
+        n = r"(_\d+)?"
+        for folder, pattern, check in (
+                ("anonymized", f"{re.escape(stem)}{n}{re.escape(SUFFIX + SUMMARY)}", finished),
+                ("failed", f"{re.escape(stem)}{n}{re.escape(ext)}\\.json", reported)):
+            where = os.path.dirname(self._under(folder, rel))
+            if any(check(p, stat) for p in _matching(where, pattern)):
+                return True
+        return False
 
     def claim_uri(self, uri: str) -> str:
         h = hashlib.sha256(self.rel(uri).encode("utf-8")).hexdigest()[:24]
@@ -203,77 +293,57 @@ class Layout:
 
 # ------------------------------------------------------------------------------ sidecar
 
-def sidecar_options(source: str) -> dict:
-    """Per-video options from `<video name>.blurfaces.json` beside the video ({} if none)."""
+def sidecar_options(source: str, *, unmasked_ok: bool = False) -> dict:
+    """Per-video options from `<video name>.blurfaces.json` beside the video ({} if none).
+
+    A sidecar that is there but cannot be read as one (a folder, a pipe, a broken link, JSON
+    that is invalid or nested too deeply) is an OptionError, never silently ignored. Unless
+    `unmasked_ok` (a user's own file; a drop folder whose owner allows it), a sidecar may not
+    turn masking off: anyone who can drop a file could otherwise publish faces."""
     uri = source + SIDECAR
     store = st.get_storage(uri)
-    if not store.exists(uri):
+    local = store.local_path(uri)
+    if local is not None:
+        if not os.path.lexists(local):
+            return {}
+        try:
+            regular = stat_mod.S_ISREG(os.stat(local).st_mode)
+        except OSError:
+            regular = False             # a link to nothing
+        if not regular:
+            raise OptionError(f"{uri}: the options file beside the video is not a regular file "
+                              "(a folder, a pipe or a broken link). Replace it with a JSON "
+                              "file of options, or remove it.")
+    elif not store.exists(uri):
         return {}
-    data = store.read_json(uri)
+    try:
+        data = json.loads(store.read_bytes(uri).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise OptionError(f"{uri}: not a valid JSON options file "
+                          f"({e if not isinstance(e, RecursionError) else 'nested too deeply'})"
+                          '. Give a JSON object of options, such as {"mask": "mosaic"}.') \
+            from None
     if not isinstance(data, dict):
         raise OptionError(f"{uri}: must hold a JSON object of options, such as "
                           '{"mask": "mosaic"}.')
+    if data.get("mask") == "none" and not unmasked_ok:
+        raise OptionError(f'{uri}: asks for no masking ("mask": "none"), which this drop '
+                          "folder does not take from a file dropped beside a video. Remove "
+                          "that option (the folder's owner can allow it: "
+                          "--allow-unmasked-sidecars).")
     return data
 
 
 # ------------------------------------------------------------------------------ results
 
-def _read_json(uri: str):
-    store = st.get_storage(uri)
+def _matching(folder: str, pattern: str) -> list[str]:
+    """Paths of the files in `folder` whose whole name matches `pattern` (sorted)."""
     try:
-        if not store.exists(uri):
-            return None
-        return store.read_json(uri)
-    except TransientError:
-        raise                   # not "absent": S3 is unavailable
-    except BlurfacesError:
-        return None
-
-
-def same_version(version: dict | None, stat: st.Stat) -> bool:
-    """Whether `version` (a recorded `Stat.to_dict()`) is the version `stat` describes. A
-    listing's entry has no version id: on S3 its ETag and size identify the bytes."""
-    version = version or {}
-    if version.get("token") == stat.token:
-        return True
-    return bool(stat.version_id is None and stat.etag and version.get("etag") == stat.etag
-                and version.get("size") == stat.size)
-
-
-def finished(summary_uri: str, stat: st.Stat) -> dict | None:
-    """The summary at `summary_uri` if it is a complete result for this input version."""
-    s = _read_json(summary_uri)
-    if isinstance(s, dict) and same_version(s.get("input_version"), stat):
-        return s
-    return None
-
-
-def reported(report_uri: str, stat: st.Stat) -> dict | None:
-    r = _read_json(report_uri)
-    if isinstance(r, dict) and same_version(r.get("version"), stat):
-        return r
-    return None
-
-
-def done_in(layout: "Layout", uri: str, stat: st.Stat) -> bool:
-    """Whether the layout holds a result or a failure report for this version of `uri`."""
-    return bool(finished(layout.outputs(uri)["summary"], stat)
-                or reported(layout.report(uri), stat))
-
-
-def finished_beside(source: str, stat: st.Stat) -> dict | None:
-    """A complete result beside the input (`<stem>_blurred[_N]_summary.json`)."""
-    if st.is_s3(source):
-        return finished(f"{posixpath.splitext(source)[0]}_blurred_summary.json", stat)
-    base = os.path.splitext(source)[0] + "_blurred"
-    folder = os.path.dirname(os.path.abspath(source))
-    pat = re.compile(re.escape(os.path.basename(base)) + r"(_\d+)?_summary\.json$")
-    for name in sorted(os.listdir(folder)):
-        if pat.match(name):
-            s = finished(os.path.join(folder, name), stat)
-            if s:
-                return s
-    return None
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    pat = re.compile(pattern + "$")
+    return [os.path.join(folder, n) for n in names if pat.match(n)]
 
 
 # ------------------------------------------------------------------------------ reports
@@ -335,7 +405,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
     for _ in range(2):
         if store.create_exclusive(uri, body):
             return InputClaim(uri)
-        held = _read_json(uri) or {}
+        held = read_record(uri) or {}
         from .publish import pid_alive
         dead_here = held.get("host") == socket.gethostname() and \
             not pid_alive(int(held.get("pid") or -1))
@@ -350,7 +420,7 @@ def claim_input(layout: Layout, source: str) -> InputClaim | None:
 @dataclass
 class JobResult:
     input: str
-    status: str                      # done | skipped | failed
+    status: str                      # done | skipped | failed | pending (still being written)
     job_id: str | None = None
     outputs: dict = field(default_factory=dict)
     report: str | None = None
@@ -361,6 +431,8 @@ class JobResult:
     error: str | None = None
     error_type: str | None = None
     summary: dict = field(default_factory=dict, repr=False)
+    version: dict | None = None      # the input version the job was pinned to
+    dest: str | None = None          # where a local drop-folder input moves (done/ failed/)
 
     def row(self) -> dict:
         return {"input": self.input, "status": self.status, "job_id": self.job_id,
@@ -378,84 +450,175 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
     run the pipeline, and on failure write the report (layout) and return a "failed"
     result (or raise, with `raise_errors`). Interrupted always propagates."""
     from .runner import run
-    from .stages import reserve_output
+    from .outputs import reserve_output
     t0 = time.time()
     execution = execution or Execution()
     store = st.get_storage(source)
     stat = jid = None
-    report_uri = layout.report(source) if layout else None
-    held = None
+    held = dest = None
+    s3_layout = layout is not None and st.is_s3(layout.root)
     try:
         stat = store.stat(source)
         jid = job_id(source, stat, rerun)
         if layout is not None:
-            outputs = layout.outputs(source)
-            if resume and (finished(outputs["summary"], stat) or reported(report_uri, stat)):
-                return JobResult(source, "skipped", jid, outputs=outputs)
+            if resume and layout.result_for(source, stat):
+                return JobResult(source, "skipped", jid)
         elif resume and target_name is None and finished_beside(source, stat):
             return JobResult(source, "skipped", jid)
-        options, execution = with_sidecar(options, execution, sidecar_options(source))
-        if layout is not None:
-            if not st.is_s3(outputs["video"]):
-                os.makedirs(os.path.dirname(outputs["video"]), exist_ok=True)
-            names, held = reserve_output(source, outputs["video"], True,
-                                         formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+        options, execution = with_sidecar(options, execution, sidecar_options(
+            source, unmasked_ok=layout is None or layout.unmasked_sidecars))
+        formats = options.data_format if options.save_data else ()
+        if s3_layout:       # a new version of a key replaces its previous outputs
+            names, held = reserve_output(source, layout.outputs(source)["video"], True,
+                                         formats=formats, heatmap=options.draw_heatmap)
+        elif layout is not None:
+            names, held, dest = layout.reserve(source, formats, options.draw_heatmap)
         else:
-            names, held = reserve_output(source, target_name, overwrite,
-                                         formats=options.data_format if options.save_data
-                                         else (), heatmap=options.draw_heatmap)
+            names, held = reserve_output(source, target_name, overwrite, formats=formats,
+                                         heatmap=options.draw_heatmap)
         summary = run(source, outputs=names, options=options, progress=progress,
-                      overwrite=layout is not None or overwrite,
+                      overwrite=s3_layout or (layout is None and overwrite),
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
                       workers=execution.workers, chunk_seconds=execution.chunk_seconds,
                       chunks=execution.chunks)
     except Interrupted:
         raise
+    except InputChanged as e:
+        if raise_errors:
+            raise
+        # an upload that paused or went on: no report, taken again once complete
+        return JobResult(source, "pending", jid, error=str(e), error_type=type(e).__name__,
+                         seconds=round(time.time() - t0, 3))
     except BlurfacesError as e:
         if raise_errors:
             raise
         report = failure_report(source, stat, jid, e, stage="job", started=t0)
-        if isinstance(e, (TransientError, Superseded)):
-            report_uri = None       # no report: the input is fine (a report marks it done)
-        if report_uri is not None:
+        report_uri = None
+        if layout is not None and not isinstance(e, (TransientError, Superseded)):
+            # (no report for those: the input is fine, and a report marks it done)
             try:
+                report_uri = layout.failure_report(source)
                 write_report(report_uri, report)
-            except BlurfacesError:
+            except (BlurfacesError, OSError):
                 report_uri = None
         return JobResult(source, "failed", jid, report=report_uri, error=str(e),
-                         error_type=type(e).__name__, seconds=round(time.time() - t0, 3))
+                         error_type=type(e).__name__, seconds=round(time.time() - t0, 3),
+                         version=stat.to_dict() if stat else None,
+                         dest=report_uri[:-len(".json")] if report_uri and layout.moves_inputs
+                         else None)
     finally:
         if held is not None:
             held.release()
     c = summary["counts"]
     return JobResult(source, "done", jid, outputs=summary["outputs"], frames=c["frames"],
                      faces=c["detections"], tracks=c["tracks"],
-                     seconds=summary["timings"].get("total_s"), summary=summary)
+                     seconds=summary["timings"].get("total_s"), summary=summary,
+                     version=stat.to_dict(), dest=dest)
 
 
-def move_input(source: str, dest: str) -> None:
-    """Move a local input (to done/ or failed/), never overwriting: a name clash gets a
-    numeric suffix. Inputs are never lost."""
+def _settled(path: str, version: dict | None) -> bool:
+    """The local file at `path` is still the version a job read (size and modification time:
+    a move keeps both) and no other program has it open for writing."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return False
+    v = version or {}
+    return (s.st_size, s.st_mtime_ns) == (v.get("size"), v.get("mtime_ns")) \
+        and not open_for_writing(path)
+
+
+def withdraw(result: JobResult) -> None:
+    """Remove what a finished job published (its summary first: it marks a complete result)
+    or its failure report: they describe a part of an input that was still being written."""
+    out = result.outputs or {}
+    for uri in [out.get("summary"), out.get("video"), out.get("heatmap"),
+                *(out.get("data") or []), result.report]:
+        if uri:
+            try:
+                os.unlink(uri)
+            except OSError:
+                pass
+
+
+def move_finished(source: str, dest: str, result: JobResult) -> str | None:
+    """Move a local input whose job finished to `dest` (done/ or failed/, see move_input),
+    unless it changed since the job read it or another program still has it open for
+    writing, before or right after the move: then the job's outputs or report are withdrawn
+    and the input stays in (or goes back to) incoming/, to be taken again once complete.
+    Returns where it went, None when it stayed."""
+    if not _settled(source, result.version):
+        withdraw(result)
+        return None
+    target = move_input(source, dest)
+    if not _settled(target, result.version):
+        move_input(target, source)
+        withdraw(result)
+        return None
+    return target
+
+
+def refuse(layout: Layout, found: Found, why: str) -> JobResult:
+    """A failure report for a file in incoming/ that is no input (another kind of file, an
+    empty one): it would otherwise stay there for ever, unexplained."""
+    e = InputError(f"{found.uri}: {why}, not a video blurfaces can process. Drop video files "
+                   "here (" + ", ".join(sorted(VIDEO_EXTS)) + ").")
+    uri = layout.failure_report(found.uri)
+    jid = job_id(found.uri, found.stat)
+    report = failure_report(found.uri, found.stat, jid, e, stage="discover",
+                            started=time.time())
+    write_report(uri, report)
+    return JobResult(found.uri, "failed", jid, report=uri, error=str(e), error_type="InputError",
+                     version=found.stat.to_dict(),
+                     dest=uri[:-len(".json")] if layout.moves_inputs else None)
+
+
+def unmovable(result: JobResult, dest: str, error: OSError) -> JobResult:
+    """The result to report for an input whose job finished but which cannot be moved out of
+    incoming/ (a read-only folder): failed, saying so; its outputs or report stand."""
+    done = "processed" if result.status in ("done", "skipped") else "failed"
+    return JobResult(result.input, "failed", result.job_id, outputs=result.outputs,
+                     report=result.report, error_type="OutputError",
+                     error=f"{result.input}: {done}, but it cannot be moved to "
+                           f"{os.path.dirname(dest)} ({error.strerror or error}). Make "
+                           "incoming/ writable for the watcher; until then it stays there "
+                           "and is not processed again.")
+
+
+def move_input(source: str, dest: str) -> str:
+    """Move a local input (to done/ or failed/), its sidecar with it, never overwriting: a
+    name clash gets a numeric suffix. Inputs are never lost, nor left in two places: a move
+    that cannot remove the source (a read-only incoming/) takes its copy back and raises the
+    OSError. Returns where it went."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     base, ext = os.path.splitext(dest)
     n, target = 0, dest
     while os.path.lexists(target):
         n += 1
         target = f"{base}_{n}{ext}"
+    _move_file(source, target)
+    if os.path.exists(source + SIDECAR):
+        try:
+            _move_file(source + SIDECAR, target + SIDECAR)
+        except OSError:
+            pass
+    return target
+
+
+def _move_file(source: str, target: str) -> None:
+    """Rename `source` to the free name `target` (a copy across file systems)."""
     try:
         os.link(source, target)
-        os.unlink(source)
     except OSError:
         if os.path.lexists(target):
             raise
-        shutil.move(source, target)
-    if os.path.exists(source + SIDECAR):
-        try:
-            os.replace(source + SIDECAR, target + SIDECAR)
-        except OSError:
-            pass
+        shutil.copy2(source, target)
+    try:
+        os.unlink(source)
+    except OSError:
+        os.unlink(target)
+        raise
 
 
 def check_root(root: str) -> None:

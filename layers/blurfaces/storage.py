@@ -34,7 +34,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import BinaryIO
 
-from .errors import BlurfacesError, InputError, OptionError, OutputError, TransientError
+from .errors import (BlurfacesError, InputChanged, InputError, OptionError, OutputError,
+                     TransientError)
 
 __all__ = ["is_s3", "parse_s3", "join", "get_storage", "Storage", "LocalStorage",
            "S3Storage", "Stat", "Head", "DEFAULT_READ_BUFFER"]
@@ -167,7 +168,7 @@ class Storage:
             return
         now = self.stat(uri)
         if now.token != Stat.from_dict(pin).token:
-            raise InputError(f"{uri}: the input changed while it was being processed (it was "
+            raise InputChanged(f"{uri}: the input changed while it was being processed (it was "
                              "replaced or is still being written); nothing was published. It "
                              "will be processed again as a new version.")
 
@@ -192,8 +193,8 @@ class Storage:
         data = self.read_bytes(uri)
         try:
             return json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{uri}: not valid JSON ({exc})") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise InputError(f"{uri}: not valid JSON ({exc or 'nested too deeply'})") from None
 
     def write_json(self, uri, obj) -> None:
         text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -2,7 +2,8 @@
 
 Before stitch publishes anything it reads back the finished MP4 (demux only, no decoding) and
 compares it with what plan recorded about the source: the number of video frames, every
-presentation timestamp, the coded size and rotation, and the audio duration. Any difference
+presentation timestamp, the coded size, the sample aspect ratio (an anamorphic picture that
+lost it plays squeezed) and the audio duration. Any difference
 raises `VerifyError` naming the chunk where it starts and what differs, and nothing is
 published. This is the safety net under every bug of the class "frames dropped, duplicated,
 re-timed or truncated while the run says done".
@@ -51,17 +52,27 @@ def _read_output(path: str) -> dict:
                 pts.append(pkt.pts)
         return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
                 "height": vs.codec_context.height, "audio_s": audio_seconds(audio_pkts),
-                "has_audio": audio is not None}
+                "has_audio": audio is not None,
+                # the container's (pasp) and the H.264 stream's own: players read either
+                "sar": {_ratio(vs.sample_aspect_ratio),
+                        _ratio(vs.codec_context.sample_aspect_ratio)}}
     finally:
         c.close()
 
 
+def _ratio(r) -> Fraction:
+    """A sample aspect ratio, square (1) where unset or unknown."""
+    return Fraction(r) if r and r > 0 else Fraction(1)
+
+
 def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int, height: int,
-                 chunks: list[dict], audio_s: float | None = None) -> dict:
+                 chunks: list[dict], audio_s: float | None = None,
+                 sar: tuple | None = None) -> dict:
     """Compare the MP4 at `path` with the plan's index; raise VerifyError on any difference.
 
     expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of the audio
-    that was muxed (None: the output must have no audio). Returns what was read."""
+    that was muxed (None: the output must have no audio); sar: the input's sample aspect ratio
+    (num, den), None for square pixels. Returns what was read."""
     try:
         out = _read_output(path)
     except (av.FFmpegError, IndexError) as e:
@@ -79,6 +90,12 @@ def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int
     if (out["width"], out["height"]) != (width, height):
         raise VerifyError(f"self-check failed: the output is {out['width']}x{out['height']}, "
                           f"the input {width}x{height}. Nothing was published.")
+    want = Fraction(*sar) if sar else Fraction(1)
+    if out["sar"] != {want}:
+        got_sar = " and ".join(f"{r.numerator}:{r.denominator}" for r in sorted(out["sar"]))
+        raise VerifyError(f"self-check failed: the output's pixels have an aspect ratio of "
+                          f"{got_sar}, the input's {want.numerator}:{want.denominator} (it "
+                          "would play stretched or squeezed). Nothing was published.")
     if audio_s is None and out["has_audio"]:
         raise VerifyError("self-check failed: the output has an audio track that was not "
                           "asked for. Nothing was published.")

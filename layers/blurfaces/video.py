@@ -37,7 +37,10 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # Audio codecs the MP4 muxer carries as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
-                 "gif", "apng", "gif_pipe", "image2pipe"}
+                 "apng", "image2pipe"}
+#: animated images FFmpeg decodes with their frames' times: processed as videos (one frame:
+#: refused as a still image). An animated WebP it cannot decode is refused as such.
+ANIMATED_FORMATS = {"gif", "gif_pipe"}
 
 
 
@@ -97,6 +100,16 @@ class VideoInfo:
     size_changes: list = field(default_factory=list)  # [[frame index, w, h], ...] where the
     #                             coded size changes; such frames are scaled to width x height
     color: dict | None = None   # colorspace, color_range, color_primaries, color_trc (enums)
+    sar: tuple | None = None    # (num, den) sample aspect ratio of the coded pixels (anamorphic
+    #                             PAL/NTSC/HDV: 64:45, 16:15, 4:3, 8:9, ...); None: square
+
+    @property
+    def display_aspect(self) -> Fraction:
+        """Width / height of the upright picture as a player shows it (SAR applied)."""
+        sar = Fraction(*self.sar) if self.sar else Fraction(1)
+        if self.rotation in (90, 270):
+            sar = 1 / sar       # the SAR is of stored pixels: their width is upright height
+        return Fraction(self.display_width, self.display_height) * sar
 
     @property
     def tb(self) -> Fraction:
@@ -120,8 +133,9 @@ class VideoInfo:
     def from_dict(cls, d: dict) -> "VideoInfo":
         d = dict(d)
         d["time_base"] = tuple(d["time_base"])
-        if d.get("frame_step") is not None:
-            d["frame_step"] = tuple(d["frame_step"])
+        for key in ("frame_step", "sar"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         return cls(**d)
 
 
@@ -149,7 +163,10 @@ def _why(e: Exception) -> str:
     return msg.split(":")[-1].strip() if msg else type(e).__name__
 
 
-def _video_stream(container, name):
+def _video_stream(container, name, src=None):
+    if "webp_pipe" in container.format.name.split(",") and _animated_webp(src):
+        raise InputError(f"{name}: is an animated WebP image, which this build of FFmpeg "
+                         "cannot decode. Convert it to a video (MP4) first.")
     if container.format.name in IMAGE_FORMATS or any(
             n in IMAGE_FORMATS for n in container.format.name.split(",")):
         raise InputError(f"{name}: is a still image ({container.format.name}), not a video. "
@@ -158,6 +175,21 @@ def _video_stream(container, name):
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise InputError(f"{name}: has no video stream ({kinds}). Give a file with video.")
     return container.streams.video[0]
+
+
+def _animated_webp(src) -> bool:
+    """A WebP file with animation frames (an ANMF chunk near its start)."""
+    try:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb") as f:
+                head = f.read(65536)
+        else:
+            src.seek(0)
+            head = src.read(65536)
+            src.seek(0)
+    except (OSError, AttributeError):
+        return False
+    return b"ANMF" in head
 
 
 def _decoder_setup(vs, threads: int = 0) -> None:
@@ -203,7 +235,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
             raise InputError(f"{name}: file is empty (0 bytes). Give a complete video file.")
     container = _reopen(src, name)
     try:
-        vs = _video_stream(container, name)
+        vs = _video_stream(container, name, src)
         if vs.codec_context is None or vs.codec_context.name is None:
             raise InputError(f"{name}: video codec not supported by this build of FFmpeg.")
         _decoder_setup(vs)
@@ -238,6 +270,9 @@ def probe(src, name: str | None = None) -> VideoInfo:
         if first is None:
             raise InputError(f"{name}: no video frame could be decoded. The file is corrupt "
                              "or truncated.")
+        if len(frame_pts) < 2 and set(container.format.name.split(",")) & ANIMATED_FORMATS:
+            raise InputError(f"{name}: is a still image ({container.format.name}, one frame), "
+                             "not a video. Give a video file.")
         if "mov" in container.format.name.split(",") and vs.frames and n_data < vs.frames:
             # MP4/MOV index every sample up front: fewer in the file means its data stops early
             # (a truncated download or copy), which would otherwise give a shorter output.
@@ -253,6 +288,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
                      "channels": a_in.channels, "copy": codec in MP4_AUDIO}
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
+        sar = _sar(vs)
     finally:
         container.close()
 
@@ -282,7 +318,16 @@ def probe(src, name: str | None = None) -> VideoInfo:
         keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
-        size_changes=changes, color=_color_of(first))
+        size_changes=changes, color=_color_of(first), sar=sar)
+
+
+def _sar(vs) -> tuple | None:
+    """The stream's sample aspect ratio (the container's where it says one, else the
+    codec's, as players choose), None for square or unknown pixels."""
+    sar = vs.sample_aspect_ratio
+    if not sar or sar <= 0 or sar == 1:
+        return None
+    return (sar.numerator, sar.denominator)
 
 
 #: FFmpeg's "unspecified" value of each colour property
@@ -545,6 +590,9 @@ class SegmentEncoder:
         self.pix_fmt = "yuv444p" if odd else "yuv420p"
         s = self.container.add_stream("libx264")
         s.width, s.height, s.pix_fmt = info.width, info.height, self.pix_fmt
+        if info.sar:
+            # in the H.264 stream itself (VUI), so the MP4 carries it too (pasp)
+            s.codec_context.sample_aspect_ratio = Fraction(*info.sar)
         s.codec_context.time_base = info.tb
         s.time_base = info.tb
         opts = {"crf": str(crf), "preset": preset, "bf": "0", "g": "250"}
@@ -573,10 +621,12 @@ class SegmentEncoder:
         self._thread.start()
 
     def _run(self) -> None:
+        ended = False       # the sentinel (None) was taken: nothing more will come
         try:
             while True:
                 item = self._q.get()
                 if item is None:
+                    ended = True
                     break
                 rgb, pts = item
                 f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
@@ -591,9 +641,11 @@ class SegmentEncoder:
                 self.container.mux(pkt)
         except BaseException as e:  # re-raised in the caller's thread
             self._error = e
-            while True:     # keep draining so the producer never blocks forever
-                if self._q.get() is None:
-                    break
+            # keep draining so the producer never blocks, up to the one sentinel: a failure
+            # while flushing (a full disk) comes after it, and waiting for another would
+            # hang close() forever
+            while not ended:
+                ended = self._q.get() is None
         finally:
             # Closing writes the last buffered bytes and the trailer: a full disk shows up
             # here, and it must reach the caller, not die with this thread.
@@ -605,19 +657,25 @@ class SegmentEncoder:
 
     def encode(self, rgb_upright: np.ndarray, pts: int) -> None:
         if self._error is not None:
-            self._raise()
+            self.close()
         self._q.put((rgb_upright, pts))
         self.count += 1
 
     def close(self) -> None:
+        """Finish the segment; raises what went wrong in the encoder (once)."""
+        self.stop()
+        if self._error is not None:
+            e, self._error = self._error, None
+            self._raise(e)
+
+    def stop(self) -> None:
+        """End the encoder thread (the segment is complete, or abandoned); never raises, so
+        it may run while another error (SIGTERM's Interrupted) is on its way out."""
         if self._thread.is_alive():
             self._q.put(None)
             self._thread.join()
-        if self._error is not None:
-            self._raise()
 
-    def _raise(self):
-        e = self._error
+    def _raise(self, e: BaseException):
         if getattr(e, "errno", None) in DISK_FULL:
             raise OutputError(f"{os.path.dirname(self.path)}: no space left while writing a "
                               "temporary video segment. Free space there or set TMPDIR to a "

@@ -19,6 +19,7 @@ import av
 import pytest
 
 from blurfaces import jobs, storage as st
+from blurfaces.outputs import output_names
 
 WORK = ".blurfaces/work/"
 
@@ -350,7 +351,7 @@ def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
     a, _ = clips
     put(aws, bucket, "in/a.mp4", a["path"])
     work = f"s3://{bucket}/work/job/"
-    outputs = stages.output_names(f"s3://{bucket}/out/a_blurred.mp4")
+    outputs = output_names(f"s3://{bucket}/out/a_blurred.mp4")
     m = stages.plan(f"s3://{bucket}/in/a.mp4", outputs=outputs,
                     options=Options(detect_size=320), work=work, chunks=3)
     for c in m["chunks"]:

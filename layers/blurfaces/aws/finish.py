@@ -15,6 +15,7 @@ import time
 
 from .. import jobs, stages, storage as st
 from ..errors import BlurfacesError, InputError, OptionError, Superseded, hint_for
+from ..outputs import final_uris
 from ..publish import ensure_current, rollback_s3
 from .notify import (FAILED, SUCCEEDED, SUPERSEDED, failed_detail, notify,
                      superseded_detail)
@@ -32,9 +33,7 @@ RETRYABLE = {"TransientError", "Lambda.TooManyRequestsException", "Lambda.Servic
 
 def output_uris(manifest: dict) -> list[str]:
     """Every name a job may publish (the summary last)."""
-    outs, opts = manifest["outputs"], manifest["options"]
-    return [outs["video"]] + [f"{outs['stem']}.{f}" for f in opts.get("data_format", [])] \
-        + [outs["heatmap"], outs["summary"]]
+    return final_uris(manifest["outputs"], manifest["options"].get("data_format", []))
 
 
 def published(summary_uri: str, jid: str | None) -> dict | None:

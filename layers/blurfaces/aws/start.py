@@ -18,6 +18,7 @@ import time
 
 from .. import frameindex, jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError, TransientError
+from ..outputs import done
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
 from .events import Upload, input_reason, version_stat
@@ -50,10 +51,9 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    if rerun is None and jobs.finished(outputs["summary"], stat):
-        return {**rec, "status": "done", "summary": outputs["summary"]}
-    if rerun is None and jobs.reported(report_uri, stat):
-        return {**rec, "status": "done", "report": report_uri}
+    found = done(outputs["summary"], report_uri, stat) if rerun is None else None
+    if found:
+        return {**rec, "status": "done", found[0]: found[1]}
     sm = settings.state_machine
     name, status = execution_name(sm, jid) if sm else (jid, None)
     if name is None:
