@@ -774,6 +774,20 @@ def probe(path) -> dict:
     return info
 
 
+def heatmap_peak(png, width: int, height: int) -> tuple[float, float]:
+    """Where the hottest point of a blurfaces heatmap PNG lies, in the video's pixels. The
+    map sits at (20, 50) in the picture, its longer side 800 px (heatmap.draw_heatmap); the
+    inferno colour map grows brighter with density."""
+    import cv2
+    img = cv2.imread(str(png))
+    assert img is not None, f"{png}: not a readable PNG"
+    long_side = max(width, height)
+    dw, dh = round(800 * width / long_side), round(800 * height / long_side)
+    heat = cv2.cvtColor(img[50:50 + dh, 20:20 + dw], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(heat, (9, 9), 0)), heat.shape)
+    return (x + 0.5) * width / dw, (y + 0.5) * height / dh
+
+
 def long_still_clip(path, seconds: float, size=(1920, 1080), fps: int = 30,
                     gop_seconds: int = 2) -> dict:
     """A long H.264 MP4 that is cheap to make: `gop_seconds` of a still picture encoded once

@@ -2,8 +2,8 @@
 S3 alike.
 
 * **Names.** Every output of a run derives from its video's final name: the video
-  `<stem>.mp4`, the data `<stem>.<fmt>` (csv, tsv, txt), the heatmap `<stem>_heatmap.png` and
-  the summary `<stem>_summary.json`, written last: it marks a complete result and names the
+  `<stem>.mp4`, the data `<stem>.<fmt>` (csv, tsv, txt), the heatmap `<stem>_heatmap.png`,
+  the review page `<stem>_review.html` and the summary `<stem>_summary.json`, written last: it marks a complete result and names the
   video. Beside an input `clip.mp4` the video is `clip_blurred.mp4` (then `clip_blurred_1.mp4`
   ... when taken: `reserve_output`).
 * **Is this our own output?** A video is one of ours when the summary beside it is a
@@ -26,6 +26,7 @@ SUFFIX = "_blurred"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 SUMMARY = "_summary.json"
 HEATMAP = "_heatmap.png"
+REVIEW = "_review.html"
 
 
 # ------------------------------------------------------------------------------ names
@@ -40,7 +41,7 @@ def output_names(video_uri: str) -> dict:
     "outputs")."""
     stem = _stem(video_uri)
     return {"video": video_uri, "stem": stem, "heatmap": stem + HEATMAP,
-            "summary": stem + SUMMARY}
+            "review": stem + REVIEW, "summary": stem + SUMMARY}
 
 
 def data_uri(names: dict, fmt: str) -> str:
@@ -48,11 +49,13 @@ def data_uri(names: dict, fmt: str) -> str:
     return f"{names['stem']}.{fmt}"
 
 
-def final_uris(names: dict, formats=(), heatmap: bool = True) -> list[str]:
-    """Every name a run may publish: the video, the data files, the heatmap, the summary
-    last."""
+def final_uris(names: dict, formats=(), heatmap: bool = True, review: bool = True
+               ) -> list[str]:
+    """Every name a run may publish: the video, the data files, the heatmap, the review page,
+    the summary last."""
     return [names["video"], *(data_uri(names, f) for f in formats),
-            *([names["heatmap"]] if heatmap else []), names["summary"]]
+            *([names["heatmap"]] if heatmap else []), *([names["review"]] if review else []),
+            names["summary"]]
 
 
 def video_name(source: str, folder: str | None = None) -> str:
@@ -156,7 +159,7 @@ def finished_beside(source: str, stat: st.Stat) -> dict | None:
 # ------------------------------------------------------------------------------ reserving
 
 def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                   storage=None, formats=("csv",), heatmap=False):
+                   storage=None, formats=("csv",), heatmap=False, review=False):
     """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
     ending in a path separator means "in this folder"); without `overwrite`, the first free
     name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
@@ -197,7 +200,7 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                 raise OptionError(f"{video}: the output would replace the input; "
                                   "choose another target name.")
         else:
-            finals = final_uris(names, formats, heatmap)
+            finals = final_uris(names, formats, heatmap, review)
             if overwrite or not any(_taken(storage, u) for u in finals):
                 try:
                     held = claim(finals, video)

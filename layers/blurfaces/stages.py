@@ -30,6 +30,7 @@ import numpy as np
 
 from . import cost, data as datamod, storage as st
 from ._version import __version__
+from .boxes import BoxTable, Replay
 from .detect import CenterFace, Detections, FinePass, available_cpus
 from .discover import open_for_writing
 from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
@@ -38,6 +39,7 @@ from .options import Options
 from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
+from .regions import REGION_SOURCE, Selection
 from .verify import check_output, check_segment
 from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
 
@@ -51,6 +53,8 @@ DEFAULT_CHUNK_SECONDS = 30.0
 def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so detection and tracking match a single
     pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
+    if options.boxes:
+        return 0.0, 0.0     # boxes from a file: no detection, no tracking, nothing to see
     reuse = 0.0         # detections equal a single pass's once a reuse period has begun
     if options.reuse_s and info is None:
         reuse = options.reuse_s + 0.1
@@ -106,6 +110,9 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     source, work = os.fspath(source), os.fspath(work)
     pin = pin or pin_source(source, storage)
     info = info or probe_source(source, storage, pin)
+    Selection.of(options)   # options that only fail together stop the job here
+    if options.boxes:       # a bad boxes file stops the job before any chunk runs
+        BoxTable.read(options.boxes, len(info.pts), info.display_width, info.display_height)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s
@@ -215,8 +222,14 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     options = Options.from_dict(manifest["options"])
     work = manifest["work"]
     work_store = st.get_storage(work)
-    detector = _chunk_detector(options, info, threads)
-    tracker = Tracker(TrackOptions.of(options), (info.display_width, info.display_height))
+    size = (info.display_width, info.display_height)
+    if options.boxes:       # re-render from a coordinate file: no model, no tracking
+        detector = None
+        frames = sum(c["frames_expected"] for c in manifest["chunks"])
+        tracker = Replay(BoxTable.read(options.boxes, frames, *size), chunk["lead_index"])
+    else:
+        detector = _chunk_detector(options, info, threads)
+        tracker = Tracker(TrackOptions.of(options), size)
     with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-",
                                      dir=work_store.local_path(work)) as tmp:
         segment = _Segment(work_store, work, index, tmp)
@@ -229,7 +242,8 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
         _check_index(manifest, chunk, frames.n_own)
         check_segment(segment.path, frames=frames.n_own, chunk=chunk)
         segment.publish()
-    return _write_part(work_store, work, index, segment.target, frames, detector.still, t0)
+    return _write_part(work_store, work, index, segment.target, frames,
+                       detector.still if detector is not None else None, t0)
 
 
 def _check_index(manifest: dict, chunk: dict, n_own: int) -> None:
@@ -292,15 +306,17 @@ def _open_source(manifest: dict):
     store.check_pin(source, pin)        # not changed while it was read
 
 
-def _detections(frames, detector: CenterFace, first: int, every: int):
+def _detections(frames, detector: CenterFace | None, first: int, every: int):
     """(frame, detections) in frame order: the detector on every `every`-th frame of the
     video (counted from its first, `first` being this one's index, so every chunking picks
-    the same frames); empty detections between, which the tracker fills."""
+    the same frames); empty detections between, which the tracker fills (and on every
+    frame without a detector: boxes from a file)."""
     gidx = first
     try:
         for frame in frames:
-            yield frame, (detector.detect(frame.rgb, gidx // every)
-                          if gidx % every == 0 else Detections.empty())
+            due = detector is not None and gidx % every == 0
+            yield frame, (detector.detect(frame.rgb, gidx // every) if due
+                          else Detections.empty())
             gidx += 1
     finally:
         frames.close()          # stops the decode thread before the source closes
@@ -342,7 +358,10 @@ class _ChunkFrames:
         self.start, self.stop = chunk["start_pts"], chunk["stop_pts"]
         self.info, self.tb = info, float(info.tb)
         self.size = (info.display_width, info.display_height)
-        self.mask_scale, self.masker, self.encoder = options.mask_scale, masker, encoder
+        # a coordinate file's boxes are masked as given
+        self.mask_scale = 1.0 if options.boxes else options.mask_scale
+        self.masker, self.encoder = masker, encoder
+        self.selection = Selection.of(options)
         self.progress, self.pending_progress = progress, 0
         self.rows: list = []
         self.tail: list = []
@@ -369,12 +388,17 @@ class _ChunkFrames:
             self.tail.extend([pts, *map(int, b), int(tr)]
                              for b, tr in zip(ib[keep], fm.tracks[keep]))
             return
+        keep &= self.selection.kept(ib, fm.tracks)
         rgb = self.pictures.pop(pts)
         boxes, scores = ib[keep], fm.scores[keep]
         self.masker.apply(rgb, boxes, scores)
+        fixed = self.selection.always_at((pts - self.info.first_pts) * self.tb, w, h)
+        self.masker.apply(rgb, fixed, whole=True)
         self.encoder.encode(rgb, pts)
         self._rows(pts, boxes, fm.tracks[keep], scores,
                    [s for s, k in zip(fm.sources, keep) if k])
+        self._rows(pts, fixed, np.full(len(fixed), -1), np.full(len(fixed), np.nan),
+                   [REGION_SOURCE] * len(fixed))
         self.n_own += 1
         self.pending_progress += 1
         if self.pending_progress >= 8:
@@ -400,7 +424,8 @@ def _write_part(work_store, work: str, index: int, segment: str, frames: _ChunkF
     part = {"index": index, "segment": segment, "frames": frames.n_own,
             "detections": frames.n_detections,
             # network runs saved on unchanged pictures (still.py)
-            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused},
+            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
+            if still is not None else {},
             "rows": frames.rows, "tail": frames.tail, "seconds": time.perf_counter() - t0,
             "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
@@ -476,7 +501,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
                              index=c["index"], start_s=c["start_s"], stop_s=c["stop_s"],
                              input=manifest["source"], stage="stitch")
         parts.append(work_store.read_json(uri))
-    parts = _global_tracks(parts)
+    if not options.boxes:       # a boxes file's track ids are global already
+        parts = _global_tracks(parts)
 
     out_local = out_store.local_path(outputs["video"])
     stage_dir = os.path.dirname(os.path.abspath(out_local)) if out_local else None
@@ -523,11 +549,11 @@ def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
     try:
         with open(path, encoding="utf-8") as f:
             old = json.load(f)["outputs"]
-        named = [old.get("heatmap"), *(old.get("data") or [])]
+        named = [old.get("heatmap"), old.get("review"), *(old.get("data") or [])]
     except (OSError, TypeError, ValueError, KeyError, RecursionError):
         return []
     new = summary["outputs"]
-    keep = {new["video"], new["summary"], new.get("heatmap"), *new["data"]}
+    keep = {new["video"], new["summary"], new.get("heatmap"), new.get("review"), *new["data"]}
     folder = os.path.dirname(os.path.abspath(path))
     return [p for p in named if isinstance(p, str) and p not in keep
             and os.path.dirname(os.path.abspath(p)) == folder
@@ -546,14 +572,16 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     detected = df[df["source"] == "detected"]
     written = {"video": outputs["video"], "data": _write_data(pub, df, options, outputs),
                "heatmap": _write_heatmap(pub, detected, info, options, outputs,
-                                         manifest["source"]),
-               "summary": outputs["summary"]}
+                                         manifest["source"])}
+    counts = _counts(df, detected, parts, frames, info)
+    written["review"] = _write_review(pub, df, video_tmp, index, info, options, outputs,
+                                      counts, manifest["source"])
+    written["summary"] = outputs["summary"]
     timing = dict(timings or {})
     timing["plan_s"] = manifest.get("plan_seconds")
     timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
     timing["stitch_s"] = round(time.perf_counter() - t0, 3)
-    summary = _summary(manifest, info, options, written, mux, index,
-                       _counts(df, detected, parts, frames, info), timing)
+    summary = _summary(manifest, info, options, written, mux, index, counts, timing)
     with open(pub.stage(outputs["summary"], ".json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, default=_json_default)
     return summary
@@ -611,6 +639,20 @@ def _write_heatmap(pub, detected, info, options: Options, outputs: dict,
                  pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
                  resolution=options.resolution, title=os.path.basename(source))
     return outputs["heatmap"]
+
+
+def _write_review(pub, df, video_tmp, index, info, options: Options, outputs: dict,
+                  counts: dict, source: str) -> str | None:
+    """The review page (review.py) of the staged output, published with it."""
+    if not options.review:
+        return None
+    from .review import write as write_review
+    heatmap = next((path for path, final in pub.staged if final == outputs["heatmap"]), None)
+    write_review(pub.stage(outputs["review"], ".html"), df=df, video=video_tmp,
+                 times_s=[(p - info.first_pts) * float(info.tb) for p in index["pts"]],
+                 width=info.display_width, height=info.display_height,
+                 title=os.path.basename(source), counts=counts, heatmap=heatmap)
+    return outputs["review"]
 
 
 def _counts(df, detected, parts, frames: int, info: VideoInfo) -> dict:

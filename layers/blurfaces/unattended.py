@@ -72,6 +72,8 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
     stays = not layout.moves_inputs
     known_done: set = set()     # (uri, listing token) of inputs that stay and are done
     while True:
+        if local:
+            jobs.requeue_edited(layout, settle)     # edited coordinates for a done video
         refused: list = []
         ready, pending = jobs.discover(layout.incoming, settle=settle,
                                        refused=refused if layout.moves_inputs else None)

@@ -18,7 +18,6 @@ import time
 
 from .. import frameindex, jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError, TransientError
-from ..outputs import done
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
 from .events import Upload, input_reason, version_stat
@@ -37,8 +36,15 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     when given, is called with the job id once known (the handler's log keys)."""
     bucket, _ = st.parse_s3(up.uri)
     layout = settings.layout(bucket)
+    video = jobs.edited_video(up.uri) if up.created else None
+    if video is not None and input_reason(layout, video) is None:
+        up = Upload(video)          # an edited coordinate file beside it: re-render the video
     reason = input_reason(layout, up.uri, up.size) if up.created \
         else "not an object-created event"
+    given = options.get("boxes") if isinstance(options, dict) else None
+    boxes = None if reason or given else jobs.boxes_beside(up.uri)
+    if boxes:
+        rerun, options = jobs.boxes_rerun(boxes, rerun), {**(options or {}), "boxes": boxes}
     stat = None if reason else version_stat(up)
     if not reason and stat is None:
         reason = "replaced or deleted since this event (a newer upload is its own job)"
@@ -51,7 +57,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    found = done(outputs["summary"], report_uri, stat) if rerun is None else None
+    found = jobs.done_for(outputs["summary"], report_uri, stat, jid, boxes) \
+        if rerun is None or boxes else None
     if found:
         return {**rec, "status": "done", found[0]: found[1]}
     sm = settings.state_machine
