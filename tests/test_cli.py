@@ -102,8 +102,14 @@ def test_heatmap(short_clip):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["heatmap"] == str(short_clip.parent / "clip_blurred_heatmap.png")
-    with open(out["heatmap"], "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # its hottest point is where the detected faces are (the data of the same run)
+    import pandas as pd
+    rows = pd.read_csv(out["data"][0])
+    rows = rows[rows["source"] == "detected"]
+    w, h = media.probe(short_clip)["width"], media.probe(short_clip)["height"]
+    x, y = media.heatmap_peak(out["heatmap"], w, h)
+    assert ((rows.x1 - 4 <= x) & (x <= rows.x2 + 4) & (rows.y1 - 4 <= y)
+            & (y <= rows.y2 + 4)).any(), (x, y)
 
 
 @pytest.mark.slow

@@ -235,66 +235,25 @@ class _Wrap:
 # ------------------------------------------------------------------------------ disks
 
 @pytest.mark.slow
-@pytest.mark.parametrize("size", ["4k", "24k", "150k", "600k"])
-def test_full_temp_disk(clip, tmpfs, size):
-    """TMPDIR on a small tmpfs: whatever stage runs out of room, the run ends with one line
-    and exit 2 and nothing published, or completes with a correct output; tmpfs left empty."""
+@pytest.mark.parametrize("size,needle", [
+    ("4k", "manifest.json: cannot be written (no space left"),      # no room for the plan
+    ("24k", "no space left while writing a temporary video segment"),
+    ("150k", None), ("600k", None)])                                # room enough
+def test_full_temp_disk(clip, tmpfs, size, needle):
+    """TMPDIR on a small tmpfs: where a stage runs out of room, the run ends with one line
+    naming what could not be written, exit 2 and nothing published; with room enough it
+    completes with a correct output. The tmpfs is left empty either way."""
     tmp = tmpfs(size)
     before = sorted(os.listdir(clip.parent))
     proc = cli("anonymize", clip, *FAST_CLI, cwd=clip.parent, tmpdir=tmp)
-    if proc.returncode == 0:
+    if needle is None:
+        assert proc.returncode == 0, proc.stderr
         assert frames(clip.parent / "clip_blurred.mp4") == 60
     else:
-        assert proc.returncode == 2
-        one_error_line(proc.stderr, 2, "blurfaces: error: ")
+        assert proc.returncode == 2, proc.stderr
+        line = one_error_line(proc.stderr, 2, "blurfaces: error: ")
+        assert needle in line and "nothing was published" in line, line
         assert sorted(os.listdir(clip.parent)) == before
-    assert ours(tmp) == []
-    if size in ("4k", "24k"):
-        assert proc.returncode == 2     # no room for the plan / a segment: fail, loudly
-        assert "no space left" in proc.stderr.lower()
-
-
-def _fill(folder, leave_kb: int) -> None:
-    """Fill the file system of `folder` until `leave_kb` KiB are free."""
-    free = shutil.disk_usage(folder).free - leave_kb * 1024
-    with open(os.path.join(folder, "ballast"), "wb") as f:
-        f.write(b"\0" * max(0, free))
-
-
-@pytest.mark.slow
-def test_nearly_full_temp_disk_at_many_fill_levels_never_hangs(clip, tmpfs):
-    """E: with 50-150 KB free in TMPDIR the run hung for ever (the encoder's flush ran out of
-    room). At each level the run ends: a correct output, or one line and exit 2."""
-    for leave in (56, 88, 120, 152):
-        tmp = tmpfs("2m")
-        _fill(tmp, leave)
-        proc = cli("anonymize", clip, *FAST_CLI, "--overwrite", cwd=clip.parent, tmpdir=tmp,
-                   timeout=120)
-        if proc.returncode == 0:
-            assert frames(clip.parent / "clip_blurred.mp4") == 60
-        else:
-            assert proc.returncode == 2, (leave, proc.stderr)
-            one_error_line(proc.stderr, 2, "blurfaces: error: ", "no space left")
-        assert ours(tmp) == [], leave
-
-
-@pytest.mark.slow
-def test_sigterm_with_a_nearly_full_temp_disk_exits_143(long_clip, tmpfs):
-    """E: SIGTERM while a run writes into a nearly full TMPDIR printed the disk error and
-    exited 2; a signal ends the run as a signal (143), with nothing left behind."""
-    tmp = tmpfs("4m")
-    _fill(tmp, 1500)
-    proc = cli("anonymize", long_clip, *FAST_CLI, cwd=long_clip.parent, tmpdir=tmp,
-               wait=False)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(
-            os.path.isdir(os.path.join(tmp, n, "segments")) for n in os.listdir(tmp)):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    one_error_line(err, 143, "SIGTERM")
     assert ours(tmp) == []
 
 

@@ -320,14 +320,16 @@ def test_image_mask_every_face_many_faces_and_edges():
 @pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize("ellipse", [True, False])
 def test_edges_tiny_zero_and_overlapping_boxes(mask, ellipse):
-    frame = make_frame()
+    """Every box that is at least partly inside the frame is masked there (its middle
+    changed), nothing outside the boxes changes, degenerate boxes change nothing, and
+    --mask none changes nothing but the score labels."""
+    frame = np.random.default_rng(1).integers(0, 256, (H, W, 3), dtype=np.uint8)  # texture
     orig = frame.copy()
     raw = np.array([
         [-30, 100, 40, 160],      # left edge
         [290, 100, 360, 160],     # right edge
         [140, -20, 200, 30],      # top edge
         [140, 210, 200, 280],     # bottom edge
-        [-10, -10, 400, 300],     # whole frame and beyond
         [5, 5, 6, 6],             # 1 px
         [20, 20, 22, 23],         # 2x3 px
         [50, 50, 50, 60],         # zero width
@@ -336,15 +338,31 @@ def test_edges_tiny_zero_and_overlapping_boxes(mask, ellipse):
         [150, 100, 230, 170],
     ], float)
     boxes = scale_boxes(raw, 1.0, W, H)
-    scores = np.linspace(0.2, 0.99, len(boxes))
-    scores[3] = np.nan
     img = np.full((9, 9, 4), 255, np.uint8)
-    Masker(mask=mask, mask_image=img, ellipse=ellipse, draw_scores=True).apply(frame, boxes,
-                                                                                scores)
+    Masker(mask=mask, mask_image=img, ellipse=ellipse).apply(frame, boxes)
     assert frame.shape == orig.shape and frame.dtype == np.uint8
-    if mask == "none":
-        # only the score labels changed anything
-        assert (frame != orig).any()
+    inside = np.zeros((H, W), bool)
+    for x1, y1, x2, y2 in boxes:
+        inside[y1:y2, x1:x2] = True
+    np.testing.assert_array_equal(frame[~inside], orig[~inside])
+    for x1, y1, x2, y2 in boxes:
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            continue
+        mx, my = (x2 - x1) // 4, (y2 - y1) // 4     # the middle: inside the ellipse too
+        middle = (slice(y1 + my, y2 - my), slice(x1 + mx, x2 - mx))
+        changed = (frame[middle] != orig[middle]).any(axis=2).mean()
+        if mask == "none":
+            assert changed == 0
+        else:
+            assert changed > 0.9, (mask, (x1, y1, x2, y2), changed)
+    whole = np.array([[-10, -10, W + 80, H + 60]], float)      # the whole frame and beyond
+    frame = orig.copy()
+    Masker(mask=mask, mask_image=img, ellipse=False).apply(frame, scale_boxes(whole, 1.0, W, H))
+    changed = (frame != orig).any(axis=2).mean()
+    assert changed == 0 if mask == "none" else changed > 0.9
+    frame = orig.copy()
+    Masker(mask="none", draw_scores=True).apply(frame, boxes, np.linspace(0.2, 0.99, len(boxes)))
+    assert (frame != orig).any()            # labels only
 
 
 @pytest.mark.parametrize("mask", ["blur", "mosaic", "rectangle", "image"])
@@ -358,8 +376,12 @@ def test_tiny_boxes_are_masked(mask):
     m.apply(frame, np.array([[0, 0, 1, 1], [4, 4, 6, 6], [7, 0, 10, 2]]))
     if mask in ("rectangle", "image"):
         assert (frame[0, 0] == 0).all() and (frame[4:6, 4:6] == 0).all()
-    # 1x2/2x2 blocks of the chequer get averaged or painted
-    assert (frame[4:6, 4:6] != orig[4:6, 4:6]).any() or mask == "mosaic"
+    # 1x2/2x2 blocks of the chequer get averaged (blur, mosaic: one block) or painted
+    assert (frame[4:6, 4:6] != orig[4:6, 4:6]).any()
+    if mask == "mosaic":
+        block = frame[4:6, 4:6].reshape(-1, 3)
+        assert (block == block[0]).all()        # one colour: the block's mean
+        assert abs(int(block[0, 0]) - int(orig[4:6, 4:6, 0].mean())) <= 1
     np.testing.assert_array_equal(frame[8:, :6], orig[8:, :6])
 
 

@@ -68,10 +68,12 @@ def test_names_derive_from_the_video_name():
     assert n == {"video": "s3://b/anonymized/clip_blurred.mp4",
                  "stem": "s3://b/anonymized/clip_blurred",
                  "heatmap": "s3://b/anonymized/clip_blurred_heatmap.png",
+                 "review": "s3://b/anonymized/clip_blurred_review.html",
                  "summary": "s3://b/anonymized/clip_blurred_summary.json"}
     assert data_uri(n, "tsv") == "s3://b/anonymized/clip_blurred.tsv"
-    assert final_uris(n, ["csv"], heatmap=False) == [
+    assert final_uris(n, ["csv"], heatmap=False, review=False) == [
         n["video"], "s3://b/anonymized/clip_blurred.csv", n["summary"]]
+    assert final_uris(n, [])[-2:] == [n["review"], n["summary"]]
     assert video_name("/in/a.b/take.2.MOV") == "/in/a.b/take.2_blurred.mp4"
     assert video_name("/in/take.mov", "/out") == "/out/take_blurred.mp4"
     layout = jobs.Layout("s3://b/root")

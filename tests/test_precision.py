@@ -15,6 +15,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import hardclips  # noqa: E402
 
 from blurfaces.detect import CenterFace, FinePass, iou_matrix  # noqa: E402
+from blurfaces.errors import OptionError  # noqa: E402
 from blurfaces.model import default_model_path, precision_path  # noqa: E402
 from blurfaces.options import Options  # noqa: E402
 
@@ -82,7 +83,7 @@ def test_the_worker_loads_the_model_of_its_precision(monkeypatch, tmp_path):
 def test_precision_option_picks_the_model():
     assert Options().precision == "int8"
     assert Options.from_dict({"precision": "fp32"}).precision == "fp32"
-    with pytest.raises(Exception, match="precision"):
+    with pytest.raises(OptionError, match="precision must be one of int8, fp32"):
         Options.from_dict({"precision": "int4"})
 
 

@@ -121,6 +121,7 @@ def test_twenty_files_over_time(drop, short_clip, single_face):
             else media.probe(short_clip)["n_frames"]
         assert media.probe(video)["n_frames"] == n == r["frames"]
         assert (root / "anonymized" / f"{stem}_blurred_heatmap.png").is_file()
+        assert (root / "anonymized" / f"{stem}_blurred_review.html").is_file()   # layout default
         assert media.sha256_file(root / "done" / rel) == sha          # input intact
     for bad in ("truncated.mp4", "notes.mp4", "readme.txt"):
         assert by_input[bad]["status"] == "failed"
@@ -157,6 +158,7 @@ def test_kill_9_mid_job_then_restart(drop, synth_clip_factory):
     assert r["status"] == "done" and r["frames"] == 240
     assert files(root / "anonymized") == ["long_blurred.csv", "long_blurred.mp4",
                                           "long_blurred_heatmap.png",
+                                          "long_blurred_review.html",
                                           "long_blurred_summary.json"]
     assert files(root / "done") == ["long.mp4"]
     assert media.sha256_file(root / "done" / "long.mp4") == sha
@@ -205,7 +207,8 @@ def test_sidecar_options_and_keep_inputs(drop, short_clip):
         runs.append(lines(out))
     assert [r["status"] for r in runs[0]] == ["done"]
     assert runs[1] == []                                 # already done for this version
-    assert files(root / "anonymized") == ["side_blurred.mp4", "side_blurred_summary.json"]
+    assert files(root / "anonymized") == ["side_blurred.mp4", "side_blurred_review.html",
+                                          "side_blurred_summary.json"]
     summary = json.loads((root / "anonymized" / "side_blurred_summary.json").read_text())
     assert summary["options"]["mask"] == "mosaic"
     assert files(root / "incoming") == ["side.mp4", "side.mp4.blurfaces.json"]

@@ -44,9 +44,10 @@ def blur_faces(path, mask=_D.mask, mask_image=_D.mask_image, mask_scale=_D.mask_
                overwrite=False, *, quality=_D.quality, reuse=_D.reuse,
                precision=_D.precision, threshold=_D.threshold, detect_size=_D.detect_size,
                tiles=_D.tiles, detect_every=_D.detect_every, track=_D.track, hold=_D.hold,
-               lookahead=_D.lookahead, keep_audio=_D.keep_audio, crf=_D.crf,
-               preset=_D.preset, workers=None, chunk_seconds=None, chunks=None,
-               progress=None, retries=2) -> BlurResult:
+               lookahead=_D.lookahead, boxes=_D.boxes, keep_track=_D.keep_track,
+               ignore_region=_D.ignore_region, always_mask=_D.always_mask, review=_D.review,
+               keep_audio=_D.keep_audio, crf=_D.crf, preset=_D.preset, workers=None,
+               chunk_seconds=None, chunks=None, progress=None, retries=2) -> BlurResult:
     """Mask every face in the video at `path` (a local path or an s3:// URI).
 
     The seed's parameters keep their meaning: `mask` is 'blur', 'rectangle', 'mosaic',
@@ -70,7 +71,9 @@ def blur_faces(path, mask=_D.mask, mask_image=_D.mask_image, mask_scale=_D.mask_
         draw_scores=bool(draw_scores), quality=quality, threshold=threshold,
         reuse=None if reuse is None else bool(reuse), precision=precision,
         detect_size=detect_size, tiles=tiles, detect_every=detect_every, track=bool(track),
-        hold=hold, lookahead=lookahead, save_data=bool(save_data), data_format=data_format,
+        hold=hold, lookahead=lookahead, boxes=None if boxes is None else os.fspath(boxes),
+        keep_track=keep_track, ignore_region=ignore_region, always_mask=always_mask,
+        review=bool(review), save_data=bool(save_data), data_format=data_format,
         draw_heatmap=bool(draw_heatmap), neighbours=neighbours, resolution=resolution,
         keep_audio=bool(keep_audio), crf=crf, preset=preset)
     execution = Execution(workers=workers, chunk_seconds=chunk_seconds, chunks=chunks)

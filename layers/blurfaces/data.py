@@ -4,7 +4,8 @@ The first five columns are exactly the seed's: `time (ms)`, `x1`, `y1`, `x2`, `y
 box in integer pixels of the upright picture, x2/y2 exclusive). Then `track` (the face's
 track id, -1 with tracking off), `frame` (index of the frame in the video, from 0), `score`
 (the detector's score; empty where no detection is behind the box) and `source` (detected,
-interpolated, held, lead). Rows are sorted by frame, then track.
+interpolated, held, lead; `region` for an --always-mask rectangle, `keyframe` for a row given
+by hand to --boxes). Rows are sorted by frame, then track.
 
 TXT is a fixed-width table whose header lines up with its columns (the seed's did not).
 """

@@ -19,6 +19,9 @@ It owns:
       ROOT/failed/**/<name>.json  failure reports (locally the input moves beside its report)
       ROOT/done/**              processed inputs (local only; S3 inputs stay where they are)
 
+* an edited coordinate file (``<video name>.boxes.csv``, .tsv, .txt, next to a video): the
+  video is re-rendered from it (`--boxes`) and its outputs replaced, one job per version of
+  the file;
 * per-video **sidecar** options (``<video name>.blurfaces.json`` next to the video);
 * **results**: a complete result for the same input version (its summary) or a failure report
   for it means the job is done: batch runs resume, watchers never redo or republish;
@@ -50,6 +53,7 @@ from .outputs import (SUFFIX, SUMMARY, done, final_uris, finished, finished_besi
 from .options import Execution, Options, with_sidecar
 
 SIDECAR = ".blurfaces.json"
+BOXES_SUFFIXES = (".boxes.csv", ".boxes.tsv", ".boxes.txt")    # an edited coordinate file
 TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".temp", "~",
                  ".swp", ".filepart", ".!ut", ".opdownload")
 LAYOUT_DIRS = ("incoming", "anonymized", "failed", "done")
@@ -224,7 +228,7 @@ class Layout:
     def done(self, uri: str) -> str:
         return self._under("done", self.rel(uri))
 
-    def reserve(self, uri: str, formats=(), heatmap=False):
+    def reserve(self, uri: str, formats=(), heatmap=False, review=False):
         """(output names, output claim, where the input moves when done) for a local input:
         the first of <stem>, <stem>_1, ... whose outputs are all free (and, when inputs move,
         done/<stem>_N<ext> too). The claim is taken before looking, so a dead run's
@@ -234,7 +238,7 @@ class Layout:
         for n in itertools.count():
             name = stem if n == 0 else f"{stem}_{n}"
             names = output_names(video_name(self._under("anonymized", name + ext)))
-            finals = final_uris(names, formats, heatmap)
+            finals = final_uris(names, formats, heatmap, review)
             moved = self._under("done", name + ext) if self.moves_inputs else None
             os.makedirs(os.path.dirname(names["video"]), exist_ok=True)
             try:
@@ -289,6 +293,72 @@ class Layout:
             return
         for d in LAYOUT_DIRS:
             os.makedirs(self.dir(d), exist_ok=True)
+
+
+# ------------------------------------------------------------------------------ edits
+
+def boxes_beside(source: str) -> str | None:
+    """The edited coordinate file dropped beside an input (`<video name>.boxes.csv`, .tsv,
+    .txt), or None."""
+    for suffix in BOXES_SUFFIXES:
+        uri = source + suffix
+        if st.get_storage(uri).exists(uri):
+            return uri
+    return None
+
+
+def edited_video(uri: str) -> str | None:
+    """The video an edited coordinate file `uri` is for (its name less the suffix), or None
+    when `uri` is not one."""
+    for suffix in BOXES_SUFFIXES:
+        if uri.endswith(suffix) and is_video_name(posixpath.basename(uri[:-len(suffix)])):
+            return uri[:-len(suffix)]
+    return None
+
+
+def boxes_rerun(boxes: str, rerun: str | None = None) -> str:
+    """The job's rerun key for a re-render from `boxes`: each version of the file is a job."""
+    return f"{rerun or ''}boxes:{st.get_storage(boxes).stat(boxes).token}"
+
+
+def requeue_edited(layout: "Layout", settle: float = DEFAULT_SETTLE_S) -> list[str]:
+    """Local drop folder: an edited `<video name>.boxes.csv` dropped in incoming/ for a video
+    already processed (in done/) brings that video back beside it, where the watcher
+    re-renders it from the file and replaces its outputs. Returns the videos brought back."""
+    back = []
+    for folder, dirs, names in os.walk(layout.incoming):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = os.path.join(folder, name)
+            video = edited_video(path)
+            if video is None or os.path.lexists(video):
+                continue
+            try:
+                if time.time() - os.stat(path).st_mtime < settle:
+                    continue                    # still being written
+                _move_file(layout.done(video), video)   # `video` is free: never replaces
+            except OSError:
+                continue                        # no such video done (yet): nothing to redo
+            back.append(video)
+    return back
+
+
+def _job_of(record: dict) -> str | None:
+    return (record.get("job") or {}).get("id", record.get("job_id"))
+
+
+def done_for(summary_uri: str, report_uri: str | None, stat: st.Stat, jid: str,
+             boxes: str | None) -> tuple[str, str] | None:
+    """`outputs.done`; for a re-render from an edited file (`boxes`), done only by this very
+    job (its id includes the file's version): an older result is what it replaces."""
+    if not boxes:
+        return done(summary_uri, report_uri, stat)
+    for kind, uri, record in (("summary", summary_uri, finished(summary_uri, stat)),
+                              ("report", report_uri,
+                               reported(report_uri, stat) if report_uri else None)):
+        if isinstance(record, dict) and _job_of(record) == jid:
+            return kind, uri
+    return None
 
 
 # ------------------------------------------------------------------------------ sidecar
@@ -459,25 +529,36 @@ def run_job(source: str, options: Options, *, layout: Layout | None = None,
     s3_layout = layout is not None and st.is_s3(layout.root)
     try:
         stat = store.stat(source)
+        boxes = None if options.boxes else boxes_beside(source)
+        if boxes:           # re-render from an edited file: a job per version of the file
+            rerun = boxes_rerun(boxes, rerun)
         jid = job_id(source, stat, rerun)
         if layout is not None:
-            if resume and layout.result_for(source, stat):
+            if resume and (done_for(layout.outputs(source)["summary"], layout.report(source),
+                                    stat, jid, boxes) if boxes
+                           else layout.result_for(source, stat)):
                 return JobResult(source, "skipped", jid)
-        elif resume and target_name is None and finished_beside(source, stat):
+        elif resume and target_name is None and (earlier := finished_beside(source, stat)) \
+                and (not boxes or _job_of(earlier) == jid):
             return JobResult(source, "skipped", jid)
-        options, execution = with_sidecar(options, execution, sidecar_options(
-            source, unmasked_ok=layout is None or layout.unmasked_sidecars))
+        options, execution = with_sidecar(options, execution, {
+            **({"boxes": boxes} if boxes else {}),
+            **sidecar_options(source, unmasked_ok=layout is None or layout.unmasked_sidecars)})
         formats = options.data_format if options.save_data else ()
-        if s3_layout:       # a new version of a key replaces its previous outputs
+        # a new version of an S3 key, or an edit of a video's boxes, replaces its outputs
+        replace = s3_layout or (layout is not None and boxes is not None)
+        if replace:
             names, held = reserve_output(source, layout.outputs(source)["video"], True,
-                                         formats=formats, heatmap=options.draw_heatmap)
+                                         formats=formats, heatmap=options.draw_heatmap,
+                                         review=options.review)
         elif layout is not None:
-            names, held, dest = layout.reserve(source, formats, options.draw_heatmap)
+            names, held, dest = layout.reserve(source, formats, options.draw_heatmap,
+                                               options.review)
         else:
             names, held = reserve_output(source, target_name, overwrite, formats=formats,
-                                         heatmap=options.draw_heatmap)
+                                         heatmap=options.draw_heatmap, review=options.review)
         summary = run(source, outputs=names, options=options, progress=progress,
-                      overwrite=s3_layout or (layout is None and overwrite),
+                      overwrite=replace or (layout is None and overwrite),
                       publish_token=held.token if held else None, pin=stat.to_dict(),
                       job={"id": jid, "input": source, "rerun": rerun}, retries=retries,
                       workers=execution.workers, chunk_seconds=execution.chunk_seconds,
@@ -598,11 +679,16 @@ def move_input(source: str, dest: str) -> str:
         n += 1
         target = f"{base}_{n}{ext}"
     _move_file(source, target)
-    if os.path.exists(source + SIDECAR):
-        try:
-            _move_file(source + SIDECAR, target + SIDECAR)
-        except OSError:
-            pass
+    for companion in (SIDECAR, *BOXES_SUFFIXES):
+        if os.path.exists(source + companion):
+            beside, k = target + companion, 0
+            while companion != SIDECAR and os.path.lexists(beside):
+                k += 1      # an earlier edit of this video is kept too
+                beside = f"{target}.{k}{companion}"
+            try:
+                _move_file(source + companion, beside)
+            except OSError:
+                pass
     return target
 
 

@@ -260,8 +260,10 @@ class Masker:
         h, w = roi.shape[:2]
         block = max(w, h) / _MOSAIC_BLOCKS
         bw, bh = min(w, max(1, round(w / block))), min(h, max(1, round(h / block)))
-        if (bw, bh) == (w, h):  # already coarser than the blocks (a face a few pixels wide)
-            return roi.copy()
+        if (bw, bh) == (w, h):  # a face a few pixels wide: averaged in blocks of 2 at least,
+            bw, bh = max(1, w // 2), max(1, h // 2)     # never left as it was
+            if (bw, bh) == (w, h):
+                return roi.copy()                       # one pixel: nothing to average
         small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
@@ -290,11 +292,12 @@ class Masker:
             new = fg[e.edge_y, e.edge_x]
             roi[e.edge_y, e.edge_x] = np.rint(old + (new - old) * e.edge_a).astype(np.uint8)
 
-    def apply(self, frame: np.ndarray, boxes, scores=None) -> None:
+    def apply(self, frame: np.ndarray, boxes, scores=None, *, whole: bool = False) -> None:
         """Mask every box of `frame` (RGB uint8 (H, W, 3)) in place.
 
         boxes: int (N, 4) x1, y1, x2, y2 as returned by `scale_boxes`; empty boxes are skipped.
         scores: float (N,) or None; a NaN score draws no number.
+        whole: mask the whole boxes, never their inscribed ellipse (fixed regions).
         """
         if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3
                 and frame.shape[2] == 3):
@@ -317,7 +320,7 @@ class Masker:
                     # ellipse inscribed in the visible part would leave its corners (the
                     # part of the face right at the edge) visible, so mask the whole box.
                     cut = x1 == 0 or y1 == 0 or x2 == fw or y2 == fh
-                    self._paint(frame[y1:y2, x1:x2], ellipse=not cut)
+                    self._paint(frame[y1:y2, x1:x2], ellipse=not (cut or whole))
         if self.draw_scores and scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(-1)
             for (x1, y1, x2, y2), score in zip(b.tolist(), s.tolist()):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping
 
@@ -107,6 +108,90 @@ def parse_formats(data_format) -> list[str]:
     return out
 
 
+# Selective masking (regions.py): track ids and rectangles.
+_NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"
+_RECT = re.compile(rf"^{_NUM},{_NUM},{_NUM},{_NUM}(?:@{_NUM}-{_NUM})?$")
+
+
+@dataclass(frozen=True)
+class Rect:
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    t1: float | None = None     # seconds; None: the whole video
+    t2: float | None = None
+
+    def text(self) -> str:
+        when = "" if self.t1 is None else f"@{self.t1:g}-{self.t2:g}"
+        return f"{self.x1},{self.y1},{self.x2},{self.y2}{when}"
+
+
+def _items(name: str, value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p for p in re.split(r"[;\s]+", value.strip()) if p]
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                         for v in value):
+            return [value]          # one rectangle given as numbers
+        return list(value)
+    raise OptionError(f"{name}: give text such as \"10,20,110,80\" or a list of them "
+                      f"(got {value!r}).")
+
+
+def parse_rect(name: str, item, timed: bool) -> Rect:
+    """One rectangle: "x1,y1,x2,y2" (and "@T1-T2" when `timed`) or a list of 4 numbers."""
+    text = ",".join(str(v) for v in item) if isinstance(item, (list, tuple)) else str(item)
+    m = _RECT.match(text)
+    form = "x1,y1,x2,y2[@T1-T2]" if timed else "x1,y1,x2,y2"
+    if not m or (m.group(5) is not None and not timed):
+        raise OptionError(f"{name}: {text!r} is not a rectangle {form} in whole pixels "
+                          "(e.g. 10,20,110,80).")
+    nums = [float(g) for g in m.groups()[:4]]
+    if any(v != int(v) for v in nums):
+        raise OptionError(f"{name}: {text!r}: corners are whole pixels.")
+    x1, y1, x2, y2 = (int(v) for v in nums)
+    if x2 <= x1 or y2 <= y1 or x2 <= 0 or y2 <= 0:
+        raise OptionError(f"{name}: {text!r} is empty or left/above the picture (x2 must be "
+                          "above x1 and y2 above y1, both above 0).")
+    t1 = t2 = None
+    if m.group(5) is not None:
+        t1, t2 = float(m.group(5)), float(m.group(6))
+        if not (math.isfinite(t1) and math.isfinite(t2) and 0 <= t1 <= t2):
+            raise OptionError(f"{name}: {text!r}: the times T1-T2 are seconds with "
+                              "0 <= T1 <= T2.")
+    return Rect(x1, y1, x2, y2, t1, t2)
+
+
+def parse_rects(name: str, value, timed: bool) -> tuple[str, ...]:
+    """The canonical texts of the rectangles of an option value (see the module doc)."""
+    return tuple(parse_rect(name, item, timed).text() for item in _items(name, value))
+
+
+def parse_ids(name: str, value) -> tuple[int, ...]:
+    """Track ids "3,5", 3, [3, 5] -> (3, 5): sorted, unique, each >= 0."""
+    if value is None:
+        return ()
+    items = value.replace(";", ",").split(",") if isinstance(value, str) else \
+        (list(value) if isinstance(value, (list, tuple)) else [value])
+    ids = set()
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            ok = not isinstance(item, (bool, float)) and int(item) >= 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise OptionError(f"{name}: track ids are whole numbers >= 0, comma-separated, "
+                              f"as on the review page and in the coordinate file (got "
+                              f"{value!r}).")
+        ids.add(int(item))
+    return tuple(sorted(ids))
+
+
 def _integral(v) -> bool:
     return not isinstance(v, bool) and type(v).__name__ != "bool_" and \
         (isinstance(v, int) or (hasattr(v, "dtype") and v.dtype.kind in "iu"))
@@ -129,7 +214,8 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 class Spec:
     """One option: everything every entry point needs to know about it."""
     name: str
-    kind: str               # bool | int | float | choice | text | formats | color
+    kind: str               # bool | int | float | choice | text | formats | color | ids |
+                            # rects | timed_rects (selective masking: regions.py)
     default: object
     help: str
     flag: str               # CLI flag; bools get --flag / --no-flag
@@ -140,7 +226,6 @@ class Spec:
     multiple_of: int | None = None
     nullable: bool = False  # None is a valid value (meaning: see help)
     metavar: str | None = None
-    execution: bool = False
     layout: object = None   # the default in the drop-folder layout (None: the same)
 
     @property
@@ -165,6 +250,10 @@ class Spec:
             return tuple(parse_formats(v))
         if k == "color":
             return parse_color(v)
+        if k == "ids":
+            return parse_ids(name, v)
+        if k in ("rects", "timed_rects"):
+            return parse_rects(name, v, timed=k == "timed_rects")
         if k == "text":
             if not isinstance(v, str) or not v:
                 raise OptionError(f"{name} must be a non-empty text (got {v!r}).")
@@ -206,7 +295,6 @@ class Spec:
 
 
 _M, _D, _O, _E = "masking", "detection and tracking", "outputs", "execution"
-_NOT_SET = object()
 
 
 def option(default, flag: str, help: str, kind: str, group: str, **limits):
@@ -275,6 +363,23 @@ class Options:
     lookahead: float = option(0.3, "--lookahead", "seconds a mask starts before a face is "
                               "first detected (default 0.3)", "float", _D, lo=0.0, hi=10.0,
                               metavar="S")
+    boxes: str | None = option(None, "--boxes", "mask exactly the boxes of this coordinate "
+                               "file (a run's <stem>.csv/.tsv/.txt, edited) instead of "
+                               "detecting: rows deleted are unmasked, a track given at "
+                               "keyframes (rows with an empty source) is interpolated between "
+                               "them", "text", _M, nullable=True, metavar="FILE")
+    keep_track: tuple[int, ...] = option((), "--keep-track", "leave these tracks unmasked "
+                                         "(ids of the --boxes file, as on the review page): "
+                                         "a consenting person", "ids", _M, metavar="ID[,ID]")
+    ignore_region: tuple[str, ...] = option((), "--ignore-region", "do not mask faces whose "
+                                            "box centre lies inside these rectangles "
+                                            "(pixels; several separated by ;): a poster, a "
+                                            "TV screen", "rects", _M, metavar="X1,Y1,X2,Y2")
+    always_mask: tuple[str, ...] = option((), "--always-mask", "always mask these "
+                                          "rectangles, from T1 to T2 seconds if given "
+                                          "(pixels; several separated by ;): a window, a "
+                                          "name badge", "timed_rects", _M,
+                                          metavar="X1,Y1,X2,Y2[@T1-T2]")
     save_data: bool = option(True, "--data", "write the face coordinates (--no-data: none)",
                              "bool", _O)
     data_format: tuple[str, ...] = option(("csv",), "--data-format", "csv, tsv, txt or "
@@ -282,6 +387,9 @@ class Options:
                                           "formats", _O, metavar="FMT[,FMT]")
     draw_heatmap: bool = option(False, "--heatmap", "write <stem>_heatmap.png (default: off; "
                                 "on in the drop-folder layout)", "bool", _O, layout=True)
+    review: bool = option(False, "--review", "write <stem>_review.html: the timeline of every "
+                          "track, the moments to check and frames of the output (default: "
+                          "off; on in the drop-folder layout)", "bool", _O, layout=True)
     neighbours: int = option(32, "--neighbours", "heatmap: nearest neighbours per cell "
                              "(default 32)", "int", _O, lo=1, hi=1000, metavar="N")
     resolution: int = option(250, "--resolution", "heatmap: cells along the longer side "
@@ -353,15 +461,13 @@ class Execution:
     """How a job is computed (never what it computes): parallel workers and the chunking."""
 
     workers: int | None = option(None, "--workers", "parallel chunk workers (default: all "
-                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N",
-                                 execution=True)
+                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N")
     chunk_seconds: float | None = option(None, "--chunk-seconds", "chunk length in seconds "
                                          "(default: one chunk per worker, >= 10 s)", "float",
-                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S",
-                                         execution=True)
+                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S")
     chunks: int | None = option(None, "--chunks", "cut the video into N chunks (instead of "
                                 "--chunk-seconds)", "int", _E, lo=1, hi=100_000,
-                                nullable=True, metavar="N", execution=True)
+                                nullable=True, metavar="N")
 
     def __post_init__(self):
         _check_fields(self)

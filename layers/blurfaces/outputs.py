@@ -2,8 +2,8 @@
 S3 alike.
 
 * **Names.** Every output of a run derives from its video's final name: the video
-  `<stem>.mp4`, the data `<stem>.<fmt>` (csv, tsv, txt), the heatmap `<stem>_heatmap.png` and
-  the summary `<stem>_summary.json`, written last: it marks a complete result and names the
+  `<stem>.mp4`, the data `<stem>.<fmt>` (csv, tsv, txt), the heatmap `<stem>_heatmap.png`,
+  the review page `<stem>_review.html` and the summary `<stem>_summary.json`, written last: it marks a complete result and names the
   video. Beside an input `clip.mp4` the video is `clip_blurred.mp4` (then `clip_blurred_1.mp4`
   ... when taken: `reserve_output`).
 * **Is this our own output?** A video is one of ours when the summary beside it is a
@@ -20,12 +20,13 @@ import posixpath
 import re
 
 from . import storage as st
-from .errors import BlurfacesError, OptionError, OutputError
+from .errors import BlurfacesError, OptionError, OutputError, TransientError
 
 SUFFIX = "_blurred"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
 SUMMARY = "_summary.json"
 HEATMAP = "_heatmap.png"
+REVIEW = "_review.html"
 
 
 # ------------------------------------------------------------------------------ names
@@ -40,7 +41,7 @@ def output_names(video_uri: str) -> dict:
     "outputs")."""
     stem = _stem(video_uri)
     return {"video": video_uri, "stem": stem, "heatmap": stem + HEATMAP,
-            "summary": stem + SUMMARY}
+            "review": stem + REVIEW, "summary": stem + SUMMARY}
 
 
 def data_uri(names: dict, fmt: str) -> str:
@@ -48,11 +49,13 @@ def data_uri(names: dict, fmt: str) -> str:
     return f"{names['stem']}.{fmt}"
 
 
-def final_uris(names: dict, formats=(), heatmap: bool = True) -> list[str]:
-    """Every name a run may publish: the video, the data files, the heatmap, the summary
-    last."""
+def final_uris(names: dict, formats=(), heatmap: bool = True, review: bool = True
+               ) -> list[str]:
+    """Every name a run may publish: the video, the data files, the heatmap, the review page,
+    the summary last."""
     return [names["video"], *(data_uri(names, f) for f in formats),
-            *([names["heatmap"]] if heatmap else []), names["summary"]]
+            *([names["heatmap"]] if heatmap else []), *([names["review"]] if review else []),
+            names["summary"]]
 
 
 def video_name(source: str, folder: str | None = None) -> str:
@@ -78,6 +81,8 @@ def read_record(uri: str):
         if not store.exists(uri):
             return None
         return store.read_json(uri)
+    except TransientError:
+        raise                   # not "absent": S3 is unavailable
     except (BlurfacesError, OSError, ValueError):
         return None
 
@@ -98,10 +103,20 @@ def is_own_output(uri: str, listing=None) -> bool:
         posixpath.basename(uri.replace(os.sep, "/"))
 
 
+def same_version(version: dict | None, stat: st.Stat) -> bool:
+    """Whether `version` (a recorded `Stat.to_dict()`) is the version `stat` describes. A
+    listing's entry has no version id: on S3 its ETag and size identify the bytes."""
+    version = version if isinstance(version, dict) else {}
+    if version.get("token") == stat.token:
+        return True
+    return bool(stat.version_id is None and stat.etag and version.get("etag") == stat.etag
+                and version.get("size") == stat.size)
+
+
 def finished(summary_uri: str, stat: st.Stat) -> dict | None:
     """The summary at `summary_uri` if it is a complete result for this input version."""
     s = read_record(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
+    if isinstance(s, dict) and same_version(s.get("input_version"), stat):
         return s
     return None
 
@@ -109,7 +124,7 @@ def finished(summary_uri: str, stat: st.Stat) -> dict | None:
 def reported(report_uri: str, stat: st.Stat) -> dict | None:
     """The failure report at `report_uri` if it is about this input version."""
     r = read_record(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
+    if isinstance(r, dict) and same_version(r.get("version"), stat):
         return r
     return None
 
@@ -144,7 +159,7 @@ def finished_beside(source: str, stat: st.Stat) -> dict | None:
 # ------------------------------------------------------------------------------ reserving
 
 def reserve_output(source: str, target_name: str | None = None, overwrite: bool = False,
-                   storage=None, formats=("csv",), heatmap=False):
+                   storage=None, formats=("csv",), heatmap=False, review=False):
     """`<stem>_blurred.mp4` beside the source (or `target_name`; an existing folder or a name
     ending in a path separator means "in this folder"); without `overwrite`, the first free
     name among `_1`, `_2`, ... so no existing file is ever replaced. The names are claimed for
@@ -185,7 +200,7 @@ def reserve_output(source: str, target_name: str | None = None, overwrite: bool 
                 raise OptionError(f"{video}: the output would replace the input; "
                                   "choose another target name.")
         else:
-            finals = final_uris(names, formats, heatmap)
+            finals = final_uris(names, formats, heatmap, review)
             if overwrite or not any(_taken(storage, u) for u in finals):
                 try:
                     held = claim(finals, video)

@@ -108,7 +108,8 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     workers = max(1, int(workers or cpus))
     worker_fn = worker_fn or stages.worker
     # Fetched (or built) here, once, not by each worker process at the same time.
-    ensure_model(precision=options.precision)
+    if not options.boxes:       # boxes from a file: no detection, no model
+        ensure_model(precision=options.precision)
     own_work = work is None
     if own_work:
         clean_dead_work_dirs()

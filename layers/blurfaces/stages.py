@@ -16,6 +16,7 @@ stitch  joins the segments without re-encoding, muxes the source's audio once, m
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -29,14 +30,16 @@ import numpy as np
 
 from . import cost, data as datamod, storage as st
 from ._version import __version__
+from .boxes import BoxTable, Replay
 from .detect import CenterFace, Detections, FinePass, available_cpus
 from .discover import open_for_writing
-from .errors import ChunkError, InputChanged, OptionError, OutputError
+from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import Options
 from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
+from .regions import REGION_SOURCE, Selection
 from .verify import check_output, check_segment
 from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
 
@@ -50,6 +53,8 @@ DEFAULT_CHUNK_SECONDS = 30.0
 def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so detection and tracking match a single
     pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
+    if options.boxes:
+        return 0.0, 0.0     # boxes from a file: no detection, no tracking, nothing to see
     reuse = 0.0         # detections equal a single pass's once a reuse period has begun
     if options.reuse_s and info is None:
         reuse = options.reuse_s + 0.1
@@ -105,6 +110,9 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     source, work = os.fspath(source), os.fspath(work)
     pin = pin or pin_source(source, storage)
     info = info or probe_source(source, storage, pin)
+    Selection.of(options)   # options that only fail together stop the job here
+    if options.boxes:       # a bad boxes file stops the job before any chunk runs
+        BoxTable.read(options.boxes, len(info.pts), info.display_width, info.display_height)
     tb = info.tb
     times = (np.asarray(info.pts, dtype=np.int64) - info.first_pts) * float(tb)
     duration = info.duration_s
@@ -212,119 +220,213 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
     chunk = manifest["chunks"][index]
     info = VideoInfo.from_dict(manifest["info"])
     options = Options.from_dict(manifest["options"])
-    work, source = manifest["work"], manifest["source"]
-    src_store, work_store = st.get_storage(source), st.get_storage(work)
-    start, stop = chunk["start_pts"], chunk["stop_pts"]
-    tail = chunk["tail_pts"]
-    tb = float(info.tb)
-    w, h = info.display_width, info.display_height
-    detector = _detector(options, threads, options.tiles_for(w, h))
-    # cached per process: no camera motion or kept detections across chunks and jobs
-    detector.reset(reuse_frames=reuse_frames(options, info))
-    tracker = Tracker(TrackOptions.of(options), (w, h))
-
-    work_local = work_store.local_path(work)
-    with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-", dir=work_local) as tmp:
-        masker = _masker(options, tmp)
-        seg_target = segment_uri(work, index)
-        seg_local = work_store.local_path(seg_target)
-        if seg_local is not None:
-            os.makedirs(os.path.dirname(seg_local), exist_ok=True)
-            seg_path = seg_local + f".{os.getpid()}.part"
-        else:
-            seg_path = os.path.join(tmp, "segment.nut")
-        encoder = SegmentEncoder(seg_path, info, crf=options.crf, preset=options.preset,
+    work = manifest["work"]
+    work_store = st.get_storage(work)
+    size = (info.display_width, info.display_height)
+    if options.boxes:       # re-render from a coordinate file: no model, no tracking
+        detector = None
+        frames = sum(c["frames_expected"] for c in manifest["chunks"])
+        tracker = Replay(BoxTable.read(options.boxes, frames, *size), chunk["lead_index"])
+    else:
+        detector = _chunk_detector(options, info, threads)
+        tracker = Tracker(TrackOptions.of(options), size)
+    with tempfile.TemporaryDirectory(prefix="blurfaces-chunk-",
+                                     dir=work_store.local_path(work)) as tmp:
+        segment = _Segment(work_store, work, index, tmp)
+        encoder = SegmentEncoder(segment.path, info, crf=options.crf, preset=options.preset,
                                  threads=threads or 0)
-        rows, tail_rows = [], []
-        buffered: dict = {}
-        n_own = n_dets = 0
-        pending_progress = 0
+        frames = _ChunkFrames(chunk, info, options, _masker(options, tmp), encoder, progress)
+        with _open_source(manifest) as src:
+            _detect_track_mask(src, chunk, info, options, detector, tracker, frames, threads)
+        frames.report_progress()
+        _check_index(manifest, chunk, frames.n_own)
+        check_segment(segment.path, frames=frames.n_own, chunk=chunk)
+        segment.publish()
+    return _write_part(work_store, work, index, segment.target, frames,
+                       detector.still if detector is not None else None, t0)
 
-        def emit(fm):
-            nonlocal n_own, pending_progress
-            pts = fm.key
-            own = pts >= start and (stop is None or pts < stop)
-            if not own and (stop is None or pts < stop):
-                return                      # lead margin: seen for tracking only
-            ib = scale_boxes(fm.boxes, options.mask_scale, w, h) if len(fm.boxes) \
-                else np.zeros((0, 4), np.int64)
-            keep = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
-            if not own:
-                tail_rows.extend([pts, *map(int, b), int(tr)]
-                                 for b, tr in zip(ib[keep], fm.tracks[keep]))
-                return
-            rgb = buffered.pop(pts)
-            boxes, scores = ib[keep], fm.scores[keep]
-            masker.apply(rgb, boxes, scores)
-            encoder.encode(rgb, pts)
-            t_ms = (pts - info.first_pts) * tb * 1000.0
-            for b, tr, sc, src in zip(boxes, fm.tracks[keep], scores,
-                                      [s for s, k in zip(fm.sources, keep) if k]):
-                rows.append([pts, round(t_ms, 3), int(b[0]), int(b[1]), int(b[2]), int(b[3]),
-                             int(tr), n_own, None if np.isnan(sc) else round(float(sc), 4),
-                             src])
-            n_own += 1
-            pending_progress += 1
-            if progress is not None and pending_progress >= 8:
-                progress(pending_progress)
-                pending_progress = 0
 
-        pin = manifest.get("source_version")
-        src = src_store.local_path(source)
-        handle = None
-        if src is None:
-            handle = src_store.open_read(source, pin=pin)
-            src = handle
+def _check_index(manifest: dict, chunk: dict, n_own: int) -> None:
+    """A chunk whose decoded frames differ in number from the container's own index (plan
+    read it without decoding: blurfaces.frameindex) is the input's fault, not ours."""
+    if n_own != chunk["frames_expected"] and \
+            (manifest.get("job") or {}).get("index") == "demuxer":
+        raise InputError(f"{manifest['source']}: chunk {chunk['index']} "
+                         f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s) decodes to {n_own} "
+                         f"frames where the container's index lists {chunk['frames_expected']}"
+                         ": the file is damaged. Re-export or re-download it; nothing was "
+                         "published.")
+
+
+def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> CenterFace:
+    """The process's detector for this job, with no camera motion or kept detections from
+    an earlier chunk or job, and the job's reuse period (`--reuse`, still.py)."""
+    detector = _detector(options, threads,
+                         options.tiles_for(info.display_width, info.display_height))
+    detector.reset(reuse_frames=reuse_frames(options, info))
+    return detector
+
+
+class _Segment:
+    """Where a chunk's video-only segment is encoded (beside its final place in a local work
+    area, else in `tmp`) and how it gets there."""
+
+    def __init__(self, work_store, work: str, index: int, tmp: str):
+        self.store, self.target = work_store, segment_uri(work, index)
+        self.local = work_store.local_path(self.target)
+        if self.local is not None:
+            os.makedirs(os.path.dirname(self.local), exist_ok=True)
+            self.path = self.local + f".{os.getpid()}.part"
         else:
-            src_store.check_pin(source, pin)
-        # Detection on every `detect_every`-th frame of the video (counted from the first,
-        # so every chunking picks the same frames); the tracker fills the others.
-        every = options.detect_step
+            self.path = os.path.join(tmp, "segment.nut")
 
-        def detected(frames, gidx=chunk.get("lead_index", 0)):
-            try:
-                for frame in frames:
-                    yield frame, (detector.detect(frame.rgb, gidx // every)
-                                  if gidx % every == 0 else Detections.empty())
-                    gidx += 1
-            finally:
-                frames.close()          # stops the decode thread before the source closes
+    def publish(self) -> None:
+        if self.local is not None:
+            os.replace(self.path, self.local)
+        else:
+            self.store.upload(self.path, self.target)
 
-        # Three threads: decode, detection (in frame order: the fine pass and the camera
-        # motion depend on it), and this one (tracking, masks), which hands frames to the
-        # encoder's thread; onnxruntime releases the GIL while it runs.
-        pipeline = prefetch(detected(prefetch(iter_frames(
-            src, info, chunk["seek_pts"], chunk["lead_pts"], tail, threads=threads or 0))),
-            depth=2)
+
+@contextlib.contextmanager
+def _open_source(manifest: dict):
+    """The source as a local path or an open S3 object, pinned to the planned version (a
+    local file is checked before and after it is read)."""
+    source, pin = manifest["source"], manifest.get("source_version")
+    store = st.get_storage(source)
+    local = store.local_path(source)
+    if local is None:
+        handle = store.open_read(source, pin=pin)
         try:
-            for frame, dets in pipeline:
-                if frame.pts >= start and (stop is None or frame.pts < stop):
-                    buffered[frame.pts] = frame.rgb
-                    n_dets += len(dets)
-                t = (frame.pts - info.first_pts) * tb
-                for fm in tracker.push(frame.pts, t, dets):
-                    emit(fm)
-            for fm in tracker.flush():
-                emit(fm)
-            encoder.close()
+            yield handle
         finally:
-            pipeline.close()            # both threads stopped (joined) on any exit
-            encoder.stop()
-            if handle is not None:
-                handle.close()
-        if progress is not None and pending_progress:
-            progress(pending_progress)
-        if handle is None:
-            src_store.check_pin(source, pin)        # not changed while it was read
-        check_segment(seg_path, frames=n_own, chunk=chunk)
-        if seg_local is not None:
-            os.replace(seg_path, seg_local)
-        else:
-            work_store.upload(seg_path, seg_target)
-    still = detector.still      # network runs saved on unchanged pictures (still.py)
-    part = {"index": index, "segment": seg_target, "frames": n_own, "detections": n_dets,
-            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused},
-            "rows": rows, "tail": tail_rows, "seconds": time.perf_counter() - t0,
+            handle.close()
+        return
+    store.check_pin(source, pin)
+    yield local
+    store.check_pin(source, pin)        # not changed while it was read
+
+
+def _detections(frames, detector: CenterFace | None, first: int, every: int):
+    """(frame, detections) in frame order: the detector on every `every`-th frame of the
+    video (counted from its first, `first` being this one's index, so every chunking picks
+    the same frames); empty detections between, which the tracker fills (and on every
+    frame without a detector: boxes from a file)."""
+    gidx = first
+    try:
+        for frame in frames:
+            due = detector is not None and gidx % every == 0
+            yield frame, (detector.detect(frame.rgb, gidx // every) if due
+                          else Detections.empty())
+            gidx += 1
+    finally:
+        frames.close()          # stops the decode thread before the source closes
+
+
+def _detect_track_mask(src, chunk: dict, info: VideoInfo, options: Options,
+                       detector: CenterFace, tracker: Tracker, frames: "_ChunkFrames",
+                       threads: int | None) -> None:
+    """Decode the chunk with its margins, detect, track, and hand every tracked frame to
+    `frames` (which masks and encodes the chunk's own). Three threads: decode, detection (in
+    frame order: the fine pass and the camera motion depend on it), and this one (tracking,
+    masks), which hands frames to the encoder's thread; onnxruntime releases the GIL."""
+    tb = float(info.tb)
+    pipeline = prefetch(_detections(prefetch(iter_frames(
+        src, info, chunk["seek_pts"], chunk["lead_pts"], chunk["tail_pts"],
+        threads=threads or 0)), detector, chunk.get("lead_index", 0), options.detect_step),
+        depth=2)
+    try:
+        for frame, dets in pipeline:
+            frames.decoded(frame, dets)
+            t = (frame.pts - info.first_pts) * tb
+            for fm in tracker.push(frame.pts, t, dets):
+                frames.tracked(fm)
+        for fm in tracker.flush():
+            frames.tracked(fm)
+        frames.encoder.close()
+    finally:
+        pipeline.close()            # both threads stopped (joined) on any exit
+        frames.encoder.stop()
+
+
+class _ChunkFrames:
+    """What becomes of each tracked frame of a chunk: lead-margin frames are seen for
+    tracking only; the chunk's own frames are masked, encoded and give their data rows; the
+    tail margin's boxes are kept (`tail`) so stitch can join track ids across chunks."""
+
+    def __init__(self, chunk: dict, info: VideoInfo, options: Options, masker: Masker,
+                 encoder: SegmentEncoder, progress=None):
+        self.start, self.stop = chunk["start_pts"], chunk["stop_pts"]
+        self.info, self.tb = info, float(info.tb)
+        self.size = (info.display_width, info.display_height)
+        # a coordinate file's boxes are masked as given
+        self.mask_scale = 1.0 if options.boxes else options.mask_scale
+        self.masker, self.encoder = masker, encoder
+        self.selection = Selection.of(options)
+        self.progress, self.pending_progress = progress, 0
+        self.rows: list = []
+        self.tail: list = []
+        self.pictures: dict = {}            # pts -> picture, own frames awaiting their masks
+        self.n_own = self.n_detections = 0
+
+    def own(self, pts: int) -> bool:
+        return pts >= self.start and (self.stop is None or pts < self.stop)
+
+    def decoded(self, frame, dets: Detections) -> None:
+        if self.own(frame.pts):
+            self.pictures[frame.pts] = frame.rgb
+            self.n_detections += len(dets)
+
+    def tracked(self, fm) -> None:
+        pts = fm.key
+        if not self.own(pts) and (self.stop is None or pts < self.stop):
+            return                      # lead margin: seen for tracking only
+        w, h = self.size
+        ib = scale_boxes(fm.boxes, self.mask_scale, w, h) if len(fm.boxes) \
+            else np.zeros((0, 4), np.int64)
+        keep = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
+        if not self.own(pts):
+            self.tail.extend([pts, *map(int, b), int(tr)]
+                             for b, tr in zip(ib[keep], fm.tracks[keep]))
+            return
+        keep &= self.selection.kept(ib, fm.tracks)
+        rgb = self.pictures.pop(pts)
+        boxes, scores = ib[keep], fm.scores[keep]
+        self.masker.apply(rgb, boxes, scores)
+        fixed = self.selection.always_at((pts - self.info.first_pts) * self.tb, w, h)
+        self.masker.apply(rgb, fixed, whole=True)
+        self.encoder.encode(rgb, pts)
+        self._rows(pts, boxes, fm.tracks[keep], scores,
+                   [s for s, k in zip(fm.sources, keep) if k])
+        self._rows(pts, fixed, np.full(len(fixed), -1), np.full(len(fixed), np.nan),
+                   [REGION_SOURCE] * len(fixed))
+        self.n_own += 1
+        self.pending_progress += 1
+        if self.pending_progress >= 8:
+            self.report_progress()
+
+    def _rows(self, pts, boxes, tracks, scores, sources) -> None:
+        t_ms = (pts - self.info.first_pts) * self.tb * 1000.0
+        for b, tr, sc, src in zip(boxes, tracks, scores, sources):
+            self.rows.append([pts, round(t_ms, 3), int(b[0]), int(b[1]), int(b[2]),
+                              int(b[3]), int(tr), self.n_own,
+                              None if np.isnan(sc) else round(float(sc), 4), src])
+
+    def report_progress(self) -> None:
+        if self.progress is not None and self.pending_progress:
+            self.progress(self.pending_progress)
+            self.pending_progress = 0
+
+
+def _write_part(work_store, work: str, index: int, segment: str, frames: _ChunkFrames,
+                still, t0: float) -> dict:
+    """Write the chunk's part record (its rows and the tail margin's boxes, for stitch);
+    return it without them."""
+    part = {"index": index, "segment": segment, "frames": frames.n_own,
+            "detections": frames.n_detections,
+            # network runs saved on unchanged pictures (still.py)
+            "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
+            if still is not None else {},
+            "rows": frames.rows, "tail": frames.tail, "seconds": time.perf_counter() - t0,
             "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
     return {k: v for k, v in part.items() if k not in ("rows", "tail")}
@@ -399,7 +501,8 @@ def stitch(manifest: dict, *, timings: dict | None = None) -> dict:
                              index=c["index"], start_s=c["start_s"], stop_s=c["stop_s"],
                              input=manifest["source"], stage="stitch")
         parts.append(work_store.read_json(uri))
-    parts = _global_tracks(parts)
+    if not options.boxes:       # a boxes file's track ids are global already
+        parts = _global_tracks(parts)
 
     out_local = out_store.local_path(outputs["video"])
     stage_dir = os.path.dirname(os.path.abspath(out_local)) if out_local else None
@@ -446,11 +549,11 @@ def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
     try:
         with open(path, encoding="utf-8") as f:
             old = json.load(f)["outputs"]
-        named = [old.get("heatmap"), *(old.get("data") or [])]
+        named = [old.get("heatmap"), old.get("review"), *(old.get("data") or [])]
     except (OSError, TypeError, ValueError, KeyError, RecursionError):
         return []
     new = summary["outputs"]
-    keep = {new["video"], new["summary"], new.get("heatmap"), *new["data"]}
+    keep = {new["video"], new["summary"], new.get("heatmap"), new.get("review"), *new["data"]}
     folder = os.path.dirname(os.path.abspath(path))
     return [p for p in named if isinstance(p, str) and p not in keep
             and os.path.dirname(os.path.abspath(p)) == folder
@@ -459,11 +562,36 @@ def _replaced_leftovers(outputs: dict, summary: dict) -> list[str]:
 
 def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0) -> dict:
     """Write every output to its staged path and self-check the video; returns the summary."""
-    from .heatmap import draw_heatmap
-    from .video import stitch as stitch_video
+    video_tmp = pub.stage(outputs["video"], ".mp4")
+    mux = _join_segments(manifest, parts, info, options, video_tmp)
+    index = st.get_storage(manifest["work"]).read_json(st.join(manifest["work"], INDEX))
+    check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
+                 height=info.height, chunks=manifest["chunks"], audio_s=mux["source_audio_s"],
+                 sar=info.sar)
+    df, frames = _data_rows(parts)
+    detected = df[df["source"] == "detected"]
+    written = {"video": outputs["video"], "data": _write_data(pub, df, options, outputs),
+               "heatmap": _write_heatmap(pub, detected, info, options, outputs,
+                                         manifest["source"])}
+    counts = _counts(df, detected, parts, frames, info)
+    written["review"] = _write_review(pub, df, video_tmp, index, info, options, outputs,
+                                      counts, manifest["source"])
+    written["summary"] = outputs["summary"]
+    timing = dict(timings or {})
+    timing["plan_s"] = manifest.get("plan_seconds")
+    timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
+    timing["stitch_s"] = round(time.perf_counter() - t0, 3)
+    summary = _summary(manifest, info, options, written, mux, index, counts, timing)
+    with open(pub.stage(outputs["summary"], ".json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, default=_json_default)
+    return summary
 
-    work, source = manifest["work"], manifest["source"]
-    work_store, src_store = st.get_storage(work), st.get_storage(source)
+
+def _join_segments(manifest, parts, info, options, video_tmp) -> dict:
+    """Join the chunks' segments (no re-encode) into `video_tmp` with the source's audio
+    muxed once; returns `video.stitch`'s record."""
+    from .video import stitch as stitch_video
+    work_store = st.get_storage(manifest["work"])
     segs = []
     for p in parts:
         if not p["frames"]:
@@ -472,50 +600,65 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         # Segments on S3 are read in place (range reads): stitch's disk holds only the output.
         segs.append(local if local is not None else
                     (lambda uri=p["segment"]: work_store.open_read(uri)))
-    video_tmp = pub.stage(outputs["video"], ".mp4")
-    pin = manifest.get("source_version")
-    src = src_store.local_path(source)
-    handle = None if src is not None else src_store.open_read(source, pin=pin)
-    try:
-        mux = stitch_video(segs, src if handle is None else handle, info, video_tmp,
-                           keep_audio=options.keep_audio)
-        audio_s = mux["source_audio_s"]
-    finally:
-        if handle is not None:
-            handle.close()
-    index = work_store.read_json(st.join(work, INDEX))
-    check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
-                 height=info.height, chunks=manifest["chunks"], audio_s=audio_s, sar=info.sar)
+    with _open_source(manifest) as src:
+        return stitch_video(segs, src, info, video_tmp, keep_audio=options.keep_audio)
 
+
+def _data_rows(parts) -> tuple:
+    """The chunks' rows as one table, frame numbers made global; and the number of frames."""
     offset, rows = 0, []
     for p in parts:
         for r in p["rows"]:
             rows.append((r[1], r[2], r[3], r[4], r[5], r[6], r[7] + offset,
                          np.nan if r[8] is None else r[8], r[9]))
         offset += p["frames"]
-    df = datamod.to_frame(rows)
+    return datamod.to_frame(rows), offset
+
+
+def _write_data(pub, df, options: Options, outputs: dict) -> list[str]:
     data_files = []
     if options.save_data:
         for fmt in options.data_format:
             uri = data_uri(outputs, fmt)
             datamod.write(df, pub.stage(uri, "." + fmt), fmt)
             data_files.append(uri)
-    heatmap_file = None
-    detected = df[df["source"] == "detected"]
-    if options.draw_heatmap:
-        from .heatmap import centroid_mask
-        cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
-            if len(detected) else np.zeros((0, 2))
-        # drawn as the picture is shown: anamorphic pixels widened by their aspect ratio
-        wide = float(info.display_aspect * info.display_height / info.display_width)
-        cents[:, 0] *= wide
-        draw_heatmap(cents, max(1, round(info.display_width * wide)), info.display_height,
-                     pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
-                     resolution=options.resolution, title=os.path.basename(source))
-        heatmap_file = outputs["heatmap"]
+    return data_files
+
+
+def _write_heatmap(pub, detected, info, options: Options, outputs: dict,
+                   source: str) -> str | None:
+    if not options.draw_heatmap:
+        return None
+    from .heatmap import centroid_mask, draw_heatmap
+    cents = centroid_mask(detected[["x1", "y1", "x2", "y2"]].to_numpy(float)) \
+        if len(detected) else np.zeros((0, 2))
+    # drawn as the picture is shown: anamorphic pixels widened by their aspect ratio
+    wide = float(info.display_aspect * info.display_height / info.display_width)
+    cents[:, 0] *= wide
+    draw_heatmap(cents, max(1, round(info.display_width * wide)), info.display_height,
+                 pub.stage(outputs["heatmap"], ".png"), neighbours=options.neighbours,
+                 resolution=options.resolution, title=os.path.basename(source))
+    return outputs["heatmap"]
+
+
+def _write_review(pub, df, video_tmp, index, info, options: Options, outputs: dict,
+                  counts: dict, source: str) -> str | None:
+    """The review page (review.py) of the staged output, published with it."""
+    if not options.review:
+        return None
+    from .review import write as write_review
+    heatmap = next((path for path, final in pub.staged if final == outputs["heatmap"]), None)
+    write_review(pub.stage(outputs["review"], ".html"), df=df, video=video_tmp,
+                 times_s=[(p - info.first_pts) * float(info.tb) for p in index["pts"]],
+                 width=info.display_width, height=info.display_height,
+                 title=os.path.basename(source), counts=counts, heatmap=heatmap)
+    return outputs["review"]
+
+
+def _counts(df, detected, parts, frames: int, info: VideoInfo) -> dict:
     tracks = sorted(int(t) for t in df["track"].unique() if t >= 0)
-    counts = {
-        "frames": int(offset), "frames_in_source_packets": info.n_packets,
+    return {
+        "frames": int(frames), "frames_in_source_packets": info.n_packets,
         "chunks": len(parts), "masked_boxes": int(len(df)),
         "detections": int(len(detected)), "tracks": len(tracks),
         "frames_with_faces": int(df["frame"].nunique()),
@@ -525,14 +668,12 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
         "regions": {k: sum(p.get("regions", {}).get(k, 0) for p in parts)
                     for k in ("run", "partial", "reused")},
     }
-    timing = dict(timings or {})
-    timing["plan_s"] = manifest.get("plan_seconds")
-    timing["workers_s"] = [round(p["seconds"], 3) for p in parts]
-    timing["stitch_s"] = round(time.perf_counter() - t0, 3)
-    summary = {
-        "input": source, "outputs": {"video": outputs["video"], "data": data_files,
-                                     "heatmap": heatmap_file,
-                                     "summary": outputs["summary"]},
+
+
+def _summary(manifest, info, options: Options, written: dict, mux: dict, index: dict,
+             counts: dict, timing: dict) -> dict:
+    return {
+        "input": manifest["source"], "outputs": written,
         "video": {"width": info.display_width, "height": info.display_height,
                   "coded_width": info.width, "coded_height": info.height,
                   "rotation": info.rotation, "duration_s": info.duration_s,
@@ -546,16 +687,13 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
                   "timestamps": getattr(info, "timestamps", "container"),
                   "pts_offset": getattr(info, "pts_offset", 0),
                   "size_changes": getattr(info, "size_changes", [])},
-        "verified": {"frames": len(index["pts"]), "pts": "equal", "audio_s": audio_s},
+        "verified": {"frames": len(index["pts"]), "pts": "equal",
+                     "audio_s": mux["source_audio_s"]},
         "input_version": manifest.get("source_version"), "job": manifest.get("job") or {},
         "options": options.to_dict(), "counts": counts, "timings": timing,
         "versions": _versions(),
         "cost": cost.of_job(manifest, timing),      # US$ estimate on Lambda, else None
     }
-    summary_tmp = pub.stage(outputs["summary"], ".json")
-    with open(summary_tmp, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, default=_json_default)
-    return summary
 
 
 def _json_default(o):

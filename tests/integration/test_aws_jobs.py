@@ -284,7 +284,7 @@ def test_watch_s3_once_cli(aws, clips):
     out = keys(aws, bucket, "drop/anonymized/")
     for stem, clip in (("drop/anonymized/a", a), ("drop/anonymized/sub/b", b)):
         assert {f"{stem}_blurred.mp4", f"{stem}_blurred.csv", f"{stem}_blurred_summary.json",
-                f"{stem}_blurred_heatmap.png"} <= set(out)
+                f"{stem}_blurred_heatmap.png", f"{stem}_blurred_review.html"} <= set(out)
         s = read_json(aws, bucket, f"{stem}_blurred_summary.json")
         assert s["counts"]["frames"] == len(clip["pts"])
     report = read_json(aws, bucket, "drop/failed/bad.mp4.json")

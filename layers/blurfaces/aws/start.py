@@ -2,7 +2,9 @@
 
 `start_job`: the loop guard, the pinned version (the event's version, or a HEAD),
 `jobs.job_id`, duplicate detection (a result or report for this version, or an execution
-of that name), the limits checked from the header before anything is decoded, `stages.plan`
+of that name), the frame index from the container without decoding where it can be trusted
+(`frameindex`: MP4/MOV/MKV; else plan decodes every frame, refused from the header when that
+would not fit plan's budget), the chunk length a worker finishes, `stages.plan`
 with the pin and the layout's outputs, the chunk list for the Distributed Map, then
 ``StartExecution`` named by the job id. A planning failure of the input (corrupt upload, bad
 sidecar, over a limit) becomes ``failed/<rel>.json`` and a "Job Failed" event, never an
@@ -14,9 +16,8 @@ import json
 import logging
 import time
 
-from .. import jobs, stages, storage as st
+from .. import frameindex, jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError, TransientError
-from ..outputs import done
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
 from .events import Upload, input_reason, version_stat
@@ -35,8 +36,15 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     when given, is called with the job id once known (the handler's log keys)."""
     bucket, _ = st.parse_s3(up.uri)
     layout = settings.layout(bucket)
+    video = jobs.edited_video(up.uri) if up.created else None
+    if video is not None and input_reason(layout, video) is None:
+        up = Upload(video)          # an edited coordinate file beside it: re-render the video
     reason = input_reason(layout, up.uri, up.size) if up.created \
         else "not an object-created event"
+    given = options.get("boxes") if isinstance(options, dict) else None
+    boxes = None if reason or given else jobs.boxes_beside(up.uri)
+    if boxes:
+        rerun, options = jobs.boxes_rerun(boxes, rerun), {**(options or {}), "boxes": boxes}
     stat = None if reason else version_stat(up)
     if not reason and stat is None:
         reason = "replaced or deleted since this event (a newer upload is its own job)"
@@ -49,7 +57,8 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         bind(job_id=jid)
     outputs, report_uri = layout.outputs(up.uri), layout.report(up.uri)
     rec = {"job_id": jid, "input": up.uri, "version": stat.token}
-    found = done(outputs["summary"], report_uri, stat) if rerun is None else None
+    found = jobs.done_for(outputs["summary"], report_uri, stat, jid, boxes) \
+        if rerun is None or boxes else None
     if found:
         return {**rec, "status": "done", found[0]: found[1]}
     sm = settings.state_machine
@@ -60,12 +69,20 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
-        cut = sizing.cap_chunks(cut, sizing.precheck(up.uri, stat.to_dict(), settings),
-                                settings, opts)
+        pin = stat.to_dict()
+        store = st.get_storage(up.uri)
+        info = frameindex.index(lambda: store.open_read(up.uri, pin=pin), up.uri, stat.size)
+        if info is None:        # no trustworthy index: plan decodes every frame (budgeted)
+            head = sizing.precheck(up.uri, pin, settings)
+        else:
+            head = {"w": info.display_width, "h": info.display_height,
+                    "fps": info.mean_fps, "seconds": info.duration_s}
+        cut = sizing.cap_chunks(cut, head, settings, opts)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
-                               pin=stat.to_dict(), publish_token=jid, overwrite=True,
+                               pin=pin, info=info, publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri,
+                                    "index": frameindex.DEMUXER if info else "decoded",
                                     "lambda": settings.functions()})
         limits = sizing.check_limits(manifest, settings)
     except BlurfacesError as e:
