@@ -53,14 +53,21 @@ ENV_PREFIX = "BLURFACES_"
 # of each: README "Measured results".
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
+# The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
+# `small_hold` seconds after its last detection (track.py); `detect_size` is the whole-frame
+# pass's size where --detect-size keeps its default (the fine pass sees faces up to 96 px).
+# Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
-    "balanced": {"threshold": 0.3, "fine_cycle": 4, "reuse_s": 0.5},
-    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None},
+    "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
+                 "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
+                 "detect_size": 384},
+    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
+            "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"
-PRECISIONS = ("int8", "fp32")     # the face model's arithmetic (model.py builds int8)
+PRECISIONS = ("int8", "fp32")     # CenterFace's arithmetic (model.py builds int8)
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
@@ -226,7 +233,6 @@ class Spec:
     multiple_of: int | None = None
     nullable: bool = False  # None is a valid value (meaning: see help)
     metavar: str | None = None
-    execution: bool = False
     layout: object = None   # the default in the drop-folder layout (None: the same)
 
     @property
@@ -296,7 +302,6 @@ class Spec:
 
 
 _M, _D, _O, _E = "masking", "detection and tracking", "outputs", "execution"
-_NOT_SET = object()
 
 
 def option(default, flag: str, help: str, kind: str, group: str, **limits):
@@ -463,15 +468,13 @@ class Execution:
     """How a job is computed (never what it computes): parallel workers and the chunking."""
 
     workers: int | None = option(None, "--workers", "parallel chunk workers (default: all "
-                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N",
-                                 execution=True)
+                                 "CPUs)", "int", _E, lo=1, hi=256, nullable=True, metavar="N")
     chunk_seconds: float | None = option(None, "--chunk-seconds", "chunk length in seconds "
                                          "(default: one chunk per worker, >= 10 s)", "float",
-                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S",
-                                         execution=True)
+                                         _E, lo=0.1, hi=3600.0, nullable=True, metavar="S")
     chunks: int | None = option(None, "--chunks", "cut the video into N chunks (instead of "
                                 "--chunk-seconds)", "int", _E, lo=1, hi=100_000,
-                                nullable=True, metavar="N", execution=True)
+                                nullable=True, metavar="N")
 
     def __post_init__(self):
         _check_fields(self)

@@ -9,8 +9,9 @@ the functions' sizes (for the cost estimate and the chunk length). Nothing else 
 `blurfaces.aws` reads ``os.environ``.
 
 The options of a job are layered (`options.resolve`): library defaults < the drop-folder
-layout's (`options.LAYOUT_DEFAULTS`) < the environment (`options.from_env`: ``BLURFACES_OPTIONS``, then
-``BLURFACES_<NAME>``) < the event's ``options`` < the video's sidecar.
+layout's (`options.LAYOUT_DEFAULTS`) < the environment (`options.from_env`:
+``BLURFACES_OPTIONS``, then ``BLURFACES_<NAME>``) < the event's ``options`` < the video's
+sidecar.
 """
 from __future__ import annotations
 
