@@ -53,14 +53,21 @@ ENV_PREFIX = "BLURFACES_"
 # of each: README "Measured results".
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
+# The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
+# `small_hold` seconds after its last detection (track.py); `detect_size` is the whole-frame
+# pass's size where --detect-size keeps its default (the fine pass sees faces up to 96 px).
+# Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
-    "balanced": {"threshold": 0.3, "fine_cycle": 4, "reuse_s": 0.5},
-    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None},
+    "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
+                 "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
+                 "detect_size": 384},
+    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
+            "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"
-PRECISIONS = ("int8", "fp32")     # the face model's arithmetic (model.py builds int8)
+PRECISIONS = ("int8", "fp32")     # CenterFace's arithmetic (model.py builds int8)
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
@@ -354,8 +361,8 @@ class Options:
                         "(default: frames >= 1600 px and >= 2.5x --detect-size), on, off",
                         "choice", _D, choices=("auto", "on", "off"))
     detect_every: int = option(1, "--detect-every", "run the detector on every N-th frame; "
-                               "tracking fills the others (default 1; not with --no-track)",
-                               "int", _D, lo=1, hi=10, metavar="N")
+                               "tracking fills the others (default 1)", "int", _D, lo=1,
+                               hi=10, metavar="N")
     track: bool = option(True, "--track", "follow faces across frames: gap filling, hold, "
                          "look-ahead (--no-track: raw detections only)", "bool", _D)
     hold: float = option(0.5, "--hold", "seconds a mask stays after a face was last detected "
@@ -406,10 +413,6 @@ class Options:
         if self.mask == "image" and not self.mask_image:
             raise OptionError("mask='image' needs mask_image (a PNG/JPEG path; "
                               "CLI: --mask-image PATH).")
-        if self.detect_every > 1 and not self.track:
-            raise OptionError(f"detect_every {self.detect_every} does nothing without tracking "
-                              "(the tracker fills the frames between detections): drop "
-                              "--no-track (BLURFACES_TRACK) or --detect-every.")
         if self.reuse and not QUALITY[self.quality]["reuse_s"]:
             raise OptionError(f"reuse does nothing with quality {self.quality}: only "
                               f"{', '.join(q for q, p in QUALITY.items() if p['reuse_s'])} "
