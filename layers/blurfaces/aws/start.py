@@ -2,9 +2,7 @@
 
 `start_job`: the loop guard, the pinned version (the event's version, or a HEAD),
 `jobs.job_id`, duplicate detection (a result or report for this version, or an execution
-of that name), the frame index from the container without decoding where it can be trusted
-(`frameindex`: MP4/MOV/MKV; else plan decodes every frame, refused from the header when that
-would not fit plan's budget), the chunk length a worker finishes, `stages.plan`
+of that name), the limits checked from the header before anything is decoded, `stages.plan`
 with the pin and the layout's outputs, the chunk list for the Distributed Map, then
 ``StartExecution`` named by the job id. A planning failure of the input (corrupt upload, bad
 sidecar, over a limit) becomes ``failed/<rel>.json`` and a "Job Failed" event, never an
@@ -16,7 +14,7 @@ import json
 import logging
 import time
 
-from .. import frameindex, jobs, stages, storage as st
+from .. import jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError, TransientError
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
@@ -69,20 +67,12 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
-        pin = stat.to_dict()
-        store = st.get_storage(up.uri)
-        info = frameindex.index(lambda: store.open_read(up.uri, pin=pin), up.uri, stat.size)
-        if info is None:        # no trustworthy index: plan decodes every frame (budgeted)
-            head = sizing.precheck(up.uri, pin, settings)
-        else:
-            head = {"w": info.display_width, "h": info.display_height,
-                    "fps": info.mean_fps, "seconds": info.duration_s}
-        cut = sizing.cap_chunks(cut, head, settings, opts)
+        cut = sizing.cap_chunks(cut, sizing.precheck(up.uri, stat.to_dict(), settings),
+                                settings, opts)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
-                               pin=pin, info=info, publish_token=jid, overwrite=True,
+                               pin=stat.to_dict(), publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri,
-                                    "index": frameindex.DEMUXER if info else "decoded",
                                     "lambda": settings.functions()})
         limits = sizing.check_limits(manifest, settings)
     except BlurfacesError as e:
