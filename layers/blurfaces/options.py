@@ -440,9 +440,9 @@ class Options:
 
     @property
     def detect_step(self) -> int:
-        """Frames from one detection to the next: `detect_every` when tracking fills the
-        frames between, else every frame."""
-        return self.detect_every if self.track else 1
+        """Frames from one detection to the next (the tracker fills those between; without
+        tracking `detect_every` is 1: anything else is refused above)."""
+        return self.detect_every
 
     def tiles_for(self, width: int, height: int) -> bool:
         """Whether the small-face tile pass runs on frames of this size."""

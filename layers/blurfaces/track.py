@@ -39,8 +39,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-
 from .detect import Detections, iou_matrix
 from .options import QUALITY
 
@@ -181,6 +179,9 @@ class Tracker:
         boxes = frame_boxes - np.tile(self.offset, 2)
         matched = set()
         if active and len(boxes):
+            # imported here: a re-render from a coordinate file (boxes.py) never tracks, and
+            # scipy.optimize costs about a second of start-up
+            from scipy.optimize import linear_sum_assignment
             preds = np.stack([tr.predict(t) for tr in active])
             cost = self._cost(preds, boxes)
             rows, cols = linear_sum_assignment(cost)
