@@ -26,11 +26,9 @@ def handler(event, context):
     observe.bind(function="plan")                # job_id is bound by start_job
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and "backfill" in event:
-        # Stop starting jobs 3 minutes before the Lambda's timeout; "next" continues.
-        seconds = context.get_remaining_time_in_millis() / 1000 - 180
         result = aws.backfill(event["backfill"], settings, limit=event.get("limit"),
                               after=event.get("after"), rerun=event.get("rerun"),
-                              options=event.get("options"), seconds=max(seconds, 1),
+                              options=event.get("options"),
                               follow=context.invoked_function_arn if event.get("follow")
                               else None)
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})

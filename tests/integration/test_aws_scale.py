@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 import media
 from test_aws import _harness, call, s3_event, upload  # noqa: F401
 from test_aws_jobs import read_json
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.slow
@@ -113,3 +116,36 @@ def test_plan_reads_uploads_from_the_queue(aws, single_face):
     (again,) = call("plan", sqs({"source": source, "rerun": "2"}))["jobs"]
     assert again["status"] == "planned" and again["job_id"] != job["job_id"]
     assert call("plan", sqs({"Service": "Amazon S3", "Event": "s3:TestEvent"}))["jobs"] == []
+
+
+
+def _route(catches: list, error: str) -> str | None:
+    """Where a state's Catch list sends `error` (the first matching catcher, as Step
+    Functions evaluates them; States.ALL matches any error)."""
+    for c in catches:
+        if error in c["ErrorEquals"] or "States.ALL" in c["ErrorEquals"]:
+            return c["Next"]
+    return None
+
+
+def test_distributed_map_failures_route_as_aws_raises_them():
+    """On AWS a failed child makes the Map fail with States.ExceedToleratedFailureThreshold
+    (never the child's own error name); moto 5.2.5 instead lets the Map succeed with the
+    child failed (MapRunSucceeded: it does not enforce the tolerated-failure threshold), so
+    stitch refuses the missing chunk (ChunkError) and aborts. Both shapes must end right:
+    AWS's goes to the pause and the second pass (where an input error fails again, and then
+    aborts with the chunk's own error from errors/chunk-N.json), moto's to Abort; an expected
+    error surfacing by name goes straight to Abort."""
+    with open(os.path.join(ROOT, "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
+        states = json.load(f)["States"]
+    first, second = states["Chunks"]["Catch"], states["ChunksSecondPass"]["Catch"]
+    assert _route(first, "States.ExceedToleratedFailureThreshold") == "PauseBeforeSecondPass"
+    assert states["PauseBeforeSecondPass"]["Next"] == "ChunksSecondPass"
+    assert _route(second, "States.ExceedToleratedFailureThreshold") == "Abort"
+    assert _route(first, "InputError") == "Abort"           # the name itself (moto's shape)
+    assert _route(first, "TransientError") == "PauseBeforeSecondPass"
+    assert _route(states["Stitch"]["Catch"], "ChunkError") == "Abort"
+    assert states["Abort"]["Next"] == "AfterAbort"
+    choices = states["AfterAbort"]["Choices"]
+    assert choices == [{"Variable": "$.abort.status", "StringEquals": "superseded",
+                        "Next": "Superseded"}] and states["AfterAbort"]["Default"] == "Failed"
