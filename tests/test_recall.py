@@ -20,13 +20,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import hardclips  # noqa: E402
 
 from blurfaces.api import blur_faces  # noqa: E402
-from blurfaces.detect import CenterFace  # noqa: E402
+from blurfaces.detect import FaceDetector  # noqa: E402
 
 
 def _photo_faces(rgb: np.ndarray) -> np.ndarray:
     """Face boxes of a photo with large faces, found at (about) its full size."""
     size = int(np.ceil(max(rgb.shape[:2]) / 32) * 32)
-    d = CenterFace(detect_size=size, threshold=0.5).detect(rgb)
+    d = FaceDetector(detect_size=size, threshold=0.5).detect(rgb)
     assert len(d) >= 1
     return d.boxes
 
@@ -68,7 +68,7 @@ def test_small_faces_missed_by_the_640_pass_are_masked_in_every_frame(tmp_path):
     times = clip["times"]
 
     # the single 640 px pass of earlier releases misses most of these faces
-    old = CenterFace(detect_size=640, threshold=0.4)
+    old = FaceDetector(detect_size=640, threshold=0.4)
     found = [len(old.detect(f)) for f in src[::5]]
     assert np.mean(found) < 0.5 * len(faces), found
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from blurfaces.detect import CenterFace, Detections, FinePass
+from blurfaces.detect import Detections, FaceDetector, FinePass
 from blurfaces.still import LEVEL, Stillness
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
@@ -116,7 +116,7 @@ def test_still_camera_crowd_is_detected_as_a_full_run_detects_it():
     are found in every frame, the walkers included."""
     render = hardclips.Collage(size=(640, 360), face=(10, 30), speed=0.0, walkers=8, noise=6.0)
     frames = [render(i / 30) for i in range(40)]
-    det = CenterFace(threshold=0.3, fine=FinePass(cycle=4))
+    det = FaceDetector(threshold=0.3, fine=FinePass(cycle=4))
     runs = {}
     for refresh in (0, 16):
         det.reset(refresh)

@@ -165,3 +165,18 @@ def test_data_columns_and_sources(synth_clip_factory, tmp_path):
     assert df.loc[df["source"] != "detected", "score"].isna().all()
     assert df.loc[df["source"] == "detected", "score"].between(0, 1).all()
     assert os.path.getsize(outputs["video"]) > 0
+
+
+def test_a_small_face_is_held_longer_than_a_large_one():
+    """The fine pass sees a small face only every few frames and less surely: with
+    `small_hold`, its mask stays that long after its last detection; a large face's mask
+    stays `hold`, as before."""
+    fps, n = 30.0, 60
+    times = [i / fps for i in range(n)]
+    small = [det([100, 100, 125, 125]) if i in (0, 4) else det() for i in range(n)]
+    large = [det([300, 100, 380, 180]) if i in (0, 4) else det() for i in range(n)]
+    for dets, expect_last in ((small, 4 + 30), (large, 4 + 15)):
+        out = run_tracker(times, dets, hold=0.5, small_hold=1.0, small=48.0)
+        masked = [i for i, o in enumerate(out) if len(o.boxes)]
+        assert masked[0] == 0 and masked[-1] == expect_last, masked
+        assert masked == list(range(expect_last + 1))

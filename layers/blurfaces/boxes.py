@@ -55,7 +55,8 @@ def _parse(uri: str, text: str) -> pd.DataFrame:
     return df
 
 
-def _numbers(uri: str, df: pd.DataFrame, col: str, *, integer: bool, default=None) -> np.ndarray:
+def _numbers(uri: str, df: pd.DataFrame, col: str, *, integer: bool,
+             default=None) -> np.ndarray:
     if col not in df.columns:
         return np.full(len(df), default, dtype=np.float64)
     raw = df[col].fillna("").astype(str).str.strip().replace({"-": ""})

@@ -1,10 +1,8 @@
-"""Face detection with CenterFace on onnxruntime.
+"""Face detection: which pictures go through which network (nets.py), at what scale.
 
-A frame (RGB, upright) is resized keeping its aspect ratio so its longer side is
-`detect_size` pixels, padded (not stretched) to multiples of 32, and run through the network.
-The outputs are decoded without Python loops: every heatmap cell above the threshold becomes a
-box (centre = (cell + offset + 0.5) * 4, size = exp(scale) * 4), then non-maximum suppression,
-then the boxes are mapped back to frame pixels and clipped to the frame.
+The whole-frame pass: a frame (RGB, upright) is resized keeping its aspect ratio so its longer
+side is `detect_size` pixels and run through CenterFace; boxes are mapped back to frame pixels,
+sides ending just short of the frame's edge moved onto it, and clipped to the frame.
 
 `tiles=True` adds a second pass for small faces: the frame is cut into 2x2 overlapping tiles,
 each tile is detected at the same `detect_size` (so faces are seen larger), and the results
@@ -12,7 +10,10 @@ are merged with the full-frame pass by NMS.
 
 `fine=FinePass(...)` adds the multi-scale pass for small and far faces (crowds): the frame is
 cut into a grid of overlapping regions, each upscaled `zoom` times (faces of 10 px become
-20 px, which the network finds). Running every region on every frame costs several full
+20 px, which the network finds) and run through `FinePass.network` (the balanced preset:
+RetinaFace-mobilenet0.25, whose recall at 10-14 px is much higher than CenterFace's at the
+same scale, for about 1.5x less CPU per pixel); boxes larger than `FinePass.largest` are left
+to the whole-frame pass. Running every region on every frame costs several full
 inferences, so frame `index` runs only about n / `cycle` of the n regions, in turn: each
 region is seen once every `cycle` frames, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
 depends only on the frame's index in the whole video, so a chunked run equals a single pass.
@@ -26,30 +27,20 @@ near-misses) go through the network.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from .errors import ModelError, OptionError
+from .errors import OptionError
 from .model import check_source, ensure_model
-from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .motion import CameraMotion
+from .nets import NETWORKS, NMS_IOU, CenterFace, available_cpus, nms  # noqa: F401 (API)
+from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
 from .still import DOUBT, Stillness
-
-NMS_IOU = 0.3
 # Each side of a 10 px box moves out by this share of its size (2.5x); less below `small`.
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
 SMALL_GROWTH = 0.75
-
-
-def available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -66,6 +57,11 @@ class FinePass:
     overlap: float = 0.1
     small: float = 64.0         # boxes smaller than this (px) are grown, a 10 px box 2.5x:
                                 # a far face's box jitters by a good part of its size
+    # The fine pass is for the faces the whole-frame pass cannot see; larger boxes there are
+    # left to it (RetinaFace's 256-512 px anchors fire on cloud and fabric textures).
+    largest: float | None = 96.0
+    network: str = "centerface"         # nets.NETWORKS
+    threshold: float | None = None      # None: the detector's
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -97,16 +93,6 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
-    """Indices kept by greedy NMS, highest score first."""
-    if len(boxes) == 0:
-        return np.zeros((0,), np.int64)
-    xywh = np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0],
-                            boxes[:, 3] - boxes[:, 1]]).astype(np.float32)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(float).tolist(), 0.0, iou)
-    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -159,8 +145,9 @@ def grow_small(boxes: np.ndarray, small: float, w: int, h: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-class CenterFace:
-    """A CenterFace session with a fixed detection size and threshold."""
+class FaceDetector:
+    """CenterFace (nets.py) with a fixed detection size and threshold for the whole frame,
+    and the passes of the module docstring (the fine pass on its own network)."""
 
     def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
                  threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
@@ -169,35 +156,22 @@ class CenterFace:
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
-        import onnxruntime as ort
-
         path = ensure_model(model_path, precision=precision)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or available_cpus()
-        so.inter_op_num_threads = 1
-        # Decode and x264 threads share the cores: onnxruntime's spin-waiting threads would
-        # burn the CPU time they need (measured: about a third of the run's CPU time).
-        if os.environ.get("BLURFACES_ORT_SPIN", "0") != "1":
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"{path}: cannot load the face model ({e}). "
-                             "Delete it and run `blurfaces fetch-model`.") from None
+        self.net = CenterFace(path, threads)
         self.model_path = path
         if model_path is None:          # the fetched pair: int8 must come from this fp32
             check_source(path, precision,
-                         self.session.get_modelmeta().custom_metadata_map)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+                         self.net.session.get_modelmeta().custom_metadata_map)
+        self.fine_net = self.net
+        if fine is not None and fine.network != self.net.name:
+            if fine.network not in NETWORKS:
+                raise OptionError(f"the fine pass's network must be one of "
+                                  f"{', '.join(NETWORKS)} (got {fine.network!r}).")
+            self.fine_net = NETWORKS[fine.network](ensure_model(network=fine.network), threads)
         self.detect_size = detect_size
         self.threshold = float(threshold)
         self.tiles = bool(tiles)
         self.fine = fine
-        self._buf: dict = {}
         self._grids: dict = {}
         self.motion = CameraMotion() if fine is not None else None
         self.still = Stillness()
@@ -211,65 +185,27 @@ class CenterFace:
         self.still.reset(reuse_frames)
 
     # -- one image ------------------------------------------------------------------------
-    def _prepare(self, rgb: np.ndarray, scale: float | None = None, cached: bool = True):
+    def _run(self, rgb: np.ndarray, scale: float, fine: bool, doubt: bool,
+             cached: bool = True) -> Detections:
+        """The faces that the whole-frame (or, if `fine`, the fine pass's) network finds in
+        `rgb` seen `scale` times larger, in `rgb` pixels: sides ending just short of the
+        picture's edge moved onto it, clipped to it; with `doubt`, the near-misses as
+        `.doubt`. The fine pass keeps no box larger than `FinePass.largest`."""
         h, w = rgb.shape[:2]
-        if scale is None:
-            scale = self.detect_size / max(w, h)
-        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        pw, ph = math.ceil(rw / 32) * 32, math.ceil(rh / 32) * 32
-        key = (pw, ph)
-        # One network input per padded size of the whole passes, reused (a region's is
-        # 14 MB): the padding is zeroed only when the picture inside changes size; the picture
-        # is written over. The parts run by still.py come in any size: not kept.
-        blob, inside = self._buf.get(key, (None, None)) if cached else (None, None)
-        if blob is None:
-            blob = np.zeros((1, 3, ph, pw), np.float32)
-        elif inside != (rw, rh):
-            blob.fill(0)
-        if cached:
-            self._buf[key] = (blob, (rw, rh))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(rgb, (rw, rh), interpolation=interp) if (rw, rh) != (w, h) else rgb
-        np.copyto(blob[0, :, :rh, :rw], img.transpose(2, 0, 1))
-        return blob, rw / w, rh / h
-
-    def _decode(self, outputs, sx: float, sy: float, w: int, h: int,
-                doubt: float | None = None) -> Detections:
-        """Boxes scoring above the threshold; with `doubt` (below the threshold), also those
-        scoring between the two that no detection suppresses, as `.doubt`."""
-        heat, scale, offset = outputs[0][0, 0], outputs[1][0], outputs[2][0]
-        ys, xs = np.nonzero(heat > (self.threshold if doubt is None else doubt))
-        if len(ys) == 0:
-            out = Detections.empty()
-            if doubt is not None:
-                out.doubt = np.zeros((0, 4), np.float32)
-            return out
-        scores = heat[ys, xs]
-        bh = np.exp(scale[0, ys, xs]) * 4
-        bw = np.exp(scale[1, ys, xs]) * 4
-        cy = (ys + offset[0, ys, xs] + 0.5) * 4
-        cx = (xs + offset[1, ys, xs] + 0.5) * 4
-        boxes = np.column_stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
-        boxes /= np.array([sx, sy, sx, sy], np.float32)
-        # Greedy NMS takes the highest scores first: the boxes above the threshold come out
-        # the same with or without the near-misses below it.
-        keep = nms(boxes, scores)
-        boxes, scores = boxes[keep], scores[keep]
-        snap_to_edges(boxes, w, h)
-        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
-        sure = ok & (scores > self.threshold)
-        out = Detections(boxes[sure].astype(np.float32), scores[sure].astype(np.float32))
-        if doubt is not None:
-            out.doubt = boxes[ok & ~sure].astype(np.float32)
+        net, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
+                              self.fine.largest) if fine else (self.net, self.threshold, None))
+        boxes, scores, doubtful = net.run(rgb, scale, thr, thr * DOUBT if doubt else None,
+                                          cached, largest)
+        every = boxes if doubtful is None else np.concatenate([boxes, doubtful])
+        snap_to_edges(every, w, h)
+        np.clip(every[:, 0::2], 0, w, out=every[:, 0::2])
+        np.clip(every[:, 1::2], 0, h, out=every[:, 1::2])
+        ok = (every[:, 2] - every[:, 0] >= 1) & (every[:, 3] - every[:, 1] >= 1)
+        n = len(boxes)
+        out = Detections(every[:n][ok[:n]], scores[ok[:n]].astype(np.float32))
+        if doubtful is not None:
+            out.doubt = every[n:][ok[n:]]
         return out
-
-    def _run(self, rgb: np.ndarray, scale: float | None = None,
-             doubt: float | None = None, cached: bool = True) -> Detections:
-        blob, sx, sy = self._prepare(rgb, scale, cached)
-        outputs = self.session.run(self.output_names, {self.input_name: blob})
-        return self._decode(outputs, sx, sy, rgb.shape[1], rgb.shape[0], doubt)
 
     def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
@@ -326,7 +262,7 @@ class CenterFace:
             kept, changed, doubtful = plan
             if not changed and not doubtful:
                 return Detections(kept.boxes, kept.scores)
-            parts = [kept] + [self._fresh(rgb, b, scale, within=region)
+            parts = [kept] + [self._fresh(rgb, b, scale, zoom is not None, within=region)
                               for b in changed + doubtful]
             cut = [p.cut for p in parts[1:len(changed) + 1]]
             if not self.still.touches_change(key, np.concatenate(cut) if cut else None):
@@ -336,19 +272,18 @@ class CenterFace:
                 return Detections(d.boxes, d.scores)
             # something over a change reaches out of its part (a face not found before,
             # larger than the part): run the whole region after all
-        d = self._fresh(rgb, region, scale)
+        d = self._fresh(rgb, region, scale, zoom is not None)
         self.still.keep(key, region, d)
         return Detections(d.boxes, d.scores)
 
-    def _fresh(self, rgb, region, scale: float, within=None) -> Detections:
+    def _fresh(self, rgb, region, scale: float, fine: bool, within=None) -> Detections:
         """The network's detections in rgb[region] at `scale`, as `_region` describes; while
         reuse is on, with their near-misses (`doubt`). `within`: the region that `region` is
         a part of; `.cut` then holds the boxes (and near-misses) dropped for crossing an edge
         of the part inside that region."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        doubt = self.threshold * DOUBT if self.still.active else None
-        d = self._run(rgb[y0:y1, x0:x1], scale, doubt, cached=within is None)
+        d = self._run(rgb[y0:y1, x0:x1], scale, fine, self.still.active, within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):

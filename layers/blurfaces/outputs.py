@@ -3,9 +3,9 @@ S3 alike.
 
 * **Names.** Every output of a run derives from its video's final name: the video
   `<stem>.mp4`, the data `<stem>.<fmt>` (csv, tsv, txt), the heatmap `<stem>_heatmap.png`,
-  the review page `<stem>_review.html` and the summary `<stem>_summary.json`, written last: it marks a complete result and names the
-  video. Beside an input `clip.mp4` the video is `clip_blurred.mp4` (then `clip_blurred_1.mp4`
-  ... when taken: `reserve_output`).
+  the review page `<stem>_review.html` and the summary `<stem>_summary.json`, written
+  last: it marks a complete result and names the video. Beside an input `clip.mp4` the
+  video is `clip_blurred.mp4` (then `clip_blurred_1.mp4` ... when taken: `reserve_output`).
 * **Is this our own output?** A video is one of ours when the summary beside it is a
   blurfaces summary that names this very file as its output video, never by a substring of
   its name (a user's `lens_blurred_take2.mp4` is an input like any other), the same locally

@@ -24,7 +24,7 @@ from . import stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
 from .model import ensure_model
-from .options import Options, validate_execution
+from .options import QUALITY, Options, validate_execution
 from .publish import pid_alive
 
 WORK_PREFIX = "blurfaces-work-"
@@ -110,6 +110,8 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     # Fetched (or built) here, once, not by each worker process at the same time.
     if not options.boxes:       # boxes from a file: no detection, no model
         ensure_model(precision=options.precision)
+        if QUALITY[options.quality].get("fine_network") == "retinaface":
+            ensure_model(network="retinaface")
     own_work = work is None
     if own_work:
         clean_dead_work_dirs()

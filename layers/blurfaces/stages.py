@@ -31,11 +31,11 @@ import numpy as np
 from . import cost, data as datamod, storage as st
 from ._version import __version__
 from .boxes import BoxTable, Replay
-from .detect import CenterFace, Detections, FinePass, available_cpus
+from .detect import Detections, FaceDetector, FinePass, available_cpus
 from .discover import open_for_writing
 from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
-from .options import Options
+from .options import DEFAULT_DETECT_SIZE, QUALITY, Options
 from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
@@ -62,8 +62,11 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
         reuse = (reuse_frames(options, info) * options.detect_step + 1) / info.mean_fps
     if not options.track:
         return reuse, 0.0
-    w = TrackOptions.of(options).window
-    return 2 * w + 0.5 + reuse, w + 0.05
+    track = TrackOptions.of(options)
+    w = track.window
+    # a small face's mask is held longer than the look-ahead: its last detection before
+    # the chunk must be in the lead-in
+    return w + max(w, track.longest_hold) + 0.5 + reuse, w + 0.05
 
 
 def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInfo:
@@ -172,15 +175,24 @@ def load_manifest(work: str) -> dict:
 _DETECTORS: dict = {}
 
 
-def _detector(options: Options, threads: int | None, tiles: bool) -> CenterFace:
-    fine = FinePass(cycle=options.fine_cycle) if options.fine_cycle else None
-    key = (options.detect_size, options.score_threshold, tiles, fine, threads,
-           options.precision)
+def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetector:
+    """The job's detector (cached per process): the quality preset's passes. With the fine
+    pass on, "auto" tiles stay off (the fine pass sees small faces at 2x, tiles at ~1.2x) and
+    the whole-frame pass runs at the preset's `detect_size` unless `--detect-size` set one."""
+    preset = QUALITY[options.quality]
+    fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
+                    threshold=preset["fine_threshold"]) if options.fine_cycle else None
+    size = options.detect_size
+    if fine is not None:
+        tiles = tiles and options.tiles == "on"
+        if size == DEFAULT_DETECT_SIZE:
+            size = preset.get("detect_size", size)
+    key = (size, options.score_threshold, tiles, fine, threads, options.precision)
     if key not in _DETECTORS:
         _DETECTORS.clear()
-        _DETECTORS[key] = CenterFace(detect_size=options.detect_size,
-                                     threshold=options.score_threshold, tiles=tiles,
-                                     fine=fine, threads=threads, precision=options.precision)
+        _DETECTORS[key] = FaceDetector(detect_size=size, threshold=options.score_threshold,
+                                       tiles=tiles, fine=fine, threads=threads,
+                                       precision=options.precision)
     return _DETECTORS[key]
 
 
@@ -258,7 +270,7 @@ def _check_index(manifest: dict, chunk: dict, n_own: int) -> None:
                          "published.")
 
 
-def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> CenterFace:
+def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> FaceDetector:
     """The process's detector for this job, with no camera motion or kept detections from
     an earlier chunk or job, and the job's reuse period (`--reuse`, still.py)."""
     detector = _detector(options, threads,
@@ -306,7 +318,7 @@ def _open_source(manifest: dict):
     store.check_pin(source, pin)        # not changed while it was read
 
 
-def _detections(frames, detector: CenterFace | None, first: int, every: int):
+def _detections(frames, detector: FaceDetector | None, first: int, every: int):
     """(frame, detections) in frame order: the detector on every `every`-th frame of the
     video (counted from its first, `first` being this one's index, so every chunking picks
     the same frames); empty detections between, which the tracker fills (and on every
@@ -323,7 +335,7 @@ def _detections(frames, detector: CenterFace | None, first: int, every: int):
 
 
 def _detect_track_mask(src, chunk: dict, info: VideoInfo, options: Options,
-                       detector: CenterFace, tracker: Tracker, frames: "_ChunkFrames",
+                       detector: FaceDetector, tracker: Tracker, frames: "_ChunkFrames",
                        threads: int | None) -> None:
     """Decode the chunk with its margins, detect, track, and hand every tracked frame to
     `frames` (which masks and encodes the chunk's own). Three threads: decode, detection (in

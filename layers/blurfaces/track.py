@@ -39,9 +39,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-
 from .detect import Detections, iou_matrix
+from .options import QUALITY
 
 SOURCES = ("detected", "interpolated", "held", "lead")
 _NO_MATCH = 1e6
@@ -54,11 +53,21 @@ class TrackOptions:
     lookahead: float = 0.3      # seconds a mask starts before a track's first detection
     smooth: float = 0.1         # seconds either side averaged to steady the box
     match_iou: float = 0.2
+    # A small face (boxes narrower than `small` px, as the detector grew them) is seen by a
+    # pass that looks at each place only every few frames, and less surely: its mask stays
+    # `small_hold` seconds (if longer than `hold`) after its last detection.
+    small_hold: float = 0.0
+    small: float = 48.0
 
     @classmethod
     def of(cls, options) -> "TrackOptions":
         """The tracking settings of an `Options` record."""
-        return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead)
+        return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead,
+                   small_hold=QUALITY[options.quality].get("small_hold", 0.0))
+
+    @property
+    def longest_hold(self) -> float:
+        return max(self.hold, self.small_hold)
 
     @property
     def window(self) -> float:
@@ -156,12 +165,23 @@ class Tracker:
         near = (dist < 0.6) & (ratio > 0.5) & (ratio < 2.0)
         return np.where((cost == _NO_MATCH) & near, 0.9 + 0.1 * dist, cost)
 
+    def _hold(self, tr: _Track) -> float:
+        """Seconds the track's mask stays after its last detection."""
+        if self.o.small_hold > self.o.hold:
+            b = tr.boxes[-1]
+            if max(b[2] - b[0], b[3] - b[1]) < self.o.small:
+                return self.o.small_hold
+        return self.o.hold
+
     def _associate(self, t: float, dets: Detections) -> None:
-        active = [tr for tr in self.tracks if t - tr.times[-1] <= self.o.hold + 1e-9]
+        active = [tr for tr in self.tracks if t - tr.times[-1] <= self._hold(tr) + 1e-9]
         frame_boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
         boxes = frame_boxes - np.tile(self.offset, 2)
         matched = set()
         if active and len(boxes):
+            # imported here: a re-render from a coordinate file (boxes.py) never tracks, and
+            # scipy.optimize costs about a second of start-up
+            from scipy.optimize import linear_sum_assignment
             preds = np.stack([tr.predict(t) for tr in active])
             cost = self._cost(preds, boxes)
             rows, cols = linear_sum_assignment(cost)
@@ -197,7 +217,7 @@ class Tracker:
             a, b = self._smoothed(tr, i - 1), self._smoothed(tr, i)
             w = (t - ta) / (tb - ta)
             return a + (b - a) * w, np.nan, "interpolated"
-        if has_prev and t - tr.times[-1] <= self.o.hold + 1e-9:
+        if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9:
             last = self._smoothed(tr, len(tr.times) - 1)
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
@@ -228,7 +248,7 @@ class Tracker:
     def _release(self, key, t, offset=(0.0, 0.0)) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in self.tracks:
-            if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self.o.hold + 1e-9:
+            if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
             got = self._box_at(tr, t)
             if got is None:
@@ -246,9 +266,10 @@ class Tracker:
             oldest = self.last_t if self.last_t is not None else 0.0
         else:
             oldest = self.pending[0][1]
+        hold = self.o.longest_hold
         self.tracks = [tr for tr in self.tracks
-                       if tr.times[-1] >= oldest - self.o.hold - self.o.smooth - 1e-6
-                       or (self.last_t is not None and self.last_t - tr.times[-1] <= self.o.hold)]
+                       if tr.times[-1] >= oldest - hold - self.o.smooth - 1e-6
+                       or (self.last_t is not None and self.last_t - tr.times[-1] <= hold)]
 
     # -- public ------------------------------------------------------------------------------
     def push(self, key, t: float, dets: Detections) -> list[FrameMasks]:

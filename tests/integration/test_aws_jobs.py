@@ -402,11 +402,15 @@ def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
 
 def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
     """Half the 900 s timeout, 3x the measured 0.28 CPU s per megapixel, less the chunk's
-    margins (tracking and the reuse period: 2.95 s with the defaults)."""
-    from blurfaces import aws as core
+    margins (tracking, a small face's hold and the reuse period: stages.margins)."""
+    from blurfaces import aws as core, stages
+    from blurfaces.options import Options
+    margin = sum(stages.margins(Options()))
+    assert 3.0 < margin < 4.0
     s1080 = core.worker_chunk_seconds(1920, 1080, 30, 1769)
-    assert 5.4 < s1080 < 5.9            # 450 / (0.28 * 2.07 * 3) / 30 - 2.95
-    assert 16.0 < core.worker_chunk_seconds(1280, 720, 30, 1769) < 16.8
+    assert abs(s1080 - (450 / (0.28 * 1920 * 1080 / 1e6 * 3) / 30 - margin)) < 0.1
+    assert abs(core.worker_chunk_seconds(1280, 720, 30, 1769)
+               - (450 / (0.28 * 1280 * 720 / 1e6 * 3) / 30 - margin)) < 0.1
     assert core.worker_chunk_seconds(1920, 1080, 30, 3538) > 2 * s1080      # 2 vCPUs
     assert core.worker_chunk_seconds(1920, 1080, 60, 1769) < s1080 / 2     # 60 fps
     # slower option sets get shorter chunks; a header's bogus 1000 fps counts as 120

