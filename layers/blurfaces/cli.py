@@ -252,13 +252,14 @@ def _on_signal(signum, frame):
 
 def main(argv=None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")     # before cv2 is first imported
-    p = build_parser()
-    a = p.parse_args(argv)
     # SIGTERM ends a run like Ctrl-C: workers stopped, temporary files removed, one line.
     # Called in-process (argv given), the caller's handlers come back afterwards.
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        p = build_parser()
+        a = p.parse_args(argv)
         code = a.func(a)
         if argv is None:
             # Done and published, and the process ends here: a signal from now to the exit
