@@ -14,7 +14,9 @@ fi
 scripts/setup.sh
 # The review page's browser test needs a headless Chromium (Debian's package).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) \
+    >/dev/null 2>&1 || echo "test.sh: could not install chromium; the review page's browser test will fail" >&2
 fi
 .venv/bin/blurfaces fetch-model >/dev/null 2>&1 || true   # the tests fetch it too, if this failed
 exec .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider "${lane[@]}" "$@"

@@ -794,3 +794,40 @@ def heatmap_peak(png, width: int, height: int) -> tuple[float, float]:
     heat = cv2.cvtColor(img[50:50 + dh, 20:20 + dw], cv2.COLOR_BGR2GRAY).astype(np.float32)
     y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(heat, (9, 9), 0)), heat.shape)
     return (x + 0.5) * width / dw, (y + 0.5) * height / dh
+
+
+def long_still_clip(path, seconds: float, size=(1920, 1080), fps: int = 30,
+                    gop_seconds: int = 2) -> dict:
+    """A long H.264 MP4 that is cheap to make: `gop_seconds` of a still picture encoded once
+    (x264 ultrafast, one keyframe per GOP, no B-frames), its packets copied with shifted
+    timestamps until `seconds` are filled. An hour of 1080p30 takes about 2 s and 15 MB.
+    Returns {"path", "frames", "fps", "size"}; frame k has pts k in 1/fps."""
+    import av
+    w, h = size
+    tb = Fraction(1, fps)
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base, enc.framerate = tb, fps
+    enc.options = {"preset": "ultrafast", "g": str(gop_seconds * fps), "bf": "0",
+                   "crf": "40"}
+    img = np.full((h, w, 3), 90, np.uint8)
+    img[h // 3:h // 2, w // 3:w // 2] = 200
+    gop = []
+    for i in range(gop_seconds * fps):
+        f = av.VideoFrame.from_ndarray(img, format="rgb24")
+        f.pts = i
+        gop += list(enc.encode(f))
+    gop += list(enc.encode(None))
+    n = gop_seconds * fps
+    reps = max(1, round(seconds / gop_seconds))
+    with av.open(str(path), "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.extradata = enc.extradata
+        for r in range(reps):
+            for p in gop:
+                q = av.Packet(bytes(p))
+                q.pts, q.dts = p.pts + r * n, p.dts + r * n
+                q.is_keyframe, q.stream, q.time_base = p.is_keyframe, s, tb
+                out.mux(q)
+    return {"path": path, "frames": reps * n, "fps": fps, "size": size}

@@ -121,7 +121,7 @@ def test_sidecar_quality_fast_gives_the_same_threshold_locally_and_on_aws(tmp_pa
         assert local == aws
 
 
-def test_reuse_with_a_preset_that_has_no_reuse_is_refused(monkeypatch, capsys):
+def test_options_that_do_nothing_with_the_others_are_refused(monkeypatch, capsys):
     """`reuse` did nothing with --quality fast (silently dropped): now it is refused, in
     every layer, with one line naming the option; --no-reuse is accepted everywhere."""
     for q in ("fast", "max"):
@@ -133,6 +133,9 @@ def test_reuse_with_a_preset_that_has_no_reuse_is_refused(monkeypatch, capsys):
     assert Options(reuse=False).reuse_s is None
     with pytest.raises(OptionError, match="reuse does nothing"):
         resolve({"quality": "fast"}, environ={"BLURFACES_REUSE": "true"})
+    with pytest.raises(OptionError, match="detect_every 2 does nothing without tracking"):
+        Options(detect_every=2, track=False)            # was: silently every frame
+    assert Options(track=False).detect_step == 1 and Options(detect_every=3).detect_step == 3
     assert cli.main(["anonymize", "x.mp4", "--quality", "fast", "--reuse"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reuse does nothing with quality fast" in err[0]

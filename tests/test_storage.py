@@ -442,3 +442,51 @@ def test_json_written_to_s3_is_plain_json(s3, s3_server):
     obj = s3_server.client.get_object(Bucket=bucket, Key="m.json")
     assert json.loads(obj["Body"].read()) == {"a": [1, 2]}
     assert obj["ContentType"] == "application/json"
+
+
+class _Faults:
+    """Answers the first `n` requests of `op` with an S3 error response (`status`, `code`)
+    before they reach moto's server (botocore's before-send hook returns the response, so
+    botocore's own retry logic sees it as it would a real SlowDown/InternalError)."""
+
+    def __init__(self, client, op: str, n: int, status: int = 503, code: str = "SlowDown"):
+        self.left, self.sent, self.status, self.code = n, 0, status, code
+        client.meta.events.register(f"before-send.s3.{op}", self._send)
+
+    def _send(self, request, **_):
+        from botocore.awsrequest import AWSResponse
+        self.sent += 1
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{self.code}</Code>"
+                f"<Message>simulated</Message></Error>").encode()
+
+        class Raw:
+            def stream(self, *a, **k):
+                yield body
+        return AWSResponse(request.url, self.status, {"Content-Type": "application/xml"},
+                           Raw())
+
+
+@pytest.mark.parametrize("status,code", [(503, "SlowDown"), (500, "InternalError")])
+def test_s3_transient_errors_are_retried_then_transient_not_input(s3_server, status, code):
+    """Defect 5: throttling and 5xx are retried (botocore standard mode: backoff with
+    jitter); when they outlast the retries the error is a TransientError (the input is
+    fine), never the InputError/OutputError that marked a good video failed for good."""
+    from blurfaces.errors import InputError, OutputError, TransientError
+    from blurfaces.storage import S3Storage
+    bucket = s3_server.new_bucket()
+    uri = f"s3://{bucket}/in/clip.mp4"
+    store = S3Storage(endpoint_url=s3_server.endpoint_url, max_attempts=3)
+    store.write_bytes(uri, b"video bytes")
+    faults = _Faults(store.client, "GetObject", 2, status, code)
+    assert store.read_bytes(uri) == b"video bytes"          # 2 faults, 3 attempts: retried
+    assert faults.sent == 3
+    _Faults(store.client, "GetObject", 10, status, code)
+    with pytest.raises(TransientError, match="run again") as err:
+        store.read_bytes(uri)
+    assert not isinstance(err.value, (InputError, OutputError))
+    _Faults(store.client, "PutObject", 10, status, code)
+    with pytest.raises(TransientError):
+        store.write_bytes(f"s3://{bucket}/out/x.json", b"{}")

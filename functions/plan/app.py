@@ -1,6 +1,6 @@
 """Plan Lambda: an upload under ROOT/incoming/ (S3 notification or EventBridge "Object
-Created"), a direct {"source": "s3://bucket/ROOT/incoming/x.mp4", "rerun"?, "options"?,
-"chunk_seconds"?}, or a backfill {"backfill": "s3://bucket/ROOT/incoming/...", "limit"?,
+Created", through the upload queue), a direct {"source": "s3://bucket/ROOT/incoming/x.mp4",
+"rerun"?, "options"?, "chunk_seconds"?}, or a backfill {"backfill": "s3://bucket/ROOT/incoming/...", "limit"?,
 "after"?, "follow"?} becomes Step Functions executions named by the job id.
 
 Every rule (which keys are inputs, job id, outputs, pinned version, sidecar options,
@@ -26,19 +26,16 @@ def handler(event, context):
     observe.bind(function="plan")                # job_id is bound by start_job
     settings = aws.Settings.from_env()
     if isinstance(event, dict) and "backfill" in event:
-        # Stop starting jobs 3 minutes before the Lambda's timeout; "next" continues.
-        seconds = context.get_remaining_time_in_millis() / 1000 - 180
         result = aws.backfill(event["backfill"], settings, limit=event.get("limit"),
                               after=event.get("after"), rerun=event.get("rerun"),
-                              options=event.get("options"), seconds=max(seconds, 1),
+                              options=event.get("options"),
                               follow=context.invoked_function_arn if event.get("follow")
                               else None)
         logger.info("backfill", extra={"counts": result["counts"], "next": result["next"]})
         observe.backfill_metrics(metrics, result)
         return result
-    jobs = [aws.start_job(up, settings, rerun=event.get("rerun"),
-                          options=event.get("options"), chunk_seconds=event.get("chunk_seconds"),
-                          bind=observe.bind)
+    jobs = [aws.start_job(up, settings, rerun=up.rerun, options=up.options,
+                          chunk_seconds=up.chunk_seconds, bind=observe.bind)
             for up in aws.uploads(event)]
     for job in jobs:        # keys of the event at most (observe.event_keys), never the event
         logger.info(job["status"], extra={"job_id": job.get("job_id"), **{

@@ -361,8 +361,8 @@ class Options:
                         "(default: frames >= 1600 px and >= 2.5x --detect-size), on, off",
                         "choice", _D, choices=("auto", "on", "off"))
     detect_every: int = option(1, "--detect-every", "run the detector on every N-th frame; "
-                               "tracking fills the others (default 1)", "int", _D, lo=1,
-                               hi=10, metavar="N")
+                               "tracking fills the others (default 1; not with --no-track)",
+                               "int", _D, lo=1, hi=10, metavar="N")
     track: bool = option(True, "--track", "follow faces across frames: gap filling, hold, "
                          "look-ahead (--no-track: raw detections only)", "bool", _D)
     hold: float = option(0.5, "--hold", "seconds a mask stays after a face was last detected "
@@ -413,6 +413,10 @@ class Options:
         if self.mask == "image" and not self.mask_image:
             raise OptionError("mask='image' needs mask_image (a PNG/JPEG path; "
                               "CLI: --mask-image PATH).")
+        if self.detect_every > 1 and not self.track:
+            raise OptionError(f"detect_every {self.detect_every} does nothing without tracking "
+                              "(the tracker fills the frames between detections): drop "
+                              "--no-track (BLURFACES_TRACK) or --detect-every.")
         if self.reuse and not QUALITY[self.quality]["reuse_s"]:
             raise OptionError(f"reuse does nothing with quality {self.quality}: only "
                               f"{', '.join(q for q, p in QUALITY.items() if p['reuse_s'])} "

@@ -20,7 +20,7 @@ import posixpath
 import re
 
 from . import storage as st
-from .errors import BlurfacesError, OptionError, OutputError
+from .errors import BlurfacesError, OptionError, OutputError, TransientError
 
 SUFFIX = "_blurred"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
@@ -81,6 +81,8 @@ def read_record(uri: str):
         if not store.exists(uri):
             return None
         return store.read_json(uri)
+    except TransientError:
+        raise                   # not "absent": S3 is unavailable
     except (BlurfacesError, OSError, ValueError):
         return None
 
@@ -101,10 +103,20 @@ def is_own_output(uri: str, listing=None) -> bool:
         posixpath.basename(uri.replace(os.sep, "/"))
 
 
+def same_version(version: dict | None, stat: st.Stat) -> bool:
+    """Whether `version` (a recorded `Stat.to_dict()`) is the version `stat` describes. A
+    listing's entry has no version id: on S3 its ETag and size identify the bytes."""
+    version = version if isinstance(version, dict) else {}
+    if version.get("token") == stat.token:
+        return True
+    return bool(stat.version_id is None and stat.etag and version.get("etag") == stat.etag
+                and version.get("size") == stat.size)
+
+
 def finished(summary_uri: str, stat: st.Stat) -> dict | None:
     """The summary at `summary_uri` if it is a complete result for this input version."""
     s = read_record(summary_uri)
-    if isinstance(s, dict) and (s.get("input_version") or {}).get("token") == stat.token:
+    if isinstance(s, dict) and same_version(s.get("input_version"), stat):
         return s
     return None
 
@@ -112,7 +124,7 @@ def finished(summary_uri: str, stat: st.Stat) -> dict | None:
 def reported(report_uri: str, stat: st.Stat) -> dict | None:
     """The failure report at `report_uri` if it is about this input version."""
     r = read_record(report_uri)
-    if isinstance(r, dict) and (r.get("version") or {}).get("token") == stat.token:
+    if isinstance(r, dict) and same_version(r.get("version"), stat):
         return r
     return None
 

@@ -33,7 +33,7 @@ from ._version import __version__
 from .boxes import BoxTable, Replay
 from .detect import Detections, FaceDetector, FinePass, available_cpus
 from .discover import open_for_writing
-from .errors import ChunkError, InputChanged, OptionError, OutputError
+from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
 from .options import DEFAULT_DETECT_SIZE, QUALITY, Options
 from .outputs import data_uri
@@ -251,10 +251,23 @@ def worker(manifest: dict, index: int, *, threads: int | None = None, progress=N
         with _open_source(manifest) as src:
             _detect_track_mask(src, chunk, info, options, detector, tracker, frames, threads)
         frames.report_progress()
+        _check_index(manifest, chunk, frames.n_own)
         check_segment(segment.path, frames=frames.n_own, chunk=chunk)
         segment.publish()
     return _write_part(work_store, work, index, segment.target, frames,
                        detector.still if detector is not None else None, t0)
+
+
+def _check_index(manifest: dict, chunk: dict, n_own: int) -> None:
+    """A chunk whose decoded frames differ in number from the container's own index (plan
+    read it without decoding: blurfaces.frameindex) is the input's fault, not ours."""
+    if n_own != chunk["frames_expected"] and \
+            (manifest.get("job") or {}).get("index") == "demuxer":
+        raise InputError(f"{manifest['source']}: chunk {chunk['index']} "
+                         f"({chunk['start_s']:.2f}-{chunk['stop_s']:.2f} s) decodes to {n_own} "
+                         f"frames where the container's index lists {chunk['frames_expected']}"
+                         ": the file is damaged. Re-export or re-download it; nothing was "
+                         "published.")
 
 
 def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> FaceDetector:

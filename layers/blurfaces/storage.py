@@ -549,6 +549,22 @@ class S3Storage(Storage):
             raise self._error(exc, prefix_uri, action="ListBucket") from None
         return sorted(out, key=lambda x: x[0])
 
+    def list_page(self, prefix_uri, *, start_after: str | None = None,
+                  max_keys: int = 1000) -> tuple[list[tuple[str, Stat]], bool]:
+        """One page of the listing under ``prefix_uri`` in key order, after the URI
+        ``start_after`` (S3's StartAfter: a long listing is walked page by page, by any
+        number of callers, without a continuation token): (entries, more pages left)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        bucket, prefix = parse_s3(prefix_uri)
+        kw = {"StartAfter": parse_s3(start_after)[1]} if start_after else {}
+        try:
+            resp = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix,
+                                               MaxKeys=max_keys, **kw)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, prefix_uri, action="ListBucket") from None
+        return ([(f"{S3_SCHEME}{bucket}/{o['Key']}", Stat.from_s3(o))
+                 for o in resp.get("Contents", ())], bool(resp.get("IsTruncated")))
+
     def create_exclusive(self, uri, data: bytes) -> bool:
         try:
             self.put(uri, data, if_none_match=True)

@@ -69,6 +69,8 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
     finished = 0
     idle = 0
     stuck: set = set()          # inputs that cannot be moved out of incoming/, said once
+    stays = not layout.moves_inputs
+    known_done: set = set()     # (uri, listing token) of inputs that stay and are done
     while True:
         if local:
             jobs.requeue_edited(layout, settle)     # edited coordinates for a done video
@@ -77,6 +79,12 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
                                        refused=refused if layout.moves_inputs else None)
         worked = False
         for found, why in [(f, None) for f in ready] + refused:
+            seen = (found.uri, found.stat.token)
+            if seen in known_done:
+                continue                      # an idle poll: the listing, nothing else
+            if stays and not why and layout.result_for(found.uri, found.stat):
+                known_done.add(seen)          # recognised before any claim
+                continue
             claim = jobs.claim_input(layout, found.uri)
             if claim is None:
                 continue                      # another watcher has it
@@ -87,6 +95,8 @@ def watch(root: str, options: Options, *, execution: Execution | None = None,
                 r = jobs.refuse(layout, found, why) if why else jobs.run_job(
                     found.uri, options, layout=layout, execution=execution,
                     progress=progress)
+                if stays and (r.status in ("done", "skipped") or r.report):
+                    known_done.add(seen)
                 if r.status == "pending" or (r.status == "skipped"
                                              and (not local or keep_inputs)):
                     continue                  # still being written / inputs that stay

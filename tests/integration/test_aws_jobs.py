@@ -98,7 +98,7 @@ def test_sample_events_parse(aws):
     (d,) = core.uploads(aws.load_event("direct.json"))
     assert n == e and n.uri == d.uri == uri and n.version_id and n.created
     assert set(aws.load_event("backfill.json")) <= {"backfill", "limit", "after", "rerun",
-                                                   "options"}
+                                                   "options", "follow"}
     abort = aws.load_event("abort.json")
     assert abort["source"] == uri and core.state_error(abort["error"])[0] == "InputError"
     assert "changed" in core.state_error(abort["error"])[1]
@@ -189,7 +189,7 @@ def test_corrupt_upload_gets_report_and_event(aws, clips, monkeypatch):
 # ------------------------------------------------------------------------------ backfill
 
 @pytest.mark.slow
-def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
+def test_backfill_50_objects_paged_parallel_and_idempotent(aws, clips, monkeypatch):
     # A state machine that only records its executions: this test is about which jobs
     # start (the full pipeline runs in the other tests).
     recorder = aws.sfn.create_state_machine(
@@ -197,6 +197,7 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
         definition=json.dumps({"StartAt": "Done", "States": {
             "Done": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", recorder)
+    monkeypatch.setenv("BACKFILL_CONCURRENCY", "4")
     bucket = aws.server.new_bucket("bf-backfill")
     events = aws.job_events(bucket)
     with open(clips[1]["path"], "rb") as f:
@@ -209,14 +210,15 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
                   "anonymized/archive/old_blurred.mp4", "failed/archive/y.mp4"):
         put(aws, bucket, other, data=data)
 
+    # One page of 20 keys per call (StartAfter the last one: the prefix is never listed
+    # again from the start), each page's inputs planned 4 at a time.
     calls, started, event = [], [], {"backfill": f"s3://{bucket}/incoming/", "limit": 20}
     while event is not None:
         res = aws.call("plan", event)
         calls.append(res)
-        assert len(res["started"]) <= 20
         started += res["started"]
         event = res["next"]
-    assert [len(r["started"]) for r in calls] == [20, 20, 10]
+    assert [r["counts"]["listed"] for r in calls] == [20, 20, 13]     # 53 keys in incoming/
     assert sum(r["counts"].get("failed", 0) for r in calls) == 1     # broken.mp4: a report
     assert keys(aws, bucket, "failed/") == ["failed/archive/broken.mp4.json",
                                             "failed/archive/y.mp4"]
@@ -227,16 +229,15 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
     assert set(started) == expected and len(started) == 50
     runs = aws.sfn.list_executions(stateMachineArn=recorder, maxResults=1000)["executions"]
     assert sorted(e["name"] for e in runs) == sorted(expected)
-    # Each job is planned on its pinned version, like one from an S3 event.
     one = read_json(aws, bucket, f"{WORK}{started[0]}/manifest.json")
     assert one["source_version"]["etag"] and one["job"]["id"] == started[0]
     assert [e["detail"]["input"] for e in events()] == \
         [f"s3://{bucket}/incoming/archive/broken.mp4"]
 
     # Re-run: nothing new starts; all 50 are known executions, the broken one is reported.
-    again = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/archive/", "limit": 20})
+    again = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/archive/"})
     assert again["started"] == [] and again["next"] is None
-    assert again["counts"] == {"duplicate": 50, "done": 1}
+    assert again["counts"] == {"listed": 52, "duplicate": 50, "done": 1}
     assert len(aws.sfn.list_executions(stateMachineArn=recorder,
                                        maxResults=1000)["executions"]) == 50
     from blurfaces.errors import OptionError
@@ -244,12 +245,12 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
         aws.call("plan", {"backfill": f"s3://{bucket}/anonymized/"})
 
     # "follow": one event walks the whole prefix, the function invoking itself
-    # asynchronously (through moto's Lambda) with each next event, `limit` starts each.
+    # asynchronously (through moto's Lambda) with each next event.
     later = [f"incoming/later/clip {k}.mp4" for k in range(5)]
     for k in later:
         put(aws, bucket, k, data=data)
     aws.dispatcher.reset()
-    res = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/", "limit": 2,
+    res = aws.call("plan", {"backfill": f"s3://{bucket}/incoming/later/", "limit": 2,
                             "follow": True})
     assert len(res["started"]) == 2 and res["followed"] is True
     plan_calls = [c for c in aws.dispatcher.calls if c["function"] == aws.functions["plan"]]
@@ -257,6 +258,38 @@ def test_backfill_50_objects_bounded_and_idempotent(aws, clips, monkeypatch):
     assert all(c["ok"] for c in plan_calls)
     runs = aws.sfn.list_executions(stateMachineArn=recorder, maxResults=1000)["executions"]
     assert len(runs) == 55
+
+
+@pytest.mark.slow
+def test_backfill_of_thousands_of_objects_fans_out_through_the_queue(aws, monkeypatch):
+    """1,200 objects in pages of 500 (CI's share of the 10,000-object case): each
+    call lists one page (StartAfter) and sends one upload-queue message per input (plan
+    consumes the queue PlanConcurrency at a time); a message is what a queue consumer plans
+    (see test_plan_reads_uploads_from_the_queue)."""
+    from concurrent.futures import ThreadPoolExecutor
+    bucket = aws.server.new_bucket("bf-backfill-10k")
+    url = aws.sqs.create_queue(QueueName=f"bf-uploads-{time.time_ns()}")["QueueUrl"]
+    monkeypatch.setenv("UPLOAD_QUEUE_URL", url)
+    monkeypatch.setenv("BACKFILL_LIMIT", "500")
+    names = [f"incoming/a/{k:05d}.mp4" for k in range(1_200)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: aws.s3.put_object(Bucket=bucket, Key=k, Body=b"x"), names))
+    calls, event = 0, {"backfill": f"s3://{bucket}/incoming/"}
+    t0 = time.perf_counter()
+    while event is not None:
+        res = aws.call("plan", event)
+        calls += 1
+        n = 500 if calls < 3 else 200
+        assert res["counts"] == {"listed": n, "queued": n} and res["started"] == []
+        event = res["next"]
+    seconds = time.perf_counter() - t0
+    assert calls == 3
+    attrs = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages"])["Attributes"]
+    assert int(attrs["ApproximateNumberOfMessages"]) == 1_200
+    got = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    assert json.loads(got[0]["Body"])["source"].startswith(f"s3://{bucket}/incoming/a/")
+    print(f"backfill of 1,200 keys: {seconds:.1f} s to list and queue on moto")
 
 
 # ------------------------------------------------------------------------------ watch

@@ -83,6 +83,23 @@ def test_throttled_workers_job_succeeds(aws, single_face, monkeypatch):
     assert keys(aws, bucket, "failed/") == [] and keys(aws, bucket, ".blurfaces/") == []
 
 
+def remux(path, fmt: str) -> bytes:
+    """The file's packets copied into another container (`fmt`), as bytes."""
+    import io
+
+    import av
+    buf = io.BytesIO()
+    with av.open(str(path)) as src, av.open(buf, "w", format=fmt) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams
+                   if s.type in ("video", "audio")}
+        for pkt in src.demux(*[s for s in src.streams if s.index in streams]):
+            if pkt.dts is None:
+                continue
+            pkt.stream = streams[pkt.stream.index]
+            out.mux(pkt)
+    return buf.getvalue()
+
+
 def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     """2.4 s of 640x360 against a deployment that takes 1 s and a 300 MB stitch /tmp."""
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
@@ -107,25 +124,29 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     (ev,) = events()
     assert ev["detail-type"] == "Job Failed" and ev["detail"]["stage"] == "plan"
 
-    # A source plan could not index within its timeout is refused from its header, before
-    # anything is decoded (here: a budget of 10 ms).
+    # A source whose container has no trustworthy index (MPEG-TS here) is indexed by
+    # decoding every frame: one plan could not finish within its timeout is refused from its
+    # header, before anything is decoded (here: a budget of 10 ms). An MP4 is indexed from its
+    # sample tables (blurfaces.frameindex) and never decoded in plan, whatever the budget.
     monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
     monkeypatch.setenv("STITCH_TMP_MB", "400")
     monkeypatch.setenv("PLAN_BUDGET_S", "0.01")
+    ts_key = INPUT_KEY.replace(".mp4", ".ts")
+    aws.s3.put_object(Bucket=bucket, Key=ts_key, Body=remux(single_face, "mpegts"))
     decoded = []
-    from blurfaces import video
-    real_probe = video.probe
-    monkeypatch.setattr(video, "probe", lambda *a, **k: decoded.append(a) or 1 / 0)
-    (job,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "2"})["jobs"]
+    from blurfaces import stages
+    real_probe = stages.probe
+    monkeypatch.setattr(stages, "probe", lambda *a, **k: decoded.append(a) or 1 / 0)
+    (job,) = call("plan", {"source": f"s3://{bucket}/{ts_key}", "rerun": "2"})["jobs"]
     assert job["status"] == "failed" and "index every frame" in job["error"], job
     assert "split the video into parts" in job["error"] and decoded == []
-    monkeypatch.setattr(video, "probe", real_probe)
+    monkeypatch.delenv("STATE_MACHINE_ARN")
+    (fast,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "5"})["jobs"]
+    assert fast["status"] == "planned" and decoded == [], fast
+    monkeypatch.setattr(stages, "probe", real_probe)
     monkeypatch.delenv("PLAN_BUDGET_S")
 
     # Within the limits, the same source plans (the check is not a blanket refusal).
-    monkeypatch.setenv("MAX_VIDEO_SECONDS", "3")
-    monkeypatch.setenv("STITCH_TMP_MB", "400")
-    monkeypatch.delenv("STATE_MACHINE_ARN")
     (ok,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "1"})["jobs"]
     assert ok["status"] == "planned", ok
     assert ok["input"]["chunks"] == 2                       # 2.4 s in chunks of 1.2 s
@@ -294,7 +315,8 @@ def test_retries_outlast_a_wave_and_second_pass():
 
 def test_template_hardening():
     """Tracing, state-machine ERROR logs, TLS-only policy, versioning and expiry, KMS grants
-    conditioned, ListBucket by prefix, worker reserved concurrency and job budget."""
+    conditioned, ListBucket only with a prefix, log retention, no reserved concurrency by
+    default, the job budget, the upload queue in front of plan, alarms."""
     template, _ = _template()
     res, params = template["Resources"], template["Parameters"]
     assert template["Globals"]["Function"]["Tracing"] == "Active"
@@ -315,19 +337,57 @@ def test_template_hardening():
     for fn in ("PlanFunction", "WorkerFunction", "StitchFunction"):
         statements = res[fn]["Properties"]["Policies"][0]["Statement"]
         (lb,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ListBucket"]
-        assert set(lb["Condition"]) == {"StringLikeIfExists"}, fn
-        assert lb["Condition"]["StringLikeIfExists"]["s3:prefix"], fn
+        # a listing without a Prefix (the whole bucket) is not granted: StringLike, not
+        # StringLikeIfExists (storage.S3Storage tells a missing key from a forbidden one by
+        # listing the key's own prefix, so HEAD answering 403 for a missing key is handled)
+        assert set(lb["Condition"]) == {"StringLike"}, fn
+        assert all(p["Fn::Sub"].endswith("/*") for p in lb["Condition"]["StringLike"][
+            "s3:prefix"]), fn
         (kms,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
         assert kms[0] == "HasKmsKey" and kms[2] == {"Ref": "AWS::NoValue"}
         assert set(kms[1]["Action"]) <= {"kms:Decrypt", "kms:GenerateDataKey"}
         assert kms[1]["Resource"] == {"Ref": "KmsKeyArn"}
         assert "kms:ViaService" in kms[1]["Condition"]["StringEquals"]
         assert "kms:EncryptionContext:aws:s3:arn" in kms[1]["Condition"]["StringLike"]
+        # logs kept LogRetentionDays (default 30), not forever
+        group = res[res[fn]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert res[fn]["Properties"]["FunctionName"]["Fn::Sub"] in group["LogGroupName"][
+            "Fn::Sub"]
+    assert params["LogRetentionDays"]["Default"] == 30
+    # deployable on a fresh account: nothing reserved unless asked (a reservation must leave
+    # 100 of the quota unreserved; a new account's quota is 1000 or less)
+    assert params["WorkerReservedConcurrency"]["Default"] == 0
     worker = res["WorkerFunction"]["Properties"]
-    assert worker["ReservedConcurrentExecutions"]["Fn::If"][1] == {"Ref": "WorkerReservedConcurrency"}
-    # the burst design: reserved / per-job budget >= 50 simultaneous jobs at full speed
-    assert params["WorkerReservedConcurrency"]["Default"] // params["MaxConcurrency"]["Default"] >= 50
+    assert worker["ReservedConcurrentExecutions"]["Fn::If"] == [
+        "ReserveWorkers", {"Ref": "WorkerReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     assert params["WorkerMemorySize"]["MinValue"] == 1769
+    # an hour of 1080p30 at the default worker size runs in one wave of the Map
+    from blurfaces.aws import worker_chunk_seconds
+    per_hour = 3600 / worker_chunk_seconds(1920, 1080, 30, params["WorkerMemorySize"]["Default"])
+    assert params["MaxConcurrency"]["Default"] >= per_hour
+    # uploads queue in SQS before plan, planned PlanConcurrency at a time; 3 failed tries
+    # move a message to the dead-letter queue
+    queue = res["UploadQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [
+        "PlanFailures", "Arn"]}, "maxReceiveCount": 3}
+    assert queue["VisibilityTimeout"] >= 6 * res["PlanFunction"]["Properties"]["Timeout"]
+    sqs = res["PlanFunction"]["Properties"]["Events"]["Uploads"]
+    assert sqs["Type"] == "SQS" and sqs["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "PlanConcurrency"}}
+    notif = res["Bucket"]["Properties"]["NotificationConfiguration"]
+    assert [q["Queue"] for q in notif["QueueConfigurations"]] == [
+        {"Fn::GetAtt": ["UploadQueue", "Arn"]}]
+    assert res["UploadRule"]["Properties"]["Targets"][0]["Arn"] == {
+        "Fn::GetAtt": ["UploadQueue", "Arn"]}
+    # alarms: failed executions, the dead-letter queue's depth, throttles
+    alarms = {k: v["Properties"] for k, v in res.items()
+              if v["Type"] == "AWS::CloudWatch::Alarm"}
+    metrics = {(a["Namespace"], a["MetricName"]) for a in alarms.values()}
+    assert {("AWS/States", "ExecutionsFailed"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            ("AWS/Lambda", "Throttles")} <= metrics
+    assert alarms["PlanFailuresAlarm"]["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["PlanFailures", "QueueName"]}
 
 
 def test_handlers_do_not_log_events():

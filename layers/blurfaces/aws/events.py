@@ -1,9 +1,11 @@
 """Events into uploads: S3 notifications, EventBridge "Object Created" events and direct
-``{"source": "s3://..."}`` events become `Upload` records; `input_reason` says why an object
+``{"source": "s3://..."}`` events, as they are or in messages of the upload queue (SQS),
+become `Upload` records; `input_reason` says why an object
 must not start a job (the loop guard: only ROOT/incoming/** is input); `version_stat` pins
 the version an event names."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -18,6 +20,10 @@ class Upload:
     etag: str | None = None
     size: int | None = None
     created: bool = True
+    # a direct event's (or a backfill message's) own settings for this job
+    rerun: str | None = None
+    options: dict | None = None
+    chunk_seconds: float | None = None
 
 
 def uploads(event: dict) -> list[Upload]:
@@ -27,6 +33,9 @@ def uploads(event: dict) -> list[Upload]:
     if "Records" in event:
         out = []
         for rec in event["Records"]:
+            if rec.get("eventSource") == "aws:sqs":     # the upload queue: one event each
+                out += uploads(_message(rec.get("body")))
+                continue
             if rec.get("eventSource") != "aws:s3":
                 continue
             obj = rec["s3"]["object"]
@@ -43,10 +52,23 @@ def uploads(event: dict) -> list[Upload]:
     source = event.get("source")
     if isinstance(source, str) and st.is_s3(source):
         st.parse_s3(source)
-        return [Upload(source)]
+        return [Upload(source, rerun=event.get("rerun"), options=event.get("options"),
+                       chunk_seconds=event.get("chunk_seconds"))]
     raise OptionError("unrecognised event: expected an S3 notification, an EventBridge "
                       "'Object Created' event, {\"source\": \"s3://bucket/ROOT/incoming/...\"} "
                       "or {\"backfill\": \"s3://bucket/ROOT/incoming/\"}.")
+
+
+def _message(body) -> dict:
+    """The event carried by an upload-queue message (an S3 notification, an EventBridge
+    event, a backfill's {"source": ...}); S3's "s3:TestEvent" carries no object."""
+    try:
+        event = json.loads(body)
+    except (TypeError, ValueError):
+        raise OptionError(f"an upload-queue message that is not JSON: {str(body)[:200]!r}") \
+            from None
+    return {"Records": []} if isinstance(event, dict) and event.get("Event") == "s3:TestEvent" \
+        else event
 
 
 def input_reason(layout: jobs.Layout, uri: str, size: int | None = None) -> str | None:

@@ -56,7 +56,9 @@ class Settings:
     state_machine: str | None = None
     bus: str = "default"
     max_concurrency: int = 100
-    backfill_limit: int = 25
+    backfill_limit: int = 1000         # keys listed per backfill call (one S3 page)
+    backfill_concurrency: int = 8       # jobs planned at once by a call (without a queue)
+    upload_queue: str | None = None     # the queue plan consumes (backfill sends to it)
     keep_work: bool = False
     # what the stack can process (template parameters -> environment)
     max_video_seconds: float = 4 * 3600.0
@@ -85,7 +87,9 @@ class Settings:
                 state_machine=env("STATE_MACHINE_ARN", "").strip() or None,
                 bus=env("EVENT_BUS", "").strip() or "default",
                 max_concurrency=num("MAX_CONCURRENCY", 100, int, 1, 10000),
-                backfill_limit=num("BACKFILL_LIMIT", 25, int, 1, 1000),
+                backfill_limit=num("BACKFILL_LIMIT", 1000, int, 1, 1000),
+                backfill_concurrency=num("BACKFILL_CONCURRENCY", 8, int, 1, 64),
+                upload_queue=env("UPLOAD_QUEUE_URL", "").strip() or None,
                 keep_work=_bool("KEEP_WORK", env("KEEP_WORK", "")),
                 max_video_seconds=num("MAX_VIDEO_SECONDS", 4 * 3600.0, float, 0.001, 1e7),
                 max_frame_pixels=num("MAX_FRAME_PIXELS", 3840 * 2160, int, 1, 10**9),

@@ -2,7 +2,9 @@
 
 `start_job`: the loop guard, the pinned version (the event's version, or a HEAD),
 `jobs.job_id`, duplicate detection (a result or report for this version, or an execution
-of that name), the limits checked from the header before anything is decoded, `stages.plan`
+of that name), the frame index from the container without decoding where it can be trusted
+(`frameindex`: MP4/MOV/MKV; else plan decodes every frame, refused from the header when that
+would not fit plan's budget), the chunk length a worker finishes, `stages.plan`
 with the pin and the layout's outputs, the chunk list for the Distributed Map, then
 ``StartExecution`` named by the job id. A planning failure of the input (corrupt upload, bad
 sidecar, over a limit) becomes ``failed/<rel>.json`` and a "Job Failed" event, never an
@@ -13,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from .. import jobs, stages, storage as st
+from .. import frameindex, jobs, stages, storage as st
 from ..errors import BlurfacesError, OptionError, TransientError
 from . import sizing
 from .clients import client, execution_status, invoke_async, region
@@ -67,12 +70,20 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
     work, t0 = settings.work(bucket, jid), time.time()
     try:
         opts, cut = job_options(options, jobs.sidecar_options(up.uri), chunk_seconds)
-        cut = sizing.cap_chunks(cut, sizing.precheck(up.uri, stat.to_dict(), settings),
-                                settings, opts)
+        pin = stat.to_dict()
+        store = st.get_storage(up.uri)
+        info = frameindex.index(lambda: store.open_read(up.uri, pin=pin), up.uri, stat.size)
+        if info is None:        # no trustworthy index: plan decodes every frame (budgeted)
+            head = sizing.precheck(up.uri, pin, settings)
+        else:
+            head = {"w": info.display_width, "h": info.display_height,
+                    "fps": info.mean_fps, "seconds": info.duration_s}
+        cut = sizing.cap_chunks(cut, head, settings, opts)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
-                               pin=stat.to_dict(), publish_token=jid, overwrite=True,
+                               pin=pin, info=info, publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri,
+                                    "index": frameindex.DEMUXER if info else "decoded",
                                     "lambda": settings.functions()})
         limits = sizing.check_limits(manifest, settings)
     except BlurfacesError as e:
@@ -132,35 +143,39 @@ def execution_name(state_machine: str, jid: str) -> tuple[str | None, str | None
 
 def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
              after: str | None = None, rerun: str | None = None,
-             options: dict | None = None, seconds: float | None = None,
-             follow: str | None = None) -> dict:
+             options: dict | None = None, follow: str | None = None) -> dict:
     """Start a job for every input under `prefix` (within ROOT/incoming/) that has no
-    result, report or execution for its current version: at most `limit` starts per call
-    (and no new object after `seconds`), in key order. "next" is the event for the
-    following call (None when done); with `follow` (the plan function's ARN) this call
-    invokes the function asynchronously with it, so one event walks the whole prefix."""
-    deadline = None if seconds is None else time.monotonic() + seconds
+    result, report or execution for its current version. One call lists one page of at
+    most `limit` keys after the URI `after` (S3's StartAfter: never the whole prefix again)
+    and fans the inputs out: one message each to the upload queue, which plan consumes
+    PlanConcurrency at a time, or (no queue) `start_job` in `backfill_concurrency` threads.
+    Re-running starts nothing new (`start_job` finds the result, report or execution).
+    "next" is the event for the following call (None when done); with `follow` (the plan
+    function's ARN) this call invokes the function asynchronously with it, so one event
+    walks the whole prefix."""
     bucket, _ = st.parse_s3(prefix)
     layout = settings.layout(bucket)
     if not (prefix if prefix.endswith("/") else prefix + "/").startswith(layout.incoming):
         raise OptionError(f"backfill {prefix}: give a prefix under {layout.incoming}, "
                           "where inputs live.")
     limit = settings.backfill_limit if limit is None else number("limit", limit, int, 1, 1000)
-    ready, _ = jobs.discover(prefix)
-    counts: dict = {}
-    started, last, more = [], after, False
-    for found in ready:
-        if after and found.uri <= after:
-            continue
-        if len(started) >= limit or (deadline and counts and time.monotonic() > deadline):
-            more = True
-            break
-        r = start_job(Upload(found.uri, size=found.stat.size), settings, rerun=rerun,
-                      options=options)
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-        if r["status"] in ("started", "planned"):
-            started.append(r["job_id"])
-        last = found.uri
+    page, more = st.get_storage(prefix).list_page(
+        prefix if prefix.endswith("/") else prefix + "/", start_after=after, max_keys=limit)
+    inputs = [Upload(uri, size=stat.size, rerun=rerun, options=options)
+              for uri, stat in page if input_reason(layout, uri, stat.size) is None]
+    counts: dict = {"listed": len(page)}
+    started: list = []
+    if settings.upload_queue:
+        _enqueue(settings.upload_queue, inputs)
+        counts["queued"] = len(inputs)
+    else:
+        with ThreadPoolExecutor(settings.backfill_concurrency) as pool:
+            for r in pool.map(lambda up: start_job(up, settings, rerun=up.rerun,
+                                                   options=up.options), inputs):
+                counts[r["status"]] = counts.get(r["status"], 0) + 1
+                if r["status"] in ("started", "planned"):
+                    started.append(r["job_id"])
+    last = page[-1][0] if page else after
     nxt = {"backfill": prefix, "after": last, "limit": limit} if more else None
     if nxt and (rerun or options):
         nxt.update({k: v for k, v in (("rerun", rerun), ("options", options)) if v})
@@ -169,3 +184,19 @@ def backfill(prefix: str, settings: Settings, *, limit: int | None = None,
         invoke_async(follow, json.dumps(nxt).encode())
     return {"backfill": prefix, "started": started, "counts": counts, "next": nxt,
             "followed": bool(nxt and follow)}
+
+
+def _enqueue(queue_url: str, inputs: list[Upload]) -> None:
+    """One upload-queue message per input ({"source", "rerun"?, "options"?}), 10 a call."""
+    sqs = client("sqs", region())
+    for i in range(0, len(inputs), 10):
+        batch = inputs[i:i + 10]
+        resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(k), "MessageBody": json.dumps(
+                {"source": up.uri, **({"rerun": up.rerun} if up.rerun else {}),
+                 **({"options": up.options} if up.options else {})})}
+            for k, up in enumerate(batch)])
+        if resp.get("Failed"):
+            raise TransientError(f"{queue_url}: SQS refused {len(resp['Failed'])} backfill "
+                                 f"messages ({resp['Failed'][0].get('Code')}); run the "
+                                 "backfill again (it starts nothing twice).")

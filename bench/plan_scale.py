@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Plan at archive scale: how long plan's frame index takes, and the docs/aws.md table.
+
+  python bench/plan_scale.py [--hours 1,10] [--sizes 1280x720,1920x1080] [--json OUT]
+
+1. Measured: for each length and frame size, a long MP4 (tests/media.long_still_clip: a
+   still picture's GOP copied with shifted timestamps, cached under the bench cache) is
+   indexed by `blurfaces.frameindex` (what plan does for MP4/MOV/MKV) from a local file:
+   CPU seconds (one thread), bytes read (the moov box; the samples are never read). On S3,
+   plan reads the same bytes through 8 MiB ranged GETs.
+2. Derived, per length (1 min, 1 h, 10 h) and size: chunks (`aws.worker_chunk_seconds` at
+   the default worker size and ChunkSeconds), wall clock at the default MaxConcurrency and
+   US$ per video-hour (`cost.per_video_hour`), from the worker's measured CPU per megapixel
+   (`aws.sizing.WORKER_CPU_S_PER_MPIXEL`, bench/lambda_sizing.py) assuming the worker's
+   threads scale linearly over its vCPUs (not measured on Lambda), 3 s start-up per chunk
+   and 120 s of stitch per video-hour (assumed); and whether the default stack's limits
+   (MaxVideoSeconds, stitch's /tmp) accept the video.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import common
+
+
+class CountingFile:
+    def __init__(self, path):
+        self.f, self.read_bytes = open(path, "rb"), 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+    def seek(self, *a):
+        return self.f.seek(*a)
+
+    def tell(self):
+        return self.f.tell()
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.read_bytes += len(data)
+        return data
+
+
+def measure_index(hours: float, size) -> dict:
+    media = common._media_module()
+    from blurfaces import frameindex
+    path = common.BENCH_CACHE / "media" / f"still-{size[0]}x{size[1]}-{hours:g}h.mp4"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        media.long_still_clip(path, hours * 3600, size=size)
+    opened = []
+
+    def open_source():
+        opened.append(CountingFile(path))
+        return opened[-1]
+    t0, w0 = time.process_time(), time.perf_counter()
+    info = frameindex.index(open_source, str(path), os.path.getsize(path))
+    return {"hours": hours, "size": f"{size[0]}x{size[1]}", "frames": info.n_packets,
+            "file_mb": round(os.path.getsize(path) / 2**20, 1),
+            "read_mb": round(sum(f.read_bytes for f in opened) / 2**20, 1),
+            "cpu_s": round(time.process_time() - t0, 2),
+            "wall_s": round(time.perf_counter() - w0, 2)}
+
+
+def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
+    from blurfaces import cost
+    from blurfaces.aws import Settings, sizing, worker_chunk_seconds
+    from blurfaces.options import Options
+    s = Settings()
+    memory, conc, chunk_setting = 3538, 300, 20.0       # the template's defaults
+    rows = []
+    for (w, h) in ((1280, 720), (1920, 1080)):
+        cap = min(chunk_setting, worker_chunk_seconds(w, h, 30, memory, Options()))
+        fps = cost.vcpus(memory) / (sizing.WORKER_CPU_S_PER_MPIXEL * w * h / 1e6)
+        for seconds, label in ((60, "1 min"), (3600, "1 h"), (36000, "10 h")):
+            chunks = math.ceil(seconds / cap)
+            est = cost.per_video_hour(fps_processed=fps, worker_memory_mb=memory,
+                                      chunk_seconds=cap, max_concurrency=conc)
+            chunk_s = est["chunk_s"]
+            plan_s = plan_cpu_s_per_hour.get(f"{w}x{h}", 0.5) * seconds / 3600 / 0.58 + 1
+            stitch_s = 120.0 * seconds / 3600
+            wall = plan_s + math.ceil(chunks / conc) * chunk_s + stitch_s
+            output_mb = seconds * 30 * w * h * sizing.OUTPUT_BITS_PER_PIXEL / 8 / 2**20
+            refused = []
+            if seconds > s.max_video_seconds:
+                refused.append("MaxVideoSeconds")
+            if output_mb + 256 > s.stitch_tmp_mb:
+                refused.append("stitch /tmp")
+            if stitch_s > 840:
+                refused.append("stitch timeout")
+            rows.append({"length": label, "size": f"{w}x{h}", "chunk_s_of_video": round(cap, 1),
+                         "chunks": chunks, "plan_s": round(plan_s, 1),
+                         "worker_s_per_chunk": chunk_s, "wall_s": round(wall),
+                         "usd_per_video_hour": est["usd"], "refused_by": refused})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hours", default="1,10")
+    ap.add_argument("--sizes", default="1280x720,1920x1080")
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    measured = [measure_index(float(hr), common.parse_size(sz))
+                for sz in a.sizes.split(",") for hr in a.hours.split(",")]
+    per_hour = {}
+    for m in measured:
+        per_hour[m["size"]] = max(per_hour.get(m["size"], 0), m["cpu_s"] / m["hours"])
+    out = {"machine": common.machine_info(), "measured_index": measured,
+           "derived": derived_table(per_hour)}
+    json.dump(out, sys.stdout, indent=1)
+    print()
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
