@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from . import stages
+from . import nets, stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
 from .model import ensure_model
@@ -109,8 +109,10 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     worker_fn = worker_fn or stages.worker
     # Fetched (or built) here, once, not by each worker process at the same time.
     if not options.boxes:       # boxes from a file: no detection, no model
-        ensure_model(precision=options.precision)
+        path = ensure_model(precision=options.precision)
         if QUALITY[options.quality].get("fine_network") == "retinaface":
+            # a broken CenterFace file says so (one line) before anything else is fetched
+            nets.session(path, 1)
             ensure_model(network="retinaface")
     own_work = work is None
     if own_work:
