@@ -58,7 +58,7 @@ def test_a_corrupt_or_foreign_model_is_one_line_and_exit_2(tmp_path, short_clip,
     code, err = main(capsys, "anonymize", short_clip, "-q", "--workers", "1",
                      "--precision", "fp32")
     assert code == 2
-    one_line(err, str(other), "cannot load the face model")
+    one_line(err, str(other), "not a usable face model")
     assert sorted(os.listdir(short_clip.parent)) == ["clip.mp4"]
 
 

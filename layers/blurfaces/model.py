@@ -204,6 +204,13 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     return dst
 
 
+def check_readable(path) -> None:
+    """ModelError (one line) unless onnx can parse the model file at `path`."""
+    with _unusable(Path(path)):
+        import onnx
+        onnx.load(str(path))
+
+
 @contextlib.contextmanager
 def _unusable(fp32: Path):
     """Whatever onnx, protobuf or onnxruntime raise about the fp32 file as one ModelError."""

@@ -20,10 +20,10 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from . import nets, stages
+from . import stages
 from .detect import available_cpus
 from .errors import BlurfacesError, ChunkError
-from .model import ensure_model
+from .model import check_readable, ensure_model
 from .options import QUALITY, Options, validate_execution
 from .publish import pid_alive
 
@@ -111,8 +111,10 @@ def run(source: str, *, outputs: dict, options: Options, workers: int | None = N
     if not options.boxes:       # boxes from a file: no detection, no model
         path = ensure_model(precision=options.precision)
         if QUALITY[options.quality].get("fine_network") == "retinaface":
-            # a broken CenterFace file says so (one line) before anything else is fetched
-            nets.session(path, 1)
+            # a broken CenterFace file says so (one line) before anything else is fetched;
+            # parsed with onnx, not loaded by onnxruntime, which would write its telemetry
+            # session file into TMPDIR before the work area is made there
+            check_readable(path)
             ensure_model(network="retinaface")
     own_work = work is None
     if own_work:
