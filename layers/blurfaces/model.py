@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import BlurfacesError, ModelError
 from .options import PRECISIONS
 from .wheels import sha256, wheel_members
 
@@ -216,7 +216,7 @@ def _unusable(fp32: Path):
     """Whatever onnx, protobuf or onnxruntime raise about the fp32 file as one ModelError."""
     try:
         yield
-    except ModelError:
+    except BlurfacesError:      # ModelError, or a signal (Interrupted) while it was read
         raise
     except Exception as e:  # noqa: BLE001 - they raise their own types
         what = (str(e).strip().splitlines() or [type(e).__name__])[0]
