@@ -28,28 +28,6 @@ import time
 import common
 
 
-class CountingFile:
-    def __init__(self, path):
-        self.f, self.read_bytes = open(path, "rb"), 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.f.close()
-
-    def seek(self, *a):
-        return self.f.seek(*a)
-
-    def tell(self):
-        return self.f.tell()
-
-    def read(self, n=-1):
-        data = self.f.read(n)
-        self.read_bytes += len(data)
-        return data
-
-
 def measure_index(hours: float, size) -> dict:
     media = common._media_module()
     from blurfaces import frameindex
@@ -60,7 +38,7 @@ def measure_index(hours: float, size) -> dict:
     opened = []
 
     def open_source():
-        opened.append(CountingFile(path))
+        opened.append(media.CountingFile(path))
         return opened[-1]
     t0, w0 = time.process_time(), time.perf_counter()
     info = frameindex.index(open_source, str(path), os.path.getsize(path))

@@ -831,3 +831,27 @@ def long_still_clip(path, seconds: float, size=(1920, 1080), fps: int = 30,
                 q.is_keyframe, q.stream, q.time_base = p.is_keyframe, s, tb
                 out.mux(q)
     return {"path": path, "frames": reps * n, "fps": fps, "size": size}
+
+
+class CountingFile:
+    """A file opened for reading that counts the bytes read from it (`read_bytes`)."""
+
+    def __init__(self, path):
+        self.f, self.read_bytes = open(path, "rb"), 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+    def seek(self, *a):
+        return self.f.seek(*a)
+
+    def tell(self):
+        return self.f.tell()
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.read_bytes += len(data)
+        return data
