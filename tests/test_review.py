@@ -211,6 +211,12 @@ def test_near_misses_are_grouped_by_place_and_skipped_where_masked():
     assert got[0]["score"] == 0.29 and got[0]["threshold"] == 0.3
     assert moments(df, 90, 30.0, 640, 360, near[-91:-1]) == \
         moments(df, 90, 30.0, 640, 360)             # under a mask: no moment
+    # a weak near-miss keeps its place among many heavier moments (20 short tracks)
+    busy = _rows([(k, 10 * k + 2, 10 * k + 5, (300, 100, 340, 140), "detected")
+                  for k in range(20)])
+    got = moments(busy, 300, 30.0, 640, 360, [[150, 40, 250, 70, 280, 0.16, 0.3]])
+    assert len(got) == 12 and [m["frame"] for m in got if m["kind"] == NEAR_MISS] == [150]
+    assert got[-1]["kind"] == NEAR_MISS             # ranked by weight: the lightest
 
 
 # single_face.mp4's face scores 0.91-0.96 in the default's whole-frame pass (384 px): above

@@ -41,7 +41,7 @@ EDGE = 0.02                 # a box within 2% of the picture's side touches the 
 SHORT_TRACK_S = 0.4
 LONG_GAP_S = 0.3
 NEAR_MISS = "near-miss"
-MAX_NEAR_MOMENTS = MAX_MOMENTS // 2     # the others keep room on a noisy video
+MAX_NEAR_MOMENTS = MAX_MOMENTS // 2     # kept for near-misses; the rest for the others
 NEAR_COVERED = 0.5          # a near-miss with this share of its box under a mask was masked
 NEAR_GAP_S = 0.5            # near-misses this close in time at one place are one moment
                             # (the fine pass sees a region once per cycle, not every frame)
@@ -173,19 +173,19 @@ def moments(df: pd.DataFrame, frames: int, fps: float, width: int, height: int,
         out.append({"frame": int(f), "kind": "face count drops", "weight": 1.0 + 0.25 * drop,
                     "text": f"{counts[f - 1]} masked faces, then {counts[f]}: did one leave "
                             "the picture or slip through?"})
-    # near-misses are grouped by place already (two at one time are two places)
-    nears = sorted(_near_moments(df, near, fps), key=lambda m: (-m["weight"], m["frame"]))
-    out = sorted(out + nears[:MAX_NEAR_MOMENTS], key=lambda m: (-m["weight"], m["frame"]))
+    order = lambda m: (-m["weight"], m["frame"])        # noqa: E731
+    # Near-misses (grouped by place already: two at one time are two places) keep up to
+    # MAX_NEAR_MOMENTS of the places, whatever the others weigh: they are the moments where
+    # a face may show unmasked.
+    nears = sorted(_near_moments(df, near, fps), key=order)[:MAX_NEAR_MOMENTS]
     ranked, seen = [], []
-    for m in out:           # one moment per place in the video
-        if m["kind"] == NEAR_MISS:
-            ranked.append(m)
-        elif all(abs(m["frame"] - f) > fps * 0.25 for f in seen):
+    for m in sorted(out, key=order):        # one moment per place in the video
+        if len(ranked) == MAX_MOMENTS - len(nears):
+            break
+        if all(abs(m["frame"] - f) > fps * 0.25 for f in seen):
             ranked.append(m)
             seen.append(m["frame"])
-        if len(ranked) == MAX_MOMENTS:
-            break
-    return ranked
+    return sorted(ranked + nears, key=order)
 
 
 def _segments(rows: pd.DataFrame) -> list[list]:
