@@ -1,6 +1,6 @@
 """The frame index from the container without decoding (blurfaces.frameindex) against the
 decode-every-frame probe (video.probe): the same frames, timestamps, keyframes, size,
-rotation, colour and audio on MP4/MOV (B-frames, edit lists, HEVC VFR, rotation) and MKV;
+rotation, colour, pixel aspect (anamorphic) and audio on MP4/MOV (B-frames, edit lists, HEVC VFR, rotation) and MKV;
 None (the caller decodes) for containers without a trustworthy index; an hour of 1080p30
 indexed from a few MB of reads."""
 from __future__ import annotations
@@ -32,7 +32,8 @@ def test_index_on_the_container_corpus(tmp_path):
     from tests import corpus
     checked = []
     for name in ("mp4_editlist", "mkv_no_durations", "vfr_rotated", "hevc_10bit", "yuv422",
-                 "full_range", "ts_wrap", "avi_bframes", "raw_h264"):
+                 "full_range", "pal_43_mkv", "hdv_mp4", "ts_wrap", "avi_bframes",
+                 "raw_h264", "ntsc_ts"):
         case = corpus.CASES[name](tmp_path)
         info, probe = fast(case.path), video.probe(str(case.path))
         if case.path.suffix in (".mp4", ".mov", ".mkv"):
@@ -41,7 +42,7 @@ def test_index_on_the_container_corpus(tmp_path):
             checked.append(name)
         else:
             assert info is None, name              # decoded instead
-    assert len(checked) == 6
+    assert len(checked) == 8
 
 
 def test_an_hour_of_1080p30_is_indexed_from_its_sample_tables(tmp_path):

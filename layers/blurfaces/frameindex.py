@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from .errors import InputError
-from .video import COLOR_UNSPECIFIED, MP4_AUDIO, VideoInfo
+from .video import COLOR_UNSPECIFIED, MP4_AUDIO, VideoInfo, sample_aspect
 
 #: how this module describes the index it made (the manifest's ``job.index``)
 DEMUXER = "demuxer"
@@ -117,10 +117,12 @@ def index(open_source, name: str, size: int) -> VideoInfo | None:
     """The `VideoInfo` of a source from its container's index (see the module docstring),
     or None when the index cannot be trusted. `open_source()` returns a fresh seekable binary
     file object (a local file or an S3 range reader) each time it is called."""
+    if not size:
+        return None                            # the probe says what is wrong
     with open_source() as f:
         try:
             c = av.open(f, "r")
-        except av.FFmpegError:
+        except (av.FFmpegError, OSError):
             return None                        # the probe says what is wrong
         try:
             formats = _formats(c)
@@ -206,6 +208,7 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
                          "channels": a.channels, "copy": codec in MP4_AUDIO}
             codec = vs.codec_context.name
             avg_rate = float(vs.average_rate) if vs.average_rate else None
+            sar = sample_aspect(vs)
         finally:
             c.close()
     offset = -pts[0] if pts[0] < 0 else 0
@@ -226,4 +229,5 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
         duration_s=float((pts[-1] - pts[0]) * tb + median), codec=codec,
         pix_fmt=first.format.name, avg_rate=avg_rate, vfr=vfr, keyframes=keys, pts=pts,
         audio=audio, timestamps="container", pts_offset=offset, frame_step=None,
-        size_changes=[], color={k: int(getattr(first, k) or 0) for k in COLOR_UNSPECIFIED})
+        size_changes=[], color={k: int(getattr(first, k) or 0) for k in COLOR_UNSPECIFIED},
+        sar=sar)

@@ -28,7 +28,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import cost, data as datamod, storage as st
+from . import cost, data as datamod, frameindex, storage as st
 from ._version import __version__
 from .boxes import BoxTable, Replay
 from .detect import Detections, FaceDetector, FinePass, available_cpus
@@ -71,12 +71,18 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
 
 def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInfo:
     """Probe a local file directly, an S3 object through range reads (of the pinned version
-    when `pin` is given)."""
+    when `pin` is given): from the container's own index where it can be trusted
+    (`frameindex`: MP4/MOV/MKV, no decoding), else by decoding every frame (`video.probe`)."""
     storage = storage or st.get_storage(source)
     local = storage.local_path(source)
     if local is not None:
-        info = probe(local, source)
+        info = frameindex.index(lambda: open(local, "rb"), source, os.path.getsize(local)) \
+            or probe(local, source)
         check_unchanged(source, pin, storage)
+        return info
+    size = (pin or {}).get("size") or storage.stat(source).size
+    info = frameindex.index(lambda: storage.open_read(source, pin=pin), source, size)
+    if info is not None:
         return info
     with storage.open_read(source, pin=pin) as f:
         return probe(f, source)

@@ -288,7 +288,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
                      "channels": a_in.channels, "copy": codec in MP4_AUDIO}
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
-        sar = _sar(vs)
+        sar = sample_aspect(vs)
     finally:
         container.close()
 
@@ -321,7 +321,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
         size_changes=changes, color=_color_of(first), sar=sar)
 
 
-def _sar(vs) -> tuple | None:
+def sample_aspect(vs) -> tuple | None:
     """The stream's sample aspect ratio (the container's where it says one, else the
     codec's, as players choose), None for square or unknown pixels."""
     sar = vs.sample_aspect_ratio

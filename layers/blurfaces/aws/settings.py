@@ -121,7 +121,7 @@ class Settings:
         """The Lambda sizes a job runs with (the manifest's ``job.lambda``, for its cost
         estimate); plan's is this function's own."""
         return {"worker_memory_mb": self.worker_memory_mb,
-                "plan_memory_mb": self.function_memory_mb or 1024,
+                "plan_memory_mb": self.function_memory_mb or sizing.PLAN_MEMORY_MB,
                 "stitch_memory_mb": self.stitch_memory_mb,
                 "architecture": self.architecture}
 

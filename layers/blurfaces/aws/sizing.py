@@ -66,10 +66,16 @@ def check_limits(manifest: dict, settings) -> dict:
 
 
 
-#: Plan decodes every frame once (exact frames and times, see video.probe): measured 2.2 ns
-#: per pixel on one core of the development machine; the plan function's 1024 MB is 0.58 of
-#: a vCPU, hence about 4 ns per pixel. Plan's budget leaves a minute for the rest.
-PLAN_DECODE_NS_PER_PIXEL = 4.0
+#: Plan decodes every frame once where the container has no index it can trust (MPEG-TS/PS,
+#: AVI, raw streams; see frameindex): nanoseconds of one full vCPU per pixel. `video.probe`
+#: measured on one core (Intel Xeon, AVX-512 VNNI; bench notes in docs/aws.md): 0.6 ns on
+#: 1080p MPEG-TS (H.264 crf 23 and MPEG-2 at 15 Mb/s, smooth pictures), 1.2 ns on a noisy
+#: 1080p crowd (0.5 Mb/s), 2.0 ns on 1080p H.264 at 3.7 Mb/s; 2.5 leaves room for busier
+#: broadcast streams. The probe decodes on one thread (frame threads can deadlock FFmpeg on
+#: corrupt H.264), so it gets no faster beyond one vCPU: the plan function has one (1769 MB);
+#: with less memory Lambda gives it a share of one, and the estimate grows accordingly.
+PLAN_DECODE_NS_PER_PIXEL = 2.5
+PLAN_MEMORY_MB = 1769
 PLAN_BUDGET_S = 900.0 - 60.0
 
 #: A worker's CPU seconds per frame megapixel with the default options on one core
@@ -125,6 +131,14 @@ def cap_chunks(cut: dict, head: dict | None, settings,
     return cut
 
 
+def plan_decode_seconds(seconds: float, fps: float, w: int, h: int,
+                        memory_mb: int | None = None) -> float:
+    """Estimated seconds for a plan function of `memory_mb` to decode every frame of a
+    video (see PLAN_DECODE_NS_PER_PIXEL)."""
+    share = min(1.0, (memory_mb or PLAN_MEMORY_MB) / cost.MB_PER_VCPU)
+    return seconds * fps * w * h * PLAN_DECODE_NS_PER_PIXEL / share * 1e-9
+
+
 def precheck(uri: str, pin: dict, settings) -> dict | None:
     """Before plan decodes anything: a source that plan could not index within its timeout
     (estimated from the container's header: duration, rate and frame size) is refused at
@@ -148,7 +162,7 @@ def precheck(uri: str, pin: dict, settings) -> dict | None:
             fps = float(vs.average_rate or vs.guessed_rate or 30)
         finally:
             c.close()
-    decode_s = seconds * fps * w * h * PLAN_DECODE_NS_PER_PIXEL * 1e-9
+    decode_s = plan_decode_seconds(seconds, fps, w, h, settings.function_memory_mb)
     if decode_s > budget:
         raise LimitError(f"the input is beyond what this deployment processes: about "
                          f"{decode_s:.0f} s for plan to index every frame of {seconds:.0f} s "
