@@ -130,7 +130,8 @@ def main(argv=None) -> int:
                          "1 and 6 vCPUs)")
     ap.add_argument("-n", type=int, default=1, help="repeats of each (peak = max; default 1)")
     ap.add_argument("--detect-size", type=int, default=None)
-    ap.add_argument("--tiles", action="store_true")
+    ap.add_argument("--tiles", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                    help="the small-face tile pass, as the CLI's --tiles (default auto)")
     ap.add_argument("--no-track", action="store_true")
     ap.add_argument("--interval", type=float, default=0.05, help="/proc poll interval (s)")
     ap.add_argument("--baseline", choices=("own", "harness"), default="own")
