@@ -53,7 +53,7 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces.aws import Settings, sizing, worker_chunk_seconds
     from blurfaces.options import Options
     s = Settings()
-    memory, conc, chunk_setting = 3538, 300, 20.0       # the template's defaults
+    memory, conc, chunk_setting = cost.DEFAULT_WORKER_MEMORY_MB, 300, 20.0   # the template's defaults
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
         cap = min(chunk_setting, worker_chunk_seconds(w, h, 30, memory, Options()))
@@ -63,7 +63,8 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
             est = cost.per_video_hour(fps_processed=fps, worker_memory_mb=memory,
                                       chunk_seconds=cap, max_concurrency=conc)
             chunk_s = est["chunk_s"]
-            plan_s = plan_cpu_s_per_hour.get(f"{w}x{h}", 0.5) * seconds / 3600 / 0.58 + 1
+            share = min(1.0, sizing.PLAN_MEMORY_MB / cost.MB_PER_VCPU)   # of one vCPU
+            plan_s = plan_cpu_s_per_hour.get(f"{w}x{h}", 0.5) * seconds / 3600 / share + 1
             stitch_s = 120.0 * seconds / 3600
             wall = plan_s + math.ceil(chunks / conc) * chunk_s + stitch_s
             output_mb = seconds * 30 * w * h * sizing.OUTPUT_BITS_PER_PIXEL / 8 / 2**20

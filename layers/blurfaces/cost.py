@@ -32,6 +32,9 @@ PRICES = {
 
 #: Lambda gives one vCPU per 1,769 MB (up to 6 vCPUs at 10,240 MB).
 MB_PER_VCPU = 1769
+#: The worker Lambda's memory by default (template.yaml WorkerMemorySize): one vCPU, the
+#: cheapest per video-hour as measured (docs/aws.md "Sizing").
+DEFAULT_WORKER_MEMORY_MB = 1769
 #: Step Functions transitions: the parent's fixed states (Chunks, Stitch, Done and the Map's
 #: own start/end bookkeeping), and per chunk the child execution (start, Worker task, end).
 PARENT_TRANSITIONS = 6
@@ -130,7 +133,7 @@ def of_job(manifest: dict, timings: dict) -> dict | None:
         return None
     size = (manifest.get("source_version") or {}).get("size") or 0
     return job_cost(worker_seconds=[float(s) for s in timings.get("workers_s") or []],
-                    worker_memory_mb=float(fn.get("worker_memory_mb", 3538)),
+                    worker_memory_mb=float(fn.get("worker_memory_mb", DEFAULT_WORKER_MEMORY_MB)),
                     plan_seconds=float(timings.get("plan_s") or 0.0),
                     plan_memory_mb=float(fn.get("plan_memory_mb", 1024)),
                     stitch_seconds=float(timings.get("stitch_s") or 0.0),

@@ -23,6 +23,16 @@ With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass tha
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
 run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
 near-misses) go through the network.
+
+With `reset(near_misses=True)` (the worker sets it when the review page is written), `detect`
+also returns the frame's near-misses (`Detections.doubt`, `.doubt_scores`): boxes the networks
+scored below their pass's threshold but above `still.DOUBT` x it, that no detection of any
+pass covers (IoU above NMS_IOU), after NMS among themselves. They come from the same network
+runs (a lower floor when decoding the outputs), never from an extra one, and change nothing
+of the detections: greedy NMS takes the higher scores first, so the boxes above the threshold
+are the same with or without the candidates below it. Where reuse keeps a region's faces
+without running the network, it has no near-misses (a region with near-misses is run again
+around them on every turn, still.py).
 """
 from __future__ import annotations
 
@@ -86,6 +96,8 @@ class Detections:
     shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
     doubt: np.ndarray | None = None  # float32 (K, 4): near-misses, when asked for (still.py)
     cut: np.ndarray | None = None   # a part's run (still.py): boxes dropped at its edges
+    # float32 (K, 2): each near-miss's score and the threshold of the pass that scored it
+    doubt_scores: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -175,14 +187,17 @@ class FaceDetector:
         self._grids: dict = {}
         self.motion = CameraMotion() if fine is not None else None
         self.still = Stillness()
+        self.near = False
 
-    def reset(self, reuse_frames: int = 0) -> None:
+    def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
         a new sequence. `reuse_frames` > 0 lets an unchanged region reuse its last detections
-        within periods of that many detection frames (still.py)."""
+        within periods of that many detection frames (still.py); `near_misses`: `detect`
+        returns each frame's near-misses too (module docstring)."""
         if self.motion is not None:
             self.motion.reset()
         self.still.reset(reuse_frames)
+        self.near = bool(near_misses)
 
     # -- one image ------------------------------------------------------------------------
     def _run(self, rgb: np.ndarray, scale: float, fine: bool, doubt: bool,
@@ -190,12 +205,14 @@ class FaceDetector:
         """The faces that the whole-frame (or, if `fine`, the fine pass's) network finds in
         `rgb` seen `scale` times larger, in `rgb` pixels: sides ending just short of the
         picture's edge moved onto it, clipped to it; with `doubt`, the near-misses as
-        `.doubt`. The fine pass keeps no box larger than `FinePass.largest`."""
+        `.doubt` (and `.doubt_scores`). The fine pass keeps no box larger than
+        `FinePass.largest`."""
         h, w = rgb.shape[:2]
         net, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
                               self.fine.largest) if fine else (self.net, self.threshold, None))
-        boxes, scores, doubtful = net.run(rgb, scale, thr, thr * DOUBT if doubt else None,
-                                          cached, largest)
+        boxes, scores, near = net.run(rgb, scale, thr, thr * DOUBT if doubt else None,
+                                      cached, largest)
+        doubtful, doubt_scores = near if near is not None else (None, None)
         every = boxes if doubtful is None else np.concatenate([boxes, doubtful])
         snap_to_edges(every, w, h)
         np.clip(every[:, 0::2], 0, w, out=every[:, 0::2])
@@ -205,6 +222,8 @@ class FaceDetector:
         out = Detections(every[:n][ok[:n]], scores[ok[:n]].astype(np.float32))
         if doubtful is not None:
             out.doubt = every[n:][ok[n:]]
+            out.doubt_scores = np.column_stack([doubt_scores[ok[n:]],
+                                                np.full(len(out.doubt), thr)]).astype(np.float32)
         return out
 
     def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
@@ -215,6 +234,8 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         dets = self._region(rgb, (0, 0, w, h), None)
         if not self.tiles and self.fine is None:
+            if self.near:
+                dets.doubt, dets.doubt_scores = _near_misses([dets])
             return dets
         parts = [dets]
         if self.tiles:
@@ -222,6 +243,8 @@ class FaceDetector:
         if self.fine is not None:
             parts += self._fine_pass(rgb, index)
         merged = self._merge(parts)
+        if self.near:
+            merged.doubt, merged.doubt_scores = _near_misses(parts)
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
@@ -261,29 +284,38 @@ class FaceDetector:
         if plan is not None:
             kept, changed, doubtful = plan
             if not changed and not doubtful:
-                return Detections(kept.boxes, kept.scores)
+                return Detections(kept.boxes, kept.scores)     # and no near-misses
             parts = [kept] + [self._fresh(rgb, b, scale, zoom is not None, within=region)
                               for b in changed + doubtful]
             cut = [p.cut for p in parts[1:len(changed) + 1]]
             if not self.still.touches_change(key, np.concatenate(cut) if cut else None):
                 d = self._merge(parts)
                 d.doubt = np.concatenate([p.doubt for p in parts])
+                d.doubt_scores = np.concatenate([_doubt_scores(p) for p in parts])
                 self.still.keep(key, region, d, changed)
-                return Detections(d.boxes, d.scores)
+                return self._out(d)
             # something over a change reaches out of its part (a face not found before,
             # larger than the part): run the whole region after all
         d = self._fresh(rgb, region, scale, zoom is not None)
         self.still.keep(key, region, d)
-        return Detections(d.boxes, d.scores)
+        return self._out(d)
+
+    def _out(self, d: Detections) -> Detections:
+        """What a region gives `detect`: its detections, and its near-misses when asked."""
+        if not self.near:
+            return Detections(d.boxes, d.scores)
+        return Detections(d.boxes, d.scores, doubt=d.doubt, doubt_scores=d.doubt_scores)
 
     def _fresh(self, rgb, region, scale: float, fine: bool, within=None) -> Detections:
         """The network's detections in rgb[region] at `scale`, as `_region` describes; while
-        reuse is on, with their near-misses (`doubt`). `within`: the region that `region` is
-        a part of; `.cut` then holds the boxes (and near-misses) dropped for crossing an edge
-        of the part inside that region."""
+        reuse is on or near-misses are asked for, with the near-misses (`doubt`,
+        `doubt_scores`). `within`: the region that `region` is a part of; `.cut` then holds
+        the boxes (and near-misses) dropped for crossing an edge of the part inside that
+        region."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        d = self._run(rgb[y0:y1, x0:x1], scale, fine, self.still.active, within is None)
+        d = self._run(rgb[y0:y1, x0:x1], scale, fine, self.still.active or self.near,
+                      within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):
@@ -306,6 +338,7 @@ class FaceDetector:
         out = Detections(every[:n][whole[:n]], d.scores[whole[:n]])
         if d.doubt is not None:
             out.doubt = every[n:][whole[n:]]
+            out.doubt_scores = d.doubt_scores[whole[n:]]
         if within is not None:
             out.cut = every[~inner(every, within)]
         return out
@@ -326,3 +359,27 @@ class FaceDetector:
         scores = np.concatenate([p.scores for p in parts])
         keep = nms(boxes, scores)
         return Detections(_union_of_overlaps(boxes[keep], boxes), scores[keep])
+
+
+def _doubt_scores(d: Detections) -> np.ndarray:
+    if d.doubt_scores is not None:
+        return d.doubt_scores
+    return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
+
+
+def _near_misses(parts: list[Detections]) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's near-misses from its passes' (module docstring): NMS among them by their
+    share of their pass's threshold, then those that a detection of any pass covers (IoU
+    above NMS_IOU) left out."""
+    with_doubt = [p for p in parts if p.doubt is not None and len(p.doubt)]
+    if not with_doubt:
+        return np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
+    boxes = np.concatenate([p.doubt for p in with_doubt]).astype(np.float32)
+    scores = np.concatenate([_doubt_scores(p) for p in with_doubt])
+    keep = nms(boxes, scores[:, 0] / scores[:, 1])
+    boxes, scores = boxes[keep], scores[keep]
+    sure = np.concatenate([p.boxes for p in parts]) if parts else np.zeros((0, 4), np.float32)
+    if len(sure) and len(boxes):
+        free = ~(iou_matrix(boxes, sure) > NMS_IOU).any(1)
+        boxes, scores = boxes[free], scores[free]
+    return boxes, scores

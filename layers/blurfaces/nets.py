@@ -17,7 +17,8 @@ multiples of 32:
 
 `run(rgb, scale, threshold, doubt, largest)` returns boxes (x1, y1, x2, y2 in `rgb` pixels, after
 non-maximum suppression) and scores above `threshold`; with `doubt` (below the threshold) also
-the boxes scoring between the two that nothing above the threshold suppresses.
+the boxes scoring between the two that nothing above the threshold suppresses, and their
+scores (the near-misses: the same network pass, only a lower floor for its candidates).
 """
 from __future__ import annotations
 
@@ -108,8 +109,9 @@ class Network:
 
     def run(self, rgb: np.ndarray, scale: float, threshold: float,
             doubt: float | None = None, cached: bool = True, largest: float | None = None):
-        """(boxes, scores, doubtful boxes or None) in `rgb` pixels (see the module docstring);
-        boxes wider or taller than `largest` pixels (of `rgb`) are left out before NMS."""
+        """(boxes, scores, near-misses) in `rgb` pixels (see the module docstring); the
+        near-misses are None, or with `doubt` a pair (boxes, scores); boxes wider or taller
+        than `largest` pixels (of `rgb`) are left out before NMS."""
         blob, sx, sy = self._blob(rgb, scale, cached)
         boxes, scores = self._decode(blob, threshold if doubt is None else doubt)
         boxes /= np.array([sx, sy, sx, sy], np.float32)
@@ -121,7 +123,8 @@ class Network:
         keep = nms(boxes, scores)
         boxes, scores = boxes[keep], scores[keep]
         sure = scores > threshold
-        return boxes[sure], scores[sure], (None if doubt is None else boxes[~sure])
+        return boxes[sure], scores[sure], (None if doubt is None else
+                                           (boxes[~sure], scores[~sure]))
 
     def _decode(self, blob, floor: float):
         """Boxes (network input pixels) and scores of every candidate above `floor`."""

@@ -6,15 +6,20 @@ It shows
 - the timeline: one row per track over the video's time, its boxes coloured by source
   (detected, shaded by score; interpolated; held; lead; by hand) and a row for untracked
   boxes (`--always-mask` regions, `--no-track`); clicking a track or a moment shows a frame;
-- the moments to check, ranked (`moments`): tracks that start or end away from the frame
-  edge (a face found late or lost), long gaps the tracker filled, frames where the face count
-  drops, short isolated tracks (possible false positives);
+- the moments to check, ranked (`moments`): near-misses (the detector doubted and nothing
+  was masked: a box it scored under its threshold but above `still.DOUBT` x it, of which no
+  mask covers half; consecutive frames at one place are one moment, ranked by the score's
+  share of the threshold), tracks that start or end away from the frame edge (a face found
+  late or lost), long gaps the tracker filled, frames where the face count drops, short
+  isolated tracks (possible false positives);
 - frames of the anonymized *output* (decoded from the staged video, so the page shows nothing
   the published video does not) at those moments, at each track's first frame and at even
-  steps through the video, with each mask's outline and track id;
+  steps through the video, with each mask's outline and track id, and the near-misses left
+  unmasked outlined in their own colour;
 - the heatmap and the summary's counts.
 
-`write` is called by stitch with the staged outputs; the page is published with them.
+`write` is called by stitch with the staged outputs and the workers' near-misses (which
+reach no data file: those list what was masked); the page is published with them.
 """
 from __future__ import annotations
 
@@ -35,9 +40,16 @@ THUMB_WIDTH = 480
 EDGE = 0.02                 # a box within 2% of the picture's side touches the edge
 SHORT_TRACK_S = 0.4
 LONG_GAP_S = 0.3
-# outline colours (RGB) by source
+NEAR_MISS = "near-miss"
+MAX_NEAR_MOMENTS = MAX_MOMENTS // 2     # the others keep room on a noisy video
+NEAR_COVERED = 0.5          # a near-miss with this share of its box under a mask was masked
+NEAR_GAP_S = 0.5            # near-misses this close in time at one place are one moment
+                            # (the fine pass sees a region once per cycle, not every frame)
+# outline colours (RGB) by source; near-misses are no source of masks, only outlines here
 COLOURS = {"detected": (40, 200, 90), "interpolated": (255, 160, 0), "held": (180, 90, 255),
-           "lead": (40, 140, 255), "keyframe": (255, 255, 255), "region": (255, 60, 60)}
+           "lead": (40, 140, 255), "keyframe": (255, 255, 255), "region": (255, 60, 60),
+           NEAR_MISS: (255, 0, 255)}
+NEAR_COLUMNS = ("frame", "x1", "y1", "x2", "y2", "score", "threshold")
 
 
 def _touches_edge(box, width: int, height: int) -> bool:
@@ -46,8 +58,76 @@ def _touches_edge(box, width: int, height: int) -> bool:
     return x1 <= mx or y1 <= my or x2 >= width - mx or y2 >= height - my
 
 
-def moments(df: pd.DataFrame, frames: int, fps: float, width: int, height: int) -> list[dict]:
-    """The moments to check, most important first: {frame, kind, text, weight}."""
+def _as_near(near) -> np.ndarray:
+    """Near-miss rows (NEAR_COLUMNS) as a float (K, 7) array."""
+    return np.asarray(near if near is not None and len(near) else np.zeros((0, 7)),
+                      np.float64).reshape(-1, len(NEAR_COLUMNS))
+
+
+def unmasked_near_misses(df: pd.DataFrame, near) -> np.ndarray:
+    """The rows of `near` (NEAR_COLUMNS) that the masks of their frame in `df` leave open:
+    less than NEAR_COVERED of the box under any one mask."""
+    near = _as_near(near)
+    if not len(near) or not len(df):
+        return near
+    by_frame = {int(f): rows[["x1", "y1", "x2", "y2"]].to_numpy(np.float64)
+                for f, rows in df[df["frame"].isin(near[:, 0])].groupby("frame")}
+    keep = np.ones(len(near), bool)
+    for i, (f, x1, y1, x2, y2) in enumerate(near[:, :5]):
+        masks = by_frame.get(int(f))
+        if masks is None:
+            continue
+        iw = np.clip(np.minimum(masks[:, 2], x2) - np.maximum(masks[:, 0], x1), 0, None)
+        ih = np.clip(np.minimum(masks[:, 3], y2) - np.maximum(masks[:, 1], y1), 0, None)
+        area = max(1.0, (x2 - x1) * (y2 - y1))
+        keep[i] = (iw * ih / area).max() < NEAR_COVERED
+    return near[keep]
+
+
+def _near_moments(df: pd.DataFrame, near, fps: float) -> list[dict]:
+    """Unmasked near-misses grouped by place: one at frame f joins the group whose last one
+    is at most NEAR_GAP_S earlier with its centre inside that box grown by half its size.
+    Each group is one moment at its best-scoring frame, weighted by that score's share of
+    its threshold (1.5 to 2)."""
+    near = unmasked_near_misses(df, near)
+    near = near[np.lexsort((-near[:, 5] / np.maximum(near[:, 6], 1e-9), near[:, 0]))]
+    groups: list[dict] = []
+    live: list[dict] = []           # the groups a near-miss at this frame may still join
+    gap = max(1, round(NEAR_GAP_S * fps))
+    for f, x1, y1, x2, y2, sc, thr in near:
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        live = [g for g in live if f - g["last"] <= gap]
+        for g in reversed(live):
+            bx1, by1, bx2, by2 = g["box"]
+            mx, my = (bx2 - bx1) / 2, (by2 - by1) / 2
+            if bx1 - mx <= cx <= bx2 + mx and by1 - my <= cy <= by2 + my and f != g["last"]:
+                break
+        else:
+            g = {"first": f, "best": -1.0, "n": 0}
+            groups.append(g)
+            live.append(g)
+        g["last"], g["box"], g["n"] = f, (x1, y1, x2, y2), g["n"] + 1
+        if sc / thr > g["best"]:
+            g.update(best=sc / thr, frame=int(f), score=float(sc), threshold=float(thr),
+                     best_box=[int(x1), int(y1), int(x2), int(y2)])
+    out = []
+    for g in groups:
+        f0, f1 = int(g["first"]), int(g["last"])
+        when = f"frame {f0}" if f0 == f1 else f"frames {f0}-{f1}, on {g['n']} of them"
+        out.append({"frame": g["frame"], "kind": NEAR_MISS, "weight": 1.0 + float(g["best"]),
+                    "box": g["best_box"], "frames": [f0, f1], "score": round(g["score"], 4),
+                    "threshold": round(g["threshold"], 4),
+                    "text": f"the detector doubted here and nothing was masked ({when}; best "
+                            f"score {g['score']:.2f}, under its threshold "
+                            f"{g['threshold']:.2f}): is it a face?"})
+    return out
+
+
+def moments(df: pd.DataFrame, frames: int, fps: float, width: int, height: int,
+            near=None) -> list[dict]:
+    """The moments to check, most important first: {frame, kind, text, weight} (a
+    near-miss also has its best `box`, `frames` first and last, `score`, `threshold`).
+    `near`: the detector's near-misses (NEAR_COLUMNS rows)."""
     out = []
     tracked = df[df["track"] >= 0]
     for tr, rows in tracked.groupby("track", sort=True):
@@ -93,10 +173,14 @@ def moments(df: pd.DataFrame, frames: int, fps: float, width: int, height: int) 
         out.append({"frame": int(f), "kind": "face count drops", "weight": 1.0 + 0.25 * drop,
                     "text": f"{counts[f - 1]} masked faces, then {counts[f]}: did one leave "
                             "the picture or slip through?"})
-    out.sort(key=lambda m: (-m["weight"], m["frame"]))
+    # near-misses are grouped by place already (two at one time are two places)
+    nears = sorted(_near_moments(df, near, fps), key=lambda m: (-m["weight"], m["frame"]))
+    out = sorted(out + nears[:MAX_NEAR_MOMENTS], key=lambda m: (-m["weight"], m["frame"]))
     ranked, seen = [], []
     for m in out:           # one moment per place in the video
-        if all(abs(m["frame"] - f) > fps * 0.25 for f in seen):
+        if m["kind"] == NEAR_MISS:
+            ranked.append(m)
+        elif all(abs(m["frame"] - f) > fps * 0.25 for f in seen):
             ranked.append(m)
             seen.append(m["frame"])
         if len(ranked) == MAX_MOMENTS:
@@ -120,11 +204,17 @@ def _segments(rows: pd.DataFrame) -> list[list]:
     return segs
 
 
-def _thumb(rgb: np.ndarray, rows: pd.DataFrame) -> str:
+def _thumb(rgb: np.ndarray, rows: pd.DataFrame, near: np.ndarray | None = None) -> str:
     h, w = rgb.shape[:2]
     k = THUMB_WIDTH / w if w > THUMB_WIDTH else 1.0
     img = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) \
         if k != 1.0 else rgb.copy()
+    for x1, y1, x2, y2 in (near if near is not None else ()):
+        p1 = (int(x1 * k), int(y1 * k))
+        p2 = (max(p1[0], int(x2 * k) - 1), max(p1[1], int(y2 * k) - 1))
+        cv2.rectangle(img, p1, p2, COLOURS[NEAR_MISS], 1)
+        cv2.putText(img, "?", (p1[0] + 2, max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, COLOURS[NEAR_MISS], 1, cv2.LINE_AA)
     for x1, y1, x2, y2, tr, src in zip(rows["x1"], rows["y1"], rows["x2"], rows["y2"],
                                        rows["track"], rows["source"]):
         p1 = (int(x1 * k), int(y1 * k))
@@ -142,10 +232,14 @@ def _thumb(rgb: np.ndarray, rows: pd.DataFrame) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode()
 
 
-def _frames(video: str, wanted: set, df: pd.DataFrame) -> dict:
-    """Thumbnails (data URIs, outlines drawn) of the output video's frames `wanted`."""
+def _frames(video: str, wanted: set, df: pd.DataFrame, near: np.ndarray | None = None) -> dict:
+    """Thumbnails (data URIs, outlines drawn) of the output video's frames `wanted`; the
+    unmasked near-misses `near` (NEAR_COLUMNS) outlined too."""
     import av
     by_frame = {f: rows for f, rows in df[df["frame"].isin(wanted)].groupby("frame")}
+    near = _as_near(near)
+    near_at = {int(f): near[near[:, 0] == f, 1:5] for f in np.unique(near[:, 0])
+               if int(f) in wanted}
     empty = df.iloc[0:0]
     out = {}
     last = max(wanted) if wanted else -1
@@ -155,20 +249,23 @@ def _frames(video: str, wanted: set, df: pd.DataFrame) -> dict:
         for i, frame in enumerate(c.decode(vs)):
             if i in wanted:
                 rgb = upright(frame.to_ndarray(format="rgb24"), int(frame.rotation or 0) % 360)
-                out[i] = _thumb(rgb, by_frame.get(i, empty))
+                out[i] = _thumb(rgb, by_frame.get(i, empty), near_at.get(i))
             if i >= last:
                 break
     return out
 
 
 def write(path: str, *, df: pd.DataFrame, video: str, times_s: list, width: int,
-          height: int, title: str, counts: dict, heatmap: str | None = None) -> None:
+          height: int, title: str, counts: dict, heatmap: str | None = None,
+          near=None) -> None:
     """Write the page for the output `video` (a local file: the staged output) whose rows
-    are `df` and frame times `times_s`."""
+    are `df` and frame times `times_s`; `near`: the detector's near-misses (NEAR_COLUMNS
+    rows), of which those no mask covers are moments and outlined on the frames."""
     frames = len(times_s)
     duration = float(times_s[-1]) if frames else 0.0
     fps = (frames - 1) / duration if duration > 0 else 30.0
-    ranked = moments(df, frames, fps, width, height)
+    open_near = unmasked_near_misses(df, near)
+    ranked = moments(df, frames, fps, width, height, open_near)
     tracks = []
     for tr, rows in df[df["track"] >= 0].sort_values(["track", "frame"]).groupby("track"):
         tracks.append({"id": int(tr), "segments": _segments(rows), "rows": int(len(rows))})
@@ -177,7 +274,7 @@ def write(path: str, *, df: pd.DataFrame, video: str, times_s: list, width: int,
     strip = {round(k * (frames - 1) / max(1, STRIP_FRAMES - 1)) for k in range(STRIP_FRAMES)} \
         if frames else set()
     wanted = strip | {m["frame"] for m in ranked} | {t["segments"][0][0] for t in by_length}
-    images = _frames(video, wanted, df) if frames else {}
+    images = _frames(video, wanted, df, open_near) if frames else {}
     heat = None
     if heatmap:
         with open(heatmap, "rb") as f:
@@ -187,7 +284,8 @@ def write(path: str, *, df: pd.DataFrame, video: str, times_s: list, width: int,
             "width": width, "height": height, "tracks": tracks,
             "loose": _segments(loose) if len(loose) else [],
             "moments": ranked, "images": {str(k): v for k, v in sorted(images.items())},
-            "counts": counts, "heatmap": heat, "colours": COLOURS}
+            "counts": {**counts, "near_misses_unmasked": int(len(open_near))},
+            "heatmap": heat, "colours": COLOURS}
     with open(path, "w", encoding="utf-8") as f:
         f.write(_HTML.replace("__TITLE__", html.escape(title))
                 .replace("__DATA__", json.dumps(page, separators=(",", ":"))
@@ -293,6 +391,7 @@ const ruler = document.getElementById("ruler");
 D.moments.forEach((m, i) => {
   const k = document.createElement("div");
   k.className = "moment-mark"; k.style.left = pct(m.frame); k.title = m.kind;
+  if (D.colours[m.kind]) k.style.background = `rgb(${D.colours[m.kind].join(",")})`;
   k.addEventListener("click", () => pick(i));
   ruler.appendChild(k);
 });
@@ -305,6 +404,7 @@ function pick(i) {
 D.moments.forEach((m, i) => {
   const li = document.createElement("li");
   li.dataset.frame = String(m.frame);
+  li.dataset.kind = m.kind;
   const k = document.createElement("span"); k.className = "kind"; k.textContent = m.kind;
   li.appendChild(k);
   li.appendChild(document.createTextNode(` frame ${m.frame} (${(D.times[m.frame] || 0).toFixed(2)} s): ${m.text}`));

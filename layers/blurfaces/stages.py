@@ -9,10 +9,12 @@ plan    probes the source (every packet's pts, keyframes, rotation, audio), cuts
 worker  decodes one chunk plus a margin before and after it (from the keyframe at or before
         the margin: never the whole file), detects and tracks faces over all of it so tracks
         behave as in one pass, masks and encodes only its own frames to a video-only H.264
-        segment, and writes its data rows and stats beside it.
+        segment, and writes its data rows and stats beside it (and, for the review page,
+        the detector's near-misses on its own frames: never data rows, never masked).
 stitch  joins the segments without re-encoding, muxes the source's audio once, merges the
         data rows (frame numbers and track ids made global), draws the heatmap, writes the
-        JSON summary, and publishes the outputs only when all of them are complete.
+        JSON summary (and the review page), and publishes the outputs only when all of them
+        are complete.
 """
 from __future__ import annotations
 
@@ -281,7 +283,7 @@ def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> F
     an earlier chunk or job, and the job's reuse period (`--reuse`, still.py)."""
     detector = _detector(options, threads,
                          options.tiles_for(info.display_width, info.display_height))
-    detector.reset(reuse_frames=reuse_frames(options, info))
+    detector.reset(reuse_frames=reuse_frames(options, info), near_misses=bool(options.review))
     return detector
 
 
@@ -383,6 +385,10 @@ class _ChunkFrames:
         self.progress, self.pending_progress = progress, 0
         self.rows: list = []
         self.tail: list = []
+        # the detector's near-misses on own frames, for the review page only (never masked,
+        # never in the data files): [own frame number, x1, y1, x2, y2, score, its threshold]
+        self.near: list = []
+        self.n_decoded = 0                  # own frames decoded so far
         self.pictures: dict = {}            # pts -> picture, own frames awaiting their masks
         self.n_own = self.n_detections = 0
 
@@ -393,6 +399,12 @@ class _ChunkFrames:
         if self.own(frame.pts):
             self.pictures[frame.pts] = frame.rgb
             self.n_detections += len(dets)
+            if dets.doubt is not None:
+                for b, (sc, thr) in zip(dets.doubt, dets.doubt_scores):
+                    self.near.append([self.n_decoded, math.floor(b[0]), math.floor(b[1]),
+                                      math.ceil(b[2]), math.ceil(b[3]), round(float(sc), 4),
+                                      round(float(thr), 4)])
+            self.n_decoded += 1
 
     def tracked(self, fm) -> None:
         pts = fm.key
@@ -444,10 +456,10 @@ def _write_part(work_store, work: str, index: int, segment: str, frames: _ChunkF
             # network runs saved on unchanged pictures (still.py)
             "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
             if still is not None else {},
-            "rows": frames.rows, "tail": frames.tail, "seconds": time.perf_counter() - t0,
-            "pid": os.getpid()}
+            "rows": frames.rows, "tail": frames.tail, "near_misses": frames.near,
+            "seconds": time.perf_counter() - t0, "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
-    return {k: v for k, v in part.items() if k not in ("rows", "tail")}
+    return {k: v for k, v in part.items() if k not in ("rows", "tail", "near_misses")}
 
 
 # ------------------------------------------------------------------------------ stitch
@@ -592,8 +604,8 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
                "heatmap": _write_heatmap(pub, detected, info, options, outputs,
                                          manifest["source"])}
     counts = _counts(df, detected, parts, frames, info)
-    written["review"] = _write_review(pub, df, video_tmp, index, info, options, outputs,
-                                      counts, manifest["source"])
+    written["review"] = _write_review(pub, df, _near_rows(parts), video_tmp, index, info,
+                                      options, outputs, counts, manifest["source"])
     written["summary"] = outputs["summary"]
     timing = dict(timings or {})
     timing["plan_s"] = manifest.get("plan_seconds")
@@ -633,6 +645,16 @@ def _data_rows(parts) -> tuple:
     return datamod.to_frame(rows), offset
 
 
+def _near_rows(parts) -> list:
+    """The chunks' near-misses (review page only), frame numbers made global:
+    [frame, x1, y1, x2, y2, score, threshold]."""
+    offset, rows = 0, []
+    for p in parts:
+        rows.extend([r[0] + offset, *r[1:]] for r in p.get("near_misses", []))
+        offset += p["frames"]
+    return rows
+
+
 def _write_data(pub, df, options: Options, outputs: dict) -> list[str]:
     data_files = []
     if options.save_data:
@@ -659,8 +681,8 @@ def _write_heatmap(pub, detected, info, options: Options, outputs: dict,
     return outputs["heatmap"]
 
 
-def _write_review(pub, df, video_tmp, index, info, options: Options, outputs: dict,
-                  counts: dict, source: str) -> str | None:
+def _write_review(pub, df, near: list, video_tmp, index, info, options: Options,
+                  outputs: dict, counts: dict, source: str) -> str | None:
     """The review page (review.py) of the staged output, published with it."""
     if not options.review:
         return None
@@ -669,7 +691,7 @@ def _write_review(pub, df, video_tmp, index, info, options: Options, outputs: di
     write_review(pub.stage(outputs["review"], ".html"), df=df, video=video_tmp,
                  times_s=[(p - info.first_pts) * float(info.tb) for p in index["pts"]],
                  width=info.display_width, height=info.display_height,
-                 title=os.path.basename(source), counts=counts, heatmap=heatmap)
+                 title=os.path.basename(source), counts=counts, heatmap=heatmap, near=near)
     return outputs["review"]
 
 

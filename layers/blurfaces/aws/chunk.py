@@ -43,7 +43,8 @@ def run_chunk(event: dict, settings: Settings) -> dict:
             pass
         raise
     secs = float(part.get("seconds") or 0.0)
-    memory = settings.function_memory_mb or fn.get("worker_memory_mb") or 3538
+    memory = settings.function_memory_mb or fn.get("worker_memory_mb") \
+        or cost.DEFAULT_WORKER_MEMORY_MB
     size = (manifest.get("source_version") or {}).get("size") or 0
     usd = cost.chunk_cost(secs, memory, fn.get("architecture", "x86_64"),
                           int(size / max(1, len(manifest["chunks"]))))

@@ -66,7 +66,7 @@ class Settings:
     stitch_tmp_mb: int = 10240
     max_chunks: int = sizing.MAP_ITEMS_MAX
     # the functions' sizes: the cost estimate and the chunk length a worker finishes
-    worker_memory_mb: int = 3538
+    worker_memory_mb: int = cost.DEFAULT_WORKER_MEMORY_MB
     stitch_memory_mb: int = 3008
     architecture: str = "x86_64"
     function_memory_mb: int | None = None     # this function's own (None outside Lambda)
@@ -96,7 +96,8 @@ class Settings:
                 stitch_tmp_mb=num("STITCH_TMP_MB", 10240, int, 1, 10240),
                 max_chunks=num("MAX_CHUNKS", sizing.MAP_ITEMS_MAX, int, 1,
                                sizing.MAP_ITEMS_MAX),
-                worker_memory_mb=num("WORKER_MEMORY_MB", 3538, int, 128, 10240),
+                worker_memory_mb=num("WORKER_MEMORY_MB", cost.DEFAULT_WORKER_MEMORY_MB, int, 128,
+                                     10240),
                 stitch_memory_mb=num("STITCH_MEMORY_MB", 3008, int, 128, 10240),
                 architecture=env("LAMBDA_ARCHITECTURE", "").strip() or "x86_64",
                 function_memory_mb=number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", fn_mb, int,

@@ -79,12 +79,13 @@ PLAN_MEMORY_MB = 1769
 PLAN_BUDGET_S = 900.0 - 60.0
 
 #: A worker's CPU seconds per frame megapixel with the default options on one core
-#: (bench/lambda_sizing.py, 2026-12-01: 0.28 at 1080p, 0.18 at 720p; the larger is used). A
-#: chunk must end within half the 900 s timeout even 3x slower than that (busier scenes, more
-#: faces); its margins (stages.margins: 2.95 s with the defaults) are decoded and detected
-#: too. Chunks are cut shorter than the setting when needed: with the balanced default, 1080p
-#: at 1 vCPU gets about 5.7 s chunks, where the fast preset of earlier releases ran 20 s.
-WORKER_CPU_S_PER_MPIXEL = 0.28
+#: (bench/lambda_sizing.py, 2026-12-05, RetinaFace small-face pass: 0.105 at 720p, 0.103 at
+#: 1080p on the synthetic multi-face pan; the crowd clips in bench/throughput.py about 0.10).
+#: A chunk must end within half the 900 s timeout even 3x slower than that (busier scenes,
+#: more faces); its margins (stages.margins: 3.85 s with the defaults) are decoded and
+#: detected too. Chunks are cut shorter than the setting when needed: 1080p at 1 vCPU gets
+#: about 18 s chunks.
+WORKER_CPU_S_PER_MPIXEL = 0.11
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
 WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
