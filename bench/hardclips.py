@@ -19,13 +19,14 @@ and frames of its two videos), fetched and sha256-checked by tests/media.py, fli
 re-lit so the collage does not repeat one picture. Every picture is a pure function of the
 presentation time (noise seeded by the time), so the same kind always gives the same file.
 
-    python bench/hardclips.py crowd720 [edges720 ...]     # print the paths (making them once)
+    python -m bench.hardclips crowd720 [edges720 ...]     # print the paths (making them once)
 
 Tests import ``Collage``/``make_clip`` (clips of the same kinds) and ``Slide`` (one photo
 sliding in through an edge, with exact face boxes) to build small clips at test time.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import pathlib
@@ -33,8 +34,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # noqa: E402  (bench/common.py: cache, lock, media module)
+from bench import common
+from tests import media
 
 # face height / photo height of each source (measured once with CenterFace)
 SOURCES = {
@@ -57,7 +58,6 @@ DEFAULTS = dict(fps=30, seconds=6.0, noise=6.0, crf=32, seed=1)
 
 def photos() -> list[tuple[np.ndarray, float]]:
     """(RGB photo, face height fraction) for every usable source picture."""
-    media = common._media_module()
     out = []
     for name, frac in SOURCES.items():
         path = media.pyfeat_file(name)
@@ -236,7 +236,7 @@ def make_clip(path, kind: str = "crowd720", *, seconds=None, fps=None, crf=None,
     crf = spec.pop("crf") if crf is None else crf
     spec.pop("seconds", None), spec.pop("fps", None), spec.pop("crf", None)
     render = Collage(**spec)
-    info = common._media_module().make_clip(
+    info = media.make_clip(
         path, size=render.size, fps=fps, seconds=seconds, crf=crf, audio=audio,
         renderer=render)
     info["n_photos"] = render.n_photos
@@ -247,7 +247,7 @@ def clip(kind: str) -> pathlib.Path:
     """Path of the cached clip of `kind` at the default length; made on first use."""
     path = common.BENCH_CACHE / "media" / f"hard_{kind}.mp4"
     meta_path = path.with_suffix(".json")
-    with common._lock(common.BENCH_CACHE / "media" / ".lock"):
+    with common.cache_lock(common.BENCH_CACHE / "media" / ".lock"):
         if path.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             if meta.get("bytes") == path.stat().st_size:
@@ -261,6 +261,19 @@ def clip(kind: str) -> pathlib.Path:
     return path
 
 
-if __name__ == "__main__":
-    for k in sys.argv[1:] or list(KINDS):
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.hardclips",
+                                 description="Print the paths of the hard clips, making them "
+                                             "once (cached under $BLURFACES_BENCH_CACHE/media).")
+    ap.add_argument("kinds", nargs="*", metavar="KIND", help=f"of {list(KINDS)} (default: all)")
+    a = ap.parse_args(argv)
+    unknown = [k for k in a.kinds if k not in KINDS]
+    if unknown:
+        ap.error(f"unknown kind {', '.join(unknown)}: choose from {', '.join(KINDS)}")
+    for k in a.kinds or list(KINDS):
         print(clip(k))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Worker Lambda sizing from measurement: one worker chunk at the thread counts Lambda gives.
 
-  python bench/lambda_sizing.py [--sizes 1280x720,1920x1080] [--seconds 6] [--chunk-seconds 3]
+  python -m bench.lambda_sizing [--sizes 1280x720,1920x1080] [--seconds 6] [--chunk-seconds 3]
                                 [--threads 1,2,3,6] [-n 1] [--json OUT]
 
 Lambda gives 1 vCPU per 1,769 MB: threads 1, 2, 3, 6 at 1769, 3538, 5307 and 10240 MB (the
@@ -28,8 +27,7 @@ import json
 import os
 import sys
 
-import common
-import memory
+from bench import common, memory
 
 LAMBDA_MB = {1: 1769, 2: 3538, 3: 5307, 6: 10240}
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Peak memory (RSS) of ONE chunk worker, to choose the worker Lambda's memory setting.
 
-  python bench/memory.py [--seconds 60] [--size 1920x1080] [--fps 30]
+  python -m bench.memory [--seconds 60] [--size 1920x1080] [--fps 30]
                          [--chunk-seconds auto] [--threads 1,6] [-n 1]
                          [--input FILE] [--detect-size N] [--tiles] [--no-track] [--json OUT]
 
@@ -34,7 +33,7 @@ import sys
 import tempfile
 import time
 
-import common
+from bench import common
 
 
 def _status_mb(pid="self") -> dict:
@@ -75,7 +74,7 @@ def child(manifest_path: str, index: int, threads: int) -> int:
 
 
 def measure(manifest_path, index, threads, interval) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", manifest_path, str(index),
+    cmd = [sys.executable, "-m", "bench.memory", "--child", manifest_path, str(index),
            str(threads)]
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr:
@@ -131,7 +130,8 @@ def main(argv=None) -> int:
                          "1 and 6 vCPUs)")
     ap.add_argument("-n", type=int, default=1, help="repeats of each (peak = max; default 1)")
     ap.add_argument("--detect-size", type=int, default=None)
-    ap.add_argument("--tiles", action="store_true")
+    ap.add_argument("--tiles", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                    help="the small-face tile pass, as the CLI's --tiles (default auto)")
     ap.add_argument("--no-track", action="store_true")
     ap.add_argument("--interval", type=float, default=0.05, help="/proc poll interval (s)")
     ap.add_argument("--baseline", choices=("own", "harness"), default="own")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Placed-truth clips: faces pasted at known positions, so recall is judged by construction,
 not by a detector (a face no detector finds can still be counted as missed).
 
@@ -43,7 +42,7 @@ Clips (`KINDS`): `pan720`/`pan1080` (a smooth pan with a slow zoom, noise sigma 
 camera: a jittery path, each frame motion-blurred along the camera's own motion), `still720`
 (a fixed camera). Every clip is a pure function of its kind and seed.
 
-    python bench/placed.py [KIND ...] [--seed N]      # print the clip paths (making them once)
+    python -m bench.placed [KIND ...] [--seed N]      # print the clip paths (making them once)
 """
 from __future__ import annotations
 
@@ -55,8 +54,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # noqa: E402
+from bench import common
+from tests import media
 
 SIZES = (10, 14, 18, 24, 32, 48)
 MARGIN = 0.15           # crop margin around the face box, per side, as a share of its size
@@ -90,7 +89,6 @@ def _cv2():
 # ------------------------------------------------------------------------------ pictures
 
 def _picture(name: str, index=None) -> np.ndarray:
-    media = common._media_module()
     path = media.pyfeat_file(name)
     if index is None:
         return media.load_rgb(path)
@@ -141,7 +139,7 @@ def world(size, seed: int) -> np.ndarray:
     tiles = [_picture("no_face.mp4", 60), _picture("free-mountain-vector-01.jpg"),
              bw[bw.shape[0] // 2:, bw.shape[1] // 2:],          # coat, belt
              bw[:bw.shape[0] // 3, int(bw.shape[1] * 0.6):],    # clouds
-             common._media_module().noface_pattern(cw, ch, seed), texture]
+             media.noface_pattern(cw, ch, seed), texture]
     order = rng.permutation(len(tiles))
     rows = []
     for r in range(2):
@@ -542,13 +540,13 @@ def clip(kind: str, seed: int = 1) -> tuple[pathlib.Path, pathlib.Path]:
     path = folder / f"{kind}_s{seed}.mp4"
     truth_path = path.with_suffix(".truth.json")
     folder.mkdir(parents=True, exist_ok=True)
-    with common._lock(folder / ".lock"):
+    with common.cache_lock(folder / ".lock"):
         if path.is_file() and truth_path.is_file():
             if json.loads(truth_path.read_text()).get("bytes") == path.stat().st_size:
                 return path, truth_path
         common.log(f"making {path}")
         render = Placed(kind, seed)
-        info = common._media_module().make_clip(
+        info = media.make_clip(
             path, size=render.size, fps=render.fps, seconds=render.n / render.fps,
             crf=render.crf, audio=True, renderer=render)
         if info["n_frames"] != render.n or any(f is None for f in render.per_frame):

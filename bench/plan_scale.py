@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Plan at archive scale: how long plan's frame index takes, and the docs/aws.md table.
 
-  python bench/plan_scale.py [--hours 1,10] [--sizes 1280x720,1920x1080] [--json OUT]
+  python -m bench.plan_scale [--hours 1,10] [--sizes 1280x720,1920x1080] [--json OUT]
 
 1. Measured: for each length and frame size, a long MP4 (tests/media.long_still_clip: a
    still picture's GOP copied with shifted timestamps, cached under the bench cache) is
@@ -25,11 +24,11 @@ import os
 import sys
 import time
 
-import common
+from bench import common
+from tests import media
 
 
 def measure_index(hours: float, size) -> dict:
-    media = common._media_module()
     from blurfaces import frameindex
     path = common.BENCH_CACHE / "media" / f"still-{size[0]}x{size[1]}-{hours:g}h.mp4"
     if not path.exists():

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Where each frame's CPU time goes: decode, RGB conversion, detection (the 640 px pass, the
 rotating upscaled regions, camera motion), tracking, masking, conversion back to YUV, x264. One
 thread for everything (onnxruntime, decoder, x264), CPU time per stage measured with
@@ -9,7 +8,7 @@ The floor is the eval harness's transcode.py, stage by stage: decode, to BGR, ba
 libx264 veryfast crf 23 (x264's default B-frames). blurfaces encodes with its own options
 (default crf 23, veryfast, no B-frames so that segments concatenate).
 
-  python bench/profile.py [--size 1280x720] [--seconds 4] [--quality default] [--json OUT]
+  python -m bench.profile [--size 1280x720] [--seconds 4] [--quality default] [--json OUT]
 
 Prints a table of CPU milliseconds per frame by stage and the share of each, plus the same
 for a plain transcode (decode + x264, the floor any anonymizer pays).
@@ -22,9 +21,7 @@ import os
 import sys
 import time
 
-import common
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from bench import common
 
 
 def profile(path: str, extra: dict) -> dict:
@@ -189,5 +186,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, HERE)
     sys.exit(main())

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Recall on placed truth (bench/placed.py clips, scored by the eval harness's placed_score.py)
 beside score.py on the hard clips (bench/hardclips.py), for blurfaces variants and deface 1.5.0.
 
-  python bench/recall.py [--placed pan720,pan1080,...] [--seed 1] [--hard crowd720,...]
+  python -m bench.recall [--placed pan720,pan1080,...] [--seed 1] [--hard crowd720,...]
                          [--variants default,fast,deface] [--json OUT]
 
 Per placed clip and variant: placed_score.py's line (covered %, per size, leak events, longest
@@ -21,9 +20,7 @@ import os
 import subprocess
 import sys
 
-import common
-import hardclips
-import placed
+from bench import common, hardclips, placed
 
 VARIANTS = {"default": [], "fast": ["--quality", "fast"], "max": ["--quality", "max"],
             "no-reuse": ["--no-reuse"], "deface": None}

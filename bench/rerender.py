@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Cost of a re-render from a coordinate file (`anonymize --boxes FILE`) against a plain
 re-encode of the same clip, in the same run.
 
-  python bench/rerender.py [-n 3] [--input FILE | --size 1280x720 --fps 30 --seconds 10]
+  python -m bench.rerender [-n 3] [--input FILE | --size 1280x720 --fps 30 --seconds 10]
                            [--json OUT]
 
 One untimed detection run writes the clip's coordinates (<stem>.csv); then, for n rounds, the
@@ -17,7 +16,7 @@ import argparse
 import os
 import sys
 
-import common
+from bench import common
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Speed-up of `blurfaces anonymize` vs the number of local workers, on a longer input.
 
-  python bench/scaling.py [-n 3] [--workers-list 1,2,4,8,16] [--seconds auto]
+  python -m bench.scaling [-n 3] [--workers-list 1,2,4,8,16] [--seconds auto]
                           [--input FILE | --size 1280x720 --fps 30] [--chunk-seconds S]
                           [--no-baseline] [--json OUT]
 
@@ -28,7 +27,7 @@ import json
 import os
 import sys
 
-import common
+from bench import common
 
 
 def main(argv=None) -> int:

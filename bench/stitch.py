@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Cost of the stitch stage, and evidence that it copies the segments' packets (no re-encode).
 
-  python bench/stitch.py [-n 5] [--chunks 6] [--input FILE | --size 1280x720 --seconds 60]
+  python -m bench.stitch [-n 5] [--chunks 6] [--input FILE | --size 1280x720 --seconds 60]
                          [--detect-size N] [--json OUT]
 
 Runs stages.plan (with --chunks chunks, at least 4) and stages.worker for every chunk once,
@@ -30,7 +29,7 @@ import resource
 import sys
 import time
 
-import common
+from bench import common
 
 
 def _cpu_self() -> float:

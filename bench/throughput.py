@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Throughput of `blurfaces anonymize` against the re-encode floor, in the same run.
 
-  python bench/throughput.py [-n 3] [--input FILE | --size 1280x720 --fps 30 --seconds 10]
+  python -m bench.throughput [-n 3] [--input FILE | --size 1280x720 --fps 30 --seconds 10]
                              [--variants default,no-track,detect480,detect320,workers1,deface]
                              [--baseline own|harness] [--json OUT]
 
@@ -30,7 +29,7 @@ import json
 import os
 import sys
 
-import common
+from bench import common
 
 VARIANTS = {
     "default": [],

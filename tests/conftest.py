@@ -15,16 +15,11 @@ import copy
 import hashlib
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-_TESTS = os.path.dirname(os.path.abspath(__file__))
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)
-
-import media  # noqa: E402
+from tests import media
 
 
 @pytest.fixture(scope="session")

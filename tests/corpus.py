@@ -28,7 +28,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-import media
+from tests import media
 
 BITS = 10                       # frame indices 0..1023
 BARS = BITS + 2                 # two guard blocks (white, black) before the bits

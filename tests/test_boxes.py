@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import media
+from tests import media
 from blurfaces import cli, data as datamod
 from blurfaces.api import blur_faces
 from blurfaces.boxes import BoxTable

@@ -12,7 +12,7 @@ import sys
 import pandas as pd
 import pytest
 
-import media
+from tests import media
 from blurfaces import __version__
 from blurfaces import data as datamod
 

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces import blur_faces
 
 

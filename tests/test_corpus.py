@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import pytest
 
-import corpus
-import media
+from tests import corpus
+from tests import media
 from blurfaces import blur_faces, data as datamod
 from blurfaces.video import iter_frames, probe
 

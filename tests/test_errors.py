@@ -29,7 +29,7 @@ import av
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces import InputError, OptionError, OutputError, blur_faces
 
 FAST = dict(workers=1, detect_size=320)

@@ -22,7 +22,7 @@ import time
 import av
 import pytest
 
-import media
+from tests import media
 from blurfaces import OptionError, OutputError, VerifyError, blur_faces, cli as bcli
 from blurfaces import outputs, publish, runner, stages
 from blurfaces.options import Options

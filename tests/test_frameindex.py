@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-import media
+from tests import media
 from blurfaces import frameindex, video
 
 
@@ -29,7 +29,7 @@ def test_index_equals_the_decoded_probe(name):
 
 @pytest.mark.slow
 def test_index_on_the_container_corpus(tmp_path):
-    import corpus
+    from tests import corpus
     checked = []
     for name in ("mp4_editlist", "mkv_no_durations", "vfr_rotated", "hevc_10bit", "yuv422",
                  "full_range", "pal_43_mkv", "hdv_mp4", "ts_wrap", "avi_bframes",

@@ -216,7 +216,7 @@ def test_ten_pixel_faces_blur_to_a_flat_blob():
     detector grows far faces): inside the face, at most 30% of its grey spread is left. A
     weaker blur (sigma 0.2 of the box) left 38-41% on two of them: a blob with a gradient
     that the eval harness's rule, after x264, still counted as a visible face."""
-    import media
+    from tests import media
     photo = media.load_rgb(media.pyfeat_file("multi_face.jpg"))
     from blurfaces.detect import FaceDetector
     faces = FaceDetector(detect_size=1024, threshold=0.5).detect(photo).boxes

@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import media
+from tests import media
 
 
 # ---------------------------------------------------------------------------

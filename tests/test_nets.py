@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces.detect import FaceDetector, FinePass, iou_matrix
 from blurfaces.errors import ModelError
 from blurfaces.model import SOURCES, default_model_path, ensure_model, file_sha256, \

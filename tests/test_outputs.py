@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from s3server import s3_server  # noqa: F401  (one server per test process, see conftest.py)
+from tests.s3server import s3_server  # noqa: F401  (one server per test process, see conftest.py)
 
 from blurfaces import jobs, storage as st
 from blurfaces.outputs import (data_uri, done, final_uris, is_own_output, output_names,

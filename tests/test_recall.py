@@ -7,20 +7,14 @@ Laplacian variance is at most 0.35 of the input's, or the mean grey difference i
 """
 from __future__ import annotations
 
-import pathlib
-import sys
-
 import cv2
 import numpy as np
 import pytest
 
-import media
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-import hardclips  # noqa: E402
-
-from blurfaces.api import blur_faces  # noqa: E402
-from blurfaces.detect import FaceDetector  # noqa: E402
+from bench import hardclips
+from blurfaces.api import blur_faces
+from blurfaces.detect import FaceDetector
+from tests import media
 
 
 def _photo_faces(rgb: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces import cli, data as datamod
 from blurfaces.api import blur_faces
 from blurfaces.errors import OptionError

@@ -1,16 +1,11 @@
 """Reuse of detections on unchanged pictures (still.py): what is reused, what runs again, and
 that a still-camera clip is detected as a full run detects it."""
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
+from bench import hardclips
 from blurfaces.detect import Detections, FaceDetector, FinePass
 from blurfaces.still import LEVEL, Stillness
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-import hardclips  # noqa: E402
 
 REGION = (0, 0, 320, 240)
 

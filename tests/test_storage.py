@@ -11,7 +11,7 @@ import pytest
 
 from blurfaces import storage as st
 from blurfaces.errors import BlurfacesError, InputError, OptionError, OutputError
-from s3server import s3_server  # noqa: F401  (also imported by conftest.py; they share one server)
+from tests.s3server import s3_server  # noqa: F401  (also imported by conftest.py; they share one server)
 
 MB = 1024 * 1024
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces import data as datamod, stages
 from blurfaces.detect import Detections
 from blurfaces.options import Options

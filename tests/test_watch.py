@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-import media
+from tests import media
 from blurfaces.options import Execution, Options
 
 ARGS = ["--workers", "1", "--detect-size", "320", "--poll", "0.3", "--settle", "1", "-q",

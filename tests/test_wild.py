@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-import media
+from tests import media
 from blurfaces.options import Execution, Options
 from blurfaces import OptionError, blur_faces, cli as bcli, jobs, unattended
 

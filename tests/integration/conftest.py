@@ -8,7 +8,8 @@
   three functions (dummy zip) and the state machine from statemachine/blurfaces.asl.json
   with the function ARNs substituted, and sets the handlers' environment.
   Retry intervals and Wait states are shortened to 1 s (`fast_waits`, test only).
-* `LambdaContext`: the attributes of the Lambda context object the handlers use.
+* `LambdaContext`, `call`, `load_event` (in helpers.py, shared with the tests): the Lambda
+  context object's attributes the handlers use, a handler called in-process, a sample event.
 * `aws.job_events(bucket)`: an EventBridge rule on the default bus (moto) for blurfaces'
   events about inputs in `bucket`, targeting a fresh SQS queue; returns a function that
   drains the queue and returns the events received since its last call.
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import threading
 import traceback
 import urllib.request
@@ -32,58 +31,12 @@ from types import SimpleNamespace
 
 import pytest
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_TESTS = os.path.dirname(_HERE)
-ROOT = os.path.dirname(_TESTS)
-for _p in (_TESTS, ROOT):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+from tests.integration.helpers import (ASL, FUNCTIONS, REGION, LambdaContext, call, handlers,
+                                       load_event)
+from tests.s3server import s3_server  # noqa: F401
 
-from s3server import s3_server  # noqa: E402,F401
-
-ASL = os.path.join(ROOT, "statemachine", "blurfaces.asl.json")
-EVENTS = os.path.join(ROOT, "events")
-REGION = "us-east-1"
-FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
-             "stitch": "blurfaces-stitch"}
 HANDLER_ENV = {"ROOT_PREFIX": "", "BLURFACES_CHUNK_SECONDS": "1.2", "MAX_CONCURRENCY": "4",
                "EVENT_BUS": "default"}
-WORK = ".blurfaces/work/"       # the work prefix under the root (Settings default)
-
-
-class LambdaContext:
-    def __init__(self, function_name: str, memory_mb: int = 3008):
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory_mb
-        self.invoked_function_arn = \
-            f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "test"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
-
-
-def load_event(name: str) -> dict:
-    with open(os.path.join(EVENTS, name), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def call(stage: str, event: dict):
-    """Invoke a stage's handler directly, as Lambda would (stage: plan, worker, stitch)."""
-    name = FUNCTIONS[stage]
-    return handlers()[name](event, LambdaContext(name))
-
-
-def handlers() -> dict:
-    from functions.plan import app as plan_app
-    from functions.stitch import app as stitch_app
-    from functions.worker import app as worker_app
-    return {FUNCTIONS["plan"]: plan_app.handler, FUNCTIONS["worker"]: worker_app.handler,
-            FUNCTIONS["stitch"]: stitch_app.handler}
 
 
 def _throttled_class():

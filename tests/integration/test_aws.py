@@ -16,7 +16,6 @@ test_aws_jobs.py.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -24,67 +23,22 @@ from fractions import Fraction
 
 import av
 import pytest
-from test_aws_jobs import wait_execution
 
-FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
-             "stitch": "blurfaces-stitch"}       # the names conftest.py gives them in moto
-INPUT_KEY = "incoming/clips/single face.mp4"
-INPUT_KEY_ENCODED = "incoming/clips/single+face.mp4"    # as S3 notifications spell it
-OUT_PREFIX = "anonymized/clips/single face_blurred"
-REPORT_KEY = "failed/clips/single face.mp4.json"
-WORK = ".blurfaces/work/"
-_SEQ = iter(range(1, 10_000))
-_H: dict = {}           # the harness's call() and the sample events, set by _harness
-
-
-@pytest.fixture(autouse=True)
-def _harness(aws):
-    _H["call"] = aws.call
-    for name in ("s3-put.json", "eventbridge-object-created.json", "worker.json", "stitch.json"):
-        _H[name] = aws.load_event(name)
-
-
-def call(stage: str, event: dict):
-    """Run a stage's real handler in-process, as Lambda would (conftest.call)."""
-    return _H["call"](stage, event)
+from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, INPUT_KEY_ENCODED, OUT_PREFIX,
+                                       REPORT_KEY, WORK, call, keys, load_event, put_event,
+                                       upload, wait_execution)
 
 
 # ------------------------------------------------------------------------------ helpers
 
-def upload(aws, bucket: str, path, key: str = INPUT_KEY) -> dict:
-    with open(path, "rb") as f:
-        data = f.read()
-    resp = aws.s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return {"etag": resp["ETag"].strip('"'), "size": len(data)}
-
-
-def s3_event(bucket: str, obj: dict, key: str = INPUT_KEY_ENCODED,
-             event_name: str = "ObjectCreated:Put", sequencer: str | None = None) -> dict:
-    event = copy.deepcopy(_H["s3-put.json"])
-    rec = event["Records"][0]
-    rec["eventName"] = event_name
-    rec["s3"]["bucket"]["name"] = bucket
-    rec["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    rec["s3"]["object"].update(key=key, eTag=obj.get("etag", "d41d8cd98f00b204e9800998ecf8427e"),
-                               size=obj.get("size", 1000),
-                               sequencer=sequencer or f"{next(_SEQ):018X}")
-    rec["s3"]["object"].pop("versionId", None)        # the test buckets are unversioned
-    return event
-
-
 def eventbridge_event(bucket: str, obj: dict, key: str, sequencer: str) -> dict:
-    event = copy.deepcopy(_H["eventbridge-object-created.json"])
+    event = load_event("eventbridge-object-created.json")
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"].update(key=key, etag=obj["etag"], size=obj["size"],
                                      sequencer=sequencer)
     event["detail"]["object"].pop("version-id", None)
     return event
-
-
-def keys(aws, bucket: str, prefix: str = "") -> list[str]:
-    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sorted(o["Key"] for p in pages for o in p.get("Contents", ()))
 
 
 def frame_times(path) -> list[Fraction]:
@@ -128,7 +82,7 @@ def assert_outputs(aws, bucket: str, source_path, tmp_path) -> dict:
 def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     bucket = aws.server.new_bucket("bf-handlers")
     obj = upload(aws, bucket, single_face)
-    event = s3_event(bucket, obj)
+    event = put_event(bucket, obj)
 
     out = call("plan", event)
     (job,) = out["jobs"]
@@ -156,10 +110,10 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert again["job_id"] == job["job_id"] and again["input"] == inp
 
     # events/worker.json and stitch.json have the shapes the state machine sends.
-    assert set(_H["worker.json"]) == set(items[0])
-    assert set(_H["stitch.json"]) == {"work", "job_id", "source"}
+    assert set(load_event("worker.json")) == set(items[0])
+    assert set(load_event("stitch.json")) == {"work", "job_id", "source"}
     for item in items:                       # what the Distributed Map does
-        res = call("worker", {**_H["worker.json"], **item})
+        res = call("worker", {**load_event("worker.json"), **item})
         assert res["index"] == item["index"] and res["frames"] > 0
         assert res["segment"].startswith(inp["work"]) and res["part"].startswith(inp["work"])
         assert len(json.dumps(res)) < 1024
@@ -179,7 +133,7 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
 
     monkeypatch.setattr(publish.Publisher, "_commit_s3", publish_then_fail)
     with pytest.raises(OSError, match="simulated"):
-        call("stitch", {**_H["stitch.json"], "work": inp["work"]})
+        call("stitch", {**load_event("stitch.json"), "work": inp["work"]})
     assert len(published) == 2
     assert keys(aws, bucket, "anonymized/") == []
     monkeypatch.setattr(publish.Publisher, "_commit_s3", real_commit)
@@ -223,26 +177,26 @@ def test_plan_ignores_keys_it_must_not_process(aws, monkeypatch):
         "incoming/folder/": "folder marker",
     }
     for key, reason in cases.items():
-        (job,) = call("plan", s3_event(bucket, obj, key=key))["jobs"]
+        (job,) = call("plan", put_event(bucket, obj, key=key))["jobs"]
         assert job["status"] == "ignored" and reason in job["reason"], (key, job)
-    (job,) = call("plan", s3_event(bucket, obj, event_name="ObjectRemoved:Delete"))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj, event_name="ObjectRemoved:Delete"))["jobs"]
     assert job["status"] == "ignored"
-    (job,) = call("plan", s3_event(bucket, {"etag": "x", "size": 0}))["jobs"]
+    (job,) = call("plan", put_event(bucket, {"etag": "x", "size": 0}))["jobs"]
     assert job["status"] == "ignored" and "empty" in job["reason"]
     # An event for an object that is not there (any more): nothing to do, nothing written.
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "ignored" and "replaced or deleted" in job["reason"]
 
     # Under a root prefix, only ROOT/incoming/ is input.
     monkeypatch.setenv("ROOT_PREFIX", "archive")
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "ignored" and "archive/incoming/" in job["reason"]
     assert keys(aws, bucket) == []          # nothing planned, nothing written
 
     from blurfaces.errors import OptionError
     monkeypatch.setenv("WORK_PREFIX", "archive/incoming/work/")
     with pytest.raises(OptionError, match="WORK_PREFIX"):
-        call("plan", s3_event(bucket, obj))
+        call("plan", put_event(bucket, obj))
 
 
 # ------------------------------------------------------------------------------ state machine
@@ -253,7 +207,7 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     aws.dispatcher.reset()
     bucket = aws.server.new_bucket("bf-sfn")
     obj = upload(aws, bucket, single_face)
-    event = s3_event(bucket, obj)
+    event = put_event(bucket, obj)
 
     crashed = set()
 
@@ -323,7 +277,7 @@ def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
 
     aws.dispatcher.faults[FUNCTIONS["worker"]] = crash_chunk_1
     events = aws.job_events(bucket)
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "started"
     desc = wait_execution(aws, job["execution_arn"])
     assert desc["status"] == "FAILED", desc
@@ -353,7 +307,7 @@ def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):
     assert ev["detail"]["report"] == f"s3://{bucket}/{REPORT_KEY}"
     assert ev["detail"]["job_id"] == job["job_id"] and ev["detail"]["chunk"] == 1
     # The failed version is not started again by a redelivered event: its report is there.
-    (again,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (again,) = call("plan", put_event(bucket, obj))["jobs"]
     assert again["status"] == "done" and again["report"] == f"s3://{bucket}/{REPORT_KEY}"
 
 
@@ -365,7 +319,7 @@ def test_state_machine_expected_error_is_not_retried(aws, single_face, monkeypat
     aws.dispatcher.reset()
     bucket = aws.server.new_bucket("bf-corrupt-chunk")
     obj = upload(aws, bucket, single_face)
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]    # plan only (no STATE_MACHINE_ARN)
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]    # plan only (no STATE_MACHINE_ARN)
     assert job["status"] == "planned"
 
     def corrupt(manifest, index, **kw):

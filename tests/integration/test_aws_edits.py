@@ -8,7 +8,7 @@ import io
 import pandas as pd
 import pytest
 
-from test_aws_jobs import put, read_json, s3_event
+from tests.integration.helpers import put, read_json, s3_event
 
 
 @pytest.mark.slow

@@ -15,69 +15,11 @@ import subprocess
 import sys
 import time
 
-import av
 import pytest
 
 from blurfaces import jobs, storage as st
 from blurfaces.outputs import output_names
-
-WORK = ".blurfaces/work/"
-
-
-def keys(aws, bucket: str, prefix: str = "") -> list[str]:
-    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return sorted(o["Key"] for p in pages for o in p.get("Contents", ()))
-
-
-def put(aws, bucket: str, key: str, path=None, data: bytes | None = None) -> dict:
-    if data is None:
-        with open(path, "rb") as f:
-            data = f.read()
-    resp = aws.s3.put_object(Bucket=bucket, Key=key, Body=data)
-    return {"etag": resp["ETag"].strip('"'), "size": len(data),
-            "version": resp.get("VersionId")}
-
-
-def s3_event(aws, bucket: str, key: str, obj: dict) -> dict:
-    event = aws.load_event("s3-put.json")
-    rec = event["Records"][0]
-    rec["s3"]["bucket"]["name"] = bucket
-    rec["s3"]["object"] = {"key": key.replace(" ", "+"), "eTag": obj["etag"],
-                           "size": obj["size"], "sequencer": f"{time.time_ns():018X}"}
-    if obj.get("version"):
-        rec["s3"]["object"]["versionId"] = obj["version"]
-    return event
-
-
-def read_json(aws, bucket: str, key: str):
-    return json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def video_of(aws, bucket: str, key: str, tmp_path) -> tuple[int, int, int]:
-    """(frames, width, height) of the video at key, decoded."""
-    local = tmp_path / f"v-{time.time_ns()}.mp4"
-    aws.s3.download_file(bucket, key, str(local))
-    with av.open(str(local)) as c:
-        s = c.streams.video[0]
-        return sum(1 for _ in c.decode(s)), s.codec_context.width, s.codec_context.height
-
-
-def run_planned(aws, job: dict) -> dict:
-    """What the state machine does for a planned job: each chunk, then stitch."""
-    items = read_json(aws, job["input"]["bucket"], job["input"]["items_key"])
-    for item in items:
-        aws.call("worker", item)
-    return aws.call("stitch", {"work": job["input"]["work"]})
-
-
-def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
-    t0 = time.monotonic()
-    while True:
-        desc = aws.sfn.describe_execution(executionArn=arn)
-        if desc["status"] != "RUNNING":
-            return desc
-        assert time.monotonic() - t0 < timeout, f"execution still RUNNING after {timeout} s"
-        time.sleep(0.2)
+from tests.integration.helpers import WORK, keys, put, read_json, s3_event
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 import pytest
 
-import media
+from tests import media
 
 KEY = "incoming/long/hour.mp4"
 

@@ -20,9 +20,8 @@ import threading
 
 import pytest
 
-from test_aws import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, _harness,  # noqa: F401
-                      call, keys, s3_event, upload)
-from test_aws_jobs import wait_execution
+from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, call, keys,
+                                       put_event, upload, wait_execution)
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -66,7 +65,7 @@ def test_throttled_workers_job_succeeds(aws, single_face, monkeypatch):
             return next(counter) % 10 in (0, 3, 6)
 
     aws.dispatcher.throttle[FUNCTIONS["worker"]] = thirty_percent
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "started"
     desc = wait_execution(aws, job["execution_arn"], timeout=180)
     assert desc["status"] == "SUCCEEDED", desc
@@ -110,7 +109,7 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     events = aws.job_events(bucket)
     obj = upload(aws, bucket, single_face)
 
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "failed" and job["error_type"] == "LimitError", job
     assert "MaxVideoSeconds" in job["error"] and "/tmp" in job["error"], job["error"]
     report = json.loads(aws.s3.get_object(Bucket=bucket, Key=REPORT_KEY)["Body"].read())
@@ -173,7 +172,7 @@ def test_metrics_and_log_keys(aws, single_face, monkeypatch, capsys):
     aws.dispatcher.reset()
     bucket = aws.server.new_bucket("bf-metrics")
     obj = upload(aws, bucket, single_face)
-    event = s3_event(bucket, obj)
+    event = put_event(bucket, obj)
     ip = event["Records"][0]["requestParameters"]["sourceIPAddress"]
     capsys.readouterr()
     # Powertools' log handlers hold the stdout of when they were made: point them (the

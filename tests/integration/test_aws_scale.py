@@ -13,11 +13,8 @@ import os
 
 import pytest
 
-import media
-from test_aws import _harness, call, s3_event, upload  # noqa: F401
-from test_aws_jobs import read_json
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import media
+from tests.integration.helpers import ROOT, call, put_event, read_json, upload
 
 
 @pytest.mark.slow
@@ -28,7 +25,7 @@ def test_an_hour_of_1080p30_is_planned_without_decoding(aws, tmp_path, monkeypat
     bucket = aws.server.new_bucket("bf-hour")
     obj = upload(aws, bucket, clip["path"])
     monkeypatch.setenv("BLURFACES_CHUNK_SECONDS", "20")
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     assert job["status"] == "planned", job
     manifest = read_json(aws, bucket, job["input"]["work"].split("/", 3)[3] + "manifest.json")
     assert manifest["job"]["index"] == "demuxer"
@@ -48,7 +45,7 @@ def test_worker_refuses_a_chunk_that_differs_from_the_index(aws, single_face):
     from blurfaces.errors import InputError
     bucket = aws.server.new_bucket("bf-index-lies")
     obj = upload(aws, bucket, single_face)
-    (job,) = call("plan", s3_event(bucket, obj))["jobs"]
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
     work_key = job["input"]["work"].split("/", 3)[3]
     manifest = read_json(aws, bucket, work_key + "manifest.json")
     assert manifest["job"]["index"] == "demuxer"
@@ -110,7 +107,7 @@ def test_plan_reads_uploads_from_the_queue(aws, single_face):
     def sqs(*bodies):
         return {"Records": [{"eventSource": "aws:sqs", "messageId": str(k),
                              "body": json.dumps(b)} for k, b in enumerate(bodies)]}
-    (job,) = call("plan", sqs(s3_event(bucket, obj)))["jobs"]
+    (job,) = call("plan", sqs(put_event(bucket, obj)))["jobs"]
     assert job["status"] == "planned", job
     source = job["input"]["source"]
     (again,) = call("plan", sqs({"source": source, "rerun": "2"}))["jobs"]

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from blurfaces import publish, storage as st
-from test_aws_jobs import keys, put, read_json, s3_event, video_of, wait_execution
+from tests.integration.helpers import (keys, put, read_json, s3_event, video_of,
+                                       wait_execution)
 
 OUT = "anonymized/cam/clip_blurred"
 KEY = "incoming/cam/clip.mp4"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import media
+from tests import media
 from blurfaces import data as datamod, storage as st
 from blurfaces.api import blur_faces
 
