@@ -10,8 +10,9 @@
 2. Derived, per length (1 min, 1 h, 10 h) and size: chunks (`aws.worker_chunk_seconds` at
    the default worker size and ChunkSeconds), wall clock at the default MaxConcurrency and
    US$ per video-hour (`cost.per_video_hour`), from the worker's measured CPU per megapixel
-   (`aws.sizing.WORKER_CPU_S_PER_MPIXEL`, bench/lambda_sizing.py) assuming the worker's
-   threads scale linearly over its vCPUs (not measured on Lambda), 3 s start-up per chunk
+   (`aws.sizing.WORKER_CPU_S_PER_MPIXEL`, bench/lambda_sizing.py) and the measured speed-up
+   of 2 threads over 1 (`SPEEDUP_2_THREADS`; other vCPU counts: linear, not measured),
+   3 s start-up per chunk
    and 120 s of stitch per video-hour (assumed); and whether the default stack's limits
    (MaxVideoSeconds, stitch's /tmp) accept the video.
 """
@@ -48,6 +49,12 @@ def measure_index(hours: float, size) -> dict:
             "wall_s": round(time.perf_counter() - w0, 2)}
 
 
+#: Frames per second of a worker with 2 threads over 1 thread's frames per CPU-second,
+#: measured with bench/lambda_sizing.py --threads 1,2 on 2 idle cores (2026-12-05): the
+#: worker's threads do not scale linearly.
+SPEEDUP_2_THREADS = {(1280, 720): 1.74, (1920, 1080): 1.61}
+
+
 def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces import cost
     from blurfaces.aws import Settings, sizing, worker_chunk_seconds
@@ -57,7 +64,9 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
         cap = min(chunk_setting, worker_chunk_seconds(w, h, 30, memory, Options()))
-        fps = cost.vcpus(memory) / (sizing.WORKER_CPU_S_PER_MPIXEL * w * h / 1e6)
+        speedup = {1: 1.0, 2: SPEEDUP_2_THREADS[(w, h)]}.get(cost.vcpus(memory),
+                                                             cost.vcpus(memory))
+        fps = speedup / (sizing.WORKER_CPU_S_PER_MPIXEL * w * h / 1e6)
         for seconds, label in ((60, "1 min"), (3600, "1 h"), (36000, "10 h")):
             chunks = math.ceil(seconds / cap)
             est = cost.per_video_hour(fps_processed=fps, worker_memory_mb=memory,

@@ -1,7 +1,9 @@
 """What plan's budget lets through when it must decode every frame (MPEG-TS/PS, AVI, raw
 streams: no container index it can trust), against the issue's figures: an hour of 1080p30
 was refused by a plan function of 1024 MB (a share of one vCPU); with one full vCPU it fits,
-and a video that does not fit is refused with the longest part that does."""
+and a video that does not fit is refused with the longest part that does. And the worker's
+memory against the frame size: 4K does not fit a one-vCPU worker, and is refused in plan
+when the stack is set to one, not left to run out of memory in every chunk."""
 from __future__ import annotations
 
 import pytest
@@ -37,3 +39,27 @@ def test_template_gives_plan_one_full_vcpu():
     plan = template["Resources"]["PlanFunction"]["Properties"]
     assert plan["MemorySize"] == sizing.PLAN_MEMORY_MB == 1769
     assert Settings().functions()["plan_memory_mb"] == 1769
+    worker = template["Parameters"]["WorkerMemorySize"]["Default"]
+    assert worker == Settings().worker_memory_mb == 3538
+
+
+def _manifest(w, h, seconds=60.0, fps=30.0):
+    return {"info": {"display_width": w, "display_height": h, "duration_s": seconds,
+                     "avg_rate": fps, "n_packets": int(seconds * fps)},
+            "chunks": [{}] * 3, "source_version": {"size": 50 * 2**20}}
+
+
+def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_run_out():
+    from blurfaces.errors import LimitError
+    # measured peaks (bench/lambda_sizing.py): 738 MB at 1080p, 2,194 MB at 4K, one thread
+    assert 1769 > sizing.worker_memory_needed_mb(1920, 1080) > 738
+    assert 3538 > sizing.worker_memory_needed_mb(3840, 2160) > 2194 * 1.25
+    small = Settings.from_env({"WORKER_MEMORY_MB": "1769"})
+    with pytest.raises(LimitError, match=r"3840x2160.*WorkerMemorySize is 1769 MB.*raise "
+                                         r"WorkerMemorySize \(3538 fits up to 4K\)"):
+        sizing.check_limits(_manifest(3840, 2160), small)
+    assert sizing.check_limits(_manifest(1920, 1080), small)["worker_memory_needed_mb"] < 1769
+    # the default worker takes 4K
+    default = Settings.from_env({})
+    assert default.worker_memory_mb == 3538
+    assert sizing.check_limits(_manifest(3840, 2160), default)["frame"] == [3840, 2160]

@@ -29,6 +29,17 @@ OUTPUT_BITS_PER_PIXEL = 0.15
 MAP_ITEMS_MAX = 10_000
 
 
+#: A worker's peak memory (MB) by frame size, one thread, default options
+#: (bench/lambda_sizing.py, 2026-12-05: 521 MB at 720p, 738 MB at 1080p, 2,194 MB at 4K, a
+#: line through them), and what Lambda must have beyond it: 25% and the runtime's 150 MB.
+WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 300.0, 230.0
+
+
+def worker_memory_needed_mb(w: int, h: int) -> float:
+    """The worker memory (MB) a chunk of w x h frames needs, with margins."""
+    return (WORKER_PEAK_MB_BASE + WORKER_PEAK_MB_PER_MPIXEL * w * h / 1e6) * 1.25 + 150
+
+
 def check_limits(manifest: dict, settings) -> dict:
     """What a planned job needs against what the stack gives; raises `LimitError` (with
     every limit exceeded and what to do) before any worker runs. Returns the figures."""
@@ -52,6 +63,12 @@ def check_limits(manifest: dict, settings) -> dict:
     if w * h > settings.max_frame_pixels:
         over.append(f"frames of {w}x{h} (up to {settings.max_frame_pixels} pixels: "
                     "MaxFramePixels); scale the video down")
+    needed = worker_memory_needed_mb(w, h)
+    figures["worker_memory_needed_mb"] = round(needed)
+    if needed > settings.worker_memory_mb:
+        over.append(f"frames of {w}x{h}, for which a worker needs about {needed:.0f} MB "
+                    f"(WorkerMemorySize is {settings.worker_memory_mb} MB); raise "
+                    "WorkerMemorySize (3538 fits up to 4K) or scale the video down")
     if len(manifest["chunks"]) > settings.max_chunks:
         over.append(f"{len(manifest['chunks'])} chunks (the Distributed Map takes "
                     f"{settings.max_chunks}); use longer chunks")
