@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 
 import cv2
 import numpy as np
@@ -118,8 +119,8 @@ def _near_moments(df: pd.DataFrame, near, fps: float) -> list[dict]:
                     "box": g["best_box"], "frames": [f0, f1], "score": round(g["score"], 4),
                     "threshold": round(g["threshold"], 4),
                     "text": f"the detector doubted here and nothing was masked ({when}; best "
-                            f"score {g['score']:.2f}, under its threshold "
-                            f"{g['threshold']:.2f}): is it a face?"})
+                            f"score {math.floor(g['score'] * 1000) / 1000:.3f}, under its "
+                            f"threshold {g['threshold']:.3g}): is it a face?"})
     return out
 
 
