@@ -30,10 +30,9 @@ import bisect
 import io
 
 import av
-import numpy as np
 
 from .errors import InputError
-from .video import COLOR_UNSPECIFIED, MP4_AUDIO, VideoInfo, sample_aspect
+from .video import VideoInfo, assemble, audio_info, sample_aspect, shown
 
 #: how this module describes the index it made (the manifest's ``job.index``)
 DEMUXER = "demuxer"
@@ -41,19 +40,6 @@ DEMUXER = "demuxer"
 
 def _formats(container) -> set:
     return set(container.format.name.split(","))
-
-
-# As video.probe reads them (its helpers are its own): a shown packet (edit-list pre-roll is
-# decoded, never shown), the audio codec's name (``mp3``, not the decoder's ``mp3float``).
-def _shown(pkt) -> bool:
-    return bool(pkt.size) and pkt.pts is not None and not pkt.is_discard
-
-
-def _audio_codec(a) -> str | None:
-    cc = a.codec_context
-    if cc is None or cc.codec is None:
-        return None
-    return getattr(cc.codec, "canonical_name", None) or cc.name
 
 
 class _SampleSkipper(io.RawIOBase):
@@ -168,7 +154,7 @@ def _demux(f, name, key_pos=None):
             n_data += 1
             if pkt.pts is None:
                 return [], [], 0               # no timestamps: the probe rebuilds them
-            if _shown(pkt):
+            if shown(pkt):
                 pts.append(int(pkt.pts))
                 if (pkt.pos in key_pos) if key_pos is not None else pkt.is_keyframe:
                     keys.append(int(pkt.pts))
@@ -200,34 +186,11 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
-            audio = None
-            if c.streams.audio:
-                a = c.streams.audio[0]
-                codec = _audio_codec(a)
-                audio = {"index": a.index, "codec": codec, "sample_rate": a.sample_rate,
-                         "channels": a.channels, "copy": codec in MP4_AUDIO}
+            audio = audio_info(c.streams.audio[0] if c.streams.audio else None)
             codec = vs.codec_context.name
             avg_rate = float(vs.average_rate) if vs.average_rate else None
             sar = sample_aspect(vs)
         finally:
             c.close()
-    offset = -pts[0] if pts[0] < 0 else 0
-    if offset:
-        pts = [p + offset for p in pts]
-    keys = sorted({k + offset for k in keys} & set(pts))
-    if pts[0] not in keys:
-        keys.insert(0, pts[0])
-    w, h = first.width, first.height
-    rotation = int(first.rotation or 0) % 360
-    dw, dh = (h, w) if rotation in (90, 270) else (w, h)
-    steps = np.diff(np.asarray(pts, dtype=np.int64)) if len(pts) > 1 else np.array([0])
-    median = float(np.median(steps)) * tb if len(pts) > 1 else 0.0
-    vfr = bool(len(pts) > 2 and (steps.max() - steps.min()) > 0.02 * max(1, np.median(steps)))
-    return VideoInfo(
-        name=name, width=w, height=h, display_width=dw, display_height=dh, rotation=rotation,
-        time_base=(tb.numerator, tb.denominator), first_pts=int(pts[0]), n_packets=len(pts),
-        duration_s=float((pts[-1] - pts[0]) * tb + median), codec=codec,
-        pix_fmt=first.format.name, avg_rate=avg_rate, vfr=vfr, keyframes=keys, pts=pts,
-        audio=audio, timestamps="container", pts_offset=offset, frame_step=None,
-        size_changes=[], color={k: int(getattr(first, k) or 0) for k in COLOR_UNSPECIFIED},
-        sar=sar)
+    return assemble(name, first, tb, pts, keys, [(first.width, first.height)], codec=codec,
+                    avg_rate=avg_rate, audio=audio, sar=sar)

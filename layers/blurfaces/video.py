@@ -202,14 +202,14 @@ def _decoder_setup(vs, threads: int = 0) -> None:
         vs.codec_context.thread_count = threads
 
 
-def _shown(pkt) -> bool:
+def shown(pkt) -> bool:
     """A packet whose picture is shown (edit-list pre-roll is decoded, never shown)."""
     return bool(pkt.size) and pkt.pts is not None and not pkt.is_discard
 
 
 def _packet_pts(container, vs) -> list:
     """Sorted pts of the packets that hold a shown picture."""
-    return sorted(int(p.pts) for p in container.demux(vs) if _shown(p))
+    return sorted(int(p.pts) for p in container.demux(vs) if shown(p))
 
 
 def _audio_codec(a) -> str | None:
@@ -218,6 +218,15 @@ def _audio_codec(a) -> str | None:
     if cc is None or cc.codec is None:
         return None
     return getattr(cc.codec, "canonical_name", None) or cc.name
+
+
+def audio_info(a) -> dict | None:
+    """`VideoInfo.audio` of an audio stream (None: no audio stream)."""
+    if a is None:
+        return None
+    codec = _audio_codec(a)
+    return {"index": a.index, "codec": codec, "sample_rate": a.sample_rate,
+            "channels": a.channels, "copy": codec in MP4_AUDIO}
 
 
 def probe(src, name: str | None = None) -> VideoInfo:
@@ -248,7 +257,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
         try:
             for pkt in container.demux(vs):
                 n_data += pkt.size > 0
-                if _shown(pkt):
+                if shown(pkt):
                     pkt_pts.append(int(pkt.pts))
                     stored.append(int(pkt.pts))
                     if pkt.is_keyframe:
@@ -281,17 +290,23 @@ def probe(src, name: str | None = None) -> VideoInfo:
                              "re-download the complete file.")
         pkt_pts.sort()
         mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts, stored)
-        audio = None
-        if a_in is not None:
-            codec = _audio_codec(a_in)
-            audio = {"index": a_in.index, "codec": codec, "sample_rate": a_in.sample_rate,
-                     "channels": a_in.channels, "copy": codec in MP4_AUDIO}
+        audio = audio_info(a_in)
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
         sar = sample_aspect(vs)
     finally:
         container.close()
 
+    return assemble(name, first, tb, pts, keys, sizes, codec=codec, avg_rate=avg_rate,
+                    audio=audio, sar=sar, mode=mode, step=step)
+
+
+def assemble(name: str, first, tb, pts: list, keys: list, sizes: list, *, codec: str,
+             avg_rate: float | None, audio: dict | None, sar: tuple | None,
+             mode: str = "container", step=None) -> VideoInfo:
+    """`VideoInfo` from what a probe learnt: the first decoded frame, the stream's time base,
+    every shown frame's pts (sorted) and the keyframes' (`mode` "container"), each frame's
+    size (`sizes`: one entry per frame, or just the first frame's when they cannot change)."""
     # MP4 cannot show a negative video time (an MPEG-TS whose 33-bit clock wraps soon after
     # the start is read with negative times before the wrap; MKV may start below zero): shift
     # video and audio together so that the first frame is at 0. (Audio before 0 is encoder
@@ -318,7 +333,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
         keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
-        size_changes=changes, color=_color_of(first), sar=sar)
+        size_changes=changes, color=color_of(first), sar=sar)
 
 
 def sample_aspect(vs) -> tuple | None:
@@ -334,7 +349,7 @@ def sample_aspect(vs) -> tuple | None:
 COLOR_UNSPECIFIED = {"colorspace": 2, "color_range": 0, "color_primaries": 2, "color_trc": 2}
 
 
-def _color_of(frame) -> dict:
+def color_of(frame) -> dict:
     """The first frame's colour description (FFmpeg's enum values)."""
     return {k: int(getattr(frame, k) or 0) for k in COLOR_UNSPECIFIED}
 
