@@ -101,6 +101,15 @@ def synthetic_clip(size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=Tru
     return path
 
 
+def add_clip_args(ap, size: str = "1280x720", seconds: float = 10.0) -> None:
+    """--input, or the synthetic clip's --size/--fps/--seconds (read by `clip_from_args`)."""
+    ap.add_argument("--input", help="video to use (default: the synthetic clip)")
+    ap.add_argument("--size", default=size, help=f"synthetic clip size ({size})")
+    ap.add_argument("--fps", type=int, default=30, help="synthetic clip rate (30)")
+    ap.add_argument("--seconds", type=float, default=seconds,
+                    help=f"synthetic clip length ({seconds:g})")
+
+
 def clip_from_args(a, *, size=CLIP_SIZE, fps=CLIP_FPS, seconds=CLIP_SECONDS, audio=True):
     """--input if given, else the synthetic clip from --size/--fps/--seconds (when present)."""
     if getattr(a, "input", None):

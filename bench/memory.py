@@ -119,10 +119,7 @@ def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         return child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--input", help="video to use (default: the synthetic clip)")
-    ap.add_argument("--size", default="1920x1080", help="synthetic clip size (1920x1080)")
-    ap.add_argument("--fps", type=int, default=30, help="synthetic clip rate (30)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="synthetic clip length (60)")
+    common.add_clip_args(ap, "1920x1080", 60.0)
     ap.add_argument("--chunk-seconds", default="auto",
                     help="comma-separated chunk lengths, or auto = clip/4, clip/2, clip")
     ap.add_argument("--threads", default="1,6",

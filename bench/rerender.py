@@ -22,10 +22,7 @@ from bench import common
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=3, help="rounds (default 3)")
-    ap.add_argument("--input", help="video to use (default: the synthetic clip)")
-    ap.add_argument("--size", default="1280x720", help="synthetic clip size (1280x720)")
-    ap.add_argument("--fps", type=int, default=30, help="synthetic clip rate (30)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="synthetic clip length (10)")
+    common.add_clip_args(ap)
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args(argv)
 

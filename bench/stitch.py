@@ -123,10 +123,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=5, help="stitch/baseline rounds (default 5)")
     ap.add_argument("--chunks", type=int, default=6, help="chunks to plan (>= 4; default 6)")
-    ap.add_argument("--input", help="video to use (default: the synthetic clip)")
-    ap.add_argument("--size", default="1280x720", help="synthetic clip size (1280x720)")
-    ap.add_argument("--fps", type=int, default=30, help="synthetic clip rate (30)")
-    ap.add_argument("--seconds", type=float, default=60.0, help="synthetic clip length (60)")
+    common.add_clip_args(ap, "1280x720", 60.0)
     ap.add_argument("--detect-size", type=int, default=None,
                     help="detector size for making the segments (default: blurfaces' 640; "
                          "smaller makes them faster, the stitch does not depend on it)")

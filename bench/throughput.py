@@ -54,10 +54,7 @@ DEFAULT_VARIANTS = "default,fast,no-track,detect480,workers1,deface"
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=3, help="rounds (runs of each variant; default 3)")
-    ap.add_argument("--input", help="video to use (default: the synthetic clip)")
-    ap.add_argument("--size", default="1280x720", help="synthetic clip size (1280x720)")
-    ap.add_argument("--fps", type=int, default=30, help="synthetic clip rate (30)")
-    ap.add_argument("--seconds", type=float, default=10.0, help="synthetic clip length (10)")
+    common.add_clip_args(ap)
     ap.add_argument("--variants", default=DEFAULT_VARIANTS,
                     help=f"comma-separated, from {','.join(VARIANTS)} (default {DEFAULT_VARIANTS})")
     ap.add_argument("--baseline", choices=("own", "harness"), default="own",
