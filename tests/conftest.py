@@ -15,6 +15,7 @@ import copy
 import hashlib
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -113,3 +114,25 @@ def private_tmp(tmp_path, monkeypatch):
     d.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(d))
     return d
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size, ro=False, at=None) -> a fresh tmpfs of that size, at the folder `at` (a new
+    folder under tmp_path by default); unmounted afterwards. Root only: skips otherwise."""
+    mounted = []
+
+    def mount(size: str, ro: bool = False, at=None):
+        d = at if at is not None else tmp_path / f"fs{len(mounted)}"
+        d.mkdir(exist_ok=True)
+        opts = f"size={size}" + (",ro" if ro else "")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)],
+                           capture_output=True)
+        if r.returncode:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+        mounted.append(d)
+        return d
+
+    yield mount
+    for d in reversed(mounted):
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)

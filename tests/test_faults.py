@@ -83,27 +83,6 @@ def long_clip(tmp_path, synth_clip_factory):
     return _alone(tmp_path / "long", synth_clip_factory, 8.0)
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(size, ro=False) -> a fresh tmpfs folder of that size (root only)."""
-    mounted = []
-
-    def mount(size: str, ro: bool = False):
-        d = tmp_path / f"fs{len(mounted)}"
-        d.mkdir()
-        opts = f"size={size}" + (",ro" if ro else "")
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)],
-                           capture_output=True)
-        if r.returncode:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
-        mounted.append(d)
-        return d
-
-    yield mount
-    for d in reversed(mounted):
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
-
-
 # ------------------------------------------------------------------------------ self-check
 
 @pytest.mark.slow

@@ -193,30 +193,14 @@ def test_animated_gif_is_a_video_a_still_one_and_an_animated_webp_are_refused(tm
 
 # ------------------------------------------------------------------------------ H, K: incoming/
 
-@pytest.fixture
-def mounts():
-    done = []
-
-    def mount(path, opts):
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
-                           capture_output=True)
-        if r.returncode:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
-        done.append(path)
-
-    yield mount
-    for p in reversed(done):
-        subprocess.run(["umount", "-l", str(p)], capture_output=True)
-
-
 @pytest.mark.slow
-def test_read_only_incoming_and_files_that_are_no_videos(drop_root, short_clip, mounts):
+def test_read_only_incoming_and_files_that_are_no_videos(drop_root, short_clip, tmpfs):
     """H: a read-only incoming/ crashed the watcher with a traceback in move_input and the
     other files were never processed; K: empty and non-video files in incoming/ stayed there
     for ever with no report."""
     root = drop_root
     inc = root / "incoming"
-    mounts(inc, "size=4m")
+    tmpfs("4m", at=inc)
     shutil.copy(short_clip, inc / "a.mp4")
     shutil.copy(short_clip, inc / "b.mp4")
     (inc / "empty.mp4").write_bytes(b"")
