@@ -9,24 +9,15 @@ timeline: chunk boundaries an hour apart, 30 segments joined, an hour of timesta
 by stitch's self-check and by this test."""
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 
 import av
 import pytest
 
 from tests import media
+from tests.integration.helpers import put, read_json, s3_event
 
 KEY = "incoming/long/hour.mp4"
-
-
-def _s3_event(aws, bucket: str, key: str, etag: str, size: int) -> dict:
-    event = aws.load_event("s3-put.json")
-    rec = event["Records"][0]
-    rec["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
-    rec["s3"]["object"].update(key=key, eTag=etag, size=size, sequencer="0000000000000000A1")
-    rec["s3"]["object"].pop("versionId", None)
-    return event
 
 
 def _times(path) -> list[Fraction]:
@@ -40,15 +31,14 @@ def test_an_hour_of_video_through_plan_workers_and_stitch(aws, tmp_path, monkeyp
     clip = media.long_still_clip(tmp_path / "hour.mp4", 3600, size=(160, 90), fps=2)
     assert clip["frames"] == 7200
     bucket = aws.server.new_bucket("bf-long")
-    data = clip["path"].read_bytes()
-    etag = aws.s3.put_object(Bucket=bucket, Key=KEY, Body=data)["ETag"].strip('"')
+    obj = put(aws, bucket, KEY, clip["path"])
     monkeypatch.setenv("BLURFACES_CHUNK_SECONDS", "120")       # the template's maximum
 
-    (job,) = aws.call("plan", _s3_event(aws, bucket, KEY, etag, len(data)))["jobs"]
+    (job,) = aws.call("plan", s3_event(aws, bucket, KEY, obj))["jobs"]
     assert job["status"] == "planned", job
     inp = job["input"]
     assert inp["chunks"] == 30
-    items = json.loads(aws.s3.get_object(Bucket=bucket, Key=inp["items_key"])["Body"].read())
+    items = read_json(aws, bucket, inp["items_key"])
     frames = [aws.call("worker", item)["frames"] for item in items]
     assert sum(frames) == 7200 and set(frames) == {240}
     res = aws.call("stitch", {"work": inp["work"], "job_id": job["job_id"],
@@ -61,7 +51,6 @@ def test_an_hour_of_video_through_plan_workers_and_stitch(aws, tmp_path, monkeyp
     assert len(out_t) == len(src_t) == 7200
     assert sorted(out_t) == sorted(src_t)                  # to the tick, an hour long
     assert max(out_t) == Fraction(7199, 2)
-    summary = json.loads(aws.s3.get_object(
-        Bucket=bucket, Key=res["outputs"]["summary"].split("/", 3)[3])["Body"].read())
+    summary = read_json(aws, bucket, res["outputs"]["summary"].split("/", 3)[3])
     assert summary["counts"]["frames"] == 7200 and summary["counts"]["chunks"] == 30
     assert summary["video"]["duration_s"] == pytest.approx(3600.0, abs=0.01)
