@@ -28,14 +28,8 @@ def test_an_hour_of_1080p30_ts_fits_plans_budget_with_one_full_vcpu():
 
 
 def test_template_gives_plan_one_full_vcpu():
-    import pathlib
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    root = pathlib.Path(__file__).resolve().parents[1]
-    template = yaml.load((root / "template.yaml").read_text(), Loader=Loader)
+    from tests.integration.helpers import load_template
+    template = load_template()
     plan = template["Resources"]["PlanFunction"]["Properties"]
     assert plan["MemorySize"] == sizing.PLAN_MEMORY_MB == 1769
     assert Settings().functions()["plan_memory_mb"] == 1769

@@ -143,3 +143,18 @@ def wait_execution(aws, arn: str, timeout: float = 120.0) -> dict:
             return desc
         assert time.monotonic() - t0 < timeout, f"execution still RUNNING after {timeout} s"
         time.sleep(0.2)
+
+
+def load_template() -> dict:
+    """template.yaml, decoded as CloudFormation reads it (short-form intrinsics included)."""
+    from cfnlint.decode import decode_str
+    with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
+        decoded, errors = decode_str(f.read())
+    assert not errors, errors
+    return decoded
+
+
+def load_asl() -> dict:
+    """The state machine's definition (statemachine/blurfaces.asl.json)."""
+    with open(os.path.join(ROOT, "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
+        return json.load(f)

@@ -25,8 +25,9 @@ import av
 import pytest
 
 from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, INPUT_KEY_ENCODED, OUT_PREFIX,
-                                       REPORT_KEY, WORK, call, keys, load_event, put_event,
-                                       upload, wait_execution)
+                                       REPORT_KEY, ROOT, WORK, call, keys, load_asl,
+                                       load_event, load_template, put_event, upload,
+                                       wait_execution)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -348,33 +349,13 @@ def test_state_machine_expected_error_is_not_retried(aws, single_face, monkeypat
 
 # ------------------------------------------------------------------------------ deployment files
 
-def _root():
-    import os
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _template() -> dict:
-    import os
-    from cfnlint.decode import decode_str
-    with open(os.path.join(_root(), "template.yaml"), encoding="utf-8") as f:
-        template, errors = decode_str(f.read())
-    assert not errors, errors
-    return template
-
-
-def _asl() -> dict:
-    import os
-    with open(os.path.join(_root(), "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
 @pytest.mark.slow
 def test_template_passes_cfn_lint():
     import os
     from pathlib import Path
 
     import cfnlint.api
-    matches = cfnlint.api.lint_file(Path(os.path.join(_root(), "template.yaml")))
+    matches = cfnlint.api.lint_file(Path(os.path.join(ROOT, "template.yaml")))
     assert [str(m) for m in matches] == []
 
 
@@ -382,10 +363,10 @@ def test_template_passes_cfn_lint():
 def test_state_machine_definition_passes_cfn_lint():
     """cfn-lint does not read DefinitionUri files: lint the ASL inline (rule E3601)."""
     import cfnlint.api
-    subs = _template()["Resources"]["JobStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    subs = load_template()["Resources"]["JobStateMachine"]["Properties"]["DefinitionSubstitutions"]
     template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"SM": {
         "Type": "AWS::StepFunctions::StateMachine",
-        "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": _asl(),
+        "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/sfn", "Definition": load_asl(),
                        "DefinitionSubstitutions": {k: f"arn:aws:lambda:us-east-1:123456789012:"
                                                    f"function:{k}" for k in subs}}}}}
     assert [str(m) for m in cfnlint.api.lint(json.dumps(template))] == []
@@ -397,10 +378,10 @@ def test_template_wiring():
     import importlib
     import re
 
-    template, asl = _template(), _asl()
+    template, asl = load_template(), load_asl()
     res = template["Resources"]
     subs = res["JobStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    with open(f"{_root()}/statemachine/blurfaces.asl.json", encoding="utf-8") as f:
+    with open(f"{ROOT}/statemachine/blurfaces.asl.json", encoding="utf-8") as f:
         placeholders = set(re.findall(r"\$\{(\w+)\}", f.read()))
     assert placeholders == set(subs)
     assert res["JobStateMachine"]["Properties"]["DefinitionUri"] == "statemachine/blurfaces.asl.json"
@@ -437,7 +418,7 @@ def test_handlers_are_thin():
     import os
     import re
     for stage in ("plan", "worker", "stitch"):
-        with open(os.path.join(_root(), "functions", stage, "app.py"), encoding="utf-8") as f:
+        with open(os.path.join(ROOT, "functions", stage, "app.py"), encoding="utf-8") as f:
             text = f.read()
         assert len(text.splitlines()) < 60, stage
         code = re.sub(r'""".*?"""', "", text, flags=re.S)

@@ -21,7 +21,8 @@ import threading
 import pytest
 
 from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, call, keys,
-                                       put_event, upload, wait_execution)
+                                       load_asl, load_template, put_event, upload,
+                                       wait_execution)
 
 
 def _json_lines(text: str) -> list[dict]:
@@ -262,24 +263,12 @@ def test_cost_model():
 
 # ------------------------------------------------------------------------------ configuration
 
-def _template() -> dict:
-    import os
-    from cfnlint.decode import decode_str
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, "template.yaml"), encoding="utf-8") as f:
-        template, errors = decode_str(f.read())
-    assert not errors, errors
-    with open(os.path.join(root, "statemachine", "blurfaces.asl.json"), encoding="utf-8") as f:
-        asl = json.load(f)
-    return template, asl
-
-
 def test_map_results_are_bounded():
     """Each child execution of either Map pass returns {} (OutputPath null on its only
     state), and the Map drops the collection (ResultPath null): at the 10,000-item maximum
     the collected results are about 30 KB, under the 256 KiB state limit."""
     from blurfaces import aws as core
-    _, asl = _template()
+    asl = load_asl()
     for name in ("Chunks", "ChunksSecondPass"):
         m = asl["States"][name]
         assert m["ResultPath"] is None
@@ -295,7 +284,7 @@ def test_retries_outlast_a_wave_and_second_pass():
     """Throttling retries: backoff with jitter, enough attempts that their expected total
     exceeds the 450 s a worst-case chunk may take (several waves); the second Map pass
     follows any Map failure except expected input errors."""
-    _, asl = _template()
+    asl = load_asl()
     worker = asl["States"]["Chunks"]["ItemProcessor"]["States"]["Worker"]
     (throttle,) = [r for r in worker["Retry"]
                    if "Lambda.TooManyRequestsException" in r["ErrorEquals"]]
@@ -316,7 +305,7 @@ def test_template_hardening():
     """Tracing, state-machine ERROR logs, TLS-only policy, versioning and expiry, KMS grants
     conditioned, ListBucket only with a prefix, log retention, no reserved concurrency by
     default, the job budget, the upload queue in front of plan, alarms."""
-    template, _ = _template()
+    template = load_template()
     res, params = template["Resources"], template["Parameters"]
     assert template["Globals"]["Function"]["Tracing"] == "Active"
     sm = res["JobStateMachine"]["Properties"]
