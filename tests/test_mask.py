@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from blurfaces.errors import InputError, OptionError
-from blurfaces.mask import (MASKS, Masker, load_mask_image, parse_color, scale_boxes,
-                            scaling_mask)
+from blurfaces.mask import (MASKS, Masker, _blur_small, _ellipse_alpha, load_mask_image,
+                            parse_color, scale_boxes, scaling_mask)
 
 H, W = 240, 320
 
@@ -365,6 +365,96 @@ def test_edges_tiny_zero_and_overlapping_boxes(mask, ellipse):
     assert (frame != orig).any()            # labels only
 
 
+def reference_mask(frame, boxes, masker, whole=False):
+    """What Masker.apply paints, the straightforward way: one box after the other, each blurred
+    with cv2.GaussianBlur (mosaic and image as Masker makes them), laid in through the inscribed
+    ellipse's coverage alpha: the mask where alpha is 1, the frame where it is 0 and
+    rint(old + (new - old) * alpha) on the anti-aliased edge."""
+    fh, fw = frame.shape[:2]
+    for x1, y1, x2, y2 in boxes.tolist():
+        if x2 <= x1 or y2 <= y1 or masker.mask == "none":
+            continue
+        roi = frame[y1:y2, x1:x2]
+        h, w = roi.shape[:2]
+        if masker.mask == "image":
+            masker._paint_image(roi)
+            continue
+        if masker.mask == "blur":
+            f = max(1.0, max(w, h) / 16)
+            sw, sh = max(1, round(w / f)), max(1, round(h / f))
+            small = cv2.resize(roi, (sw, sh), interpolation=cv2.INTER_AREA)
+            sigma = max(sw, sh) * 0.4
+            fg = cv2.resize(cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, sigmaY=sigma,
+                                             borderType=cv2.BORDER_REFLECT),
+                            (w, h), interpolation=cv2.INTER_LINEAR)
+        elif masker.mask == "mosaic":
+            fg = masker._mosaic(roi)
+        else:
+            fg = np.empty_like(roi)
+            fg[:] = masker.color
+        if not masker.ellipse or whole or 0 in (x1, y1) or x2 == fw or y2 == fh:
+            roi[:] = fg
+            continue
+        a = _ellipse_alpha(w, h)[:, :, None]
+        old = roi.astype(np.float32)
+        blend = np.rint(old + (fg - old) * a).astype(np.uint8)
+        roi[:] = np.where(a >= 1, fg, np.where(a > 0, blend, roi))
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("ellipse", [True, False])
+def test_apply_is_reference_bit_for_bit(mask, ellipse):
+    """Masker.apply masks many boxes at once; the pixels are exactly those of masking one box
+    after the other (later boxes over earlier ones' results), on random boxes of 1 to 90 px,
+    overlapping and cut by the frame edge, in a packed frame and in a view with longer rows."""
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (21, 17, 4), dtype=np.uint8)
+    for trial in range(6):
+        frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        frame = cv2.GaussianBlur(frame, (5, 5), 0) if trial % 2 else frame
+        n = 40 if trial < 4 else 200          # sparse, then a crowd of overlapping boxes
+        x1 = rng.integers(-20, W, n)
+        y1 = rng.integers(-20, H, n)
+        size = np.where(rng.random(n) < 0.5, rng.integers(1, 17, n), rng.integers(1, 91, n))
+        boxes = np.stack([x1, y1, x1 + size, y1 + rng.integers(1, 91, n)], axis=1)
+        boxes = scale_boxes(boxes, 1.0, W, H)
+        m = Masker(mask=mask, mask_image=img, ellipse=ellipse, color=(10, 200, 30))
+        for whole in (False, True):
+            want = frame.copy()
+            reference_mask(want, boxes, m, whole)
+            got = frame.copy()
+            m.apply(got, boxes, whole=whole)
+            np.testing.assert_array_equal(got, want)
+            padded = np.zeros((H, W + 7, 3), np.uint8)[:, 3:W + 3]     # rows longer than W
+            padded[:] = frame
+            m.apply(padded, boxes, whole=whole)
+            np.testing.assert_array_equal(padded, want)
+        assert mask == "none" or (want != frame).any()
+
+
+def test_many_small_blurs_are_cv2_gaussian_bit_for_bit():
+    """The blur of the shrunk faces, all at once, is cv2.GaussianBlur's uint8 result for every
+    size it gets (1 to 16 px a side), on noise, on black-and-white and on all 255."""
+    rng = np.random.default_rng(3)
+    smalls, sizes = [], []
+    for w in range(1, 17):
+        for h in range(1, 17):
+            for kind in range(3):
+                if kind == 0:
+                    smalls.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+                elif kind == 1:
+                    smalls.append((rng.integers(0, 2, (h, w, 3)) * 255).astype(np.uint8))
+                else:
+                    smalls.append(np.full((h, w, 3), 255, np.uint8))
+                sizes.append((w, h))
+    got = _blur_small(smalls, sizes)
+    for small, (w, h), out in zip(smalls, sizes, got):
+        sigma = max(w, h) / 16 * 6.4
+        want = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, sigmaY=sigma,
+                                borderType=cv2.BORDER_REFLECT)
+        np.testing.assert_array_equal(out[:h, :w], want, err_msg=f"{w}x{h}")
+
+
 @pytest.mark.parametrize("mask", ["blur", "mosaic", "rectangle", "image"])
 def test_tiny_boxes_are_masked(mask):
     frame = np.full((10, 10, 3), 100, np.uint8)
@@ -431,6 +521,8 @@ def test_apply_rejects_frames_it_cannot_write_in_place():
     frame = make_frame()
     with pytest.raises(ValueError, match="packed"):
         Masker().apply(frame[:, :, ::-1], FACE)
+    with pytest.raises(ValueError, match="packed"):
+        Masker().apply(frame[::-1], FACE)           # rows backwards in memory
     frame.flags.writeable = False
     with pytest.raises(ValueError):
         Masker().apply(frame, FACE)

@@ -34,6 +34,90 @@ _BLUR_SIGMA = _BLUR_SIZE / 2.5
 # Mosaic: blocks across the longer side of the face.
 _MOSAIC_BLOCKS = 9
 _CACHE_LIMIT = 256
+# Ellipses by box size, least recently used dropped first: a crowd shows a few thousand sizes
+# (2400 in 6 s of the 720p crowd, a few kB each), and making one costs as much as masking a box.
+_ELLIPSE_LIMIT = 4096
+
+
+def _fixed_gaussian(n: int, sigma: float) -> np.ndarray:
+    """The integer kernel (sums to 256) cv2.GaussianBlur uses on uint8 images: OpenCV's
+    exact Gaussian rounded to 8 fractional bits with the error carried to the next tap."""
+    k = cv2.getGaussianKernel(n, sigma, cv2.CV_64F).ravel()
+    out = np.zeros(n, np.int64)
+    err = 0.0
+    for i in range(n // 2):
+        adj = float(k[i]) * 256.0 + err
+        out[i] = out[n - 1 - i] = round(adj)
+        err = adj - out[i]
+    out[n // 2] = 256 - 2 * out[:n // 2].sum()
+    return out
+
+
+def _gaussian_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Folded kernels for the blur's small images: [m, n] is the (n, n) matrix, padded to
+    `_BLUR_SIZE`, that the Gaussian of a small image whose longer side is m applies along a side
+    of length n, BORDER_REFLECT folded in. Returned as (for columns: transposed, for rows)."""
+    z = _BLUR_SIZE
+    rows = np.zeros((z + 1, z + 1, z, z), np.float32)
+    for m in range(1, z + 1):
+        sigma = m / _BLUR_SIZE * _BLUR_SIGMA
+        ksize = int(round(sigma * 6 + 1)) | 1                 # cv2's size for uint8 images
+        kernel = _fixed_gaussian(ksize, sigma)
+        r = ksize // 2
+        for n in range(1, m + 1):
+            if n == 1:              # cv2 does not filter along a side of one pixel
+                rows[m, n, 0, 0] = 256
+                continue
+            src = (np.arange(n)[:, None] + np.arange(ksize)[None, :] - r) % (2 * n)
+            src = np.where(src >= n, 2 * n - 1 - src, src)    # reflect, repeatedly
+            np.add.at(rows[m, n], (np.repeat(np.arange(n), ksize), src.ravel()),
+                      np.tile(kernel, n).astype(np.float32))
+    return np.ascontiguousarray(rows.transpose(0, 1, 3, 2)), rows
+
+
+_GAUSS: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _blur_small(smalls: list, sizes: list) -> np.ndarray:
+    """cv2.GaussianBlur(small, (0, 0), sigma, sigma, BORDER_REFLECT) of many small images at
+    once, bit for bit: on uint8, OpenCV filters with integer kernels summing to 256 and rounds
+    once at the end, so two small matrix products and that rounding give its exact result.
+    smalls: uint8 (h, w, 3) arrays with h, w <= `_BLUR_SIZE`; sizes: their (w, h). Returns
+    uint8 (N, `_BLUR_SIZE`, `_BLUR_SIZE`, 3) with each result at the top left."""
+    global _GAUSS
+    if _GAUSS is None:
+        _GAUSS = _gaussian_tables()
+    cols, rows = _GAUSS
+    z = _BLUR_SIZE
+    x = np.zeros((len(smalls), z, z, 3), np.float32)
+    for i, (small, (w, h)) in enumerate(zip(smalls, sizes)):
+        x[i, :h, :w] = small
+    wh = np.array(sizes, np.intp).reshape(-1, 2)
+    m = wh.max(axis=1)
+    # Every value below is an integer under 2**24, so float32 products and sums are exact.
+    x = x.transpose(0, 3, 1, 2)                                   # (N, 3, y, x)
+    x = np.matmul(x, cols[m, wh[:, 0]][:, None])                  # along x
+    x = np.matmul(rows[m, wh[:, 1]][:, None], x)                  # along y
+    x = np.floor((x + np.float32(32768)) * np.float32(1 / 65536))
+    return np.ascontiguousarray(x.astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def _runs(boxes: np.ndarray):
+    """Split boxes (N, 4) into runs of consecutive boxes none of which overlaps another of its
+    run: within a run every box reads the frame as the masks before it left it, so a run can be
+    read first and painted after, with the same result as one box after the other."""
+    n = len(boxes)
+    x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
+    over = ((x1[:, None] < x2[None, :]) & (x1[None, :] < x2[:, None])
+            & (y1[:, None] < y2[None, :]) & (y1[None, :] < y2[:, None]))
+    over = np.triu(over, 1)                       # [i, j]: box j overlaps the earlier box i
+    last = np.where(over.any(axis=0), n - 1 - np.argmax(over[::-1], axis=0), -1).tolist()
+    start = 0
+    for j in range(1, n):
+        if last[j] >= start:
+            yield start, j
+            start = j
+    yield start, n
 
 
 def _check_scale(mask_scale) -> float:
@@ -151,15 +235,16 @@ def load_mask_image(path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Ellipse:
-    """Coverage of the ellipse inscribed in a w x h box, split so the common case is a copy."""
+    """Coverage of the ellipse inscribed in a w x h box, split so the common case is a copy;
+    the partly covered (anti-aliased) edge pixels are listed per byte (pixel and channel)."""
     inside: np.ndarray   # uint8 (h, w), 1 = fully covered pixel (a cv2.copyTo mask)
-    edge_y: np.ndarray   # rows of the partly covered (anti-aliased) pixels
-    edge_x: np.ndarray
-    edge_a: np.ndarray   # float32 (K, 1) coverage of those pixels, in (0, 1)
-    alpha: np.ndarray    # float32 (h, w) coverage of every pixel
+    edge_yx: np.ndarray  # int32 (2, 3K): row, and byte in the row (x * 3 + channel)
+    edge_c: np.ndarray   # int32 (3K,): index in the box's own packed (h, w, 3) pixels
+    edge_a: np.ndarray   # float32 (3K,): coverage, in (0, 1)
 
 
-def _make_ellipse(w: int, h: int) -> _Ellipse:
+def _ellipse_alpha(w: int, h: int) -> np.ndarray:
+    """float32 (h, w) coverage of every pixel by the ellipse inscribed in a w x h box."""
     a, b = w / 2.0, h / 2.0
     x = (np.arange(w, dtype=np.float64) + 0.5 - a)[None, :]
     y = (np.arange(h, dtype=np.float64) + 0.5 - b)[:, None]
@@ -169,12 +254,19 @@ def _make_ellipse(w: int, h: int) -> _Ellipse:
     # the face is never partly let through (a 2 x 2 box is fully covered).
     grad = 2.0 * np.sqrt((x / a ** 2) ** 2 + (y / b ** 2) ** 2)
     dist = f / np.maximum(grad, 1e-12)
-    alpha = np.clip(1.0 - dist, 0.0, 1.0).astype(np.float32)
+    return np.clip(1.0 - dist, 0.0, 1.0).astype(np.float32)
+
+
+def _make_ellipse(w: int, h: int) -> _Ellipse:
+    alpha = _ellipse_alpha(w, h)
     inside = alpha >= 1.0
     edge = (alpha > 0.0) & ~inside
     ey, ex = np.nonzero(edge)
-    return _Ellipse(inside=inside.astype(np.uint8), edge_y=ey, edge_x=ex,
-                    edge_a=alpha[ey, ex][:, None], alpha=alpha)
+    ey, ex = ey.astype(np.int32), ex.astype(np.int32)
+    byte = (ex[:, None] * 3 + np.arange(3, dtype=np.int32)).ravel()
+    ey3 = np.repeat(ey, 3)
+    return _Ellipse(inside=inside.astype(np.uint8), edge_yx=np.stack([ey3, byte]),
+                    edge_c=ey3 * (w * 3) + byte, edge_a=np.repeat(alpha[ey, ex], 3))
 
 
 class Masker:
@@ -213,11 +305,12 @@ class Masker:
     # ----- per-size caches (face sizes repeat from frame to frame) -----
 
     def _ellipse_for(self, w: int, h: int) -> _Ellipse:
-        e = self._ellipses.get((w, h))
+        e = self._ellipses.pop((w, h), None)     # back in last: the most recently used
         if e is None:
-            if len(self._ellipses) >= _CACHE_LIMIT:
-                self._ellipses.clear()
-            e = self._ellipses[(w, h)] = _make_ellipse(w, h)
+            e = _make_ellipse(w, h)
+            if len(self._ellipses) >= _ELLIPSE_LIMIT:
+                del self._ellipses[next(iter(self._ellipses))]
+        self._ellipses[(w, h)] = e
         return e
 
     def _image_for(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,26 +327,12 @@ class Masker:
                 img = img.reshape(h, w, 4)
             alpha = img[:, :, 3].astype(np.float32) / np.float32(255.0)
             if self.ellipse:
-                alpha *= self._ellipse_for(w, h).alpha
+                alpha *= _ellipse_alpha(w, h)
             r = (np.ascontiguousarray(img[:, :, :3]), alpha, np.float32(1.0) - alpha)
             self._resized[(w, h)] = r
         return r
 
     # ----- mask bodies -----
-
-    @staticmethod
-    def _blurred(roi: np.ndarray) -> np.ndarray:
-        h, w = roi.shape[:2]
-        factor = max(1.0, max(w, h) / _BLUR_SIZE)
-        sw, sh = max(1, round(w / factor)), max(1, round(h / factor))
-        small = roi if (sw, sh) == (w, h) else cv2.resize(roi, (sw, sh),
-                                                          interpolation=cv2.INTER_AREA)
-        sigma = max(sw, sh) / _BLUR_SIZE * _BLUR_SIGMA
-        small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma, sigmaY=sigma,
-                                 borderType=cv2.BORDER_REFLECT)
-        if (sw, sh) == (w, h):
-            return small
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
     @staticmethod
     def _mosaic(roi: np.ndarray) -> np.ndarray:
@@ -267,30 +346,72 @@ class Masker:
         small = cv2.resize(roi, (bw, bh), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def _paint(self, roi: np.ndarray, ellipse: bool = True) -> None:
-        """Mask roi in place; ellipse=False masks the whole box even in ellipse mode."""
+    def _paint_image(self, roi: np.ndarray) -> None:
         h, w = roi.shape[:2]
-        if self.mask == "image":
-            rgb, w_img, w_roi = self._image_for(w, h)
-            # blendLinear passes a pixel through exactly where its weight is 0 (transparent).
-            roi[:] = cv2.blendLinear(rgb, roi, w_img, w_roi)
-            return
-        if self.mask == "rectangle":
-            fg = np.empty_like(roi)
-            fg[:] = self._color_px
-        elif self.mask == "blur":
-            fg = self._blurred(roi)
+        rgb, w_img, w_roi = self._image_for(w, h)
+        # blendLinear passes a pixel through exactly where its weight is 0 (transparent).
+        roi[:] = cv2.blendLinear(rgb, roi, w_img, w_roi)
+
+    def _paint_run(self, frame: np.ndarray, boxes: list, whole: bool) -> None:
+        """Mask boxes none of which overlaps another (blur, rectangle, mosaic): the blurs of the
+        run in one pass, the anti-aliased ellipse edges of all in one blend."""
+        fh, fw = frame.shape[:2]
+        rois = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
+        if self.mask == "blur":
+            fgs = self._blurred_many(rois)
+        elif self.mask == "rectangle":
+            fgs = []
+            for roi in rois:
+                fg = np.empty_like(roi)
+                fg[:] = self._color_px
+                fgs.append(fg)
         else:
-            fg = self._mosaic(roi)
-        if not (self.ellipse and ellipse):
-            roi[:] = fg
+            fgs = [self._mosaic(roi) for roi in rois]
+        edges, at, fg_at = [], [], []
+        offset = 0
+        for (x1, y1, x2, y2), roi, fg in zip(boxes, rois, fgs):
+            if not self.ellipse or whole or _cut(x1, y1, x2, y2, fw, fh):
+                roi[:] = fg
+            else:
+                e = self._ellipse_for(x2 - x1, y2 - y1)
+                cv2.copyTo(fg, e.inside, roi)  # writes into the frame: roi is a view of it
+                if e.edge_c.size:
+                    edges.append(e)
+                    at.append((y1, x1 * 3, offset))
+            offset += fg.size
+        if not edges:
             return
-        e = self._ellipse_for(w, h)
-        cv2.copyTo(fg, e.inside, roi)  # writes into the frame: roi is a view of it
-        if e.edge_y.size:
-            old = roi[e.edge_y, e.edge_x].astype(np.float32)
-            new = fg[e.edge_y, e.edge_x]
-            roi[e.edge_y, e.edge_x] = np.rint(old + (new - old) * e.edge_a).astype(np.uint8)
+        # The edges of the whole run: rint(old + (new - old) * coverage) in float32.
+        n = [e.edge_c.size for e in edges]
+        y, byte, off = (np.repeat(np.array(v, np.int64), n) for v in zip(*at))
+        yx = np.concatenate([e.edge_yx for e in edges], axis=1)
+        where = (yx[0] + y) * frame.strides[0] + yx[1] + byte
+        flat = np.lib.stride_tricks.as_strided(frame, shape=(where.max() + 1,), strides=(1,))
+        new = np.concatenate([fg.reshape(-1) for fg in fgs])[
+            np.concatenate([e.edge_c for e in edges]) + off]
+        old = flat[where].astype(np.float32)
+        flat[where] = np.rint(old + (new - old) * np.concatenate([e.edge_a for e in edges])
+                              ).astype(np.uint8)
+
+    def _blurred_many(self, rois: list) -> list:
+        """Each roi shrunk to about `_BLUR_SIZE` px across (INTER_AREA), blurred with sigma
+        0.4 of that (as cv2.GaussianBlur, BORDER_REFLECT) and scaled back (INTER_LINEAR)."""
+        smalls, sizes, up = [], [], []
+        for roi in rois:
+            h, w = roi.shape[:2]
+            factor = max(1.0, max(w, h) / _BLUR_SIZE)
+            sw, sh = max(1, round(w / factor)), max(1, round(h / factor))
+            smalls.append(roi if (sw, sh) == (w, h)
+                          else cv2.resize(roi, (sw, sh), interpolation=cv2.INTER_AREA))
+            sizes.append((sw, sh))
+        blurred = _blur_small(smalls, sizes)
+        out = []
+        for roi, b, (sw, sh) in zip(rois, blurred, sizes):
+            h, w = roi.shape[:2]
+            small = b[:sh, :sw]
+            out.append(np.ascontiguousarray(small) if (sw, sh) == (w, h)
+                       else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+        return out
 
     def apply(self, frame: np.ndarray, boxes, scores=None, *, whole: bool = False) -> None:
         """Mask every box of `frame` (RGB uint8 (H, W, 3)) in place.
@@ -302,7 +423,8 @@ class Masker:
         if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3
                 and frame.shape[2] == 3):
             raise ValueError("frame must be an RGB uint8 array of shape (H, W, 3)")
-        if frame.strides[1:] != (3, 1) or not frame.flags.writeable:
+        if (frame.strides[1:] != (3, 1) or frame.strides[0] < 3 * frame.shape[1]
+                or not frame.flags.writeable):
             # OpenCV can only draw into rows of packed pixels; anything else would be a copy.
             raise ValueError("frame must be writeable with packed RGB pixels (C-contiguous rows)")
         b = np.asarray(boxes)
@@ -314,18 +436,25 @@ class Masker:
         np.clip(b[:, 0::2], 0, fw, out=b[:, 0::2])
         np.clip(b[:, 1::2], 0, fh, out=b[:, 1::2])
         if self.mask != "none":
-            for x1, y1, x2, y2 in b.tolist():
-                if x2 > x1 and y2 > y1:
-                    # A box touching the frame edge holds a face cut by the border: the
-                    # ellipse inscribed in the visible part would leave its corners (the
-                    # part of the face right at the edge) visible, so mask the whole box.
-                    cut = x1 == 0 or y1 == 0 or x2 == fw or y2 == fh
-                    self._paint(frame[y1:y2, x1:x2], ellipse=not (cut or whole))
+            paint = b[(b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])]
+            if self.mask == "image":    # the image's own ellipse, at frame edges too
+                for x1, y1, x2, y2 in paint.tolist():
+                    self._paint_image(frame[y1:y2, x1:x2])
+            elif len(paint):
+                for start, end in _runs(paint):
+                    self._paint_run(frame, paint[start:end].tolist(), whole)
         if self.draw_scores and scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(-1)
             for (x1, y1, x2, y2), score in zip(b.tolist(), s.tolist()):
                 if x2 > x1 and y2 > y1 and math.isfinite(score):
                     _draw_score(frame, x1, y1, x2, y2, score)
+
+
+def _cut(x1: int, y1: int, x2: int, y2: int, fw: int, fh: int) -> bool:
+    """A box touching the frame edge holds a face cut by the border: the ellipse inscribed in
+    the visible part would leave its corners (the part of the face right at the edge) visible,
+    so such a box is masked whole."""
+    return x1 == 0 or y1 == 0 or x2 == fw or y2 == fh
 
 
 def _draw_score(frame: np.ndarray, x1: int, y1: int, x2: int, y2: int, score: float) -> None:
