@@ -95,6 +95,10 @@ class _Track:
     scores: list = field(default_factory=list)
     sides: tuple = (False, False, False, False)     # frame edges the first box touches:
                                                     # left, top, right, bottom
+    # Computed once, not for every frame released: _smoothed's final results by index; the
+    # velocities and the hold, each with the number of detections it was computed from.
+    smoothed: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)
 
     @property
     def edge(self) -> bool:
@@ -103,13 +107,18 @@ class _Track:
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
-        if len(self.times) < 2:
-            return np.zeros(4)
-        i, j = (-2, -1) if at_end else (0, 1)
-        dt = self.times[j] - self.times[i]
-        if dt <= 0:
-            return np.zeros(4)
-        return (self.boxes[j] - self.boxes[i]) / dt
+        n = len(self.times) if at_end else min(len(self.times), 2)
+        got = self.memo.get(at_end)
+        if got is not None and got[0] == n:
+            return got[1]
+        v = np.zeros(4)
+        if n >= 2:
+            i, j = (-2, -1) if at_end else (0, 1)
+            dt = self.times[j] - self.times[i]
+            if dt > 0:
+                v = (self.boxes[j] - self.boxes[i]) / dt
+        self.memo[at_end] = (n, v)
+        return v
 
     def predict(self, t: float) -> np.ndarray:
         return self.boxes[-1] + self.velocity(True) * min(t - self.times[-1], 0.5)
@@ -168,9 +177,15 @@ class Tracker:
     def _hold(self, tr: _Track) -> float:
         """Seconds the track's mask stays after its last detection."""
         if self.o.small_hold > self.o.hold:
+            n = len(tr.times)
+            got = tr.memo.get("hold")
+            if got is not None and got[0] == n:
+                return got[1]
             b = tr.boxes[-1]
-            if max(b[2] - b[0], b[3] - b[1]) < self.o.small:
-                return self.o.small_hold
+            hold = self.o.small_hold if max(b[2] - b[0], b[3] - b[1]) < self.o.small \
+                else self.o.hold
+            tr.memo["hold"] = (n, hold)
+            return hold
         return self.o.hold
 
     def _associate(self, t: float, dets: Detections) -> None:
@@ -201,11 +216,19 @@ class Tracker:
 
     # -- per-frame decisions ----------------------------------------------------------------
     def _smoothed(self, tr: _Track, i: int) -> np.ndarray:
+        got = tr.smoothed.get(i)
+        if got is not None:
+            return got
         t = tr.times[i]
+        end = t + self.o.smooth + 1e-9
         lo = bisect.bisect_left(tr.times, t - self.o.smooth - 1e-9)
-        hi = bisect.bisect_right(tr.times, t + self.o.smooth + 1e-9)
-        mean = np.mean(tr.boxes[lo:hi], axis=0)
-        return _union(mean, tr.boxes[i])
+        hi = bisect.bisect_right(tr.times, end)
+        box = _union(np.mean(tr.boxes[lo:hi], axis=0), tr.boxes[i])
+        # Every frame of the window asks again: keep the box once no later detection can fall
+        # in its window (detections come in time order).
+        if self.last_t is not None and self.last_t >= end:
+            tr.smoothed[i] = box
+        return box
 
     def _box_at(self, tr: _Track, t: float):
         i = bisect.bisect_left(tr.times, t - 1e-9)
