@@ -32,7 +32,7 @@ def profile(path: str, extra: dict) -> dict:
     from blurfaces.mask import Masker, scale_boxes
     from blurfaces.options import Options
     from blurfaces.track import Tracker, TrackOptions
-    from blurfaces.video import probe, upright
+    from blurfaces.video import probe, rgb_frame, upright
 
     info = probe(path)
     options = Options.from_dict(extra)
@@ -84,8 +84,7 @@ def profile(path: str, extra: dict) -> dict:
         boxes = scale_boxes(fm.boxes, options.mask_scale, w, h) if len(fm.boxes) \
             else np.zeros((0, 4), np.int64)
         clock("mask", masker.apply, rgb, boxes, fm.scores)
-        vf = clock("to_yuv", lambda: av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format="yuv420p"))
+        vf = clock("to_yuv", lambda: rgb_frame(rgb).reformat(format="yuv420p"))
         vf.pts, vf.time_base = fm.key, info.tb
         for pkt in clock("x264", s.encode, vf):
             out.mux(pkt)

@@ -44,3 +44,21 @@ def test_colours_and_tags_kept(tmp_path, colorspace, color_range, private_tmp):
     diff = np.mean([np.abs(x.to_ndarray().astype(int) - y.to_ndarray().astype(int)).mean()
                     for x, y in zip(fa, fb)])
     assert diff < 1.6, diff        # the re-encode alone; a matrix mix-up gives ~3
+
+
+@pytest.mark.parametrize("width", [640, 639, 638, 500])
+def test_frames_converted_in_place_give_the_copys_yuv(width):
+    """The encoder hands swscale the RGB array's own memory instead of a copy: the YUV is the
+    same for packed rows of any width, rows with padding and a rotated (copied) frame."""
+    from blurfaces.video import rgb_frame, stored
+    rng = np.random.default_rng(width)
+    rgb = rng.integers(0, 256, (360, width, 3), dtype=np.uint8)
+    padded = np.zeros((360, width + 5, 3), np.uint8)[:, 2:width + 2]
+    padded[:] = rgb
+    fmt = "yuv444p" if width % 2 else "yuv420p"
+    for img in (rgb, padded, stored(rgb, 90)):
+        want = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+        for kw in ({}, {"dst_colorspace": 1, "dst_color_range": 2}):
+            a = want.reformat(format=fmt, **kw).to_ndarray()
+            b = rgb_frame(img).reformat(format=fmt, **kw).to_ndarray()
+            assert a.tobytes() == b.tobytes()

@@ -450,6 +450,15 @@ def stored(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=-(rotation // 90))) if rotation else rgb
 
 
+def rgb_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """An rgb24 frame of the array for swscale. Over the array's own memory where its rows
+    allow it (from_ndarray's copy of the picture cost about 1 ms of a 720p frame's 1.6 ms
+    conversion to YUV; the YUV is the same)."""
+    if rgb.strides[1:] == (3, 1) and rgb.strides[0] >= 3 * rgb.shape[1]:
+        return av.VideoFrame.from_numpy_buffer(rgb, format="rgb24")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
 def iter_frames(src, info: VideoInfo, seek_pts: int | None, start_pts: int | None,
                 stop_pts: int | None, threads: int = 0) -> Iterator[Frame]:
     """Decode frames with start_pts <= pts < stop_pts (None = open end), seeking first to the
@@ -644,8 +653,8 @@ class SegmentEncoder:
                     ended = True
                     break
                 rgb, pts = item
-                f = av.VideoFrame.from_ndarray(stored(rgb, self.info.rotation), format="rgb24")
-                f = self._reformatter.reformat(f, **self._convert)
+                f = self._reformatter.reformat(rgb_frame(stored(rgb, self.info.rotation)),
+                                               **self._convert)
                 for key, value in self._tags:
                     setattr(f, key, value)
                 f.pts = pts
