@@ -34,9 +34,9 @@ _BLUR_SIGMA = _BLUR_SIZE / 2.5
 # Mosaic: blocks across the longer side of the face.
 _MOSAIC_BLOCKS = 9
 _CACHE_LIMIT = 256
-# Ellipses by box size, least recently used dropped first: a crowd shows a few thousand sizes
-# (2400 in 6 s of the 720p crowd, a few kB each), and making one costs as much as masking a box.
-_ELLIPSE_LIMIT = 4096
+# Ellipses by box size, least recently used dropped first: a crowd shows many sizes (830 in
+# 6 s of the 720p crowd, 6 kB each), and making one costs as much as masking a box.
+_ELLIPSE_LIMIT = 2048
 
 
 def _fixed_gaussian(n: int, sigma: float) -> np.ndarray:
@@ -102,22 +102,22 @@ def _blur_small(smalls: list, sizes: list) -> np.ndarray:
     return np.ascontiguousarray(x.astype(np.uint8).transpose(0, 2, 3, 1))
 
 
-def _runs(boxes: np.ndarray):
-    """Split boxes (N, 4) into runs of consecutive boxes none of which overlaps another of its
-    run: within a run every box reads the frame as the masks before it left it, so a run can be
-    read first and painted after, with the same result as one box after the other."""
-    n = len(boxes)
+def _waves(boxes: np.ndarray) -> list:
+    """Group boxes (N, 4) into waves of boxes none of which overlaps another of its wave, each
+    box in a later wave than every earlier box it overlaps: painting the waves in turn, each
+    read first and painted after, gives what painting one box after the other does (later
+    boxes over earlier ones' results). Returns the boxes' indices per wave."""
     x1, y1, x2, y2 = (boxes[:, k] for k in range(4))
     over = ((x1[:, None] < x2[None, :]) & (x1[None, :] < x2[:, None])
             & (y1[:, None] < y2[None, :]) & (y1[None, :] < y2[:, None]))
     over = np.triu(over, 1)                       # [i, j]: box j overlaps the earlier box i
-    last = np.where(over.any(axis=0), n - 1 - np.argmax(over[::-1], axis=0), -1).tolist()
-    start = 0
-    for j in range(1, n):
-        if last[j] >= start:
-            yield start, j
-            start = j
-    yield start, n
+    wave = np.zeros(len(boxes), np.int64)
+    while True:     # as many rounds as the longest chain of overlapping boxes
+        later = np.max(np.where(over, wave[:, None] + 1, 0), axis=0)
+        if (later <= wave).all():
+            break
+        wave = np.maximum(wave, later)
+    return [np.flatnonzero(wave == w) for w in range(int(wave.max()) + 1)]
 
 
 def _check_scale(mask_scale) -> float:
@@ -238,7 +238,7 @@ class _Ellipse:
     """Coverage of the ellipse inscribed in a w x h box, split so the common case is a copy;
     the partly covered (anti-aliased) edge pixels are listed per byte (pixel and channel)."""
     inside: np.ndarray   # uint8 (h, w), 1 = fully covered pixel (a cv2.copyTo mask)
-    edge_yx: np.ndarray  # int32 (2, 3K): row, and byte in the row (x * 3 + channel)
+    edge_f: np.ndarray   # int32 (3K,): offset in the frame from the box's first byte
     edge_c: np.ndarray   # int32 (3K,): index in the box's own packed (h, w, 3) pixels
     edge_a: np.ndarray   # float32 (3K,): coverage, in (0, 1)
 
@@ -257,16 +257,18 @@ def _ellipse_alpha(w: int, h: int) -> np.ndarray:
     return np.clip(1.0 - dist, 0.0, 1.0).astype(np.float32)
 
 
-def _make_ellipse(w: int, h: int) -> _Ellipse:
+def _make_ellipse(w: int, h: int, stride: int) -> _Ellipse:
+    """The ellipse of a w x h box in a frame whose rows are `stride` bytes apart."""
     alpha = _ellipse_alpha(w, h)
     inside = alpha >= 1.0
     edge = (alpha > 0.0) & ~inside
     ey, ex = np.nonzero(edge)
-    ey, ex = ey.astype(np.int32), ex.astype(np.int32)
-    byte = (ex[:, None] * 3 + np.arange(3, dtype=np.int32)).ravel()
+    byte = (ex[:, None] * 3 + np.arange(3)).ravel()
     ey3 = np.repeat(ey, 3)
-    return _Ellipse(inside=inside.astype(np.uint8), edge_yx=np.stack([ey3, byte]),
-                    edge_c=ey3 * (w * 3) + byte, edge_a=np.repeat(alpha[ey, ex], 3))
+    return _Ellipse(inside=inside.astype(np.uint8),
+                    edge_f=(ey3 * stride + byte).astype(np.int32),
+                    edge_c=(ey3 * (w * 3) + byte).astype(np.int32),
+                    edge_a=np.repeat(alpha[ey, ex], 3))
 
 
 class Masker:
@@ -299,18 +301,19 @@ class Masker:
                     raise OptionError(f"mask_image array cannot be used: {e}.") from e
             else:
                 self._image = load_mask_image(mask_image)
-        self._ellipses: dict[tuple[int, int], _Ellipse] = {}
+        self._ellipses: dict[tuple[int, int, int], _Ellipse] = {}
         self._resized: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ----- per-size caches (face sizes repeat from frame to frame) -----
 
-    def _ellipse_for(self, w: int, h: int) -> _Ellipse:
-        e = self._ellipses.pop((w, h), None)     # back in last: the most recently used
+    def _ellipse_for(self, w: int, h: int, stride: int) -> _Ellipse:
+        key = (w, h, stride)
+        e = self._ellipses.pop(key, None)     # back in last: the most recently used
         if e is None:
-            e = _make_ellipse(w, h)
+            e = _make_ellipse(w, h, stride)
             if len(self._ellipses) >= _ELLIPSE_LIMIT:
                 del self._ellipses[next(iter(self._ellipses))]
-        self._ellipses[(w, h)] = e
+        self._ellipses[key] = e
         return e
 
     def _image_for(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -352,10 +355,12 @@ class Masker:
         # blendLinear passes a pixel through exactly where its weight is 0 (transparent).
         roi[:] = cv2.blendLinear(rgb, roi, w_img, w_roi)
 
-    def _paint_run(self, frame: np.ndarray, boxes: list, whole: bool) -> None:
-        """Mask boxes none of which overlaps another (blur, rectangle, mosaic): the blurs of the
-        run in one pass, the anti-aliased ellipse edges of all in one blend."""
+    def _paint_run(self, frame: np.ndarray, flat: np.ndarray, boxes: list, whole: bool) -> None:
+        """Mask boxes none of which overlaps another (blur, rectangle, mosaic): the blurs of
+        them all in one pass, their anti-aliased ellipse edges in one blend. flat: the frame's
+        bytes, from its first pixel."""
         fh, fw = frame.shape[:2]
+        stride = frame.strides[0]
         rois = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
         if self.mask == "blur":
             fgs = self._blurred_many(rois)
@@ -373,22 +378,20 @@ class Masker:
             if not self.ellipse or whole or _cut(x1, y1, x2, y2, fw, fh):
                 roi[:] = fg
             else:
-                e = self._ellipse_for(x2 - x1, y2 - y1)
+                e = self._ellipse_for(x2 - x1, y2 - y1, stride)
                 cv2.copyTo(fg, e.inside, roi)  # writes into the frame: roi is a view of it
                 if e.edge_c.size:
                     edges.append(e)
-                    at.append((y1, x1 * 3, offset))
+                    at.append(y1 * stride + x1 * 3)
+                    fg_at.append(offset)
             offset += fg.size
         if not edges:
             return
-        # The edges of the whole run: rint(old + (new - old) * coverage) in float32.
+        # The edges of them all: rint(old + (new - old) * coverage) in float32.
         n = [e.edge_c.size for e in edges]
-        y, byte, off = (np.repeat(np.array(v, np.int64), n) for v in zip(*at))
-        yx = np.concatenate([e.edge_yx for e in edges], axis=1)
-        where = (yx[0] + y) * frame.strides[0] + yx[1] + byte
-        flat = np.lib.stride_tricks.as_strided(frame, shape=(where.max() + 1,), strides=(1,))
+        where = np.concatenate([e.edge_f for e in edges]) + np.repeat(at, n)
         new = np.concatenate([fg.reshape(-1) for fg in fgs])[
-            np.concatenate([e.edge_c for e in edges]) + off]
+            np.concatenate([e.edge_c for e in edges]) + np.repeat(fg_at, n)]
         old = flat[where].astype(np.float32)
         flat[where] = np.rint(old + (new - old) * np.concatenate([e.edge_a for e in edges])
                               ).astype(np.uint8)
@@ -396,7 +399,7 @@ class Masker:
     def _blurred_many(self, rois: list) -> list:
         """Each roi shrunk to about `_BLUR_SIZE` px across (INTER_AREA), blurred with sigma
         0.4 of that (as cv2.GaussianBlur, BORDER_REFLECT) and scaled back (INTER_LINEAR)."""
-        smalls, sizes, up = [], [], []
+        smalls, sizes = [], []
         for roi in rois:
             h, w = roi.shape[:2]
             factor = max(1.0, max(w, h) / _BLUR_SIZE)
@@ -440,9 +443,16 @@ class Masker:
             if self.mask == "image":    # the image's own ellipse, at frame edges too
                 for x1, y1, x2, y2 in paint.tolist():
                     self._paint_image(frame[y1:y2, x1:x2])
+            elif self.mask != "blur" and (whole or not self.ellipse):
+                for x1, y1, x2, y2 in paint.tolist():   # each box replaced: nothing to batch
+                    roi = frame[y1:y2, x1:x2]
+                    roi[:] = self._color_px if self.mask == "rectangle" else self._mosaic(roi)
             elif len(paint):
-                for start, end in _runs(paint):
-                    self._paint_run(frame, paint[start:end].tolist(), whole)
+                # every byte of the frame, addressed from its first pixel
+                flat = np.lib.stride_tricks.as_strided(
+                    frame, shape=((fh - 1) * frame.strides[0] + fw * 3,), strides=(1,))
+                for wave in _waves(paint):
+                    self._paint_run(frame, flat, paint[wave].tolist(), whole)
         if self.draw_scores and scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(-1)
             for (x1, y1, x2, y2), score in zip(b.tolist(), s.tolist()):
