@@ -76,3 +76,30 @@ def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
     inside = (d.boxes[:, 0] > 490) & (d.boxes[:, 2] < 520 + small.shape[1]) & \
         (d.boxes[:, 1] > 290) & (d.boxes[:, 3] < 310 + small.shape[0])
     assert inside.sum() >= 4 and inside.all(), d.boxes
+
+
+def test_a_sweep_runs_the_whole_grid_on_a_frame_whose_turn_leaves_the_face_out(photo):
+    """The rotating fine pass looks at the face's region on one frame of its cycle only; on
+    the others the faces are left to the tracker. `sweep=True` (the video's first and last
+    detection frames) runs every region, and finds them on any frame."""
+    import cv2
+    rng = np.random.default_rng(1)
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    k = 12.0 / 100.0
+    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    frame[500:500 + small.shape[0], 900:900 + small.shape[1]] = small
+    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    fine = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                        fine=FinePass(network="retinaface", threshold=0.1, cycle=12, zoom=2.5))
+    face = (900, 500, 900 + small.shape[1], 500 + small.shape[0])
+    off = [i for i in range(12) if not any(
+        r[0] <= face[0] and r[1] <= face[1] and r[2] >= face[2] and r[3] >= face[3]
+        for r in fine.fine_regions(1280, 720, i))]
+    assert off, "some frames of the cycle do not look at the face's region"
+
+    def inside(d):
+        return ((d.boxes[:, 0] > face[0] - 10) & (d.boxes[:, 2] < face[2] + 10)
+                & (d.boxes[:, 1] > face[1] - 10) & (d.boxes[:, 3] < face[3] + 10)).sum()
+
+    assert inside(fine.detect(frame, off[0])) == 0
+    assert inside(fine.detect(frame, off[0], sweep=True)) >= 4

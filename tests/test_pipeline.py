@@ -215,3 +215,39 @@ def test_plan_cuts_at_exact_frames_and_stays_small(synth_clip_factory, tmp_path)
     assert [c["stop_pts"] for c in m["chunks"][:-1]] == starts[1:]
     assert all(c["seek_pts"] <= c["lead_pts"] <= c["start_pts"] for c in m["chunks"])
     assert len(json.dumps(m)) < 8000
+
+
+def test_the_first_and_last_detection_frames_of_the_video_sweep_the_whole_fine_grid():
+    """A face seen by neither an earlier nor a later sweep cannot be masked back (ahead) to
+    the video's ends by the tracker: the first and the last detection frames of the video run
+    every region, wherever a chunk starts (`first`) and at any detection step."""
+    from blurfaces.detect import Detections
+
+    class Frame:
+        rgb = None
+
+    class Frames:
+        def __init__(self, n):
+            self.it = iter([Frame() for _ in range(n)])
+
+        def __iter__(self):
+            return self.it
+
+        def close(self):
+            pass
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def detect(self, rgb, index, sweep=False):
+            self.calls.append((index, sweep))
+            return Detections.empty()
+
+    for count, first, every, swept in ((10, 0, 1, [0, 9]), (10, 4, 1, [9]), (11, 0, 2, [0, 5]),
+                                       (10, 0, 2, [0, 4]), (10, 2, 3, [3])):
+        rec = Recorder()
+        list(stages._detections(Frames(count - first), rec, first, every, count))
+        assert [i for i, s in rec.calls if s] == swept, (count, first, every, rec.calls)
+        assert [i for i, _ in rec.calls] == [g // every for g in range(first, count)
+                                             if g % every == 0]

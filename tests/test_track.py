@@ -182,6 +182,22 @@ def test_a_small_face_is_held_longer_than_a_large_one():
         assert masked == list(range(expect_last + 1))
 
 
+def test_a_small_face_is_masked_earlier_before_it_is_found():
+    """The fine pass finds a small face up to a sweep after it came into view: with
+    `small_lead`, its mask starts that long before its first detection; a large face keeps
+    the plain look-ahead."""
+    fps, n = 30.0, 60
+    times = [i / fps for i in range(n)]
+    small = [det([100, 100, 125, 125]) if i >= 30 else det() for i in range(n)]
+    large = [det([300, 100, 380, 180]) if i >= 30 else det() for i in range(n)]
+    for dets, first in ((small, 30 - 15), (large, 30 - 9)):
+        out = run_tracker(times, dets, lookahead=0.3, hold=0.5, small_lead=0.5, small=48.0)
+        masked = [i for i, o in enumerate(out) if len(o.boxes)]
+        assert masked == list(range(first, n)), masked
+    out = run_tracker(times, small, lookahead=0.3, hold=0.5, small_lead=0.5, small=48.0)
+    np.testing.assert_allclose(out[15].boxes[0], [100, 100, 125, 125])
+
+
 class _Forgetful(Tracker):
     """The tracker computing every smoothed box, velocity and hold afresh for every frame."""
 

@@ -15,9 +15,13 @@ RetinaFace-mobilenet0.25, whose recall at 10-14 px is much higher than CenterFac
 same scale, for about 1.5x less CPU per pixel); boxes larger than `FinePass.largest` are left
 to the whole-frame pass. Running every region on every frame costs several full
 inferences, so frame `index` runs only about n / `cycle` of the n regions, in turn: each
-region is seen once every `cycle` frames, and the tracker carries the faces found in between (and masks a newly found face back to where it appeared). The choice
-depends only on the frame's index in the whole video, so a chunked run equals a single pass.
-`detect(rgb)` without an index runs every region (a still image gets the full pass).
+region is seen once every `cycle` frames, and the tracker carries the faces found in between
+(and masks a newly found face back to where it appeared). The choice depends only on the
+frame's index in the whole video, so a chunked run equals a single pass. `detect(rgb)`
+without an index runs every region (a still image gets the full pass), and so does
+`detect(rgb, index, sweep=True)`: the worker asks for it on the video's first and last
+detection frames, which have no earlier (later) frames whose sweep would find a face for the
+tracker to mask back (ahead) to them.
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -226,10 +230,12 @@ class FaceDetector:
                                                 np.full(len(out.doubt), thr)]).astype(np.float32)
         return out
 
-    def detect(self, rgb: np.ndarray, index: int | None = None) -> Detections:
+    def detect(self, rgb: np.ndarray, index: int | None = None,
+               sweep: bool = False) -> Detections:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
-        the regions of the rotating fine pass, None runs all of them. With the fine pass, the
-        result also carries the camera's translation since the previous call (`shift`)."""
+        the regions of the rotating fine pass, None (or `sweep`) runs all of them. With the
+        fine pass, the result also carries the camera's translation since the previous call
+        (`shift`)."""
         self.still.frame(rgb, index)
         h, w = rgb.shape[:2]
         dets = self._region(rgb, (0, 0, w, h), None)
@@ -241,7 +247,7 @@ class FaceDetector:
         if self.tiles:
             parts += self._tile_pass(rgb)
         if self.fine is not None:
-            parts += self._fine_pass(rgb, index)
+            parts += self._fine_pass(rgb, None if sweep else index)
         merged = self._merge(parts)
         if self.near:
             merged.doubt, merged.doubt_scores = _near_misses(parts)

@@ -54,14 +54,16 @@ ENV_PREFIX = "BLURFACES_"
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
 # The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
-# `small_hold` seconds after its last detection (track.py); `detect_size` is the whole-frame
-# pass's size where --detect-size keeps its default (the fine pass sees faces up to 96 px).
+# `small_hold` seconds after its last detection and starts `small_lead` seconds before its
+# first (track.py; the region that finds it looks at it once per sweep); `detect_size` is the
+# whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
+# to 96 px).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
-                 "detect_size": 384},
+                 "small_lead": 0.5, "detect_size": 384},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }

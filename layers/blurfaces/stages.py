@@ -326,16 +326,18 @@ def _open_source(manifest: dict):
     store.check_pin(source, pin)        # not changed while it was read
 
 
-def _detections(frames, detector: FaceDetector | None, first: int, every: int):
+def _detections(frames, detector: FaceDetector | None, first: int, every: int, count: int):
     """(frame, detections) in frame order: the detector on every `every`-th frame of the
     video (counted from its first, `first` being this one's index, so every chunking picks
-    the same frames); empty detections between, which the tracker fills (and on every
+    the same frames; the first and the last of them, of the video's `count` frames, sweep
+    the whole fine grid); empty detections between, which the tracker fills (and on every
     frame without a detector: boxes from a file)."""
     gidx = first
+    ends = (0, (count - 1) // every * every)
     try:
         for frame in frames:
             due = detector is not None and gidx % every == 0
-            yield frame, (detector.detect(frame.rgb, gidx // every) if due
+            yield frame, (detector.detect(frame.rgb, gidx // every, sweep=gidx in ends) if due
                           else Detections.empty())
             gidx += 1
     finally:
@@ -352,7 +354,8 @@ def _detect_track_mask(src, chunk: dict, info: VideoInfo, options: Options,
     tb = float(info.tb)
     pipeline = prefetch(_detections(prefetch(iter_frames(
         src, info, chunk["seek_pts"], chunk["lead_pts"], chunk["tail_pts"],
-        threads=threads or 0)), detector, chunk.get("lead_index", 0), options.detect_step),
+        threads=threads or 0)), detector, chunk.get("lead_index", 0), options.detect_step,
+        info.n_packets),
         depth=2)
     try:
         for frame, dets in pipeline:

@@ -57,13 +57,18 @@ class TrackOptions:
     # pass that looks at each place only every few frames, and less surely: its mask stays
     # `small_hold` seconds (if longer than `hold`) after its last detection.
     small_hold: float = 0.0
+    # ... and is first found up to a sweep after it came into view: its mask starts
+    # `small_lead` seconds (if longer than the look-ahead) before its first detection.
+    small_lead: float = 0.0
     small: float = 48.0
 
     @classmethod
     def of(cls, options) -> "TrackOptions":
         """The tracking settings of an `Options` record."""
+        preset = QUALITY[options.quality]
         return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead,
-                   small_hold=QUALITY[options.quality].get("small_hold", 0.0))
+                   small_hold=preset.get("small_hold", 0.0),
+                   small_lead=preset.get("small_lead", 0.0))
 
     @property
     def longest_hold(self) -> float:
@@ -74,7 +79,7 @@ class TrackOptions:
         """Seconds of newer video needed before a frame's masks are final."""
         if not self.enabled:
             return 0.0
-        return max(self.hold, self.lookahead) + self.smooth + 1e-6
+        return max(self.hold, self.lookahead, self.small_lead) + self.smooth + 1e-6
 
 
 @dataclass
@@ -125,6 +130,10 @@ class _Track:
 
 
 EDGE_GROW = 0.25
+
+
+def _size(box) -> float:
+    return max(box[2] - box[0], box[3] - box[1])
 
 
 def _grow_from_edges(box: np.ndarray, sides: tuple) -> np.ndarray:
@@ -181,9 +190,7 @@ class Tracker:
             got = tr.memo.get("hold")
             if got is not None and got[0] == n:
                 return got[1]
-            b = tr.boxes[-1]
-            hold = self.o.small_hold if max(b[2] - b[0], b[3] - b[1]) < self.o.small \
-                else self.o.hold
+            hold = self.o.small_hold if _size(tr.boxes[-1]) < self.o.small else self.o.hold
             tr.memo["hold"] = (n, hold)
             return hold
         return self.o.hold
@@ -266,7 +273,10 @@ class Tracker:
 
     def _lead(self, tr: _Track) -> float:
         """Seconds masked before the track's first detection."""
-        return max(self.o.lookahead, self.o.hold) if tr.edge else self.o.lookahead
+        lead = max(self.o.lookahead, self.o.hold) if tr.edge else self.o.lookahead
+        if self.o.small_lead > lead and _size(tr.boxes[0]) < self.o.small:
+            return self.o.small_lead
+        return lead
 
     def _release(self, key, t, offset=(0.0, 0.0)) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
