@@ -58,23 +58,29 @@ def test_boxes_larger_than_asked_are_left_out_before_nms(photo, nets):
     assert len(rf.run(photo, scale, 0.5, largest=0.5 * side)[0]) < len(b)
 
 
+def _small_faces_frame(photo, x: int, y: int, seed: int):
+    """A noisy grey 1280x720 frame with the photo shrunk so its faces are about 12 px wide,
+    its top left at (x, y); and the shrunk photo's box (x1, y1, x2, y2)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    small = cv2.resize(photo, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)
+    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    return frame, (x, y, x + small.shape[1], y + small.shape[0])
+
+
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
     """The photo shrunk so its faces are about 12 px wide, in a noisy 1280x720 frame: the
     2x RetinaFace fine pass finds most of them; the 384 px whole-frame pass alone finds none."""
-    import cv2
-    rng = np.random.default_rng(0)
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    k = 12.0 / 100.0
-    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    frame[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
-    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    frame, (_, _, x2, y2) = _small_faces_frame(photo, 500, 300, seed=0)
     wide = FaceDetector(detect_size=384, threshold=0.3, threads=1)
     fine = FaceDetector(detect_size=384, threshold=0.3, threads=1,
                         fine=FinePass(network="retinaface", threshold=0.1))
     assert len(wide.detect(frame)) == 0
     d = fine.detect(frame)
-    inside = (d.boxes[:, 0] > 490) & (d.boxes[:, 2] < 520 + small.shape[1]) & \
-        (d.boxes[:, 1] > 290) & (d.boxes[:, 3] < 310 + small.shape[0])
+    inside = (d.boxes[:, 0] > 490) & (d.boxes[:, 2] < x2 + 20) & \
+        (d.boxes[:, 1] > 290) & (d.boxes[:, 3] < y2 + 10)
     assert inside.sum() >= 4 and inside.all(), d.boxes
 
 
@@ -82,17 +88,10 @@ def test_a_sweep_runs_the_whole_grid_on_a_frame_whose_turn_leaves_the_face_out(p
     """The rotating fine pass looks at the face's region on one frame of its cycle only; on
     the others the faces are left to the tracker. `sweep=True` (the video's first and last
     detection frames) runs every region, and finds them on any frame."""
-    import cv2
-    rng = np.random.default_rng(1)
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    k = 12.0 / 100.0
-    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    frame[500:500 + small.shape[0], 900:900 + small.shape[1]] = small
-    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    frame, face = _small_faces_frame(photo, 900, 500, seed=1)
     fine = FaceDetector(detect_size=384, threshold=0.3, threads=1,
-                        fine=FinePass(network="retinaface", threshold=0.1, cycle=12, zoom=2.5))
-    face = (900, 500, 900 + small.shape[1], 500 + small.shape[0])
-    off = [i for i in range(12) if not any(
+                        fine=FinePass(network="retinaface", threshold=0.1, cycle=8))
+    off = [i for i in range(8) if not any(
         r[0] <= face[0] and r[1] <= face[1] and r[2] >= face[2] and r[3] >= face[3]
         for r in fine.fine_regions(1280, 720, i))]
     assert off, "some frames of the cycle do not look at the face's region"
