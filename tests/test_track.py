@@ -199,17 +199,16 @@ def test_a_small_face_is_masked_earlier_before_it_is_found():
 
 
 class _Forgetful(Tracker):
-    """The tracker computing every smoothed box, velocity and hold afresh for every frame."""
+    """The tracker computing every smoothed box afresh for every frame."""
 
     def push(self, key, t, dets):
         for tr in self.tracks:
             tr.smoothed.clear()
-            tr.memo.clear()
         return super().push(key, t, dets)
 
 
 def test_remembered_boxes_are_the_ones_computed_afresh():
-    """What the tracker keeps between frames (smoothed boxes, velocities, holds) changes no
+    """What the tracker keeps between frames (its smoothed boxes) changes no
     released box: a crowd of small and large faces appearing, moving, missed at random, cut by
     the frame edge and panned, at a jittery frame rate, gives the same masks bit for bit."""
     rng = np.random.default_rng(5)

@@ -100,10 +100,8 @@ class _Track:
     scores: list = field(default_factory=list)
     sides: tuple = (False, False, False, False)     # frame edges the first box touches:
                                                     # left, top, right, bottom
-    # Computed once, not for every frame released: _smoothed's final results by index; the
-    # velocities and the hold, each with the number of detections it was computed from.
+    # _smoothed's final results by index: computed once, not for every frame released
     smoothed: dict = field(default_factory=dict)
-    memo: dict = field(default_factory=dict)
 
     @property
     def edge(self) -> bool:
@@ -112,18 +110,13 @@ class _Track:
 
     def velocity(self, at_end: bool) -> np.ndarray:
         """Box velocity (px/s) from the two detections at one end of the track."""
-        n = len(self.times) if at_end else min(len(self.times), 2)
-        got = self.memo.get(at_end)
-        if got is not None and got[0] == n:
-            return got[1]
-        v = np.zeros(4)
-        if n >= 2:
-            i, j = (-2, -1) if at_end else (0, 1)
-            dt = self.times[j] - self.times[i]
-            if dt > 0:
-                v = (self.boxes[j] - self.boxes[i]) / dt
-        self.memo[at_end] = (n, v)
-        return v
+        if len(self.times) < 2:
+            return np.zeros(4)
+        i, j = (-2, -1) if at_end else (0, 1)
+        dt = self.times[j] - self.times[i]
+        if dt <= 0:
+            return np.zeros(4)
+        return (self.boxes[j] - self.boxes[i]) / dt
 
     def predict(self, t: float) -> np.ndarray:
         return self.boxes[-1] + self.velocity(True) * min(t - self.times[-1], 0.5)
@@ -185,14 +178,8 @@ class Tracker:
 
     def _hold(self, tr: _Track) -> float:
         """Seconds the track's mask stays after its last detection."""
-        if self.o.small_hold > self.o.hold:
-            n = len(tr.times)
-            got = tr.memo.get("hold")
-            if got is not None and got[0] == n:
-                return got[1]
-            hold = self.o.small_hold if _size(tr.boxes[-1]) < self.o.small else self.o.hold
-            tr.memo["hold"] = (n, hold)
-            return hold
+        if self.o.small_hold > self.o.hold and _size(tr.boxes[-1]) < self.o.small:
+            return self.o.small_hold
         return self.o.hold
 
     def _associate(self, t: float, dets: Detections) -> None:
