@@ -251,3 +251,32 @@ def test_the_first_and_last_detection_frames_of_the_video_sweep_the_whole_fine_g
         assert [i for i, s in rec.calls if s] == swept, (count, first, every, rec.calls)
         assert [i for i, _ in rec.calls] == [g // every for g in range(first, count)
                                              if g % every == 0]
+
+
+def test_stitch_joins_a_held_track_out_of_view_at_the_boundary():
+    """A mask held after one detection drifts out of the picture with the camera, crosses a
+    chunk boundary unseen and comes back: the third chunk's track is the first chunk's (they
+    began with the same detection), as in a single pass; a track with another first
+    detection is a new one. (Part records as `_write_part` writes them.)"""
+    def parts(births: bool):
+        def row(pts, box, track):
+            return [pts, pts / 10, *box, track, 0, None, "held"]
+        first = [2048, 22, 261, 39, 280]        # the held track's one detection
+        out = [
+            {"rows": [row(0, (45, 262, 62, 281), 0), row(5632, (0, 259, 1, 278), 0)],
+             "tail": [], "births": [[0, *first]]},
+            {"rows": [row(11000, (300, 100, 340, 150), 3)],
+             "tail": [[25088, 0, 275, 3, 294, 5]],
+             "births": [[5, *first], [3, 11000, 300, 100, 340, 150]]},
+            {"rows": [row(25088, (0, 275, 3, 294), 7), row(26000, (500, 10, 520, 30), 8)],
+             "tail": [], "births": [[7, *first], [8, 26000, 500, 10, 520, 30]]},
+        ]
+        if not births:              # a worker of an older version
+            for p in out:
+                del p["births"]
+        return out
+
+    ids = [[r[6] for r in p["rows"]] for p in stages._global_tracks(parts(True))]
+    assert ids == [[0, 0], [1], [0, 2]]
+    ids = [[r[6] for r in p["rows"]] for p in stages._global_tracks(parts(False))]
+    assert ids == [[0, 0], [1], [2, 3]]

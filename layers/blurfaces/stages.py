@@ -388,6 +388,11 @@ class _ChunkFrames:
         self.progress, self.pending_progress = progress, 0
         self.rows: list = []
         self.tail: list = []
+        # each track's first detection in everything decoded (lead margin included):
+        # [track, pts, x1, y1, x2, y2]. Two chunks that saw that detection saw one track,
+        # even where it was out of view at the boundary between them (stitch).
+        self.births: list = []
+        self._born: set = set()
         # the detector's near-misses on own frames, for the review page only (never masked,
         # never in the data files): [own frame number, x1, y1, x2, y2, score, its threshold]
         self.near: list = []
@@ -411,6 +416,10 @@ class _ChunkFrames:
 
     def tracked(self, fm) -> None:
         pts = fm.key
+        for b, tr, src in zip(fm.boxes, fm.tracks, fm.sources):
+            if src == "detected" and int(tr) not in self._born:
+                self._born.add(int(tr))
+                self.births.append([int(tr), pts, *(int(round(v)) for v in b)])
         if not self.own(pts) and (self.stop is None or pts < self.stop):
             return                      # lead margin: seen for tracking only
         w, h = self.size
@@ -459,22 +468,28 @@ def _write_part(work_store, work: str, index: int, segment: str, frames: _ChunkF
             # network runs saved on unchanged pictures (still.py)
             "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
             if still is not None else {},
-            "rows": frames.rows, "tail": frames.tail, "near_misses": frames.near,
+            "rows": frames.rows, "tail": frames.tail, "births": frames.births,
+            "near_misses": frames.near,
             "seconds": time.perf_counter() - t0, "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
-    return {k: v for k, v in part.items() if k not in ("rows", "tail", "near_misses")}
+    return {k: v for k, v in part.items()
+            if k not in ("rows", "tail", "births", "near_misses")}
 
 
 # ------------------------------------------------------------------------------ stitch
 
 def _global_tracks(parts: list[dict]) -> list[dict]:
     """Map each chunk's local track ids to ids that continue across chunk boundaries, then
-    renumber them 0, 1, ... in order of first appearance."""
+    renumber them 0, 1, ... in order of first appearance. A track continues the previous
+    chunk's that has its box in that chunk's tail margin, else an earlier chunk's that began
+    with the same detection (a held track out of view at the boundary)."""
     next_id = 0
     prev_tail: dict = {}
     prev_map: dict = {}
+    born: dict = {}                 # (pts, box) of a track's first detection -> global id
     for part in parts:
         mapping: dict = {}
+        births = {b[0]: tuple(b[1:]) for b in part.get("births", ())}
         if part["rows"] and prev_tail:
             for r in part["rows"]:
                 key = (r[0], r[2], r[3], r[4], r[5])
@@ -487,8 +502,15 @@ def _global_tracks(parts: list[dict]) -> list[dict]:
                     mapping[local] = prev_map[prev_local]
         for r in part["rows"]:
             if r[6] >= 0 and r[6] not in mapping:
-                mapping[r[6]] = next_id
-                next_id += 1
+                known = born.get(births.get(r[6]))
+                if known is not None and known not in mapping.values():
+                    mapping[r[6]] = known
+                else:
+                    mapping[r[6]] = next_id
+                    next_id += 1
+        for local, key in births.items():
+            if local in mapping:
+                born.setdefault(key, mapping[local])
         for r in part["rows"]:
             r[6] = mapping.get(r[6], r[6]) if r[6] >= 0 else -1
         prev_tail = {(t[0], t[1], t[2], t[3], t[4]): t[5] for t in part["tail"]}
