@@ -263,8 +263,9 @@ def test_a_face_under_the_threshold_is_a_near_miss_on_the_page(near_runs, single
     r, data = near_runs["one"]
     near = [m for m in data["moments"] if m["kind"] == NEAR_MISS]
     assert near, data["moments"]
-    m = near[0]                                 # ranked first: 0.91-0.96 of 0.99
-    # the face: one moment over (nearly) all of the clip's 72 frames
+    # the face (0.91-0.96 of 0.99): one moment over (nearly) all of the clip's 72 frames;
+    # the fine pass's near-misses elsewhere are single frames
+    m = max(near, key=lambda m: m["frames"][1] - m["frames"][0])
     assert m["frames"][0] <= 2 and m["frames"][1] >= 69, m
     assert NEAR_THRESHOLD * 0.9 < m["score"] < NEAR_THRESHOLD
     # no mask anywhere near it in any frame: not a data row either (those list masks)
@@ -284,7 +285,7 @@ def test_a_face_under_the_threshold_is_a_near_miss_on_the_page(near_runs, single
     assert np.abs(a - b).mean() < 4.0
     assert str(f) in data["images"] and data["colours"][NEAR_MISS]
     assert data["counts"]["near_misses_unmasked"] >= 60
-    assert not [m for m in near[1:] if _iou(m["box"], face.boxes[0]) > 0.1]    # one moment
+    assert not [n for n in near if n is not m and _iou(n["box"], face.boxes[0]) > 0.1]
 
 
 @pytest.mark.slow

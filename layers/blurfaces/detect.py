@@ -23,6 +23,14 @@ without an index runs every region (a still image gets the full pass), and so do
 detection frames, which have no earlier (later) frames whose sweep would find a face for the
 tracker to mask back (ahead) to them.
 
+A face the fine pass scores under its threshold but above its near-miss floor (`still.DOUBT`
+x the threshold) on two looks of its region running, at the same place in the scene (the
+camera's translation since the previous look compensated), is taken as a face on the second
+(`FinePass.persist`, on in the presets): one look below the threshold is noise as often as a
+face, two at one place are evidence. Such a face only adds a box where no detection of the
+frame overlaps it. Where the region's picture is reused (still camera), its near-misses are
+run again on every turn (below), so the evidence stands.
+
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
 run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
@@ -55,6 +63,9 @@ from .still import DOUBT, Stillness
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
 SMALL_GROWTH = 0.75
+# FinePass.persist: how well a near-miss must overlap its region's previous look's to count
+# as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
+PERSIST_IOU = 0.4
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,10 @@ class FinePass:
     largest: float | None = 96.0
     network: str = "centerface"         # nets.NETWORKS
     threshold: float | None = None      # None: the detector's
+    # A near-miss of a region (above still.DOUBT x the threshold) that its previous look
+    # had at the same place in the scene (camera translation compensated, IoU >= PERSIST_IOU)
+    # is taken as a face: evidence over two looks, where one is below the threshold.
+    persist: bool = True
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -192,6 +207,10 @@ class FaceDetector:
         self.motion = CameraMotion() if fine is not None else None
         self.still = Stillness()
         self.near = False
+        self.persist = fine is not None and fine.persist
+        self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
+        self._evidence: dict = {}               # region -> its last look's near-misses (scene)
+        self._promoted: list = []               # this frame's persisted near-misses
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
@@ -201,6 +220,8 @@ class FaceDetector:
         if self.motion is not None:
             self.motion.reset()
         self.still.reset(reuse_frames)
+        self._offset = np.zeros(2, np.float32)
+        self._evidence = {}
         self.near = bool(near_misses)
 
     # -- one image ------------------------------------------------------------------------
@@ -244,17 +265,23 @@ class FaceDetector:
                 dets.doubt, dets.doubt_scores = _near_misses([dets])
             return dets
         parts = [dets]
+        shift = self.motion(rgb) if self.motion is not None and index is not None else None
+        if shift is not None:
+            self._offset += np.asarray(shift, np.float32)
         if self.tiles:
             parts += self._tile_pass(rgb)
+        self._promoted = []
         if self.fine is not None:
             parts += self._fine_pass(rgb, None if sweep else index)
         merged = self._merge(parts)
+        if self._promoted:
+            merged = self._with_promoted(merged)
         if self.near:
             merged.doubt, merged.doubt_scores = _near_misses(parts)
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
-            merged.shift = self.motion(rgb) if index is not None else None
+            merged.shift = shift
         return merged
 
     # -- small and far faces: rotating upscaled regions -----------------------------------
@@ -274,7 +301,40 @@ class FaceDetector:
 
     def _fine_pass(self, rgb: np.ndarray, index: int | None) -> list[Detections]:
         h, w = rgb.shape[:2]
-        return [self._region(rgb, r, self.fine.zoom) for r in self.fine_regions(w, h, index)]
+        out = []
+        for r in self.fine_regions(w, h, index):
+            d = self._region(rgb, r, self.fine.zoom)
+            out.append(self._persisted(r, d) if self.persist else d)
+        return out
+
+    def _persisted(self, region, d: Detections) -> Detections:
+        """`d` with the near-misses that the region's previous look had at the same place in
+        the scene moved to its detections (FinePass.persist)."""
+        near = d.doubt if d.doubt is not None else np.zeros((0, 4), np.float32)
+        scores = _doubt_scores(d)
+        scene = near - np.tile(self._offset, 2)
+        before = self._evidence.get(region)
+        self._evidence[region] = scene
+        if before is None or not len(before) or not len(near):
+            return d
+        seen = iou_matrix(scene, before).max(axis=1) >= PERSIST_IOU
+        if not seen.any():
+            return d
+        self._promoted.append(Detections(near[seen].astype(np.float32),
+                                         scores[seen, 0].astype(np.float32)))
+        return Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen])
+
+    def _with_promoted(self, merged: Detections) -> Detections:
+        """The frame's detections plus the persisted near-misses (NMS among them) that no
+        detection overlaps: they only add faces, never move one."""
+        p = self._merge(self._promoted)
+        if len(merged) and len(p):
+            p = Detections(*(a[~(iou_matrix(p.boxes, merged.boxes) > 0).any(1)]
+                             for a in (p.boxes, p.scores)))
+        if not len(p):
+            return merged
+        return Detections(np.concatenate([merged.boxes, p.boxes]),
+                          np.concatenate([merged.scores, p.scores]))
 
     def _region(self, rgb, region, zoom: float | None) -> Detections:
         """Detections in rgb[region] seen `zoom` times larger (None: at `detect_size`), in
@@ -307,8 +367,9 @@ class FaceDetector:
         return self._out(d)
 
     def _out(self, d: Detections) -> Detections:
-        """What a region gives `detect`: its detections, and its near-misses when asked."""
-        if not self.near:
+        """What a region gives `detect`: its detections, and its near-misses when asked (or
+        kept as evidence: FinePass.persist)."""
+        if not self.near and not self.persist:
             return Detections(d.boxes, d.scores)
         return Detections(d.boxes, d.scores, doubt=d.doubt, doubt_scores=d.doubt_scores)
 
@@ -320,8 +381,8 @@ class FaceDetector:
         region."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        d = self._run(rgb[y0:y1, x0:x1], scale, fine, self.still.active or self.near,
-                      within is None)
+        d = self._run(rgb[y0:y1, x0:x1], scale, fine,
+                      self.still.active or self.near or (fine and self.persist), within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):
