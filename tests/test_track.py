@@ -203,6 +203,30 @@ def test_a_small_face_is_masked_earlier_before_it_is_found():
     np.testing.assert_allclose(out[15].boxes[0], [100, 100, 125, 125])
 
 
+def test_a_small_face_seen_once_is_masked_wider_with_time():
+    """A small face seen once may walk out of its box before its region looks again: with
+    `small_walk`, its held and lead boxes grow by that share of its width per second on each
+    side, up to half its width; without it, or for a large face, the box stays as found."""
+    fps, n = 30.0, 40
+    times = [i / fps for i in range(n)]
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.0, small_lead=0.5, small=48.0)
+
+    def once(box):
+        return [det(box) if i == 20 else det() for i in range(n)]
+
+    out = run_tracker(times, once([100, 100, 120, 120]), small_walk=2.0, **kw)
+    np.testing.assert_allclose(out[20].boxes[0], [100, 100, 120, 120])
+    # 0.1 s from the detection, after (held) and before (lead): 2/s x 0.1 s x 20 px = 4 px
+    np.testing.assert_allclose(out[23].boxes[0], [96, 96, 124, 124], atol=1e-6)
+    np.testing.assert_allclose(out[17].boxes[0], [96, 96, 124, 124], atol=1e-6)
+    np.testing.assert_allclose(out[35].boxes[0], [90, 90, 130, 130])        # at most 10 px
+    assert [o.sources[0] for o in (out[17], out[23])] == ["lead", "held"]
+    plain = run_tracker(times, once([100, 100, 120, 120]), **kw)
+    np.testing.assert_allclose(plain[23].boxes[0], [100, 100, 120, 120])
+    large = run_tracker(times, once([300, 100, 380, 180]), small_walk=2.0, **kw)
+    np.testing.assert_allclose(large[23].boxes[0], [300, 100, 380, 180])
+
+
 class _Forgetful(Tracker):
     """The tracker computing every smoothed box afresh for every frame."""
 

@@ -55,7 +55,8 @@ ENV_PREFIX = "BLURFACES_"
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
 # The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
 # `small_hold` seconds after its last detection and starts `small_lead` seconds before its
-# first (track.py; the region that finds it looks at it once per sweep); `detect_size` is the
+# first, and while it has been seen once its mask grows by `small_walk` of its width per
+# second (track.py; the region that finds it looks at it once per sweep); `detect_size` is the
 # whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
 # to 96 px).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
@@ -63,7 +64,7 @@ QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
-                 "small_lead": 0.5, "detect_size": 384},
+                 "small_lead": 0.5, "small_walk": 2.0, "detect_size": 384},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }

@@ -60,6 +60,11 @@ class TrackOptions:
     # ... and is first found up to a sweep after it came into view: its mask starts
     # `small_lead` seconds (if longer than the look-ahead) before its first detection.
     small_lead: float = 0.0
+    # ... and may be walking while it is seen only once (a walker moves more than its own
+    # width between two looks of its region): the held and lead boxes of a small face with a
+    # single detection grow by `small_walk` of its width per second away from it, on each
+    # side, up to WALK_MAX of its width.
+    small_walk: float = 0.0
     small: float = 48.0
 
     @classmethod
@@ -68,7 +73,8 @@ class TrackOptions:
         preset = QUALITY[options.quality]
         return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead,
                    small_hold=preset.get("small_hold", 0.0),
-                   small_lead=preset.get("small_lead", 0.0))
+                   small_lead=preset.get("small_lead", 0.0),
+                   small_walk=preset.get("small_walk", 0.0))
 
     @property
     def longest_hold(self) -> float:
@@ -123,6 +129,7 @@ class _Track:
 
 
 EDGE_GROW = 0.25
+WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
 
 
 def _size(box) -> float:
@@ -238,15 +245,24 @@ class Tracker:
             last = self._smoothed(tr, len(tr.times) - 1)
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
-            return _union(last, last + shift), np.nan, "held"
+            return self._walked(tr, _union(last, last + shift), t - tr.times[-1]), np.nan, "held"
         if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
             if tr.edge:
                 first = _grow_from_edges(first, tr.sides)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
-            return _union(first, first + shift), np.nan, "lead"
+            return self._walked(tr, _union(first, first + shift), tr.times[0] - t), np.nan, "lead"
         return None
+
+    def _walked(self, tr: _Track, box, dt: float):
+        """`box` grown for a small face seen once, `dt` seconds from its detection
+        (TrackOptions.small_walk)."""
+        if self.o.small_walk <= 0 or len(tr.times) > 1 or _size(tr.boxes[0]) >= self.o.small:
+            return box
+        width = tr.boxes[0][2] - tr.boxes[0][0]
+        g = min(self.o.small_walk * dt, WALK_MAX) * width
+        return box + np.array([-g, -g, g, g])
 
     def _edge_sides(self, box) -> tuple:
         """Which frame edges (left, top, right, bottom) a box (frame pixels) touches, as a face
