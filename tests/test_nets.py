@@ -111,6 +111,9 @@ def test_a_near_miss_seen_twice_at_the_same_place_is_a_face(photo):
     off = detector(persist=False)
     off.detect(a, 0)
     assert len(off.detect(a, 1)) == 0
+    images = detector()                         # pictures without a frame index: unrelated
+    images.detect(a)
+    assert len(images.detect(a)) == 0
 
 
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):

@@ -272,7 +272,7 @@ class FaceDetector:
             parts += self._tile_pass(rgb)
         self._promoted = []
         if self.fine is not None:
-            parts += self._fine_pass(rgb, None if sweep else index)
+            parts += self._fine_pass(rgb, None if sweep else index, video=index is not None)
         merged = self._merge(parts)
         if self._promoted:
             merged = self._with_promoted(merged)
@@ -299,12 +299,15 @@ class FaceDetector:
         slot = index % cycle
         return [r for j, r in enumerate(grid) if j * cycle // n == slot]
 
-    def _fine_pass(self, rgb: np.ndarray, index: int | None) -> list[Detections]:
+    def _fine_pass(self, rgb: np.ndarray, index: int | None,
+                   video: bool = True) -> list[Detections]:
+        """The regions that frame `index` runs; near-misses persist only between the frames
+        of a video (`video`), never between unrelated images."""
         h, w = rgb.shape[:2]
         out = []
         for r in self.fine_regions(w, h, index):
             d = self._region(rgb, r, self.fine.zoom)
-            out.append(self._persisted(r, d) if self.persist else d)
+            out.append(self._persisted(r, d) if self.persist and video else d)
         return out
 
     def _persisted(self, region, d: Detections) -> Detections:
