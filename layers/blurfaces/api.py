@@ -53,9 +53,9 @@ def blur_faces(path, mask=_D.mask, mask_image=_D.mask_image, mask_scale=_D.mask_
     The seed's parameters keep their meaning: `mask` is 'blur', 'rectangle', 'mosaic',
     'image' (`mask_image` pasted over each face, alpha honoured) or 'none' (video unchanged,
     data still written); `mask_scale` scales each box about its centre (1.5 = 1.5x wider and
-    taller); `ellipse` masks the ellipse inscribed in the box; `draw_heatmap` writes
-    `<stem>_heatmap.png` (k-nearest-neighbour density with `neighbours` and `resolution`);
-    `save_data` writes `<stem>.<fmt>` for each of `data_format` (csv, tsv, txt);
+    taller); `ellipse` masks an ellipse in the box (1.15x the inscribed one, cut by it);
+    `draw_heatmap` writes `<stem>_heatmap.png` (k-nearest-neighbour density with `neighbours`
+    and `resolution`); `save_data` writes `<stem>.<fmt>` for each of `data_format` (csv, tsv, txt);
     `target_name` names the output video (default `<input stem>_blurred.mp4` beside the input);
     without `overwrite` an existing name gets `_1`, `_2`, ... The other options are
     `options.Options`' fields (their help: `blurfaces anonymize --help`).

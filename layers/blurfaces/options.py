@@ -333,8 +333,9 @@ class Options:
     mask_scale: float = option(1.0, "--mask-scale", "scale each box about its centre: 1.5 = "
                                "1.5x wider and taller", "float", _M, lo=0.01, hi=10.0,
                                metavar="F")
-    ellipse: bool = option(True, "--ellipse", "mask the ellipse inscribed in each box "
-                           "(--no-ellipse: the whole box)", "bool", _M)
+    ellipse: bool = option(True, "--ellipse", "mask an ellipse in each box (1.15x the "
+                           "inscribed one, cut by the box; --no-ellipse: the whole box)",
+                           "bool", _M)
     color: tuple[int, int, int] = option((0, 0, 0), "--color", "colour of --mask rectangle "
                                          "(default 0,0,0)", "color", _M, metavar="R,G,B")
     draw_scores: bool = option(False, "--draw-scores", "draw detector scores", "bool", _M)
