@@ -26,7 +26,7 @@ tracker to mask back (ahead) to them.
 A face the fine pass scores under its threshold but above its near-miss floor (`still.DOUBT`
 x the threshold) on two looks of its region running, at the same place in the scene (the
 camera's translation since the previous look compensated), is taken as a face on the second
-(`FinePass.persist`, on in the presets): one look below the threshold is noise as often as a
+(`FinePass.persist`, on in the balanced preset): one look below the threshold is noise as often as a
 face, two at one place are evidence. Such a face only adds a box where no detection of the
 frame overlaps it. Where the region's picture is reused (still camera), its near-misses are
 run again on every turn (below), so the evidence stands.
@@ -89,8 +89,9 @@ class FinePass:
     threshold: float | None = None      # None: the detector's
     # A near-miss of a region (above still.DOUBT x the threshold) that its previous look
     # had at the same place in the scene (camera translation compensated, IoU >= PERSIST_IOU)
-    # is taken as a face: evidence over two looks, where one is below the threshold.
-    persist: bool = True
+    # is taken as a face: evidence over two looks, where one is below the threshold. Not for
+    # a cycle of 1: two looks a frame apart see the same texture, not more evidence.
+    persist: bool = False
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""

@@ -56,7 +56,9 @@ ENV_PREFIX = "BLURFACES_"
 # The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays
 # `small_hold` seconds after its last detection and starts `small_lead` seconds before its
 # first, and while it has been seen once its mask grows by `small_walk` of its width per
-# second (track.py; the region that finds it looks at it once per sweep); `detect_size` is the
+# second (track.py; the region that finds it looks at it once per sweep); `persist`: a near-miss
+# seen on two looks of its region is a face (detect.FinePass; in `max` the looks are a frame
+# apart, which is not more evidence: a 14-frame leak on crowd720); `detect_size` is the
 # whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
 # to 96 px).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
@@ -64,7 +66,7 @@ QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
-                 "small_lead": 0.5, "small_walk": 2.0, "detect_size": 384},
+                 "small_lead": 0.5, "small_walk": 2.0, "persist": True, "detect_size": 384},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }

@@ -189,7 +189,8 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     the whole-frame pass runs at the preset's `detect_size` unless `--detect-size` set one."""
     preset = QUALITY[options.quality]
     fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
-                    threshold=preset["fine_threshold"]) if options.fine_cycle else None
+                    threshold=preset["fine_threshold"],
+                    persist=preset.get("persist", False)) if options.fine_cycle else None
     size = options.detect_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
