@@ -245,7 +245,7 @@ class _Ellipse:
 
 # The mask's ellipse is the inscribed one grown by this much, cut by the box: it passes
 # beyond the corners of the box's central 80% (0.8 x sqrt 2 = 1.13), where a face's brow,
-# chin and hair reach (placed truth's 48 px faces: 92-95% -> 100% covered; README).
+# chin and hair reach (placed truth's 48 px faces: 91-95% -> 100% covered on two seeds; README).
 ELLIPSE_REACH = 1.15
 
 
