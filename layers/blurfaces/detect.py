@@ -211,7 +211,6 @@ class FaceDetector:
         self.persist = fine is not None and fine.persist
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         self._evidence: dict = {}               # region -> its last look's near-misses (scene)
-        self._promoted: list = []               # this frame's persisted near-misses
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
@@ -271,12 +270,14 @@ class FaceDetector:
             self._offset += np.asarray(shift, np.float32)
         if self.tiles:
             parts += self._tile_pass(rgb)
-        self._promoted = []
+        promoted: list = []
         if self.fine is not None:
-            parts += self._fine_pass(rgb, None if sweep else index, video=index is not None)
+            regions, promoted = self._fine_pass(rgb, None if sweep else index,
+                                                video=index is not None)
+            parts += regions
         merged = self._merge(parts)
-        if self._promoted:
-            merged = self._with_promoted(merged)
+        if promoted:
+            merged = self._with_promoted(merged, promoted)
         if self.near:
             merged.doubt, merged.doubt_scores = _near_misses(parts)
         if self.fine is not None and len(merged):
@@ -301,37 +302,41 @@ class FaceDetector:
         return [r for j, r in enumerate(grid) if j * cycle // n == slot]
 
     def _fine_pass(self, rgb: np.ndarray, index: int | None,
-                   video: bool = True) -> list[Detections]:
-        """The regions that frame `index` runs; near-misses persist only between the frames
-        of a video (`video`), never between unrelated images."""
+                   video: bool = True) -> tuple[list[Detections], list[Detections]]:
+        """The detections of the regions that frame `index` runs, and the near-misses among
+        them seen at the same place on the region's previous look (FinePass.persist; only
+        between the frames of a video, `video`, never between unrelated images)."""
         h, w = rgb.shape[:2]
-        out = []
+        out, promoted = [], []
         for r in self.fine_regions(w, h, index):
             d = self._region(rgb, r, self.fine.zoom)
-            out.append(self._persisted(r, d) if self.persist and video else d)
-        return out
+            if self.persist and video:
+                d, seen = self._persisted(r, d)
+                if seen is not None:
+                    promoted.append(seen)
+            out.append(d)
+        return out, promoted
 
-    def _persisted(self, region, d: Detections) -> Detections:
-        """`d` with the near-misses that the region's previous look had at the same place in
-        the scene moved to its detections (FinePass.persist)."""
+    def _persisted(self, region, d: Detections) -> tuple[Detections, Detections | None]:
+        """`d` without the near-misses that the region's previous look had at the same place
+        in the scene, and those near-misses as detections (None if there are none)."""
         near = d.doubt if d.doubt is not None else np.zeros((0, 4), np.float32)
         scores = _doubt_scores(d)
         scene = near - np.tile(self._offset, 2)
         before = self._evidence.get(region)
         self._evidence[region] = scene
         if before is None or not len(before) or not len(near):
-            return d
+            return d, None
         seen = iou_matrix(scene, before).max(axis=1) >= PERSIST_IOU
         if not seen.any():
-            return d
-        self._promoted.append(Detections(near[seen].astype(np.float32),
-                                         scores[seen, 0].astype(np.float32)))
-        return Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen])
+            return d, None
+        return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
+                Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32)))
 
-    def _with_promoted(self, merged: Detections) -> Detections:
+    def _with_promoted(self, merged: Detections, promoted: list[Detections]) -> Detections:
         """The frame's detections plus the persisted near-misses (NMS among them) that no
         detection overlaps: they only add faces, never move one."""
-        p = self._merge(self._promoted)
+        p = self._merge(promoted)
         if len(merged) and len(p):
             p = Detections(*(a[~(iou_matrix(p.boxes, merged.boxes) > 0).any(1)]
                              for a in (p.boxes, p.scores)))

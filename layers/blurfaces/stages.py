@@ -390,10 +390,9 @@ class _ChunkFrames:
         self.rows: list = []
         self.tail: list = []
         # each track's first detection in everything decoded (lead margin included):
-        # [track, pts, x1, y1, x2, y2]. Two chunks that saw that detection saw one track,
+        # track -> [pts, x1, y1, x2, y2]. Two chunks that saw that detection saw one track,
         # even where it was out of view at the boundary between them (stitch).
-        self.births: list = []
-        self._born: set = set()
+        self.births: dict = {}
         # the detector's near-misses on own frames, for the review page only (never masked,
         # never in the data files): [own frame number, x1, y1, x2, y2, score, its threshold]
         self.near: list = []
@@ -418,9 +417,8 @@ class _ChunkFrames:
     def tracked(self, fm) -> None:
         pts = fm.key
         for b, tr, src in zip(fm.boxes, fm.tracks, fm.sources):
-            if src == "detected" and int(tr) not in self._born:
-                self._born.add(int(tr))
-                self.births.append([int(tr), pts, *(int(round(v)) for v in b)])
+            if src == "detected" and int(tr) not in self.births:
+                self.births[int(tr)] = [pts, *(int(round(v)) for v in b)]
         if not self.own(pts) and (self.stop is None or pts < self.stop):
             return                      # lead margin: seen for tracking only
         w, h = self.size
@@ -469,7 +467,8 @@ def _write_part(work_store, work: str, index: int, segment: str, frames: _ChunkF
             # network runs saved on unchanged pictures (still.py)
             "regions": {"run": still.runs, "partial": still.partial, "reused": still.reused}
             if still is not None else {},
-            "rows": frames.rows, "tail": frames.tail, "births": frames.births,
+            "rows": frames.rows, "tail": frames.tail,
+            "births": [[tr, *first] for tr, first in frames.births.items()],
             "near_misses": frames.near,
             "seconds": time.perf_counter() - t0, "pid": os.getpid()}
     work_store.write_json(part_uri(work, index), part)
