@@ -148,3 +148,64 @@ def test_a_sweep_runs_the_whole_grid_on_a_frame_whose_turn_leaves_the_face_out(p
 
     assert inside(fine.detect(frame, off[0])) == 0
     assert inside(fine.detect(frame, off[0], sweep=True)) >= 4
+
+
+def test_the_whole_frame_pass_runs_on_every_second_frame_of_a_video_only(photo):
+    """With `whole_every=2` (the balanced preset) the 384 px pass, which finds the faces wider
+    than the fine pass keeps (96 px), runs on even frame indices, on a sweep and on an image;
+    the odd frames leave those faces to the tracker. `whole_every=1` runs it on every frame."""
+    import cv2
+    from blurfaces.errors import OptionError
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    s = 700 / photo.shape[0]
+    big = cv2.resize(photo, (int(photo.shape[1] * s), 700), interpolation=cv2.INTER_AREA)
+    frame[10:710, 10:10 + big.shape[1]] = big
+
+    def wide(d):
+        return int(((d.boxes[:, 2] - d.boxes[:, 0]) > 96).sum())
+
+    fine = FinePass(network="retinaface", threshold=0.1, cycle=8)
+    every2 = FaceDetector(detect_size=384, threshold=0.3, threads=1, fine=fine, whole_every=2)
+    every1 = FaceDetector(detect_size=384, threshold=0.3, threads=1, fine=fine)
+    found = wide(every1.detect(frame))
+    assert found >= 3
+    assert wide(every2.detect(frame)) == found                  # an image: every pass
+    assert [wide(every2.detect(frame, i)) for i in range(4)] == [found, 0, found, 0]
+    assert wide(every2.detect(frame, 1, sweep=True)) == found
+    assert [wide(every1.detect(frame, i)) for i in range(2)] == [found, found]
+    with pytest.raises(OptionError, match="whole_every"):
+        FaceDetector(detect_size=384, threads=1, fine=fine, whole_every=0)
+
+
+def test_the_whole_frame_pass_runs_on_every_frame_without_tracking_or_every_second_one():
+    """Every second frame is the balanced preset's, counted in frames: `--detect-every 2`
+    runs it on every detection frame, `--no-track` (nothing would carry a face to the frames
+    between) and `--quality max` on every frame."""
+    from blurfaces import stages
+    from blurfaces.options import Options
+
+    assert stages._detector(Options(), 1, False).whole_every == 2
+    assert stages._detector(Options(track=False), 1, False).whole_every == 1
+    assert stages._detector(Options(detect_every=2), 1, False).whole_every == 1
+    assert stages._detector(Options(quality="max"), 1, False).whole_every == 1
+
+
+def test_near_misses_on_a_face_of_the_last_whole_frame_pass_stay_off_between_its_runs():
+    """On a frame the whole-frame pass skips, its last boxes (moved with the camera) screen
+    the near-misses: one inside such a face is neither promoted to a face nor reported."""
+    from blurfaces.detect import Detections, _near_misses
+
+    det = FaceDetector(detect_size=384, threads=1,
+                       fine=FinePass(network="retinaface", threshold=0.1, persist=True),
+                       whole_every=2)
+    face = np.array([[100, 100, 300, 340]], np.float32)
+    inside = Detections(np.array([[150, 160, 190, 200]], np.float32), np.array([0.08], np.float32))
+    merged = Detections.empty()
+    assert len(det._with_promoted(merged, [inside])) == 1
+    assert len(det._with_promoted(merged, [inside], face)) == 0
+    part = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                      doubt=np.array([[100, 100, 300, 330]], np.float32),
+                      doubt_scores=np.array([[0.05, 0.1]], np.float32))
+    assert len(_near_misses([part])[0]) == 1
+    assert len(_near_misses([part], face)[0]) == 0

@@ -284,7 +284,8 @@ def test_a_face_under_the_threshold_is_a_near_miss_on_the_page(near_runs, single
     b = out[f][y1:y2, x1:x2].astype(np.int16)
     assert np.abs(a - b).mean() < 4.0
     assert str(f) in data["images"] and data["colours"][NEAR_MISS]
-    assert data["counts"]["near_misses_unmasked"] >= 60
+    # on the frames the whole-frame pass that scores it runs: every second one of 72
+    assert data["counts"]["near_misses_unmasked"] >= 33
     assert not [n for n in near if n is not m and _iou(n["box"], face.boxes[0]) > 0.1]
 
 

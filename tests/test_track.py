@@ -56,6 +56,28 @@ def test_gaps_are_interpolated_and_tracks_keep_their_id():
     assert {int(t) for o in out for t in o.tracks} == {0}
 
 
+def test_an_interpolated_box_widens_with_the_travel_between_its_detections():
+    """A face detected on frames 0 and 4 only, its sides moving 4-26 px between them, and
+    then on the next few frames: in the gap each side moves out by w(1-w) of its travel
+    (a quarter of it at the middle, frame 2), so a face that does not move in a straight
+    line between two looks stays under the mask. A still face's box is the straight line."""
+    times = [i / 30 for i in range(12)]
+    a, b = np.array([100, 100, 150, 160.0]), np.array([116, 96, 176, 168.0])
+
+    def face(i):
+        return a if i < 4 else b
+    dets = [det(face(i)) if i in (0, 4, 5, 6, 7, 8) else Detections.empty() for i in range(12)]
+    out = run_tracker(times, dets, smooth=0.0, hold=0.5)
+    assert out[2].sources == ["interpolated"]
+    travel = np.abs(b - a)
+    mid = (a + b) / 2 + travel / 4 * np.array([-1, -1, 1, 1])
+    assert np.allclose(out[2].boxes[0], mid)
+    w = 0.25
+    assert np.allclose(out[1].boxes[0], a + (b - a) * w + travel * w * (1 - w) * [-1, -1, 1, 1])
+    still = [det(a) if i in (0, 4) else Detections.empty() for i in range(6)]
+    assert np.allclose(run_tracker(times[:6], still, smooth=0.0)[2].boxes[0], a)
+
+
 def test_masks_contain_every_detected_box():
     rng = np.random.default_rng(0)
     times = [i / 25 for i in range(50)]
@@ -125,7 +147,7 @@ def test_same_input_same_output():
 
 # -- end to end on video ----------------------------------------------------------------------
 
-MISSED = (12, 13, 27, 40)
+MISSED = (12, 14, 28, 40)      # even: the frames the whole-frame pass runs
 
 
 @pytest.mark.slow
@@ -138,10 +160,10 @@ def test_frames_where_the_detector_misses_are_still_masked(synth_clip_factory, t
         options=Options(mask="rectangle", color=(255, 0, 0), ellipse=False))
     df = datamod.read(outputs["stem"] + ".csv")
     frames, _, _ = media.decode_frames(outputs["video"])
-    # the photo's faces: detected on most frames (a one-off detection elsewhere, held for
-    # its hold time, is not one of them)
+    # the photo's faces: detected on most frames the whole-frame pass runs (every second one;
+    # a one-off detection elsewhere, held for its hold time, is not one of them)
     detected = df[df["source"] == "detected"].groupby("track").size()
-    faces = set(detected[detected >= 30].index)
+    faces = set(detected[detected >= 20].index)
     assert len(faces) >= 4
     for i in MISSED:
         rows = df[(df["frame"] == i) & df["track"].isin(faces)]

@@ -23,6 +23,14 @@ without an index runs every region (a still image gets the full pass), and so do
 detection frames, which have no earlier (later) frames whose sweep would find a face for the
 tracker to mask back (ahead) to them.
 
+With the fine pass, the whole-frame pass (and the tiles) runs on every `whole_every`-th
+detection frame of a video only (by its index; every frame without an index, and on sweeps):
+the faces it is left (larger than `FinePass.largest`) move a small part of their size per
+frame, and the tracker interpolates them between two of its runs; the balanced preset runs it
+every second frame (README "The whole-frame pass every second frame"). On the frames between,
+its last boxes, moved with the camera, still keep near-misses off the faces it found (neither
+promoted nor reported).
+
 A face the fine pass scores under its threshold but above its near-miss floor (`still.DOUBT`
 x the threshold) on two looks of its region running, at the same place in the scene (the
 camera's translation since the previous look compensated), is taken as a face on the second
@@ -179,12 +187,13 @@ def grow_small(boxes: np.ndarray, small: float, w: int, h: int) -> np.ndarray:
 
 class FaceDetector:
     """CenterFace (nets.py) with a fixed detection size and threshold for the whole frame,
-    and the passes of the module docstring (the fine pass on its own network)."""
+    and the passes of the module docstring (the fine pass on its own network). `whole_every`:
+    detection frames from one run of the whole-frame pass to the next (only with `fine`)."""
 
     def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
                  threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
                  tiles: bool = False, fine: FinePass | None = None,
-                 precision: str = DEFAULT_PRECISION):
+                 precision: str = DEFAULT_PRECISION, whole_every: int = 1):
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
@@ -204,6 +213,9 @@ class FaceDetector:
         self.threshold = float(threshold)
         self.tiles = bool(tiles)
         self.fine = fine
+        if not isinstance(whole_every, int) or whole_every < 1:
+            raise OptionError(f"whole_every must be a whole number >= 1 (got {whole_every!r}).")
+        self.whole_every = whole_every
         self._grids: dict = {}
         self.motion = CameraMotion() if fine is not None else None
         self.still = Stillness()
@@ -211,6 +223,7 @@ class FaceDetector:
         self.persist = fine is not None and fine.persist
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         self._evidence: dict = {}               # region -> its last look's near-misses (scene)
+        self._whole = None      # the whole-frame pass's last boxes, and the offset then
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
@@ -222,6 +235,7 @@ class FaceDetector:
         self.still.reset(reuse_frames)
         self._offset = np.zeros(2, np.float32)
         self._evidence = {}
+        self._whole = None
         self.near = bool(near_misses)
 
     # -- one image ------------------------------------------------------------------------
@@ -254,12 +268,14 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray, index: int | None = None,
                sweep: bool = False) -> Detections:
         """Faces in one upright RGB frame; `index` (the frame's number in the video) picks
-        the regions of the rotating fine pass, None (or `sweep`) runs all of them. With the
+        the regions of the rotating fine pass and whether the whole-frame pass runs
+        (`whole_every`), None (or `sweep`) runs all of them. With the
         fine pass, the result also carries the camera's translation since the previous call
         (`shift`)."""
         self.still.frame(rgb, index)
         h, w = rgb.shape[:2]
-        dets = self._region(rgb, (0, 0, w, h), None)
+        whole = self.fine is None or index is None or sweep or index % self.whole_every == 0
+        dets = self._region(rgb, (0, 0, w, h), None) if whole else Detections.empty()
         if not self.tiles and self.fine is None:
             if self.near:
                 dets.doubt, dets.doubt_scores = _near_misses([dets])
@@ -268,7 +284,13 @@ class FaceDetector:
         shift = self.motion(rgb) if self.motion is not None and index is not None else None
         if shift is not None:
             self._offset += np.asarray(shift, np.float32)
-        if self.tiles:
+        if whole:
+            self._whole = (dets.boxes, self._offset.copy())
+            screen = None
+        else:   # where the whole-frame pass found faces last, moved with the camera since
+            boxes, then = self._whole if self._whole is not None else (np.zeros((0, 4)), 0)
+            screen = (boxes + np.tile(self._offset - then, 2)).astype(np.float32)
+        if self.tiles and whole:
             parts += self._tile_pass(rgb)
         promoted: list = []
         if self.fine is not None:
@@ -277,9 +299,9 @@ class FaceDetector:
             parts += regions
         merged = self._merge(parts)
         if promoted:
-            merged = self._with_promoted(merged, promoted)
+            merged = self._with_promoted(merged, promoted, screen)
         if self.near:
-            merged.doubt, merged.doubt_scores = _near_misses(parts)
+            merged.doubt, merged.doubt_scores = _near_misses(parts, screen)
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
@@ -333,12 +355,14 @@ class FaceDetector:
         return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
                 Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32)))
 
-    def _with_promoted(self, merged: Detections, promoted: list[Detections]) -> Detections:
+    def _with_promoted(self, merged: Detections, promoted: list[Detections],
+                       screen: np.ndarray | None = None) -> Detections:
         """The frame's detections plus the persisted near-misses (NMS among them) that no
-        detection overlaps: they only add faces, never move one."""
+        detection (nor a box of `screen`) overlaps: they only add faces, never move one."""
         p = self._merge(promoted)
-        if len(merged) and len(p):
-            p = Detections(*(a[~(iou_matrix(p.boxes, merged.boxes) > 0).any(1)]
+        taken = merged.boxes if screen is None else np.concatenate([merged.boxes, screen])
+        if len(taken) and len(p):
+            p = Detections(*(a[~(iou_matrix(p.boxes, taken) > 0).any(1)]
                              for a in (p.boxes, p.scores)))
         if not len(p):
             return merged
@@ -443,10 +467,11 @@ def _doubt_scores(d: Detections) -> np.ndarray:
     return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
 
 
-def _near_misses(parts: list[Detections]) -> tuple[np.ndarray, np.ndarray]:
+def _near_misses(parts: list[Detections],
+                 screen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A frame's near-misses from its passes' (module docstring): NMS among them by their
-    share of their pass's threshold, then those that a detection of any pass covers (IoU
-    above NMS_IOU) left out."""
+    share of their pass's threshold, then those that a detection of any pass (or a box of
+    `screen`) covers (IoU above NMS_IOU) left out."""
     with_doubt = [p for p in parts if p.doubt is not None and len(p.doubt)]
     if not with_doubt:
         return np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
@@ -454,7 +479,7 @@ def _near_misses(parts: list[Detections]) -> tuple[np.ndarray, np.ndarray]:
     scores = np.concatenate([_doubt_scores(p) for p in with_doubt])
     keep = nms(boxes, scores[:, 0] / scores[:, 1])
     boxes, scores = boxes[keep], scores[keep]
-    sure = np.concatenate([p.boxes for p in parts]) if parts else np.zeros((0, 4), np.float32)
+    sure = np.concatenate([p.boxes for p in parts] + ([] if screen is None else [screen]))
     if len(sure) and len(boxes):
         free = ~(iou_matrix(boxes, sure) > NMS_IOU).any(1)
         boxes, scores = boxes[free], scores[free]

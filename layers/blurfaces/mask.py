@@ -2,7 +2,8 @@
 
 Owns the box geometry (`scaling_mask`, `scale_boxes`), option parsing for the mask colour and
 image (`parse_color`, `load_mask_image`) and `Masker`, which paints every detection of a frame
-in place with one of `MASKS`: a strong blur, a solid rectangle, a mosaic, an image, or nothing,
+in place (the largest box first: a smaller, overlapping face's mask lies on top) with one of
+`MASKS`: a strong blur, a solid rectangle, a mosaic, an image, or nothing,
 optionally limited to an ellipse in the box (the inscribed one grown `ELLIPSE_REACH` times,
 cut by the box) and with the detector score drawn next to it.
 
@@ -425,7 +426,8 @@ class Masker:
         return out
 
     def apply(self, frame: np.ndarray, boxes, scores=None, *, whole: bool = False) -> None:
-        """Mask every box of `frame` (RGB uint8 (H, W, 3)) in place.
+        """Mask every box of `frame` (RGB uint8 (H, W, 3)) in place, the largest box first
+        (where boxes overlap, the smaller one's mask lies on top).
 
         boxes: int (N, 4) x1, y1, x2, y2 as returned by `scale_boxes`; empty boxes are skipped.
         scores: float (N,) or None; a NaN score draws no number.
@@ -448,6 +450,11 @@ class Masker:
         np.clip(b[:, 1::2], 0, fh, out=b[:, 1::2])
         if self.mask != "none":
             paint = b[(b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])]
+            # Larger boxes first, so each smaller one is painted last over its face: a larger
+            # mask's edge crossing a small face (both masked) stays under the small one's blur,
+            # where painted on top it drew a sharp line through that face (README).
+            area = (paint[:, 2] - paint[:, 0]) * (paint[:, 3] - paint[:, 1])
+            paint = paint[np.argsort(-area, kind="stable")]
             if self.mask == "image":    # the image's own ellipse, at frame edges too
                 for x1, y1, x2, y2 in paint.tolist():
                     self._paint_image(frame[y1:y2, x1:x2])

@@ -196,12 +196,15 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
         tiles = tiles and options.tiles == "on"
         if size == DEFAULT_DETECT_SIZE:
             size = preset.get("detect_size", size)
-    key = (size, options.score_threshold, tiles, fine, threads, options.precision)
+    # counted in detection frames; without tracking nothing would mask the frames between
+    whole_every = (max(1, preset.get("whole_every", 1) // options.detect_step)
+                   if fine is not None and options.track else 1)
+    key = (size, options.score_threshold, tiles, fine, threads, options.precision, whole_every)
     if key not in _DETECTORS:
         _DETECTORS.clear()
         _DETECTORS[key] = FaceDetector(detect_size=size, threshold=options.score_threshold,
                                        tiles=tiles, fine=fine, threads=threads,
-                                       precision=options.precision)
+                                       precision=options.precision, whole_every=whole_every)
     return _DETECTORS[key]
 
 

@@ -8,7 +8,10 @@ look-ahead:
 
 - detected:     the detection, smoothed over +-`smooth` seconds and grown back to contain the
                 detected box (smoothing never lets the mask lag behind the face);
-- interpolated: between two detections of the same track (at most `hold` seconds apart);
+- interpolated: between two detections of the same track (at most `hold` seconds apart),
+                each side moved out by up to a quarter of its travel between them (most
+                at the middle of the gap): a face that moves or grows fast need not move in
+                a straight line;
 - held:         up to `hold` seconds after a track's last detection (the last box, grown
                 along the face's motion);
 - lead:         up to `lookahead` seconds before a track's first detection (a face entering
@@ -43,6 +46,7 @@ from .detect import Detections, iou_matrix
 from .options import QUALITY
 
 SOURCES = ("detected", "interpolated", "held", "lead")
+_OUTWARD = np.array([-1.0, -1.0, 1.0, 1.0])
 _NO_MATCH = 1e6
 
 
@@ -240,7 +244,10 @@ class Tracker:
             ta, tb = tr.times[i - 1], tr.times[i]
             a, b = self._smoothed(tr, i - 1), self._smoothed(tr, i)
             w = (t - ta) / (tb - ta)
-            return a + (b - a) * w, np.nan, "interpolated"
+            # Between two detections the face need not move in a straight line: each side
+            # moves out by a quarter of its travel at the middle of the gap, nothing at its ends.
+            box = a + (b - a) * w + np.abs(b - a) * (w * (1 - w)) * _OUTWARD
+            return box, np.nan, "interpolated"
         if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9:
             last = self._smoothed(tr, len(tr.times) - 1)
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
