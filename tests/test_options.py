@@ -19,6 +19,20 @@ def test_record_defaults_are_the_specs_defaults():
     # None: the quality preset's value, read through a property, never stored
     assert o.threshold is None and o.score_threshold == QUALITY[o.quality]["threshold"]
     assert o.reuse is None and o.reuse_s == QUALITY[o.quality]["reuse_s"]
+    assert o.detect_size is None and o.whole_size == QUALITY[o.quality]["detect_size"] == 384
+
+
+def test_an_explicit_detect_size_is_used_even_where_it_equals_the_old_default():
+    """`--detect-size 640` with the balanced preset runs the whole-frame pass at 640 px (it
+    was read as "not given" and ran at the preset's 384); unset, each preset's size."""
+    from blurfaces import stages
+
+    assert Options(detect_size=640).whole_size == 640
+    assert Options(quality="fast").whole_size == Options(quality="max").whole_size == 640
+    assert stages._detector(Options(detect_size=640), 1, False).detect_size == 640
+    assert stages._detector(Options(), 1, False).detect_size == 384
+    assert Options.from_dict(Options(detect_size=640).to_dict()).detect_size == 640
+    assert Options.from_dict(Options().to_dict()).detect_size is None
 
 
 def test_the_record_is_a_typed_frozen_dataclass():
@@ -26,7 +40,8 @@ def test_the_record_is_a_typed_frozen_dataclass():
     import typing
     hints = typing.get_type_hints(Options)
     assert hints["threshold"] == typing.Optional[float]
-    assert hints["reuse"] == typing.Optional[bool] and hints["detect_size"] is int
+    assert hints["reuse"] == typing.Optional[bool] and hints["detect_every"] is int
+    assert hints["detect_size"] == typing.Optional[int]
     with pytest.raises(dataclasses.FrozenInstanceError):
         Options().threshold = 0.2
     assert Options.from_dict(Options(data_format="tsv,csv").to_dict()) == \

@@ -362,9 +362,11 @@ class Options:
                             "(default; quantized at fetch time, about 1.7x faster, same "
                             "coverage on the hard clips) or fp32", "choice", _D,
                             choices=PRECISIONS)
-    detect_size: int = option(DEFAULT_DETECT_SIZE, "--detect-size", "longer side of the "
-                              "detector's input, a multiple of 32 (default 640)", "int", _D,
-                              lo=64, hi=3840, multiple_of=32, metavar="N")
+    detect_size: int | None = option(None, "--detect-size", "longer side of the whole-frame "
+                                     "pass's input, a multiple of 32 (default: the quality "
+                                     "preset's: 384; fast and max 640)", "int", _D,
+                                     lo=64, hi=3840, multiple_of=32, nullable=True,
+                                     metavar="N")
     tiles: str = option("auto", "--tiles", "the small-face pass (2x2 overlapping tiles): auto "
                         "(default: frames >= 1600 px and >= 2.5x --detect-size), on, off",
                         "choice", _D, choices=("auto", "on", "off"))
@@ -439,6 +441,13 @@ class Options:
             else QUALITY[self.quality]["threshold"]
 
     @property
+    def whole_size(self) -> int:
+        """The whole-frame pass's input size: `detect_size` when given (640 too), else the
+        preset's."""
+        return self.detect_size if self.detect_size is not None \
+            else QUALITY[self.quality].get("detect_size", DEFAULT_DETECT_SIZE)
+
+    @property
     def fine_cycle(self) -> int | None:
         """Frames per sweep of the fine pass's grid for the chosen quality (None: no fine
         pass)."""
@@ -460,7 +469,7 @@ class Options:
         """Whether the small-face tile pass runs on frames of this size."""
         if self.tiles == "auto":
             return max(width, height) >= max(TILES_AUTO_MIN_SIDE,
-                                             TILES_AUTO_RATIO * self.detect_size)
+                                             TILES_AUTO_RATIO * self.whole_size)
         return self.tiles == "on"
 
     # -- the manifest / summary / event boundary -------------------------------------------

@@ -37,7 +37,7 @@ from .detect import Detections, FaceDetector, FinePass, available_cpus
 from .discover import open_for_writing
 from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
-from .options import DEFAULT_DETECT_SIZE, QUALITY, Options
+from .options import QUALITY, Options
 from .outputs import data_uri
 from .track import Tracker, TrackOptions
 from .publish import Publisher
@@ -186,16 +186,14 @@ _DETECTORS: dict = {}
 def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetector:
     """The job's detector (cached per process): the quality preset's passes. With the fine
     pass on, "auto" tiles stay off (the fine pass sees small faces at 2x, tiles at ~1.2x) and
-    the whole-frame pass runs at the preset's `detect_size` unless `--detect-size` set one."""
+    the whole-frame pass runs at `Options.whole_size` (`--detect-size`, else the preset's)."""
     preset = QUALITY[options.quality]
     fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
                     threshold=preset["fine_threshold"],
                     persist=preset.get("persist", False)) if options.fine_cycle else None
-    size = options.detect_size
+    size = options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
-        if size == DEFAULT_DETECT_SIZE:
-            size = preset.get("detect_size", size)
     # counted in detection frames; without tracking nothing would mask the frames between
     whole_every = (max(1, preset.get("whole_every", 1) // options.detect_step)
                    if fine is not None and options.track else 1)
