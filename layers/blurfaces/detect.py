@@ -223,7 +223,7 @@ class FaceDetector:
         self.persist = fine is not None and fine.persist
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         self._evidence: dict = {}               # region -> its last look's near-misses (scene)
-        self._whole = None      # the whole-frame pass's last boxes, and the offset then
+        self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
@@ -235,7 +235,7 @@ class FaceDetector:
         self.still.reset(reuse_frames)
         self._offset = np.zeros(2, np.float32)
         self._evidence = {}
-        self._whole = None
+        self._whole = np.zeros((0, 4), np.float32)
         self.near = bool(near_misses)
 
     # -- one image ------------------------------------------------------------------------
@@ -285,11 +285,10 @@ class FaceDetector:
         if shift is not None:
             self._offset += np.asarray(shift, np.float32)
         if whole:
-            self._whole = (dets.boxes, self._offset.copy())
+            self._whole = dets.boxes - np.tile(self._offset, 2)
             screen = None
         else:   # where the whole-frame pass found faces last, moved with the camera since
-            boxes, then = self._whole if self._whole is not None else (np.zeros((0, 4)), 0)
-            screen = (boxes + np.tile(self._offset - then, 2)).astype(np.float32)
+            screen = self._whole + np.tile(self._offset, 2)
         if self.tiles and whole:
             parts += self._tile_pass(rgb)
         promoted: list = []

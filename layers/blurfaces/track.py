@@ -268,8 +268,7 @@ class Tracker:
         if self.o.small_walk <= 0 or len(tr.times) > 1 or _size(tr.boxes[0]) >= self.o.small:
             return box
         width = tr.boxes[0][2] - tr.boxes[0][0]
-        g = min(self.o.small_walk * dt, WALK_MAX) * width
-        return box + np.array([-g, -g, g, g])
+        return box + min(self.o.small_walk * dt, WALK_MAX) * width * _OUTWARD
 
     def _edge_sides(self, box) -> tuple:
         """Which frame edges (left, top, right, bottom) a box (frame pixels) touches, as a face
