@@ -116,6 +116,61 @@ def test_a_near_miss_seen_twice_at_the_same_place_is_a_face(photo):
     assert len(images.detect(a)) == 0
 
 
+def _faint_faces(photo, x: int, y: int):
+    """The photo shrunk so its faces are about 6 px wide and darkened to 35%, top left at
+    (x, y), in the noisy grey frame; and the shrunk photo's box. The 2x RetinaFace fine pass
+    scores its five faces about 0.08-0.6 (by where they fall in its region), a run at 3x
+    0.29-0.85."""
+    import cv2
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    small = (cv2.resize(photo, None, fx=0.05, fy=0.05, interpolation=cv2.INTER_AREA)
+             * 0.35).astype(np.uint8)
+    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+    noise = np.random.default_rng(3).normal(0, 4, frame.shape)
+    return (np.clip(frame + noise, 0, 255).astype(np.uint8),
+            (x, y, x + small.shape[1], y + small.shape[0]))
+
+
+def test_a_faint_box_seen_twice_is_a_face_if_a_run_of_its_own_at_3x_says_so(photo):
+    """Faces scored under the near-miss floor (half of a 0.99 threshold) but above the weak
+    floor (5% of it): one look finds nothing; the next look at the same place runs each
+    alone at 3x, which scores them 0.29-0.85, and takes them as faces with that score
+    (FinePass.weak). The same frames with the check asking more than 3x gives (0.99), with
+    weak off, or with the faces elsewhere on the next look: nothing. The near-misses the
+    review page lists leave the faint boxes out."""
+    a, box_a = _faint_faces(photo, 500, 300)
+    b, _ = _faint_faces(photo, 900, 150)
+
+    def detector(weak=0.05, verify=0.2):
+        return FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                            fine=FinePass(network="retinaface", threshold=0.99, cycle=1,
+                                          persist=True, weak=weak, verify=verify))
+
+    def inside(d, box):
+        return ((d.boxes[:, 0] > box[0] - 5) & (d.boxes[:, 2] < box[2] + 5)
+                & (d.boxes[:, 1] > box[1] - 5) & (d.boxes[:, 3] < box[3] + 5)).sum()
+
+    det = detector()
+    det.reset(near_misses=True)
+    first = det.detect(a, 0)
+    assert len(first) == 0 and (first.doubt_scores[:, 0] >= 0.495).all(), first.doubt_scores
+    again = det.detect(a, 1)
+    assert inside(again, box_a) >= 4 and len(again) == inside(again, box_a), again.boxes
+    assert (again.scores >= 0.2).all() and (again.scores < 0.99).all(), again.scores
+    assert len(det.detect(b, 2)) == 0           # not where the last look's faint boxes were
+    assert not len(again.doubt) or (again.doubt_scores[:, 0] >= 0.495).all()
+    # without the check, at most the one face a region scores above the near-miss floor
+    for off in (detector(verify=0.99), detector(weak=None)):
+        off.detect(a, 0)
+        assert inside(off.detect(a, 1), box_a) <= inside(again, box_a) - 3
+    # the camera moved 24 px between the looks: the same place in the scene
+    moved = detector()
+    moved.detect(a, 0)
+    shifted = moved.detect(np.roll(a, 24, axis=1), 1)
+    x1, y1, x2, y2 = box_a
+    assert inside(shifted, (x1 + 24, y1, x2 + 24, y2)) >= 4, shifted.boxes
+
+
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
     """The photo shrunk so its faces are about 12 px wide, in a noisy 1280x720 frame: the
     2x RetinaFace fine pass finds most of them; the 384 px whole-frame pass alone finds none."""

@@ -39,6 +39,24 @@ face, two at one place are evidence. Such a face only adds a box where no detect
 frame overlaps it. Where the region's picture is reused (still camera), its near-misses are
 run again on every turn (below), so the evidence stands.
 
+Fainter evidence (`FinePass.weak`, on in the balanced preset): a box that a whole run of a
+region scores above `weak` x the fine threshold but under the near-miss floor (a *faint* box),
+seen at the same place as a near-miss or faint box of the region's previous look, smaller
+than VERIFY_UNDER, and not where this look found a face, is run again on its own, with
+VERIFY_CONTEXT pixels of picture around it (at least its size), at VERIFY_ZOOM (3x where the
+region was 2x): it is a face if that run scores a face there over `FinePass.verify`; at most
+VERIFY_MOST checks per look.
+Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.2 at 3x;
+texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
+at 3x"). One or two checks per 720p frame, 3-9 ms each. A near-miss where the previous
+look had a faint box is a face without the check (one look over the near-miss floor, the
+other over the faint floor: checking those too lost 0.4-0.9 points on three placed-truth
+seeds and let a 14 px face leak 78 frames). Faint boxes are not near-misses:
+still.py and the review page never see them. A look that reuses the region's picture whole
+runs no network and leaves no evidence, and a run of part of it no faint boxes (on a still
+camera, where a region's picture is reused every other look, keeping the last whole run's
+found a few more faces for 25% more CPU: README).
+
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
 run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
@@ -74,6 +92,13 @@ SMALL_GROWTH = 0.75
 # FinePass.persist: how well a near-miss must overlap its region's previous look's to count
 # as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
 PERSIST_IOU = 0.4
+# FinePass.weak: a faint box seen twice is checked alone at this zoom, with this much picture
+# around it (at least its own size), if it is smaller than VERIFY_UNDER px (larger faint
+# boxes were never faces in the measurements, and cost the most to check)
+VERIFY_ZOOM = 3.0
+VERIFY_CONTEXT = 32
+VERIFY_UNDER = 48.0
+VERIFY_MOST = 32  # checks per region look at most (a bound on the cost), the highest 2x scores first
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,11 @@ class FinePass:
     # is taken as a face: evidence over two looks, where one is below the threshold. Not for
     # a cycle of 1: two looks a frame apart see the same texture, not more evidence.
     persist: bool = False
+    # With persist: a box scored above `weak` x the threshold but under the near-miss floor
+    # (still.DOUBT x the threshold), seen on two looks, is a face if a run of it alone at
+    # VERIFY_ZOOM scores it over `verify` (module docstring). None: off; else 0 < weak < DOUBT.
+    weak: float | None = None
+    verify: float = 0.2
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -126,6 +156,7 @@ class Detections:
     cut: np.ndarray | None = None   # a part's run (still.py): boxes dropped at its edges
     # float32 (K, 2): each near-miss's score and the threshold of the pass that scored it
     doubt_scores: np.ndarray | None = None
+    weak: np.ndarray | None = None  # float32 (J, 4): fainter boxes (FinePass.weak), fine pass only
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -221,8 +252,13 @@ class FaceDetector:
         self.still = Stillness()
         self.near = False
         self.persist = fine is not None and fine.persist
+        if self.persist and fine.weak is not None:
+            if not 0 < fine.weak < DOUBT:
+                raise OptionError(f"FinePass.weak must be above 0 and under {DOUBT} "
+                                  f"(got {fine.weak!r}).")
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
-        self._evidence: dict = {}               # region -> its last look's near-misses (scene)
+        # region -> its last look's near-misses and faint boxes (scene coordinates)
+        self._evidence: dict = {}
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
@@ -240,16 +276,18 @@ class FaceDetector:
 
     # -- one image ------------------------------------------------------------------------
     def _run(self, rgb: np.ndarray, scale: float, fine: bool, doubt: bool,
-             cached: bool = True) -> Detections:
+             cached: bool = True, faint: bool = False) -> Detections:
         """The faces that the whole-frame (or, if `fine`, the fine pass's) network finds in
         `rgb` seen `scale` times larger, in `rgb` pixels: sides ending just short of the
         picture's edge moved onto it, clipped to it; with `doubt`, the near-misses as
-        `.doubt` (and `.doubt_scores`). The fine pass keeps no box larger than
-        `FinePass.largest`."""
+        `.doubt` (and `.doubt_scores`), and with `faint` too, the boxes under the near-miss
+        floor but above `FinePass.weak` x the threshold as `.weak`. The fine pass keeps no
+        box larger than `FinePass.largest`."""
         h, w = rgb.shape[:2]
         net, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
                               self.fine.largest) if fine else (self.net, self.threshold, None))
-        boxes, scores, near = net.run(rgb, scale, thr, thr * DOUBT if doubt else None,
+        floor = self.fine.weak if faint and doubt and fine and self.fine.weak else DOUBT
+        boxes, scores, near = net.run(rgb, scale, thr, thr * floor if doubt else None,
                                       cached, largest)
         doubtful, doubt_scores = near if near is not None else (None, None)
         every = boxes if doubtful is None else np.concatenate([boxes, doubtful])
@@ -260,9 +298,13 @@ class FaceDetector:
         n = len(boxes)
         out = Detections(every[:n][ok[:n]], scores[ok[:n]].astype(np.float32))
         if doubtful is not None:
-            out.doubt = every[n:][ok[n:]]
-            out.doubt_scores = np.column_stack([doubt_scores[ok[n:]],
+            near, near_scores = every[n:][ok[n:]], doubt_scores[ok[n:]]
+            sure = near_scores > thr * DOUBT
+            out.doubt = near[sure]
+            out.doubt_scores = np.column_stack([near_scores[sure],
                                                 np.full(len(out.doubt), thr)]).astype(np.float32)
+            if floor < DOUBT:
+                out.weak = near[~sure]
         return out
 
     def detect(self, rgb: np.ndarray, index: int | None = None,
@@ -325,34 +367,82 @@ class FaceDetector:
     def _fine_pass(self, rgb: np.ndarray, index: int | None,
                    video: bool = True) -> tuple[list[Detections], list[Detections]]:
         """The detections of the regions that frame `index` runs, and the near-misses among
-        them seen at the same place on the region's previous look (FinePass.persist; only
-        between the frames of a video, `video`, never between unrelated images)."""
+        them seen at the same place on the region's previous look, with the faint boxes a run
+        at 3x confirms (FinePass.persist and .weak; only between the frames of a video,
+        `video`, never between unrelated images)."""
         h, w = rgb.shape[:2]
         out, promoted = [], []
         for r in self.fine_regions(w, h, index):
             d = self._region(rgb, r, self.fine.zoom)
             if self.persist and video:
-                d, seen = self._persisted(r, d)
+                d, seen = self._persisted(r, d, rgb)
                 if seen is not None:
                     promoted.append(seen)
             out.append(d)
         return out, promoted
 
-    def _persisted(self, region, d: Detections) -> tuple[Detections, Detections | None]:
+    def _persisted(self, region, d: Detections,
+                   rgb: np.ndarray) -> tuple[Detections, Detections | None]:
         """`d` without the near-misses that the region's previous look had at the same place
-        in the scene, and those near-misses as detections (None if there are none)."""
-        near = d.doubt if d.doubt is not None else np.zeros((0, 4), np.float32)
+        in the scene (as a near-miss or, with FinePass.weak, a faint box), and those
+        near-misses, with the faint boxes seen there that a run of their own at 3x confirms,
+        as detections (None if there are none)."""
+        # A look that reused the region's picture whole ran no network, and a run of part of
+        # it has no faint boxes: the evidence is what they have (keeping the last whole run's
+        # cost a still crowd 25% more CPU in checks of an unchanged picture; README)
+        empty = np.zeros((0, 4), np.float32)
+        near = d.doubt if d.doubt is not None else empty
+        faint = d.weak if d.weak is not None else empty
         scores = _doubt_scores(d)
-        scene = near - np.tile(self._offset, 2)
-        before = self._evidence.get(region)
-        self._evidence[region] = scene
-        if before is None or not len(before) or not len(near):
-            return d, None
-        seen = iou_matrix(scene, before).max(axis=1) >= PERSIST_IOU
-        if not seen.any():
+        offset = np.tile(self._offset, 2)
+        last_near, last_faint = self._evidence.get(region, (empty, empty))
+        self._evidence[region] = (near - offset, faint - offset)
+
+        def at(boxes, last):
+            if not len(boxes) or not len(last):
+                return np.zeros(len(boxes), bool)
+            return iou_matrix(boxes - offset, last).max(axis=1) >= PERSIST_IOU
+
+        # a near-miss where the last look had a near-miss or (FinePass.weak) a faint box:
+        # one look over the near-miss floor and the other over the faint one
+        seen = at(near, last_near) | at(near, last_faint)
+        boxes, found = [near[seen]], [scores[seen, 0]]
+        if self.fine.weak is not None:
+            # two faint looks: a run of its own decides
+            check = faint[at(faint, last_near) | at(faint, last_faint)]
+            check = check[np.maximum(check[:, 2] - check[:, 0],
+                                     check[:, 3] - check[:, 1]) < VERIFY_UNDER]
+            # where a face was found on this look, nothing would be added (_with_promoted)
+            if len(check) and len(d.boxes):
+                check = check[~(iou_matrix(check, d.boxes) > 0).any(axis=1)]
+            if len(check) and seen.any():
+                check = check[~(iou_matrix(check, near[seen]) > NMS_IOU).any(axis=1)]
+            for box in check[:VERIFY_MOST]:
+                score = self._verify(rgb, box)
+                if score > 0:
+                    boxes.append(box[None])
+                    found.append(np.array([score], np.float32))
+        if len(boxes) == 1 and not seen.any():
             return d, None
         return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
-                Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32)))
+                Detections(np.concatenate(boxes).astype(np.float32),
+                           np.concatenate(found).astype(np.float32)))
+
+    def _verify(self, rgb: np.ndarray, box: np.ndarray) -> float:
+        """The fine network's best score over `FinePass.verify` for a face at `box` (IoU at
+        least 0.2) in a run of the box alone, with its surroundings, at VERIFY_ZOOM; 0 if
+        there is none."""
+        h, w = rgb.shape[:2]
+        g = max(VERIFY_CONTEXT, float(max(box[2] - box[0], box[3] - box[1])))
+        x0, y0 = int(max(0, box[0] - g)), int(max(0, box[1] - g))
+        x1, y1 = int(min(w, box[2] + g)), int(min(h, box[3] + g))
+        boxes, scores, _ = self.fine_net.run(rgb[y0:y1, x0:x1], VERIFY_ZOOM, self.fine.verify,
+                                             None, False, self.fine.largest)
+        if not len(boxes):
+            return 0.0
+        boxes = boxes + np.array([x0, y0, x0, y0], np.float32)
+        at = iou_matrix(np.asarray(box, np.float32)[None], boxes)[0] >= 0.2
+        return float(scores[at].max()) if at.any() else 0.0
 
     def _with_promoted(self, merged: Detections, promoted: list[Detections],
                        screen: np.ndarray | None = None) -> Detections:
@@ -403,7 +493,8 @@ class FaceDetector:
         kept as evidence: FinePass.persist)."""
         if not self.near and not self.persist:
             return Detections(d.boxes, d.scores)
-        return Detections(d.boxes, d.scores, doubt=d.doubt, doubt_scores=d.doubt_scores)
+        return Detections(d.boxes, d.scores, doubt=d.doubt, doubt_scores=d.doubt_scores,
+                          weak=d.weak)
 
     def _fresh(self, rgb, region, scale: float, fine: bool, within=None) -> Detections:
         """The network's detections in rgb[region] at `scale`, as `_region` describes; while
@@ -414,7 +505,8 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
         d = self._run(rgb[y0:y1, x0:x1], scale, fine,
-                      self.still.active or self.near or (fine and self.persist), within is None)
+                      self.still.active or self.near or (fine and self.persist), within is None,
+                      faint=fine and self.persist and within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):
@@ -438,6 +530,9 @@ class FaceDetector:
         if d.doubt is not None:
             out.doubt = every[n:][whole[n:]]
             out.doubt_scores = d.doubt_scores[whole[n:]]
+        if d.weak is not None:
+            faint = d.weak + off
+            out.weak = faint[inner(faint, (0, 0, w, h))]
         if within is not None:
             out.cut = every[~inner(every, within)]
         return out

@@ -61,14 +61,16 @@ ENV_PREFIX = "BLURFACES_"
 # apart, which is not more evidence: a 14-frame leak on crowd720); `detect_size` is the
 # whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
 # to 96 px), and `whole_every` the frames from one run of that pass to the next (the tracker
-# interpolates the larger faces it is left between two runs; max: every frame).
+# interpolates the larger faces it is left between two runs; max: every frame); `weak`: a
+# fainter box (above this share of the fine threshold), under 48 px, seen on two looks is run
+# again alone at 3x, and is a face if that run scores it over 0.2 (detect.FinePass.weak).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
                  "small_lead": 0.5, "small_walk": 2.0, "persist": True, "detect_size": 384,
-                 "whole_every": 2},
+                 "whole_every": 2, "weak": 0.15},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
 }

@@ -190,7 +190,8 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     preset = QUALITY[options.quality]
     fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
                     threshold=preset["fine_threshold"],
-                    persist=preset.get("persist", False)) if options.fine_cycle else None
+                    persist=preset.get("persist", False),
+                    weak=preset.get("weak")) if options.fine_cycle else None
     size = options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
