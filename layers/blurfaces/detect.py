@@ -43,7 +43,7 @@ Fainter evidence (`FinePass.weak`, on in the balanced preset): a box that a whol
 region scores above `weak` x the fine threshold but under the near-miss floor (a *faint* box),
 seen at the same place as a near-miss or faint box of the region's previous look, smaller
 than VERIFY_UNDER, and not where this look found a face, is run again on its own, with
-VERIFY_CONTEXT pixels of picture around it (at least its size), at VERIFY_ZOOM (3x where the
+still.DOUBT_CONTEXT pixels of picture around it (at least its size), at VERIFY_ZOOM (3x where the
 region was 2x): it is a face if that run scores a face there over `FinePass.verify`; at most
 VERIFY_MOST checks per look.
 Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.2 at 3x;
@@ -84,7 +84,7 @@ from .model import check_source, ensure_model
 from .motion import CameraMotion
 from .nets import NETWORKS, NMS_IOU, CenterFace, available_cpus, nms  # noqa: F401 (API)
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
-from .still import DOUBT, Stillness
+from .still import DOUBT, DOUBT_CONTEXT, Stillness
 # Each side of a 10 px box moves out by this share of its size (2.5x); less below `small`.
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
@@ -92,11 +92,11 @@ SMALL_GROWTH = 0.75
 # FinePass.persist: how well a near-miss must overlap its region's previous look's to count
 # as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
 PERSIST_IOU = 0.4
-# FinePass.weak: a faint box seen twice is checked alone at this zoom, with this much picture
-# around it (at least its own size), if it is smaller than VERIFY_UNDER px (larger faint
-# boxes were never faces in the measurements, and cost the most to check)
+# FinePass.weak: a faint box seen twice is checked alone at this zoom, with as much picture
+# around it as a near-miss's re-run on a still camera (still.DOUBT_CONTEXT, at least its own
+# size), if it is smaller than VERIFY_UNDER px (larger faint boxes were never faces in the
+# measurements, and cost the most to check)
 VERIFY_ZOOM = 3.0
-VERIFY_CONTEXT = 32
 VERIFY_UNDER = 48.0
 VERIFY_MOST = 32  # checks per region look at most (a bound on the cost), the highest 2x scores first
 
@@ -286,7 +286,7 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         net, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
                               self.fine.largest) if fine else (self.net, self.threshold, None))
-        floor = self.fine.weak if faint and doubt and fine and self.fine.weak else DOUBT
+        floor = self.fine.weak if faint and doubt and self.fine.weak else DOUBT
         boxes, scores, near = net.run(rgb, scale, thr, thr * floor if doubt else None,
                                       cached, largest)
         doubtful, doubt_scores = near if near is not None else (None, None)
@@ -395,45 +395,52 @@ class FaceDetector:
         faint = d.weak if d.weak is not None else empty
         scores = _doubt_scores(d)
         offset = np.tile(self._offset, 2)
+        scene_near, scene_faint = near - offset, faint - offset
         last_near, last_faint = self._evidence.get(region, (empty, empty))
-        self._evidence[region] = (near - offset, faint - offset)
+        self._evidence[region] = (scene_near, scene_faint)
 
-        def at(boxes, last):
-            if not len(boxes) or not len(last):
-                return np.zeros(len(boxes), bool)
-            return iou_matrix(boxes - offset, last).max(axis=1) >= PERSIST_IOU
+        def at(scene, last):
+            if not len(scene) or not len(last):
+                return np.zeros(len(scene), bool)
+            return iou_matrix(scene, last).max(axis=1) >= PERSIST_IOU
 
         # a near-miss where the last look had a near-miss or (FinePass.weak) a faint box:
         # one look over the near-miss floor and the other over the faint one
-        seen = at(near, last_near) | at(near, last_faint)
-        boxes, found = [near[seen]], [scores[seen, 0]]
-        if self.fine.weak is not None:
-            # two faint looks: a run of its own decides
-            check = faint[at(faint, last_near) | at(faint, last_faint)]
-            check = check[np.maximum(check[:, 2] - check[:, 0],
-                                     check[:, 3] - check[:, 1]) < VERIFY_UNDER]
-            # where a face was found on this look, nothing would be added (_with_promoted)
-            if len(check) and len(d.boxes):
-                check = check[~(iou_matrix(check, d.boxes) > 0).any(axis=1)]
-            if len(check) and seen.any():
-                check = check[~(iou_matrix(check, near[seen]) > NMS_IOU).any(axis=1)]
-            for box in check[:VERIFY_MOST]:
-                score = self._verify(rgb, box)
-                if score > 0:
-                    boxes.append(box[None])
-                    found.append(np.array([score], np.float32))
-        if len(boxes) == 1 and not seen.any():
+        seen = at(scene_near, last_near) | at(scene_near, last_faint)
+        promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
+        if self.fine.weak is not None:      # two faint looks: a run of its own decides
+            again = at(scene_faint, last_near) | at(scene_faint, last_faint)
+            promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
+        if not len(promoted):
             return d, None
         return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
-                Detections(np.concatenate(boxes).astype(np.float32),
-                           np.concatenate(found).astype(np.float32)))
+                promoted)
+
+    def _merge_checked(self, rgb: np.ndarray, faint: np.ndarray, found: np.ndarray,
+                       promoted: Detections) -> Detections:
+        """`promoted` plus those of the `faint` boxes that `_verify` confirms, with its
+        scores: only boxes under VERIFY_UNDER, not over a face `found` on this look nor
+        over a promoted box (IoU above NMS_IOU), where nothing would be added
+        (_with_promoted); at most VERIFY_MOST, in their order (the highest 2x score first)."""
+        check = faint[np.maximum(faint[:, 2] - faint[:, 0],
+                                 faint[:, 3] - faint[:, 1]) < VERIFY_UNDER]
+        if len(check) and len(found):
+            check = check[~(iou_matrix(check, found) > 0).any(axis=1)]
+        if len(check) and len(promoted):
+            check = check[~(iou_matrix(check, promoted.boxes) > NMS_IOU).any(axis=1)]
+        scores = np.array([self._verify(rgb, box) for box in check[:VERIFY_MOST]], np.float32)
+        ok = scores > 0
+        if not ok.any():
+            return promoted
+        return Detections(np.concatenate([promoted.boxes, check[:VERIFY_MOST][ok]]),
+                          np.concatenate([promoted.scores, scores[ok]]))
 
     def _verify(self, rgb: np.ndarray, box: np.ndarray) -> float:
         """The fine network's best score over `FinePass.verify` for a face at `box` (IoU at
         least 0.2) in a run of the box alone, with its surroundings, at VERIFY_ZOOM; 0 if
         there is none."""
         h, w = rgb.shape[:2]
-        g = max(VERIFY_CONTEXT, float(max(box[2] - box[0], box[3] - box[1])))
+        g = max(DOUBT_CONTEXT, float(max(box[2] - box[0], box[3] - box[1])))
         x0, y0 = int(max(0, box[0] - g)), int(max(0, box[1] - g))
         x1, y1 = int(min(w, box[2] + g)), int(min(h, box[3] + g))
         boxes, scores, _ = self.fine_net.run(rgb[y0:y1, x0:x1], VERIFY_ZOOM, self.fine.verify,
