@@ -225,6 +225,53 @@ def test_a_small_face_is_masked_earlier_before_it_is_found():
     np.testing.assert_allclose(out[15].boxes[0], [100, 100, 125, 125])
 
 
+def test_the_default_masks_a_small_face_found_a_second_late_from_then():
+    """The fine pass may be sure of a small face (darkened, covered, or at the start of the
+    video) only a second after it came into view: with the default preset its mask starts
+    1.0 s before its first detection; a large face keeps the plain look-ahead (0.3 s)."""
+    fps, n = 30.0, 60
+    times = [i / fps for i in range(n)]
+    for box, first in (([100, 100, 125, 125], 0), ([300, 100, 380, 180], 30 - 9)):
+        dets = [det(box) if i >= 30 else det() for i in range(n)]
+        tracker, out = Tracker(TrackOptions.of(Options())), []
+        for i, (t, d) in enumerate(zip(times, dets)):
+            out += tracker.push(i, t, d)
+        out += tracker.flush()
+        masked = [i for i, o in enumerate(out) if len(o.boxes)]
+        assert masked == list(range(first, n)), masked
+
+
+def _contains(outer, inner) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] \
+        and outer[3] >= inner[3]
+
+
+def test_a_face_entering_through_the_edge_is_masked_where_camera_or_scene_took_it():
+    """A face cut by the frame edge and found once may have walked in with the camera (a
+    followed subject) or been carried in by a pan (with the scene): before its detection its
+    mask covers both places and the way between. A face found once away from the edges is
+    masked where the scene took it only."""
+    fps, n, found = 30.0, 40, 30
+    times = [i / fps for i in range(n)]
+    kw = dict(lookahead=0.3, hold=0.5, small_lead=1.0, small_walk=2.0, small=48.0)
+    for face, edge in (([300, 0, 320, 16], True), ([300, 170, 320, 186], False)):
+        dets = [Detections(np.array([face] if i == found else [], np.float32).reshape(-1, 4),
+                           np.full(int(i == found), 0.9, np.float32),
+                           shift=(-6.0, 0.0)) for i in range(n)]     # a pan: 6 px a frame
+        tracker, out = Tracker(TrackOptions(**kw), (640, 360)), []
+        for i, (t, d) in enumerate(zip(times, dets)):
+            out += tracker.push(i, t, d)
+        out += tracker.flush()
+        masked = [i for i, o in enumerate(out) if len(o.boxes)]
+        assert masked[0] == 0 and masked[-1] == n - 1 and len(masked) == n, masked
+        for i in range(0, found, 5):
+            box = out[i].boxes[0]
+            assert out[i].sources == ["lead"]
+            carried = np.array(face) + [6.0 * (found - i), 0, 6.0 * (found - i), 0]
+            assert _contains(box, carried), (i, box)            # with the scene
+            assert _contains(box, face) == edge, (i, box)       # with the camera
+
+
 def test_a_small_face_seen_once_is_masked_wider_with_time():
     """A small face seen once may walk out of its box before its region looks again: with
     `small_walk`, its held and lead boxes grow by that share of its width per second on each

@@ -69,7 +69,7 @@ QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
-                 "small_lead": 0.5, "small_walk": 2.0, "persist": True, "detect_size": 384,
+                 "small_lead": 1.0, "small_walk": 2.0, "persist": True, "detect_size": 384,
                  "whole_every": 2, "weak": 0.15},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},

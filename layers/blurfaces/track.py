@@ -21,7 +21,10 @@ look-ahead:
                 seconds: the look-ahead window is that long anyway, so this costs no latency.
                 Its lead box is also grown by `EDGE_GROW` of its size away from the edges it
                 touches: the detector draws a cut face's box short of the visible chin or
-                brow, and the box moves back out through the edge with the face.
+                brow, and the box moves back out through the edge with the face. While such
+                a track has one detection (no motion of its own yet), its lead box also
+                reaches to where the frame, not the scene, would have carried it: a face may
+                walk in with the camera (a followed subject) as well as be panned in.
 
 When the detections carry the camera's translation (`Detections.shift`, see motion.py), the
 tracker works in scene coordinates: each frame's boxes minus the translation accumulated so
@@ -110,6 +113,8 @@ class _Track:
     scores: list = field(default_factory=list)
     sides: tuple = (False, False, False, False)     # frame edges the first box touches:
                                                     # left, top, right, bottom
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(2))  # camera translation at
+                                                    # the first box
     # _smoothed's final results by index: computed once, not for every frame released
     smoothed: dict = field(default_factory=dict)
 
@@ -216,6 +221,7 @@ class Tracker:
             if c not in matched:
                 tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
                 tr.sides = self._edge_sides(frame_boxes[c])
+                tr.offset = self.offset.copy()
                 self.tracks.append(tr)
                 self.next_id += 1
 
@@ -235,7 +241,7 @@ class Tracker:
             tr.smoothed[i] = box
         return box
 
-    def _box_at(self, tr: _Track, t: float):
+    def _box_at(self, tr: _Track, t: float, offset=None):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
             return self._smoothed(tr, i), tr.scores[i], "detected"
@@ -259,7 +265,12 @@ class Tracker:
                 first = _grow_from_edges(first, tr.sides)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
-            return self._walked(tr, _union(first, first + shift), tr.times[0] - t), np.nan, "lead"
+            box = _union(first, first + shift)
+            if tr.edge and len(tr.times) == 1 and offset is not None:
+                # seen once, entering through the edge: the face may walk in with the camera
+                # (a followed subject) as well as with the scene
+                box = _union(box, first + np.tile(tr.offset - np.asarray(offset), 2))
+            return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
 
     def _walked(self, tr: _Track, box, dt: float):
@@ -292,7 +303,7 @@ class Tracker:
         for tr in self.tracks:
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
-            got = self._box_at(tr, t)
+            got = self._box_at(tr, t, offset)
             if got is None:
                 continue
             boxes.append(got[0])

@@ -30,9 +30,11 @@ MAP_ITEMS_MAX = 10_000
 
 
 #: A worker's peak memory (MB) by frame size, one thread, default options
-#: (bench/lambda_sizing.py, 2026-12-05: 521 MB at 720p, 738 MB at 1080p, 2,194 MB at 4K, a
-#: line through them), and what Lambda must have beyond it: 25% and the runtime's 150 MB.
-WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 300.0, 230.0
+#: (bench/lambda_sizing.py, 2026-12-06: 528 MB at 720p, 823 MB at 1080p; 4K about 2,570 MB:
+#: 2,194 MB measured on 2026-12-05 plus the 15 more frames the tracker's 1.1 s look-ahead now
+#: holds; a line on or over them), and what Lambda must have beyond it: 25% and the runtime's
+#: 150 MB.
+WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 280.0, 277.0
 
 
 def worker_memory_needed_mb(w: int, h: int) -> float:
