@@ -171,6 +171,46 @@ def test_a_faint_box_seen_twice_is_a_face_if_a_run_of_its_own_at_3x_says_so(phot
     assert inside(shifted, (x1 + 24, y1, x2 + 24, y2)) >= 4, shifted.boxes
 
 
+def test_faint_faces_that_walked_between_two_looks_are_checked_at_3x(photo, monkeypatch):
+    """The same faint faces, 18 px (three of their widths) further right on the next look,
+    on a still textured background: their evidence is not at one place, but a near-miss or faint box
+    of about their size was within MOVED_REACH of their size on the last look, so each is
+    run alone at 3x and found. Without that reach: nothing; 400 px away: nothing (the test
+    above)."""
+    import cv2
+    from blurfaces import detect as detect_mod
+
+    # a still, textured background (blocks of +-25 grey levels) for the camera motion to hold
+    # on to: only the faces move
+    blocks = np.random.default_rng(7).integers(-25, 26, (45, 80, 1)).astype(np.float32)
+    ground = cv2.resize(blocks, (1280, 720), interpolation=cv2.INTER_NEAREST)[..., None]
+
+    def frame(x):
+        f, box = _faint_faces(photo, x, 300)
+        f = f.astype(np.float32) + ground
+        f[box[1]:box[3], box[0]:box[2]] -= ground[box[1]:box[3], box[0]:box[2]]
+        return np.clip(f, 0, 255).astype(np.uint8), box
+
+    a, _ = frame(500)
+    b, box_b = frame(518)
+
+    def inside(d, box):
+        return ((d.boxes[:, 0] > box[0] - 5) & (d.boxes[:, 2] < box[2] + 5)
+                & (d.boxes[:, 1] > box[1] - 5) & (d.boxes[:, 3] < box[3] + 5)).sum()
+
+    def looks():
+        det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                           fine=FinePass(network="retinaface", threshold=0.99, cycle=1,
+                                         persist=True, weak=0.05, verify=0.2))
+        assert len(det.detect(a, 0)) == 0
+        return det.detect(b, 1)
+
+    walked = looks()
+    assert inside(walked, box_b) >= 4 and len(walked) == inside(walked, box_b), walked.boxes
+    assert (walked.scores >= 0.2).all() and (walked.scores < 0.99).all(), walked.scores
+    monkeypatch.setattr(detect_mod, "MOVED_REACH", 0.0)
+    assert inside(looks(), box_b) <= 1
+
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
     """The photo shrunk so its faces are about 12 px wide, in a noisy 1280x720 frame: the
     2x RetinaFace fine pass finds most of them; the 384 px whole-frame pass alone finds none."""

@@ -45,7 +45,11 @@ seen at the same place as a near-miss or faint box of the region's previous look
 than VERIFY_UNDER, and not where this look found a face, is run again on its own, with
 still.DOUBT_CONTEXT pixels of picture around it (at least its size), at VERIFY_ZOOM (3x where the
 region was 2x): it is a face if that run scores a face there over `FinePass.verify`; at most
-VERIFY_MOST checks per look.
+VERIFY_MOST checks per look. A walker moves several of its widths between two looks of its
+region (8 frames), so its evidence is never at one place: a near-miss or faint box with no
+match at its place, where the previous look had one of about its size within MOVED_REACH of
+its size, is checked the same way (after the boxes seen at one place, at most MOVED_MOST per
+look; never taken without the check).
 Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.2 at 3x;
 texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
 at 3x"). One or two checks per 720p frame, 3-9 ms each. A near-miss where the previous
@@ -98,6 +102,14 @@ PERSIST_IOU = 0.4
 # measurements, and cost the most to check)
 VERIFY_ZOOM = 3.0
 VERIFY_UNDER = 48.0
+# ... and a near-miss or faint box seen nowhere on the previous look at its place, but with a
+# near-miss or faint box of 0.6-1.6x its size at most this many of its sizes away (centre to
+# centre, in the scene), is checked too: a walking 10 px face moves 2-6 of its widths between
+# two looks (placed truth: README "Walkers' evidence"); at most MOVED_MOST of them per look,
+# after the faint boxes seen at one place (in a moving crowd nearly every look has that many:
+# each check costs a few ms)
+MOVED_REACH = 6.0
+MOVED_MOST = 8
 VERIFY_MOST = 32  # checks per region look at most (a bound on the cost), the highest 2x scores first
 
 
@@ -410,29 +422,33 @@ class FaceDetector:
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides
             again = at(scene_faint, last_near) | at(scene_faint, last_faint)
+            alone = np.concatenate([near[~seen], faint[~again]])
+            walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]),
+                                np.concatenate([last_near, last_faint]))
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
+            promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
         if not len(promoted):
             return d, None
         return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
                 promoted)
 
     def _merge_checked(self, rgb: np.ndarray, faint: np.ndarray, found: np.ndarray,
-                       promoted: Detections) -> Detections:
+                       promoted: Detections, most: int = VERIFY_MOST) -> Detections:
         """`promoted` plus those of the `faint` boxes that `_verify` confirms, with its
         scores: only boxes under VERIFY_UNDER, not over a face `found` on this look nor
         over a promoted box (IoU above NMS_IOU), where nothing would be added
-        (_with_promoted); at most VERIFY_MOST, in their order (the highest 2x score first)."""
+        (_with_promoted); at most `most`, in their order (the highest 2x score first)."""
         check = faint[np.maximum(faint[:, 2] - faint[:, 0],
                                  faint[:, 3] - faint[:, 1]) < VERIFY_UNDER]
         if len(check) and len(found):
             check = check[~(iou_matrix(check, found) > 0).any(axis=1)]
         if len(check) and len(promoted):
             check = check[~(iou_matrix(check, promoted.boxes) > NMS_IOU).any(axis=1)]
-        scores = np.array([self._verify(rgb, box) for box in check[:VERIFY_MOST]], np.float32)
+        scores = np.array([self._verify(rgb, box) for box in check[:most]], np.float32)
         ok = scores > 0
         if not ok.any():
             return promoted
-        return Detections(np.concatenate([promoted.boxes, check[:VERIFY_MOST][ok]]),
+        return Detections(np.concatenate([promoted.boxes, check[:most][ok]]),
                           np.concatenate([promoted.scores, scores[ok]]))
 
     def _verify(self, rgb: np.ndarray, box: np.ndarray) -> float:
@@ -566,6 +582,20 @@ def _doubt_scores(d: Detections) -> np.ndarray:
     if d.doubt_scores is not None:
         return d.doubt_scores
     return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
+
+
+def _walked_to(boxes: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Which of `boxes` have one of `last` of 0.6-1.6x their size within MOVED_REACH of their
+    size, centre to centre (both in scene coordinates)."""
+    if not len(boxes) or not len(last) or MOVED_REACH <= 0:
+        return np.zeros(len(boxes), bool)
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
+    last_size = np.maximum(last[:, 2] - last[:, 0], last[:, 3] - last[:, 1])[None, :]
+    centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
+    last_centre = (last[None, :, :2] + last[None, :, 2:]) / 2
+    dist = np.linalg.norm(centre - last_centre, axis=2) / np.maximum(size, 1.0)
+    ratio = last_size / np.maximum(size, 1.0)
+    return ((dist <= MOVED_REACH) & (ratio > 0.6) & (ratio < 1.6)).any(axis=1)
 
 
 def _near_misses(parts: list[Detections],

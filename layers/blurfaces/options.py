@@ -62,8 +62,9 @@ ENV_PREFIX = "BLURFACES_"
 # whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
 # to 96 px), and `whole_every` the frames from one run of that pass to the next (the tracker
 # interpolates the larger faces it is left between two runs; max: every frame); `weak`: a
-# fainter box (above this share of the fine threshold), under 48 px, seen on two looks is run
-# again alone at 3x, and is a face if that run scores it over 0.2 (detect.FinePass.weak).
+# fainter box (above this share of the fine threshold), under 48 px, seen on two looks (at one
+# place, or a walker's few widths apart: detect.MOVED_REACH) is run again alone at 3x, and is
+# a face if that run scores it over 0.2 (detect.FinePass.weak).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},

@@ -241,7 +241,7 @@ class Tracker:
             tr.smoothed[i] = box
         return box
 
-    def _box_at(self, tr: _Track, t: float, offset=None):
+    def _box_at(self, tr: _Track, t: float, offset):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
             return self._smoothed(tr, i), tr.scores[i], "detected"
@@ -266,7 +266,7 @@ class Tracker:
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
             box = _union(first, first + shift)
-            if tr.edge and len(tr.times) == 1 and offset is not None:
+            if tr.edge and len(tr.times) == 1:
                 # seen once, entering through the edge: the face may walk in with the camera
                 # (a followed subject) as well as with the scene
                 box = _union(box, first + np.tile(tr.offset - np.asarray(offset), 2))
@@ -298,7 +298,7 @@ class Tracker:
             return self.o.small_lead
         return lead
 
-    def _release(self, key, t, offset=(0.0, 0.0)) -> FrameMasks:
+    def _release(self, key, t, offset) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in self.tracks:
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
