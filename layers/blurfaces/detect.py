@@ -52,7 +52,8 @@ its size, is checked the same way (after the boxes seen at one place, at most MO
 look; never taken without the check).
 Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.2 at 3x;
 texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
-at 3x"). One or two checks per 720p frame, 3-9 ms each. A near-miss where the previous
+at 3x"). One or two checks per 720p frame, 3-9 ms each, and up to MOVED_MOST more per look
+in a moving crowd (README "Walkers' evidence"). A near-miss where the previous
 look had a faint box is a face without the check (one look over the near-miss floor, the
 other over the faint floor: checking those too lost 0.4-0.9 points on three placed-truth
 seeds and let a 14 px face leak 78 frames). Faint boxes are not near-misses:
@@ -110,7 +111,9 @@ VERIFY_UNDER = 48.0
 # each check costs a few ms)
 MOVED_REACH = 6.0
 MOVED_MOST = 8
-VERIFY_MOST = 32  # checks per region look at most (a bound on the cost), the highest 2x scores first
+# checks per region look at most of the faint boxes seen at one place (a bound on the cost; the
+# highest 2x scores first), and MOVED_MOST more
+VERIFY_MOST = 32
 
 
 @dataclass(frozen=True)
@@ -429,7 +432,10 @@ class FaceDetector:
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
         if not len(promoted):
             return d, None
-        return (Detections(d.boxes, d.scores, doubt=near[~seen], doubt_scores=scores[~seen]),
+        left = ~seen        # a near-miss that a check confirmed is a face, no longer a doubt
+        if left.any():
+            left &= ~(iou_matrix(near, promoted.boxes) > NMS_IOU).any(axis=1)
+        return (Detections(d.boxes, d.scores, doubt=near[left], doubt_scores=scores[left]),
                 promoted)
 
     def _merge_checked(self, rgb: np.ndarray, faint: np.ndarray, found: np.ndarray,
