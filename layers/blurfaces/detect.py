@@ -272,7 +272,7 @@ class FaceDetector:
                 raise OptionError(f"FinePass.weak must be above 0 and under {DOUBT} "
                                   f"(got {fine.weak!r}).")
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
-        # region -> its last look's near-misses and faint boxes (scene coordinates)
+        # region -> its last look's near-misses and faint boxes, in one array (scene coordinates)
         self._evidence: dict = {}
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
@@ -411,8 +411,8 @@ class FaceDetector:
         scores = _doubt_scores(d)
         offset = np.tile(self._offset, 2)
         scene_near, scene_faint = near - offset, faint - offset
-        last_near, last_faint = self._evidence.get(region, (empty, empty))
-        self._evidence[region] = (scene_near, scene_faint)
+        last = self._evidence.get(region, empty)     # its near-misses and faint boxes
+        self._evidence[region] = np.concatenate([scene_near, scene_faint])
 
         def at(scene, last):
             if not len(scene) or not len(last):
@@ -421,13 +421,12 @@ class FaceDetector:
 
         # a near-miss where the last look had a near-miss or (FinePass.weak) a faint box:
         # one look over the near-miss floor and the other over the faint one
-        seen = at(scene_near, last_near) | at(scene_near, last_faint)
+        seen = at(scene_near, last)
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides
-            again = at(scene_faint, last_near) | at(scene_faint, last_faint)
+            again = at(scene_faint, last)
             alone = np.concatenate([near[~seen], faint[~again]])
-            walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]),
-                                np.concatenate([last_near, last_faint]))
+            walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]), last)
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
         if not len(promoted):
@@ -590,17 +589,24 @@ def _doubt_scores(d: Detections) -> np.ndarray:
     return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
 
 
+def centre_distance(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every box of `a` and every box of `b` (x1, y1, x2, y2): the distance of their
+    centres in sizes (longer side) of the `a` box, and the `b` box's size over the `a`
+    box's; both shape (len(a), len(b))."""
+    size_a = np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1])[:, None]
+    size_b = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])[None, :]
+    centre_a = (a[:, None, :2] + a[:, None, 2:]) / 2
+    centre_b = (b[None, :, :2] + b[None, :, 2:]) / 2
+    return (np.linalg.norm(centre_a - centre_b, axis=2) / np.maximum(size_a, 1.0),
+            size_b / np.maximum(size_a, 1.0))
+
+
 def _walked_to(boxes: np.ndarray, last: np.ndarray) -> np.ndarray:
     """Which of `boxes` have one of `last` of 0.6-1.6x their size within MOVED_REACH of their
     size, centre to centre (both in scene coordinates)."""
     if not len(boxes) or not len(last) or MOVED_REACH <= 0:
         return np.zeros(len(boxes), bool)
-    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
-    last_size = np.maximum(last[:, 2] - last[:, 0], last[:, 3] - last[:, 1])[None, :]
-    centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
-    last_centre = (last[None, :, :2] + last[None, :, 2:]) / 2
-    dist = np.linalg.norm(centre - last_centre, axis=2) / np.maximum(size, 1.0)
-    ratio = last_size / np.maximum(size, 1.0)
+    dist, ratio = centre_distance(boxes, last)
     return ((dist <= MOVED_REACH) & (ratio > 0.6) & (ratio < 1.6)).any(axis=1)
 
 

@@ -45,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from .detect import Detections, iou_matrix
+from .detect import Detections, centre_distance, iou_matrix
 from .options import QUALITY
 
 SOURCES = ("detected", "interpolated", "held", "lead")
@@ -183,12 +183,7 @@ class Tracker:
     def _cost(self, preds: np.ndarray, dets: np.ndarray) -> np.ndarray:
         iou = iou_matrix(preds, dets)
         cost = np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)
-        pc = (preds[:, None, :2] + preds[:, None, 2:]) / 2
-        dc = (dets[None, :, :2] + dets[None, :, 2:]) / 2
-        psize = np.maximum(preds[:, 2] - preds[:, 0], preds[:, 3] - preds[:, 1])[:, None]
-        dsize = np.maximum(dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1])[None, :]
-        dist = np.linalg.norm(pc - dc, axis=2) / np.maximum(psize, 1.0)
-        ratio = dsize / np.maximum(psize, 1.0)
+        dist, ratio = centre_distance(preds, dets)
         near = (dist < 0.6) & (ratio > 0.5) & (ratio < 2.0)
         return np.where((cost == _NO_MATCH) & near, 0.9 + 0.1 * dist, cost)
 
