@@ -220,6 +220,36 @@ def test_faint_faces_that_walked_between_two_looks_are_checked_at_3x(photo, monk
     assert inside(looks(), box_b) <= 1
 
 
+def test_a_check_runs_the_box_with_a_bounded_margin_of_picture(photo):
+    """A check runs the faint box with VERIFY_CONTEXT pixels of picture around it, or
+    VERIFY_SPAN of its size where that is more (the network's time goes with the crop's
+    pixels), clipped by the frame; and it still finds the darkened 6 px faces it checks
+    (the tests above) in that crop."""
+    a, box = _faint_faces(photo, 500, 300)
+    det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                       fine=FinePass(network="retinaface", threshold=0.99, cycle=1,
+                                     persist=True, weak=0.05, verify=0.2))
+    crops, run = [], det.fine_net.run
+
+    def spy(rgb, *args, **kw):
+        crops.append(rgb.shape[:2])
+        return run(rgb, *args, **kw)
+
+    det.fine_net.run = spy
+    small = np.array([600, 330, 612, 342], np.float32)      # 12 px: 24 px a side
+    large = np.array([600, 330, 640, 370], np.float32)      # 40 px: 30 px a side
+    corner = np.array([4, 6, 16, 18], np.float32)           # cut by the frame's corner
+    odd = np.array([600, 330, 642, 372], np.float32)        # 42 px: 31.5 px a side
+    for b in (small, large, corner, odd):
+        det._verify(a, b)
+    assert crops == [(12 + 48, 12 + 48), (40 + 60, 40 + 60), (18 + 24, 16 + 24), (105, 105)], crops
+    # the faint faces, each checked in its own bounded crop, are faces
+    found = det.fine_net.run(a, 2.0, 0.02, None, False, None)[0]
+    inside = found[(found[:, 0] > box[0] - 3) & (found[:, 2] < box[2] + 3)
+                   & (found[:, 1] > box[1] - 3) & (found[:, 3] < box[3] + 3)]
+    assert sum(det._verify(a, b) > 0 for b in inside) >= 4, inside
+
+
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):
     """The photo shrunk so its faces are about 12 px wide, in a noisy 1280x720 frame: the
     2x RetinaFace fine pass finds most of them; the 384 px whole-frame pass alone finds none."""

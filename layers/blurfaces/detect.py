@@ -43,16 +43,16 @@ Fainter evidence (`FinePass.weak`, on in the balanced preset): a box that a whol
 region scores above `weak` x the fine threshold but under the near-miss floor (a *faint* box),
 seen at the same place as a near-miss or faint box of the region's previous look, smaller
 than VERIFY_UNDER, and not where this look found a face, is run again on its own, with
-still.DOUBT_CONTEXT pixels of picture around it (at least its size), at VERIFY_ZOOM (3x where the
-region was 2x): it is a face if that run scores a face there over `FinePass.verify`; at most
-VERIFY_MOST checks per look. A walker moves several of its widths between two looks of its
-region (8 frames), so its evidence is never at one place: a near-miss or faint box with no
-match at its place, where the previous look had one of about its size within MOVED_REACH of
-its size, is checked the same way (after the boxes seen at one place, at most MOVED_MOST per
-look; never taken without the check).
-Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.2 at 3x;
+VERIFY_CONTEXT pixels of picture around it (at least VERIFY_SPAN of its size), at VERIFY_ZOOM
+(3x where the region was 2x): it is a face if that run scores a face there over
+`FinePass.verify`; at most VERIFY_MOST checks per look. A walker moves several of its widths
+between two looks of its region (8 frames), so its evidence is never at one place: a near-miss
+or faint box with no match at its place, where the previous look had one of about its size
+within MOVED_REACH of its size, is checked the same way (after the boxes seen at one place,
+at most MOVED_MOST per look; never taken without the check).
+Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.15 at 3x;
 texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
-at 3x"). One or two checks per 720p frame, 3-9 ms each, and up to MOVED_MOST more per look
+at 3x"). One or two checks per 720p frame, 2-6 ms each, and up to MOVED_MOST more per look
 in a moving crowd (README "Walkers' evidence"). A near-miss where the previous
 look had a faint box is a face without the check (one look over the near-miss floor, the
 other over the faint floor: checking those too lost 0.4-0.9 points on three placed-truth
@@ -89,7 +89,7 @@ from .model import check_source, ensure_model
 from .motion import CameraMotion
 from .nets import NETWORKS, NMS_IOU, CenterFace, available_cpus, nms  # noqa: F401 (API)
 from .options import DEFAULT_DETECT_SIZE, DEFAULT_PRECISION, DEFAULT_THRESHOLD
-from .still import DOUBT, DOUBT_CONTEXT, Stillness
+from .still import DOUBT, Stillness
 # Each side of a 10 px box moves out by this share of its size (2.5x); less below `small`.
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
@@ -97,12 +97,17 @@ SMALL_GROWTH = 0.75
 # FinePass.persist: how well a near-miss must overlap its region's previous look's to count
 # as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
 PERSIST_IOU = 0.4
-# FinePass.weak: a faint box seen twice is checked alone at this zoom, with as much picture
-# around it as a near-miss's re-run on a still camera (still.DOUBT_CONTEXT, at least its own
-# size), if it is smaller than VERIFY_UNDER px (larger faint boxes were never faces in the
-# measurements, and cost the most to check)
+# FinePass.weak: a faint box seen twice is checked alone at this zoom, with VERIFY_CONTEXT
+# pixels of picture around it, at least VERIFY_SPAN of its size, if it is smaller than
+# VERIFY_UNDER px (larger faint boxes were never faces in the measurements, and cost the most
+# to check). The network's time goes with the crop's pixels: a 12 px box's crop is 60 px, not
+# the 76 px of a near-miss's re-run on a still camera (still.DOUBT_CONTEXT, at least its own
+# size), a 40 px box's 100 px, not 120: 31-44% fewer network pixels; on placed truth, over
+# 0.2, 167 faces and 7 textures confirmed against 163 and 11 (README "Smaller checks")
 VERIFY_ZOOM = 3.0
 VERIFY_UNDER = 48.0
+VERIFY_CONTEXT = 24.0
+VERIFY_SPAN = 0.75
 # ... and a near-miss or faint box seen nowhere on the previous look at its place, but with a
 # near-miss or faint box of 0.6-1.6x its size at most this many of its sizes away (centre to
 # centre, in the scene), is checked too: a walking 10 px face moves 2-6 of its widths between
@@ -143,8 +148,10 @@ class FinePass:
     # With persist: a box scored above `weak` x the threshold but under the near-miss floor
     # (still.DOUBT x the threshold), seen on two looks, is a face if a run of it alone at
     # VERIFY_ZOOM scores it over `verify` (module docstring). None: off; else 0 < weak < DOUBT.
+    # Over 0.15 in the bounded crop (VERIFY_CONTEXT): on four placed-truth seeds 191 of 319
+    # checked faces and 16 of 1,773 textures, against 167 and 7 over 0.2 (README "Smaller checks")
     weak: float | None = None
-    verify: float = 0.2
+    verify: float = 0.15
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -461,7 +468,7 @@ class FaceDetector:
         least 0.2) in a run of the box alone, with its surroundings, at VERIFY_ZOOM; 0 if
         there is none."""
         h, w = rgb.shape[:2]
-        g = max(DOUBT_CONTEXT, float(max(box[2] - box[0], box[3] - box[1])))
+        g = max(VERIFY_CONTEXT, VERIFY_SPAN * float(max(box[2] - box[0], box[3] - box[1])))
         x0, y0 = int(max(0, box[0] - g)), int(max(0, box[1] - g))
         x1, y1 = int(min(w, box[2] + g)), int(min(h, box[3] + g))
         boxes, scores, _ = self.fine_net.run(rgb[y0:y1, x0:x1], VERIFY_ZOOM, self.fine.verify,

@@ -64,7 +64,7 @@ ENV_PREFIX = "BLURFACES_"
 # interpolates the larger faces it is left between two runs; max: every frame); `weak`: a
 # fainter box (above this share of the fine threshold), under 48 px, seen on two looks (at one
 # place, or a walker's few widths apart: detect.MOVED_REACH) is run again alone at 3x, and is
-# a face if that run scores it over 0.2 (detect.FinePass.weak).
+# a face if that run scores it over 0.15 (detect.FinePass.weak, .verify).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
