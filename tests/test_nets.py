@@ -247,7 +247,46 @@ def test_a_check_runs_the_box_with_a_bounded_margin_of_picture(photo):
     found = det.fine_net.run(a, 2.0, 0.02, None, False, None)[0]
     inside = found[(found[:, 0] > box[0] - 3) & (found[:, 2] < box[2] + 3)
                    & (found[:, 1] > box[1] - 3) & (found[:, 3] < box[3] + 3)]
-    assert sum(det._verify(a, b) > 0 for b in inside) >= 4, inside
+    assert sum(det._verify(a, b)[0] > 0 for b in inside) >= 4, inside
+
+
+def test_a_face_the_regions_lose_is_checked_where_the_camera_carried_it(photo, monkeypatch):
+    """Darkened faces found on one look (a fine threshold of 0.05) that the next look's 2x
+    run does not score at all (here the run is made to return nothing, as it returned a 24 px
+    face under a bar on placed truth) are each checked alone at 3x where they were, 24 px to
+    the right after the camera panned, and kept over LOST_VERIFY. Where the next frame has no
+    face, or with LOST_MOST at 0: nothing."""
+    from blurfaces import detect as detect_mod
+    from blurfaces.detect import Detections
+
+    a, box = _faint_faces(photo, 500, 300)
+    x1, y1, x2, y2 = box
+    panned = np.roll(a, 24, axis=1)
+    none = np.zeros((0, 4), np.float32)
+
+    def inside(d, b):
+        return ((d.boxes[:, 0] > b[0] - 5) & (d.boxes[:, 2] < b[2] + 5)
+                & (d.boxes[:, 1] > b[1] - 5) & (d.boxes[:, 3] < b[3] + 5)).sum()
+
+    def second_look(frame):
+        det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                           fine=FinePass(network="retinaface", threshold=0.05, cycle=1,
+                                         persist=True, weak=0.3, verify=0.2))
+        det.reset()
+        first = det.detect(a, 0)
+        assert inside(first, box) >= 4, first.boxes
+        det.motion = lambda rgb: (24.0, 0.0)        # the camera panned 24 px
+        det._region = lambda rgb, region, zoom: Detections(
+            none, np.zeros(0, np.float32), doubt=none, doubt_scores=np.zeros((0, 2), np.float32),
+            weak=none)
+        return det.detect(frame, 1)
+
+    kept = second_look(panned)
+    assert inside(kept, (x1 + 24, y1, x2 + 24, y2)) >= 3, kept.boxes
+    assert (kept.scores > detect_mod.LOST_VERIFY).all(), kept.scores
+    assert len(second_look(np.full_like(a, 110))) == 0
+    monkeypatch.setattr(detect_mod, "LOST_MOST", 0)
+    assert len(second_look(panned)) == 0
 
 
 def test_the_fine_pass_on_retinaface_finds_faces_of_12_px(photo):

@@ -61,6 +61,11 @@ still.py and the review page never see them. A look that reuses the region's pic
 runs no network and leaves no evidence, and a run of part of it no faint boxes (on a still
 camera, where a region's picture is reused every other look, keeping the last whole run's
 found a few more faces for 25% more CPU: README).
+A region's faces (under VERIFY_UNDER) are evidence for its next look too: a faint or walked
+box near one is checked. A face with nothing of about its size near its place on the next look
+(scored under the faint floor at 2x, as a 24 px face under a bar was for a second while a
+check at 3x scored it 0.23-0.71) is checked where the camera carried it, at most LOST_MOST per
+look, and kept over LOST_VERIFY where the check found it (README "Faces kept by their checks").
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -119,6 +124,15 @@ MOVED_MOST = 8
 # checks per region look at most of the faint boxes seen at one place (a bound on the cost; the
 # highest 2x scores first), and MOVED_MOST more
 VERIFY_MOST = 32
+# A face of the region's previous look (under VERIFY_UNDER) is evidence as a faint box is: a
+# faint or walked box near it is checked. One with nothing of about its size within a size of
+# its place on this look (the 2x run scored it under the faint floor: a 24 px face under a bar
+# scored 0.01-0.03 at 2x and 0.23-0.71 at 3x) is checked where the camera carried it, at most
+# LOST_MOST per look, and kept only over LOST_VERIFY (a texture once taken for a face is
+# checked again on every look), at the place the check found it (README "Faces kept by their
+# checks")
+LOST_MOST = 8
+LOST_VERIFY = 0.3
 
 
 @dataclass(frozen=True)
@@ -281,6 +295,7 @@ class FaceDetector:
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         # region -> its last look's near-misses and faint boxes, in one array (scene coordinates)
         self._evidence: dict = {}
+        self._faces: dict = {}      # region -> its last look's faces under VERIFY_UNDER (scene)
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
@@ -293,6 +308,7 @@ class FaceDetector:
         self.still.reset(reuse_frames)
         self._offset = np.zeros(2, np.float32)
         self._evidence = {}
+        self._faces = {}
         self._whole = np.zeros((0, 4), np.float32)
         self.near = bool(near_misses)
 
@@ -420,6 +436,7 @@ class FaceDetector:
         scene_near, scene_faint = near - offset, faint - offset
         last = self._evidence.get(region, empty)     # its near-misses and faint boxes
         self._evidence[region] = np.concatenate([scene_near, scene_faint])
+        faces = self._faces.get(region, empty)      # and its faces
 
         def at(scene, last):
             if not len(scene) or not len(last):
@@ -431,11 +448,19 @@ class FaceDetector:
         seen = at(scene_near, last)
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides
-            again = at(scene_faint, last)
+            evidence = np.concatenate([last, faces])
+            again = at(scene_faint, evidence)
             alone = np.concatenate([near[~seen], faint[~again]])
-            walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]), last)
+            walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]),
+                                evidence)
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
+            lost = _lost(faces, np.concatenate([d.boxes - offset, scene_near, scene_faint]))
+            promoted = self._merge_checked(rgb, _inside(lost + offset, rgb.shape), d.boxes,
+                                           promoted, LOST_MOST, LOST_VERIFY, moved=True)
+            now = np.concatenate([d.boxes, promoted.boxes]) - offset
+            self._faces[region] = now[np.maximum(now[:, 2] - now[:, 0],
+                                                 now[:, 3] - now[:, 1]) < VERIFY_UNDER]
         if not len(promoted):
             return d, None
         left = ~seen        # a near-miss that a check confirmed is a face, no longer a doubt
@@ -445,39 +470,50 @@ class FaceDetector:
                 promoted)
 
     def _merge_checked(self, rgb: np.ndarray, faint: np.ndarray, found: np.ndarray,
-                       promoted: Detections, most: int = VERIFY_MOST) -> Detections:
-        """`promoted` plus those of the `faint` boxes that `_verify` confirms, with its
-        scores: only boxes under VERIFY_UNDER, not over a face `found` on this look nor
-        over a promoted box (IoU above NMS_IOU), where nothing would be added
-        (_with_promoted); at most `most`, in their order (the highest 2x score first)."""
+                       promoted: Detections, most: int = VERIFY_MOST, floor: float = 0.0,
+                       moved: bool = False) -> Detections:
+        """`promoted` plus those of the `faint` boxes that `_verify` confirms (over `floor`
+        too), with its scores: only boxes under VERIFY_UNDER, not over a face `found` on this
+        look nor over a promoted box (IoU above NMS_IOU), where nothing would be added
+        (_with_promoted); at most `most`, in their order (the highest 2x score first).
+        `moved`: each where the check found its face, not where it was asked to look (a box
+        carried from the last look is the face's old place; the tracker, given both, made two
+        tracks of one face)."""
         check = faint[np.maximum(faint[:, 2] - faint[:, 0],
                                  faint[:, 3] - faint[:, 1]) < VERIFY_UNDER]
         if len(check) and len(found):
             check = check[~(iou_matrix(check, found) > 0).any(axis=1)]
         if len(check) and len(promoted):
             check = check[~(iou_matrix(check, promoted.boxes) > NMS_IOU).any(axis=1)]
-        scores = np.array([self._verify(rgb, box) for box in check[:most]], np.float32)
+        got = [self._verify(rgb, box, floor) for box in check[:most]]
+        scores = np.array([g[0] for g in got], np.float32)
         ok = scores > 0
         if not ok.any():
             return promoted
-        return Detections(np.concatenate([promoted.boxes, check[:most][ok]]),
+        boxes = np.array([g[1] for g in got], np.float32) if moved else check[:most]
+        return Detections(np.concatenate([promoted.boxes, boxes[ok]]),
                           np.concatenate([promoted.scores, scores[ok]]))
 
-    def _verify(self, rgb: np.ndarray, box: np.ndarray) -> float:
-        """The fine network's best score over `FinePass.verify` for a face at `box` (IoU at
-        least 0.2) in a run of the box alone, with its surroundings, at VERIFY_ZOOM; 0 if
-        there is none."""
+    def _verify(self, rgb: np.ndarray, box: np.ndarray,
+                floor: float = 0.0) -> tuple[float, np.ndarray]:
+        """The fine network's best score over `FinePass.verify` (and `floor`) for a face at
+        `box` (IoU at least 0.2) in a run of the box alone, with its surroundings, at
+        VERIFY_ZOOM, and that face's box; 0 and `box` if there is none."""
         h, w = rgb.shape[:2]
         g = max(VERIFY_CONTEXT, VERIFY_SPAN * float(max(box[2] - box[0], box[3] - box[1])))
         x0, y0 = int(max(0, box[0] - g)), int(max(0, box[1] - g))
         x1, y1 = int(min(w, box[2] + g)), int(min(h, box[3] + g))
-        boxes, scores, _ = self.fine_net.run(rgb[y0:y1, x0:x1], VERIFY_ZOOM, self.fine.verify,
+        boxes, scores, _ = self.fine_net.run(rgb[y0:y1, x0:x1], VERIFY_ZOOM,
+                                             max(self.fine.verify, floor),
                                              None, False, self.fine.largest)
         if not len(boxes):
-            return 0.0
+            return 0.0, box
         boxes = boxes + np.array([x0, y0, x0, y0], np.float32)
-        at = iou_matrix(np.asarray(box, np.float32)[None], boxes)[0] >= 0.2
-        return float(scores[at].max()) if at.any() else 0.0
+        at = np.nonzero(iou_matrix(np.asarray(box, np.float32)[None], boxes)[0] >= 0.2)[0]
+        if not len(at):
+            return 0.0, box
+        best = at[np.argmax(scores[at])]
+        return float(scores[best]), boxes[best]
 
     def _with_promoted(self, merged: Detections, promoted: list[Detections],
                        screen: np.ndarray | None = None) -> Detections:
@@ -615,6 +651,22 @@ def _walked_to(boxes: np.ndarray, last: np.ndarray) -> np.ndarray:
         return np.zeros(len(boxes), bool)
     dist, ratio = centre_distance(boxes, last)
     return ((dist <= MOVED_REACH) & (ratio > 0.6) & (ratio < 1.6)).any(axis=1)
+
+
+def _lost(faces: np.ndarray, now: np.ndarray) -> np.ndarray:
+    """Those of `faces` (the last look's) with none of `now` (this look's faces, near-misses
+    and faint boxes) of 0.5-2x their size within one of their sizes (scene coordinates)."""
+    if not len(faces) or not len(now):
+        return faces
+    dist, ratio = centre_distance(faces, now)
+    return faces[~((dist < 1.0) & (ratio > 0.5) & (ratio < 2.0)).any(axis=1)]
+
+
+def _inside(boxes: np.ndarray, shape) -> np.ndarray:
+    """`boxes` (frame pixels) that reach more than 4 px into a frame of `shape`, cut by it."""
+    h, w = shape[:2]
+    keep = (boxes[:, 2] > 4) & (boxes[:, 0] < w - 4) & (boxes[:, 3] > 4) & (boxes[:, 1] < h - 4)
+    return np.clip(boxes[keep], 0, [w, h, w, h]).astype(np.float32)
 
 
 def _near_misses(parts: list[Detections],
