@@ -65,7 +65,8 @@ A region's faces (under VERIFY_UNDER) are evidence for its next look too: a fain
 box near one is checked. A face with nothing of about its size near its place on the next look
 (scored under the faint floor at 2x, as a 24 px face under a bar was for a second while a
 check at 3x scored it 0.23-0.71) is checked where the camera carried it, at most LOST_MOST per
-look, and kept over LOST_VERIFY where the check found it (README "Faces kept by their checks").
+look, and kept over LOST_VERIFY where the check found it; not on a look that reused the
+picture, and not twice in a row (LOOKS_REMEMBERED; README "Faces kept by their checks").
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -133,6 +134,12 @@ VERIFY_MOST = 32
 # checks")
 LOST_MOST = 8
 LOST_VERIFY = 0.3
+# What a region's look depends on reaches this many of its looks back: a face kept by its check
+# (only a face the 2x run or a faint box's check found is checked so; one kept that way must be
+# found otherwise on the next look) needs the look before, whose checked faint box needed the
+# one before that. stages.margins decodes that much more before a chunk, so that a chunk
+# detects what one pass does.
+LOOKS_REMEMBERED = 2
 
 
 @dataclass(frozen=True)
@@ -295,7 +302,9 @@ class FaceDetector:
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         # region -> its last look's near-misses and faint boxes, in one array (scene coordinates)
         self._evidence: dict = {}
-        self._faces: dict = {}      # region -> its last look's faces under VERIFY_UNDER (scene)
+        # region -> its last look's faces under VERIFY_UNDER (scene), and which of them a check
+        # of a lost face kept
+        self._faces: dict = {}
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
@@ -436,7 +445,7 @@ class FaceDetector:
         scene_near, scene_faint = near - offset, faint - offset
         last = self._evidence.get(region, empty)     # its near-misses and faint boxes
         self._evidence[region] = np.concatenate([scene_near, scene_faint])
-        faces = self._faces.get(region, empty)      # and its faces
+        faces, kept = self._faces.get(region, (empty, np.zeros(0, bool)))   # and its faces
 
         def at(scene, last):
             if not len(scene) or not len(last):
@@ -455,12 +464,16 @@ class FaceDetector:
                                 evidence)
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
-            lost = _lost(faces, np.concatenate([d.boxes - offset, scene_near, scene_faint]))
-            promoted = self._merge_checked(rgb, _inside(lost + offset, rgb.shape), d.boxes,
-                                           promoted, LOST_MOST, LOST_VERIFY, moved=True)
-            now = np.concatenate([d.boxes, promoted.boxes]) - offset
-            self._faces[region] = now[np.maximum(now[:, 2] - now[:, 0],
-                                                 now[:, 3] - now[:, 1]) < VERIFY_UNDER]
+            if d.doubt is not None:     # the network ran (a reused picture: its faces stand)
+                lost = _lost(faces[~kept], np.concatenate([d.boxes - offset, scene_near,
+                                                           scene_faint]))
+                n = len(promoted)
+                promoted = self._merge_checked(rgb, _inside(lost + offset, region), d.boxes,
+                                               promoted, LOST_MOST, LOST_VERIFY, moved=True)
+                now = np.concatenate([d.boxes, promoted.boxes]) - offset
+                by_lost = np.arange(len(now)) >= len(d.boxes) + n
+                small = np.maximum(now[:, 2] - now[:, 0], now[:, 3] - now[:, 1]) < VERIFY_UNDER
+                self._faces[region] = (now[small], by_lost[small])
         if not len(promoted):
             return d, None
         left = ~seen        # a near-miss that a check confirmed is a face, no longer a doubt
@@ -662,11 +675,12 @@ def _lost(faces: np.ndarray, now: np.ndarray) -> np.ndarray:
     return faces[~((dist < 1.0) & (ratio > 0.5) & (ratio < 2.0)).any(axis=1)]
 
 
-def _inside(boxes: np.ndarray, shape) -> np.ndarray:
-    """`boxes` (frame pixels) that reach more than 4 px into a frame of `shape`, cut by it."""
-    h, w = shape[:2]
-    keep = (boxes[:, 2] > 4) & (boxes[:, 0] < w - 4) & (boxes[:, 3] > 4) & (boxes[:, 1] < h - 4)
-    return np.clip(boxes[keep], 0, [w, h, w, h]).astype(np.float32)
+def _inside(boxes: np.ndarray, region) -> np.ndarray:
+    """`boxes` (frame pixels) whose centre is in `region` (x0, y0, x1, y1), cut by it."""
+    x0, y0, x1, y1 = region
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    keep = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+    return np.clip(boxes[keep], [x0, y0, x0, y0], [x1, y1, x1, y1]).astype(np.float32)
 
 
 def _near_misses(parts: list[Detections],

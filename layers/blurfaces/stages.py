@@ -33,7 +33,7 @@ import numpy as np
 from . import cost, data as datamod, frameindex, storage as st
 from ._version import __version__
 from .boxes import BoxTable, Replay
-from .detect import Detections, FaceDetector, FinePass, available_cpus
+from .detect import LOOKS_REMEMBERED, Detections, FaceDetector, FinePass, available_cpus
 from .discover import open_for_writing
 from .errors import ChunkError, InputChanged, InputError, OptionError, OutputError
 from .mask import Masker, load_mask_image, scale_boxes
@@ -62,6 +62,10 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
         reuse = options.reuse_s + 0.1
     elif options.reuse_s:
         reuse = (reuse_frames(options, info) * options.detect_step + 1) / info.mean_fps
+    if options.fine_cycle and QUALITY[options.quality].get("persist"):
+        # the regions' evidence of their last looks (detect.LOOKS_REMEMBERED)
+        fps = info.mean_fps if info is not None else 30.0
+        reuse += LOOKS_REMEMBERED * options.fine_cycle * options.detect_step / fps
     if not options.track:
         return reuse, 0.0
     track = TrackOptions.of(options)

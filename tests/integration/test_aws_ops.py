@@ -152,10 +152,10 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     assert ok["input"]["chunks"] == 2                       # 2.4 s in chunks of 1.2 s
 
     # A chunk must end within half a worker's timeout, 3x slower than measured: with a
-    # (pretend) 3.65 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of this
+    # (pretend) 3.35 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of this
     # clip instead of the setting's 1.2 s; at 10 not even a 1 s chunk fits: refused.
     monkeypatch.setenv("WORKER_MEMORY_MB", "1769")
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "3.65")
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "3.35")
     (short,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "3"})["jobs"]
     assert short["status"] == "planned" and short["input"]["chunks"] == 3, short
     monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "10")
