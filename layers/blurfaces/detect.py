@@ -61,8 +61,8 @@ still.py and the review page never see them. A look that reuses the region's pic
 runs no network and leaves no evidence, and a run of part of it no faint boxes (on a still
 camera, where a region's picture is reused every other look, keeping the last whole run's
 found a few more faces for 25% more CPU: README).
-A region's faces (under VERIFY_UNDER) are evidence for its next look too: a faint or walked
-box near one is checked. A face with nothing of about its size near its place on the next look
+The faces a region's network run found (under VERIFY_UNDER) are evidence for its next look
+too: a faint or walked box near one is checked. A face with nothing of about its size near its place on the next look
 (scored under the faint floor at 2x, as a 24 px face under a bar was for a second while a
 check at 3x scored it 0.23-0.71) is checked where the camera carried it, at most LOST_MOST per
 look, and kept over LOST_VERIFY where the check found it; not on a look that reused the
@@ -134,12 +134,13 @@ VERIFY_MOST = 32
 # checks")
 LOST_MOST = 8
 LOST_VERIFY = 0.3
-# What a region's look depends on reaches this many of its looks back: a face kept by its check
-# (only a face the 2x run or a faint box's check found is checked so; one kept that way must be
-# found otherwise on the next look) needs the look before, whose checked faint box needed the
-# one before that. stages.margins decodes that much more before a chunk, so that a chunk
-# detects what one pass does.
+# What a region's look depends on reaches this many of its looks back, no further: a face is
+# kept by its check only if the look before found it by its network run (FOUND_RUN) or by a
+# check (FOUND_CHECK, whose evidence is the look before that), never if that look had kept it
+# (FOUND_KEPT); and only FOUND_RUN faces are evidence for faint boxes. stages.margins decodes
+# that much more before a chunk, so that a chunk detects what one pass does.
 LOOKS_REMEMBERED = 2
+FOUND_RUN, FOUND_CHECK, FOUND_KEPT = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,8 @@ class FaceDetector:
         self._offset = np.zeros(2, np.float32)  # camera translation so far (as track.py)
         # region -> its last look's near-misses and faint boxes, in one array (scene coordinates)
         self._evidence: dict = {}
-        # region -> its last look's faces under VERIFY_UNDER (scene), and which of them a check
-        # of a lost face kept
+        # region -> its last look's faces under VERIFY_UNDER (scene), and how each was found:
+        # FOUND_RUN, FOUND_CHECK or FOUND_KEPT
         self._faces: dict = {}
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
 
@@ -445,7 +446,7 @@ class FaceDetector:
         scene_near, scene_faint = near - offset, faint - offset
         last = self._evidence.get(region, empty)     # its near-misses and faint boxes
         self._evidence[region] = np.concatenate([scene_near, scene_faint])
-        faces, kept = self._faces.get(region, (empty, np.zeros(0, bool)))   # and its faces
+        faces, how = self._faces.get(region, (empty, np.zeros(0, np.int8)))   # and its faces
 
         def at(scene, last):
             if not len(scene) or not len(last):
@@ -457,7 +458,9 @@ class FaceDetector:
         seen = at(scene_near, last)
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides
-            evidence = np.concatenate([last, faces])
+            # only the faces the last look's network run found (what a check found there came
+            # from a faint box or near-miss, in `last` already): the evidence is one look deep
+            evidence = np.concatenate([last, faces[how == FOUND_RUN]])
             again = at(scene_faint, evidence)
             alone = np.concatenate([near[~seen], faint[~again]])
             walked = _walked_to(np.concatenate([scene_near[~seen], scene_faint[~again]]),
@@ -465,15 +468,19 @@ class FaceDetector:
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
             if d.doubt is not None:     # the network ran (a reused picture: its faces stand)
-                lost = _lost(faces[~kept], np.concatenate([d.boxes - offset, scene_near,
-                                                           scene_faint]))
+                lost = _lost(faces[how != FOUND_KEPT], np.concatenate([d.boxes - offset,
+                                                                      scene_near, scene_faint]))
                 n = len(promoted)
-                promoted = self._merge_checked(rgb, _inside(lost + offset, region), d.boxes,
-                                               promoted, LOST_MOST, LOST_VERIFY, moved=True)
+                promoted = self._merge_checked(rgb, _inside(lost + offset, region, rgb.shape),
+                                               d.boxes, promoted, LOST_MOST, LOST_VERIFY,
+                                               moved=True)
                 now = np.concatenate([d.boxes, promoted.boxes]) - offset
-                by_lost = np.arange(len(now)) >= len(d.boxes) + n
-                small = np.maximum(now[:, 2] - now[:, 0], now[:, 3] - now[:, 1]) < VERIFY_UNDER
-                self._faces[region] = (now[small], by_lost[small])
+                found = np.repeat(np.array([FOUND_RUN, FOUND_CHECK, FOUND_KEPT], np.int8),
+                                  [len(d.boxes), n, len(promoted) - n])
+            else:                       # the reused picture's faces (its last run's)
+                now, found = d.boxes - offset, np.full(len(d.boxes), FOUND_RUN, np.int8)
+            small = np.maximum(now[:, 2] - now[:, 0], now[:, 3] - now[:, 1]) < VERIFY_UNDER
+            self._faces[region] = (now[small], found[small])
         if not len(promoted):
             return d, None
         left = ~seen        # a near-miss that a check confirmed is a face, no longer a doubt
@@ -675,12 +682,14 @@ def _lost(faces: np.ndarray, now: np.ndarray) -> np.ndarray:
     return faces[~((dist < 1.0) & (ratio > 0.5) & (ratio < 2.0)).any(axis=1)]
 
 
-def _inside(boxes: np.ndarray, region) -> np.ndarray:
-    """`boxes` (frame pixels) whose centre is in `region` (x0, y0, x1, y1), cut by it."""
+def _inside(boxes: np.ndarray, region, shape) -> np.ndarray:
+    """`boxes` (frame pixels) whose centre is in `region` (x0, y0, x1, y1), cut by the frame
+    (of `shape`)."""
     x0, y0, x1, y1 = region
+    h, w = shape[:2]
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     keep = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
-    return np.clip(boxes[keep], [x0, y0, x0, y0], [x1, y1, x1, y1]).astype(np.float32)
+    return np.clip(boxes[keep], 0, [w, h, w, h]).astype(np.float32)
 
 
 def _near_misses(parts: list[Detections],
