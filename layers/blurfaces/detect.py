@@ -62,11 +62,12 @@ runs no network and leaves no evidence, and a run of part of it no faint boxes (
 camera, where a region's picture is reused every other look, keeping the last whole run's
 found a few more faces for 25% more CPU: README).
 The faces a region's network run found (under VERIFY_UNDER) are evidence for its next look
-too: a faint or walked box near one is checked. A face with nothing of about its size near its place on the next look
-(scored under the faint floor at 2x, as a 24 px face under a bar was for a second while a
-check at 3x scored it 0.23-0.71) is checked where the camera carried it, at most LOST_MOST per
-look, and kept over LOST_VERIFY where the check found it; not on a look that reused the
-picture, and not twice in a row (LOOKS_REMEMBERED; README "Faces kept by their checks").
+too: a faint or walked box near one is checked. A face with nothing of about its size near its
+place on the next look (scored under the faint floor at 2x, as a 24 px face under a bar was for
+a second while a check at 3x scored it 0.23-0.71) is checked where the camera carried it, at
+most LOST_MOST per look, and kept over LOST_VERIFY where the check found it; not on a look that
+reused the picture, and not twice in a row (LOOKS_REMEMBERED; README "Faces kept by their
+checks").
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -125,13 +126,13 @@ MOVED_MOST = 8
 # checks per region look at most of the faint boxes seen at one place (a bound on the cost; the
 # highest 2x scores first), and MOVED_MOST more
 VERIFY_MOST = 32
-# A face of the region's previous look (under VERIFY_UNDER) is evidence as a faint box is: a
-# faint or walked box near it is checked. One with nothing of about its size within a size of
-# its place on this look (the 2x run scored it under the faint floor: a 24 px face under a bar
-# scored 0.01-0.03 at 2x and 0.23-0.71 at 3x) is checked where the camera carried it, at most
-# LOST_MOST per look, and kept only over LOST_VERIFY (a texture once taken for a face is
-# checked again on every look), at the place the check found it (README "Faces kept by their
-# checks")
+# A face the region's previous network run found (under VERIFY_UNDER) is evidence as a faint
+# box is: a faint or walked box near it is checked. A face of the previous look with nothing of
+# about its size within a size of its place on this look (the 2x run scored it under the faint
+# floor: a 24 px face under a bar scored 0.01-0.03 at 2x and 0.23-0.71 at 3x) is checked where
+# the camera carried it, at most LOST_MOST per look, and kept only over LOST_VERIFY (higher
+# than a faint box's: a texture once taken for a face scores the same again), at the place the
+# check found it (README "Faces kept by their checks")
 LOST_MOST = 8
 LOST_VERIFY = 0.3
 # What a region's look depends on reaches this many of its looks back, no further: a face is
