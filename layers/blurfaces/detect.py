@@ -252,7 +252,7 @@ def grow_small(boxes: np.ndarray, small: float, w: int, h: int) -> np.ndarray:
     """Boxes smaller than `small` px grown about their centres, up to 2.5x for 10 px (the
     mask of a far face must cover it despite a pixel or two of jitter, and x264's ringing at
     the mask's edge must stay off the face), clipped to the frame."""
-    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    size = box_sizes(boxes)
     g = SMALL_GROWTH * np.clip((small - size) / (small - 10.0), 0.0, 1.0)[:, None]
     d = np.column_stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]]) * g
     out = boxes - np.concatenate([d, -d], axis=1)
@@ -480,7 +480,7 @@ class FaceDetector:
                                   [len(d.boxes), n, len(promoted) - n])
             else:                       # the reused picture's faces (its last run's)
                 now, found = d.boxes - offset, np.full(len(d.boxes), FOUND_RUN, np.int8)
-            small = np.maximum(now[:, 2] - now[:, 0], now[:, 3] - now[:, 1]) < VERIFY_UNDER
+            small = box_sizes(now) < VERIFY_UNDER
             self._faces[region] = (now[small], found[small])
         if not len(promoted):
             return d, None
@@ -500,8 +500,7 @@ class FaceDetector:
         `moved`: each where the check found its face, not where it was asked to look (a box
         carried from the last look is the face's old place; the tracker, given both, made two
         tracks of one face)."""
-        check = faint[np.maximum(faint[:, 2] - faint[:, 0],
-                                 faint[:, 3] - faint[:, 1]) < VERIFY_UNDER]
+        check = faint[box_sizes(faint) < VERIFY_UNDER]
         if len(check) and len(found):
             check = check[~(iou_matrix(check, found) > 0).any(axis=1)]
         if len(check) and len(promoted):
@@ -653,34 +652,45 @@ def _doubt_scores(d: Detections) -> np.ndarray:
     return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
 
 
+def box_sizes(boxes: np.ndarray) -> np.ndarray:
+    """The longer side of each box (x1, y1, x2, y2)."""
+    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
 def centre_distance(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For every box of `a` and every box of `b` (x1, y1, x2, y2): the distance of their
     centres in sizes (longer side) of the `a` box, and the `b` box's size over the `a`
     box's; both shape (len(a), len(b))."""
-    size_a = np.maximum(a[:, 2] - a[:, 0], a[:, 3] - a[:, 1])[:, None]
-    size_b = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])[None, :]
+    size_a = box_sizes(a)[:, None]
+    size_b = box_sizes(b)[None, :]
     centre_a = (a[:, None, :2] + a[:, None, 2:]) / 2
     centre_b = (b[None, :, :2] + b[None, :, 2:]) / 2
     return (np.linalg.norm(centre_a - centre_b, axis=2) / np.maximum(size_a, 1.0),
             size_b / np.maximum(size_a, 1.0))
 
 
+def _near(boxes: np.ndarray, others: np.ndarray, reach: float, lo: float,
+          hi: float) -> np.ndarray:
+    """Which of `boxes` have one of `others` of lo-hi times their size (exclusive) within
+    `reach` of their size, centre to centre."""
+    if not len(boxes) or not len(others):
+        return np.zeros(len(boxes), bool)
+    dist, ratio = centre_distance(boxes, others)
+    return ((dist <= reach) & (ratio > lo) & (ratio < hi)).any(axis=1)
+
+
 def _walked_to(boxes: np.ndarray, last: np.ndarray) -> np.ndarray:
     """Which of `boxes` have one of `last` of 0.6-1.6x their size within MOVED_REACH of their
     size, centre to centre (both in scene coordinates)."""
-    if not len(boxes) or not len(last) or MOVED_REACH <= 0:
+    if MOVED_REACH <= 0:
         return np.zeros(len(boxes), bool)
-    dist, ratio = centre_distance(boxes, last)
-    return ((dist <= MOVED_REACH) & (ratio > 0.6) & (ratio < 1.6)).any(axis=1)
+    return _near(boxes, last, MOVED_REACH, 0.6, 1.6)
 
 
 def _lost(faces: np.ndarray, now: np.ndarray) -> np.ndarray:
     """Those of `faces` (the last look's) with none of `now` (this look's faces, near-misses
     and faint boxes) of 0.5-2x their size within one of their sizes (scene coordinates)."""
-    if not len(faces) or not len(now):
-        return faces
-    dist, ratio = centre_distance(faces, now)
-    return faces[~((dist < 1.0) & (ratio > 0.5) & (ratio < 2.0)).any(axis=1)]
+    return faces[~_near(faces, now, 1.0, 0.5, 2.0)]
 
 
 def _inside(boxes: np.ndarray, region, shape) -> np.ndarray:
