@@ -173,3 +173,44 @@ def test_a_chunk_lead_in_holds_a_whole_reuse_period(fps):
         assert stages.reuse_frames(off, info) == 0
         assert period >= 0.5 - 2 / fps
         assert stages.margins(on, info)[0] - stages.margins(off, info)[0] > period
+
+
+def test_a_faint_box_where_the_picture_did_not_change_is_no_walker():
+    """A walker's evidence (a faint box of about its size within MOVED_REACH of its size on the
+    region's last look) sends a faint box with nothing at its place to a check at 3x (the
+    network, stubbed here, would say face), but not where the picture under it is what it was
+    at that look: nothing walked there (a still camera's flickering texture). Where it changed
+    (a face walked in), or with reuse off (no grey copy to tell), the check runs."""
+    from blurfaces import detect as detect_mod
+    region = (0, 0, 640, 360)
+    pic = np.random.default_rng(5).integers(60, 200, (360, 640, 3), dtype=np.uint8)
+    walked_in = pic.copy()
+    walked_in[100:116, 160:176] = 255 - walked_in[100:116, 160:176]
+
+    def checks(second, reuse=8):
+        det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                           fine=FinePass(network="retinaface", threshold=0.9, cycle=1,
+                                         persist=True, weak=0.05, verify=0.2))
+        det.reset(reuse_frames=reuse)
+        asked = []
+        det._verify = lambda rgb, box, floor=0.0: (asked.append(box.tolist()) or 0.5, box)
+        empty = np.zeros((0, 4), np.float32)
+
+        def look(rgb, index, faint):
+            det.still.frame(rgb, index)
+            d = Detections(empty, np.zeros(0, np.float32), doubt=empty,
+                           doubt_scores=np.zeros((0, 2), np.float32),
+                           weak=np.asarray(faint, np.float32).reshape(-1, 4))
+            return det._persisted(region, d, rgb)
+
+        look(pic, 0, [(120, 100, 132, 112)])                # evidence: a 12 px faint box
+        _, promoted = look(second, 1, [(160, 102, 172, 114)])   # 40 px away: a walker?
+        return asked, promoted
+
+    asked, promoted = checks(pic)
+    assert asked == [] and promoted is None
+    asked, promoted = checks(walked_in)
+    assert asked == [[160, 102, 172, 114]] and promoted.boxes.tolist() == asked
+    asked, _ = checks(pic, reuse=0)
+    assert asked == [[160, 102, 172, 114]]
+    assert detect_mod.MOVED_REACH * 12 > 40

@@ -21,6 +21,9 @@ every turn with `DOUBT_CONTEXT` pixels around them, and what they find is added 
 kept: without reuse, such a face would get a new chance on every turn, since noise differs
 from frame to frame, and it keeps those chances.
 
+The grey copy also tells the detector's walker checks (detect.py) where the picture under a
+box is what it was at the region's previous look: nothing walked there.
+
 Reuse never outlives a period of `reuse_frames` detection frames counted from the video's first
 frame: each region's first run in a period is fresh and whole. The detections at a frame
 therefore depend only on the frames since its period began, and a chunk whose lead-in holds
@@ -50,6 +53,7 @@ class Stillness:
 
     def __init__(self):
         self._memo: dict = {}
+        self._looked: dict = {}     # key -> the grey copy of its region at its last look
         self._grey = None
         self._period = None
         self._changed = None
@@ -64,6 +68,7 @@ class Stillness:
         self.reuse_frames = max(0, int(reuse_frames))
         self.reused = self.partial = self.runs = 0      # regions, while reuse is on
         self._memo.clear()
+        self._looked.clear()
         self._grey = None
 
     def frame(self, rgb: np.ndarray, index: int | None) -> None:
@@ -188,6 +193,22 @@ class Stillness:
         kept = type(dets)(old[~stale], dets.scores[~stale])
         kept.doubt = np.zeros((0, 4), np.float32)       # each is in a doubtful box: run again
         return kept, boxes, doubtful
+
+    def changed_since_last_look(self, key, region, boxes) -> np.ndarray:
+        """For each of `boxes` (pixels): whether the picture under it changed since the last
+        call for `key` (the region's previous look), by more than `LEVEL` anywhere under it;
+        True for all where that is not known (reuse off, or no previous look). Then this look
+        becomes the previous one."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if self._grey is None:
+            return np.ones(len(boxes), bool)
+        rows, cols = self._cells(region)
+        now = self._grey[rows, cols]
+        before = self._looked.get(key)
+        self._looked[key] = now.copy()
+        if before is None or before.shape != now.shape:
+            return np.ones(len(boxes), bool)
+        return self._over(cv2.absdiff(now, before) > LEVEL, (cols.start, rows.start), boxes)
 
     def touches_change(self, key, boxes) -> bool:
         """Whether any of `boxes` (pixels) lies over a value found changed by the last `plan`
