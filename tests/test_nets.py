@@ -58,6 +58,14 @@ def test_a_whole_retinaface_an_older_release_wrote_is_rewritten(shipped, tmp_pat
     assert file_sha256(old) != SOURCES["retinaface"].onnx_sha256
     assert old.stat().st_size < len(shipped)
     assert RetinaFace(old, 1).output_names == ["loc", "conf"]
+    # where it cannot be rewritten (no onnx package, a read-only folder), it is used as it is
+    old.write_bytes(shipped)
+
+    def cannot(data):
+        raise ImportError("No module named 'onnx'")
+    monkeypatch.setattr(model, "boxes_only", cannot)
+    assert ensure_model(network="retinaface", announce=False) == old
+    assert file_sha256(old) == SOURCES["retinaface"].onnx_sha256
 
 
 def test_a_weights_module_holding_other_bytes_is_refused():
