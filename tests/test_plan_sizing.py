@@ -3,7 +3,8 @@ streams: no container index it can trust), against the issue's figures: an hour 
 was refused by a plan function of 1024 MB (a share of one vCPU); with one full vCPU it fits,
 and a video that does not fit is refused with the longest part that does. And the worker's
 memory against the frame size: 4K does not fit a one-vCPU worker, and is refused in plan
-when the stack is set to one, not left to run out of memory in every chunk."""
+when the stack is set to one, not left to run out of memory in every chunk. And the US$ per
+video-hour bench/lambda_sizing.py derives from one measured chunk."""
 from __future__ import annotations
 
 import pytest
@@ -59,3 +60,21 @@ def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_r
     default = Settings.from_env({})
     assert default.worker_memory_mb == 3538
     assert sizing.check_limits(_manifest(3840, 2160), default)["frame"] == [3840, 2160]
+
+
+def test_lambda_sizing_costs_the_hour_from_the_measured_chunk_alone():
+    """A measured chunk (its margins decoded and detected in it) is billed as it ran, 3 s of
+    cold start added, no margin on top: its CPU seconds at 1 vCPU (the decoder's and x264's
+    threads share it), its wall seconds at 2."""
+    from bench import lambda_sizing
+    run = {"size": "1920x1080", "threads": 1, "lambda_mb": 1769, "chunk_s": 20.0,
+           "frames": 600, "cpu_s": 97.0, "wall_s": 80.0, "peak_rss_mb": 800.0}
+    one = lambda_sizing.derive(run, 30, 3.0, 5.35)
+    # 180 chunks of 97 + 3 s at 1769 MB
+    assert one["per_video_hour"]["chunks"] == 180 and one["per_video_hour"]["chunk_s"] == 100.0
+    assert one["per_video_hour"]["worker_gb_s"] == pytest.approx(31095.7, abs=0.1)
+    assert one["memory_needed_mb"] == 1150 and one["memory_fits"]
+    two = lambda_sizing.derive({**run, "threads": 2, "lambda_mb": 3538}, 30, 3.0, 5.35)
+    assert two["per_video_hour"]["chunk_s"] == 83.0 and two["billed_as"] == "wall seconds"
+    # 80 s for 600 + 160.5 frames; 3x slower must end within 450 s, margins included
+    assert two["max_chunk_s_worst_case"] == 42.2

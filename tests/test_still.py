@@ -179,15 +179,18 @@ def test_a_faint_box_where_the_picture_did_not_change_is_no_walker():
     """A walker's evidence (a faint box of about its size within MOVED_REACH of its size on the
     region's last look) sends a faint box with nothing at its place to a check at 3x (the
     network, stubbed here, would say face), but not where the picture under it is what it was
-    at that look: nothing walked there (a still camera's flickering texture). Where it changed
-    (a face walked in), or with reuse off (no grey copy to tell), the check runs."""
+    at that look while the camera stood still: nothing walked there (a still camera's
+    flickering texture). Where it changed (a face walked in), where the camera moved since
+    (a pan leaves a flat wall's values as they were), or with reuse off (no grey copy to
+    tell), the check runs."""
     from blurfaces import detect as detect_mod
+    assert detect_mod.MOVED_REACH * 12 > 40         # the second box is within a walker's reach
     region = (0, 0, 640, 360)
     pic = np.random.default_rng(5).integers(60, 200, (360, 640, 3), dtype=np.uint8)
     walked_in = pic.copy()
     walked_in[100:116, 160:176] = 255 - walked_in[100:116, 160:176]
 
-    def checks(second, reuse=8):
+    def checks(second, reuse=8, pan=0.0):
         det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
                            fine=FinePass(network="retinaface", threshold=0.9, cycle=1,
                                          persist=True, weak=0.05, verify=0.2))
@@ -204,6 +207,7 @@ def test_a_faint_box_where_the_picture_did_not_change_is_no_walker():
             return det._persisted(region, d, rgb)
 
         look(pic, 0, [(120, 100, 132, 112)])                # evidence: a 12 px faint box
+        det._offset += np.float32(pan)                      # as the camera's motion adds up
         _, promoted = look(second, 1, [(160, 102, 172, 114)])   # 40 px away: a walker?
         return asked, promoted
 
@@ -213,4 +217,7 @@ def test_a_faint_box_where_the_picture_did_not_change_is_no_walker():
     assert asked == [[160, 102, 172, 114]] and promoted.boxes.tolist() == asked
     asked, _ = checks(pic, reuse=0)
     assert asked == [[160, 102, 172, 114]]
-    assert detect_mod.MOVED_REACH * 12 > 40
+    asked, _ = checks(pic, pan=3.0)
+    assert asked == [[160, 102, 172, 114]]
+    asked, _ = checks(pic, pan=0.5)                     # measurement noise: still
+    assert asked == []

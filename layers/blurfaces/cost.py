@@ -106,11 +106,12 @@ def per_video_hour(*, fps_processed: float, worker_memory_mb: int, video_fps: fl
     """US$ and wall clock for one hour of video, from a measured worker throughput
     (`fps_processed`: frames per second one worker Lambda of `worker_memory_mb` achieves).
 
-    Each chunk also decodes and tracks its margins (`margin_seconds` of extra video: the sum
-    of stages.margins, about 5.4 s with the defaults; 0 when `fps_processed` was measured on a
-    whole chunk with its margins, as bench/lambda_sizing.py does) and pays a start-up (`startup_seconds`:
-    image cold start, model load). Wall clock assumes `max_concurrency` workers at once and
-    no throttling: waves x the longest chunk, plus plan and stitch."""
+    Each chunk also decodes and tracks its margins (`margin_seconds` of extra video: the sum of
+    stages.margins, about 5.4 s with the defaults; 0 when `fps_processed` was measured on a
+    whole chunk with its margins, as bench/lambda_sizing.py does) and pays a start-up
+    (`startup_seconds`: image cold start, model load). Wall clock assumes `max_concurrency`
+    workers at once and no throttling: waves x the longest chunk, plus plan and stitch.
+    """
     chunks = math.ceil(3600.0 / chunk_seconds)
     frames_per_chunk = (chunk_seconds + margin_seconds) * video_fps
     chunk_s = frames_per_chunk / fps_processed + startup_seconds

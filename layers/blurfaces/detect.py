@@ -49,9 +49,9 @@ VERIFY_CONTEXT pixels of picture around it (at least VERIFY_SPAN of its size), a
 between two looks of its region (8 frames), so its evidence is never at one place: a near-miss
 or faint box with no match at its place, where the previous look had one of about its size
 within MOVED_REACH of its size, is checked the same way (after the boxes seen at one place,
-at most MOVED_MOST per look; never taken without the check), unless the picture under it is
-what it was at that look (still.Stillness.changed_since_last_look: nothing walked onto a still
-camera's unchanging texture; a moving camera changes everywhere).
+at most MOVED_MOST per look; never taken without the check), unless the camera stood still
+and the picture under it is what it was at that look (still.Stillness
+.changed_since_last_look: nothing walked onto a still camera's unchanging texture).
 Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.15 at 3x;
 texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
 at 3x"). One or two checks per 720p frame, 2-6 ms each, and up to MOVED_MOST more per look
@@ -471,7 +471,7 @@ class FaceDetector:
             # a walker changes the picture it walks onto: not where it is what it was at the
             # last look (a still camera; a moving one changes everywhere)
             walked &= self.still.changed_since_last_look((region, self.fine.zoom), region,
-                                                         alone)
+                                                         alone, self._offset)
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
             if d.doubt is not None:     # the network ran (a reused picture: its faces stand)

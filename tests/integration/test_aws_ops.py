@@ -263,24 +263,6 @@ def test_cost_model():
         cost.per_video_hour(fps_processed=30.0, worker_memory_mb=1769)
 
 
-def test_lambda_sizing_costs_the_hour_from_the_measured_chunk_alone():
-    """bench/lambda_sizing.py: a measured chunk (its margins decoded and detected in it) is
-    billed as it ran, 3 s of cold start added, no margin on top; CPU seconds at 1 vCPU (the
-    decoder's and x264's threads share it), wall seconds at more."""
-    from bench import lambda_sizing
-    run = {"size": "1920x1080", "threads": 1, "lambda_mb": 1769, "chunk_s": 20.0,
-           "frames": 600, "cpu_s": 97.0, "wall_s": 80.0, "peak_rss_mb": 800.0}
-    one = lambda_sizing.derive(run, 30, 3.0, 5.35)
-    assert one["per_video_hour"]["chunks"] == 180 and one["per_video_hour"]["chunk_s"] == 100.0
-    assert one["per_video_hour"]["worker_gb_s"] == pytest.approx(180 * 100 * 1769 / 1024,
-                                                                 abs=0.1)
-    assert one["memory_needed_mb"] == 1150 and one["memory_fits"]
-    two = lambda_sizing.derive({**run, "threads": 2, "lambda_mb": 3538}, 30, 3.0, 5.35)
-    assert two["per_video_hour"]["chunk_s"] == 83.0 and two["billed_as"] == "wall seconds"
-    # 80 s for 600 + 160.5 frames, 3x slower, within 450 s: (450 / (80 / 760.5 * 3) / 30) - 5.35
-    assert two["max_chunk_s_worst_case"] == pytest.approx(450 / (80 / 760.5 * 3) / 30 - 5.35,
-                                                          abs=0.05)
-
 
 # ------------------------------------------------------------------------------ configuration
 
