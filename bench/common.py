@@ -457,3 +457,14 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def template_default(parameter: str) -> float:
+    """The Default of a numeric Parameter of template.yaml (what a fresh stack deploys)."""
+    import re
+    text = (REPO / "template.yaml").read_text(encoding="utf-8")
+    m = re.search(rf"^  {re.escape(parameter)}:\n    Type: Number\n    Default: ([0-9.]+)$", text,
+                  re.M)
+    if m is None:
+        raise SystemExit(f"template.yaml: no numeric Parameter {parameter}")
+    return float(m.group(1))

@@ -6,8 +6,8 @@
 Lambda gives 1 vCPU per 1,769 MB: threads 1, 2, 3, 6 at 1769, 3538, 5307 and 10240 MB (the
 worker passes its vCPU count to onnxruntime, the decoder and x264). For each frame size and
 thread count, the chunk length is the one plan cuts for a worker of that memory
-(`aws.worker_chunk_seconds`, at most the template's `ChunkSeconds` 20: 1080p at 1769 MB gets
-about 16.5 s, 16.3 s of a 49 s clip), unless --chunk-seconds says otherwise. A clip of three
+(`aws.worker_chunk_seconds`, at most the template's `ChunkSeconds`: 1080p gets about 16.5 s at
+1769 MB, 38.5 s at 3538 MB), unless --chunk-seconds says otherwise. A clip of three
 such chunks (the synthetic clip, bench/common.synthetic_clip: faces under a pan/zoom; or
 --input, e.g. a long `bench.hardclips` crowd, cut into chunks of at most that length) is
 planned and its middle chunk, with both of its margins (stages.margins: the lead-in before it,
@@ -39,8 +39,6 @@ import sys
 from bench import common, memory
 
 LAMBDA_MB = {1: 1769, 2: 3538, 3: 5307, 6: 10240}
-#: template.yaml's ChunkSeconds default: plan never cuts longer chunks
-TEMPLATE_CHUNK_S = 20.0
 COLD_START_S = 3.0
 
 
@@ -48,7 +46,8 @@ def plan_chunk_seconds(w: int, h: int, fps: float, memory_mb: int) -> float:
     """The chunk length plan cuts for a worker of `memory_mb` with the default options."""
     from blurfaces.aws import worker_chunk_seconds
     from blurfaces.options import Options
-    return min(TEMPLATE_CHUNK_S, worker_chunk_seconds(w, h, fps, memory_mb, Options()))
+    return min(common.template_default("ChunkSeconds"),
+               worker_chunk_seconds(w, h, fps, memory_mb, Options()))
 
 
 def derive(run: dict, fps: float, slowdown: float, margins_s: float) -> dict:

@@ -60,7 +60,8 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces.aws import Settings, sizing, worker_chunk_seconds
     from blurfaces.options import Options
     s = Settings()
-    memory, conc, chunk_setting = cost.DEFAULT_WORKER_MEMORY_MB, 300, 20.0   # the template's defaults
+    memory, conc = cost.DEFAULT_WORKER_MEMORY_MB, 300      # the template's defaults
+    chunk_setting = common.template_default("ChunkSeconds")
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
         cap = min(chunk_setting, worker_chunk_seconds(w, h, 30, memory, Options()))
