@@ -460,11 +460,16 @@ if __name__ == "__main__":
 
 
 def template_default(parameter: str) -> float:
-    """The Default of a numeric Parameter of template.yaml (what a fresh stack deploys)."""
-    import re
-    text = (REPO / "template.yaml").read_text(encoding="utf-8")
-    m = re.search(rf"^  {re.escape(parameter)}:\n    Type: Number\n    Default: ([0-9.]+)$", text,
-                  re.M)
-    if m is None:
-        raise SystemExit(f"template.yaml: no numeric Parameter {parameter}")
-    return float(m.group(1))
+    """The Default of a Parameter of template.yaml (what a fresh stack deploys)."""
+    from tests.integration.helpers import load_template
+    return float(load_template()["Parameters"][parameter]["Default"])
+
+
+def plan_chunk_seconds(w: int, h: int, fps: float, memory_mb: int) -> float:
+    """The chunk length plan cuts, with the default options, for w x h frames at `fps` and a
+    worker of `memory_mb`: the template's `ChunkSeconds`, cut to what such a worker finishes in
+    time (`aws.worker_chunk_seconds`)."""
+    from blurfaces.aws import worker_chunk_seconds
+    from blurfaces.options import Options
+    return min(template_default("ChunkSeconds"),
+               worker_chunk_seconds(w, h, fps, memory_mb, Options()))

@@ -42,14 +42,6 @@ LAMBDA_MB = {1: 1769, 2: 3538, 3: 5307, 6: 10240}
 COLD_START_S = 3.0
 
 
-def plan_chunk_seconds(w: int, h: int, fps: float, memory_mb: int) -> float:
-    """The chunk length plan cuts for a worker of `memory_mb` with the default options."""
-    from blurfaces.aws import worker_chunk_seconds
-    from blurfaces.options import Options
-    return min(common.template_default("ChunkSeconds"),
-               worker_chunk_seconds(w, h, fps, memory_mb, Options()))
-
-
 def derive(run: dict, fps: float, slowdown: float, margins_s: float) -> dict:
     """US$ per video-hour, the longest safe chunk and the memory need of one measured run."""
     from blurfaces import cost
@@ -112,7 +104,7 @@ def main(argv=None) -> int:
     try:
         for (w, h), given in clips:
             for t in measured_threads:
-                L = a.chunk_seconds or plan_chunk_seconds(w, h, rate, LAMBDA_MB[t])
+                L = a.chunk_seconds or common.plan_chunk_seconds(w, h, rate, LAMBDA_MB[t])
                 # plan cuts a clip into equal chunks: three of about L (the middle one measured)
                 src = given or common.synthetic_clip(size=(w, h), fps=a.fps,
                                                      seconds=math.floor(3 * L))

@@ -57,14 +57,13 @@ SPEEDUP_2_THREADS = {(1280, 720): 1.74, (1920, 1080): 1.61}
 
 def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces import cost, stages
-    from blurfaces.aws import Settings, sizing, worker_chunk_seconds
+    from blurfaces.aws import Settings, sizing
     from blurfaces.options import Options
     s = Settings()
     memory, conc = cost.DEFAULT_WORKER_MEMORY_MB, 300      # the template's defaults
-    chunk_setting = common.template_default("ChunkSeconds")
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
-        cap = min(chunk_setting, worker_chunk_seconds(w, h, 30, memory, Options()))
+        cap = common.plan_chunk_seconds(w, h, 30, memory)
         speedup = {1: 1.0, 2: SPEEDUP_2_THREADS[(w, h)]}.get(cost.vcpus(memory),
                                                              cost.vcpus(memory))
         fps = speedup / (sizing.WORKER_CPU_S_PER_MPIXEL * w * h / 1e6)

@@ -83,10 +83,10 @@ def test_lambda_sizing_costs_the_hour_from_the_measured_chunk_alone():
 def test_the_template_chunk_length_and_what_plan_cuts_of_it():
     """ChunkSeconds 40 (template.yaml, read by the benches): plan cuts it short where a worst
     case would not end in time, so 1080p gets 38.5 s at 3538 MB and 16.5 s at 1769 MB."""
-    from bench import common, lambda_sizing
+    from bench import common
     assert common.template_default("ChunkSeconds") == 40
     assert common.template_default("WorkerMemorySize") == 3538
-    assert lambda_sizing.plan_chunk_seconds(1280, 720, 30, 3538) == 40
-    assert lambda_sizing.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(38.5, abs=0.05)
-    assert lambda_sizing.plan_chunk_seconds(1920, 1080, 30, 1769) == pytest.approx(16.5, abs=0.05)
-    assert lambda_sizing.plan_chunk_seconds(3840, 2160, 30, 3538) == pytest.approx(5.6, abs=0.05)
+    assert common.plan_chunk_seconds(1280, 720, 30, 3538) == 40
+    assert common.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(38.5, abs=0.05)
+    assert common.plan_chunk_seconds(1920, 1080, 30, 1769) == pytest.approx(16.5, abs=0.05)
+    assert common.plan_chunk_seconds(3840, 2160, 30, 3538) == pytest.approx(5.6, abs=0.05)

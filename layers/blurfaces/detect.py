@@ -470,8 +470,8 @@ class FaceDetector:
                                 evidence)
             # a walker changes the picture it walks onto: not where it is what it was at the
             # last look (a still camera; a moving one changes everywhere)
-            walked &= self.still.changed_since_last_look((region, self.fine.zoom), region,
-                                                         alone, self._offset)
+            walked[walked] = self.still.changed_since_last_look(
+                (region, self.fine.zoom), region, alone[walked], self._offset)
             promoted = self._merge_checked(rgb, faint[again], d.boxes, promoted)
             promoted = self._merge_checked(rgb, alone[walked], d.boxes, promoted, MOVED_MOST)
             if d.doubt is not None:     # the network ran (a reused picture: its faces stand)

@@ -257,10 +257,10 @@ def ensure_model(path: str | os.PathLike | None = None, *, network: str = "cente
         raise ModelError(f"{p}: model file not found. Run `blurfaces fetch-model --output {p}`.")
     fp32 = default_model_path(network)
     p = precision_path(fp32, precision) if network == "centerface" else fp32
-    if p.exists() and not (network == "retinaface" and _whole_retinaface(p)):
+    if _ready(p, network):
         return p
     with _build_lock(fp32):
-        if p.exists() and not (network == "retinaface" and _whole_retinaface(p)):
+        if _ready(p, network):
             return p            # another process built it meanwhile
         if network == "retinaface" and p.exists():      # as an older release wrote it
             try:
@@ -280,11 +280,14 @@ def ensure_model(path: str | os.PathLike | None = None, *, network: str = "cente
     return p
 
 
-def _whole_retinaface(path: Path) -> bool:
-    """Whether `path` is the pinned RetinaFace as shipped, landmark head included (releases
-    before 2026-12-06 wrote it so): it works, 4% slower; ensure_model rewrites it."""
-    return path.stat().st_size == RETINAFACE_SHIPPED_BYTES and \
-        file_sha256(path) == SOURCES["retinaface"].onnx_sha256
+def _ready(path: Path, network: str) -> bool:
+    """Whether the model file at `path` exists as this release writes it: not the pinned
+    RetinaFace as shipped, landmark head included (releases before 2026-12-06 wrote it so: it
+    works, 4% slower; ensure_model rewrites it)."""
+    if not path.exists():
+        return False
+    return network != "retinaface" or path.stat().st_size != RETINAFACE_SHIPPED_BYTES or \
+        file_sha256(path) != SOURCES["retinaface"].onnx_sha256
 
 
 @contextlib.contextmanager

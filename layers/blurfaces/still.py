@@ -212,7 +212,7 @@ class Stillness:
         now, camera = self._grey[rows, cols], np.asarray(camera, np.float64)
         before, was = self._looked.get(key, (None, None))
         self._looked[key] = (now.copy(), camera.copy())
-        if before is None or before.shape != now.shape or \
+        if not len(boxes) or before is None or before.shape != now.shape or \
                 np.abs(camera - was).max() > STILL_CAMERA:
             return np.ones(len(boxes), bool)
         return self._over(cv2.absdiff(now, before) > LEVEL, (cols.start, rows.start), boxes)
