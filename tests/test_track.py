@@ -296,6 +296,88 @@ def test_a_small_face_seen_once_is_masked_wider_with_time():
     np.testing.assert_allclose(large[23].boxes[0], [300, 100, 380, 180])
 
 
+def _walker(n, looks, speed, pan, box=40.0):
+    """A small face (its detector box `box` px) walking right at `speed` px/s through the
+    scene while the camera pans `pan` px a frame, found only on the frames in `looks`."""
+    fps = 30.0
+    times = [i / fps for i in range(n)]
+    truth, dets = [], []
+    for i, t in enumerate(times):
+        x = 100 + speed * t + pan * i                  # in the frame
+        truth.append(np.array([x, 100, x + box, 100 + box]))
+        found = [truth[-1]] if i in looks else []
+        dets.append(Detections(np.array(found, np.float32).reshape(-1, 4),
+                               np.full(len(found), 0.9, np.float32), shift=(pan, 0.0)))
+    return times, truth, dets
+
+
+def test_a_small_walker_seen_once_per_look_is_one_track_without_trails():
+    """A small face walking a box width through the scene between two looks of its region
+    (8 frames) is seen once on each: linked (WALK_LINK), it is one track, masked between its
+    looks by interpolation where it walks, with one box per frame, not a seen-once track per
+    look each leaving its held and lead boxes behind it (the far over-masking on placed truth)."""
+    looks = set(range(0, 41, 8))
+    times, truth, dets = _walker(48, looks, speed=150.0, pan=-4.0)
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small=48.0)
+    tracker, out = Tracker(TrackOptions(small_walk=2.0, **kw), (1280, 720)), []
+    for i, (t, d) in enumerate(zip(times, dets)):
+        out += tracker.push(i, t, d)
+    out += tracker.flush()
+    assert {int(k) for o in out for k in o.tracks} == {0}
+    assert all(len(o.boxes) == 1 for o in out)
+    for i in range(0, 41):
+        assert out[i].sources == ["detected" if i in looks else "interpolated"], i
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+    # without the link (no small_walk), each look starts a track of its own, and its held
+    # and lead boxes stay behind where the face was and ahead where it is not yet
+    plain = []
+    tracker = Tracker(TrackOptions(**kw), (1280, 720))
+    for i, (t, d) in enumerate(zip(times, dets)):
+        plain += tracker.push(i, t, d)
+    plain += tracker.flush()
+    assert len({int(k) for o in plain for k in o.tracks}) == len(looks)
+    assert max(len(o.boxes) for o in plain) >= 4
+
+
+def test_a_face_found_far_from_a_seen_once_one_is_another_face():
+    """A small face found more than WALK_LINK_MAX sizes from a seen-once one, or of another
+    size, is a second face: both keep their own held and lead boxes."""
+    from blurfaces.track import WALK_LINK_MAX
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    times = [i / 30.0 for i in range(40)]
+    a = [100, 100, 140, 140]
+    for b in ([100 + 40 * (WALK_LINK_MAX + 0.2), 100, 140 + 40 * (WALK_LINK_MAX + 0.2), 140],
+              [150, 100, 220, 170]):               # too far; 70 px against 40: another size
+        dets = [det(a) if i == 10 else det(b) if i == 18 else det() for i in range(40)]
+        out = run_tracker(times, dets, **kw)
+        assert len({int(k) for o in out for k in o.tracks}) == 2
+        assert out[14].sources == ["held", "lead"] or out[14].sources == ["lead", "held"]
+
+
+def test_a_walk_link_no_third_detection_confirms_leaves_both_faces_masked():
+    """A seen-once small face A, then a face B nearby found where A is not: linked as one
+    walker, the track predicts B's next place along A -> B. A standing neighbour is found again
+    where it was, not there: the link stays unconfirmed, and both are masked as two seen-once
+    faces are (A held where it was for `small_hold`, B started `small_lead` early)."""
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    times = [i / 30.0 for i in range(80)]
+    a, b = [100, 100, 140, 140], [160, 100, 200, 140]
+    dets = [det(a) if i == 10 else det(b) if i in (18, 26, 34, 42) else det() for i in range(80)]
+    out = run_tracker(times, dets, **kw)
+    for i in (12, 30, 50, 54):              # A held up to 1.5 s after frame 10 (frame 55)
+        assert any(_contains(box + [-1, -1, 1, 1], a) for box in out[i].boxes), i
+    assert not any(_contains(box, a) and not _contains(box, b) for box in out[57].boxes)
+    assert any(_contains(box + [-1, -1, 1, 1], b) for box in out[0].boxes)   # B's lead
+    # a walker found a third time where its walk predicts it: one box, A's hold gone
+    w = [det([100 + 60 * k, 100, 140 + 60 * k, 140]) if i == 10 + 8 * k else det()
+         for i in range(80) for k in [min(max((i - 10) // 8, 0), 3)]]
+    walk = run_tracker(times, w, **kw)
+    assert {int(k) for o in walk[10:35] for k in o.tracks} == {0}
+    assert all(len(o.boxes) == 1 for o in walk)
+
+
 class _Forgetful(Tracker):
     """The tracker computing every smoothed box afresh for every frame."""
 

@@ -26,6 +26,11 @@ look-ahead:
                 reaches to where the frame, not the scene, would have carried it: a face may
                 walk in with the camera (a followed subject) as well as be panned in.
 
+A small face seen once and then, on a later look, found nearby but not where it was (a
+walker: it moves a box width or two between two looks of its region) is linked into one track
+rather than starting a second; until a third detection confirms the walk, both parts keep the
+masks they would have had alone (`Tracker._link_walkers`).
+
 When the detections carry the camera's translation (`Detections.shift`, see motion.py), the
 tracker works in scene coordinates: each frame's boxes minus the translation accumulated so
 far, and back on release; a pan then no longer breaks the tracks of small faces. Every
@@ -45,7 +50,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from .detect import Detections, centre_distance, iou_matrix
+from .detect import Detections, box_sizes, centre_distance, iou_matrix
 from .options import QUALITY
 
 SOURCES = ("detected", "interpolated", "held", "lead")
@@ -117,6 +122,15 @@ class _Track:
                                                     # the first box
     # _smoothed's final results by index: computed once, not for every frame released
     smoothed: dict = field(default_factory=dict)
+    # Tracker._link_walkers: the two seen-once tracks this one was linked from, masked as
+    # they were until a third detection confirms the walk
+    parts: tuple | None = None
+
+    def views(self) -> tuple:
+        """The tracks to mask: this one, or while its walk link is unconfirmed, its parts."""
+        if self.parts is not None and len(self.times) < 3:
+            return self.parts
+        return (self,)
 
     @property
     def edge(self) -> bool:
@@ -138,6 +152,16 @@ class _Track:
 
 
 EDGE_GROW = 0.25
+# Tracker._link_walkers: how far (in sizes of the seen-once box, centre to centre, in the scene)
+# a detection may be from a seen-once track to be its next detection, growing with the time
+# since, up to WALK_LINK_MAX (a placed 18 px walker moved 0.75-1.0 of its detector box between
+# two looks of its region); how much the two may differ in size; and the largest boxes linked
+# (of TrackOptions.small: the detector grows an 18 px face's box to 47-51 px)
+WALK_LINK = 0.6
+WALK_LINK_RATE = 6.0
+WALK_LINK_MAX = 2.5
+WALK_LINK_RATIO = 1.6
+WALK_LINK_UNDER = 1.5
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
 
 
@@ -212,6 +236,8 @@ class Tracker:
                     tr.boxes.append(boxes[c])
                     tr.scores.append(float(dets.scores[c]))
                     matched.add(c)
+        if self.o.small_walk > 0 and active and len(matched) < len(boxes):
+            self._link_walkers(t, active, frame_boxes, boxes, dets, matched)
         for c in range(len(boxes)):
             if c not in matched:
                 tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
@@ -219,6 +245,45 @@ class Tracker:
                 tr.offset = self.offset.copy()
                 self.tracks.append(tr)
                 self.next_id += 1
+
+    def _link_walkers(self, t: float, active: list, frame_boxes: np.ndarray, boxes: np.ndarray,
+                      dets: Detections, matched: set) -> None:
+        """A small face seen once, then not where it was but nearby on a later look, may be one
+        walking face, not two. Left as two tracks, each carries its held and lead boxes
+        (`small_hold`, `small_lead`, grown by `small_walk`) where the face no longer is or
+        not yet was: on placed truth that trail was most of the far over-masking. So a
+        detection the first stage left is linked to a seen-once small track (not one cut by
+        the frame edge) of about its size within WALK_LINK sizes, + WALK_LINK_RATE per second
+        since that track's detection, up to WALK_LINK_MAX (nearest first). The track then
+        predicts the walk's next place; until a third detection confirms it there, it is masked
+        as its two parts were (`_Track.views`): a standing face found next to one missed keeps
+        both faces' boxes (README "Walkers linked")."""
+        lonely = [tr for tr in active if len(tr.times) == 1 and tr.times[0] < t - 1e-9
+                  and not tr.edge and _size(tr.boxes[0]) < WALK_LINK_UNDER * self.o.small]
+        if not lonely:
+            return
+        firsts = np.stack([tr.boxes[0] for tr in lonely])
+        dist, ratio = centre_distance(firsts, boxes)
+        since = np.array([t - tr.times[0] for tr in lonely])
+        reach = np.minimum(WALK_LINK + WALK_LINK_RATE * since, WALK_LINK_MAX)[:, None]
+        near = (dist <= reach) & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO)
+        ok = near & (box_sizes(boxes) < WALK_LINK_UNDER * self.o.small)[None, :]
+        ok[:, sorted(matched)] = False
+        if not ok.any():
+            return
+        from scipy.optimize import linear_sum_assignment
+        rows, cols = linear_sum_assignment(np.where(ok, dist, _NO_MATCH))
+        for r, k in ((r, c) for r, c in zip(rows, cols) if ok[r, c]):
+            tr = lonely[r]
+            alone = _Track(self.next_id, [t], [boxes[k]], [float(dets.scores[k])],
+                           self._edge_sides(frame_boxes[k]), self.offset.copy())
+            self.next_id += 1
+            tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
+                               tr.offset.copy()), alone)
+            tr.times.append(t)
+            tr.boxes.append(boxes[k])
+            tr.scores.append(float(dets.scores[k]))
+            matched.add(int(k))
 
     # -- per-frame decisions ----------------------------------------------------------------
     def _smoothed(self, tr: _Track, i: int) -> np.ndarray:
@@ -295,7 +360,7 @@ class Tracker:
 
     def _release(self, key, t, offset) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
-        for tr in self.tracks:
+        for tr in (view for track in self.tracks for view in track.views()):
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
             got = self._box_at(tr, t, offset)
