@@ -64,16 +64,19 @@ ENV_PREFIX = "BLURFACES_"
 # interpolates the larger faces it is left between two runs; max: every frame); `weak`: a
 # fainter box (above this share of the fine threshold), under 48 px, seen on two looks (at one
 # place, or a walker's few widths apart: detect.MOVED_REACH) is run again alone at 3x, and is
-# a face if that run scores it over 0.15 (detect.FinePass.weak, .verify).
+# a face if that run scores it over 0.15 (detect.FinePass.weak, .verify); `bridge`: a track
+# the detector misses for up to this many seconds, found again where it predicts, continues
+# through the gap (track.TrackOptions.bridge).
 # Measured on placed-truth and hard clips: README "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
                  "small_lead": 1.0, "small_walk": 2.0, "persist": True, "detect_size": 384,
-                 "whole_every": 2, "weak": 0.15},
+                 "whole_every": 2, "weak": 0.15, "bridge": 1.5},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
-            "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5},
+            "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
+            "bridge": 1.5},
 }
 DEFAULT_QUALITY = "balanced"
 DEFAULT_PRECISION = "int8"

@@ -21,10 +21,13 @@ look-ahead:
                 seconds: the look-ahead window is that long anyway, so this costs no latency.
                 Its lead box is also grown by `EDGE_GROW` of its size away from the edges it
                 touches: the detector draws a cut face's box short of the visible chin or
-                brow, and the box moves back out through the edge with the face. While such
-                a track has one detection (no motion of its own yet), its lead box also
-                reaches to where the frame, not the scene, would have carried it: a face may
-                walk in with the camera (a followed subject) as well as be panned in.
+                brow, and the box moves back out through the edge with the face. Its lead
+                box also reaches to where the frame, not the scene, would have carried it: a
+                face may walk in with the camera (a followed subject) as well as be panned
+                in, and near the edge a zoom makes the scene's translation a poor guide.
+- a track of two or more detections that the detector misses for longer than its hold, found
+                again where the track predicts it within `bridge` seconds, continues: the gap
+                is interpolated (`Tracker._bridge`).
 
 A small face seen once and then, on a later look, found nearby but not where it was (a
 walker: it moves a box width or two between two looks of its region) is linked into one track
@@ -78,6 +81,13 @@ class TrackOptions:
     # side, up to WALK_MAX of its width.
     small_walk: float = 0.0
     small: float = 48.0
+    # A track of two or more detections that the detector then misses for longer than its
+    # hold, found again where its track predicts it (IoU) within `bridge` seconds of its last
+    # detection, continues: the gap is interpolated, not left unmasked between the held box
+    # and the new track's lead. At most the tracker's memory (`longest_hold`) and its
+    # look-ahead past the hold (`hold` + `window`), so that every frame of a gap is decided
+    # with the detection that closes it.
+    bridge: float = 0.0
 
     @classmethod
     def of(cls, options) -> "TrackOptions":
@@ -86,7 +96,8 @@ class TrackOptions:
         return cls(enabled=options.track, hold=options.hold, lookahead=options.lookahead,
                    small_hold=preset.get("small_hold", 0.0),
                    small_lead=preset.get("small_lead", 0.0),
-                   small_walk=preset.get("small_walk", 0.0))
+                   small_walk=preset.get("small_walk", 0.0),
+                   bridge=preset.get("bridge", 0.0))
 
     @property
     def longest_hold(self) -> float:
@@ -236,6 +247,8 @@ class Tracker:
                     tr.boxes.append(boxes[c])
                     tr.scores.append(float(dets.scores[c]))
                     matched.add(c)
+        if self.o.bridge > self.o.hold and len(matched) < len(boxes):
+            self._bridge(t, boxes, dets, matched)
         if self.o.small_walk > 0 and active and len(matched) < len(boxes):
             self._link_walkers(t, active, frame_boxes, boxes, dets, matched)
         for c in range(len(boxes)):
@@ -245,6 +258,29 @@ class Tracker:
                 tr.offset = self.offset.copy()
                 self.tracks.append(tr)
                 self.next_id += 1
+
+    def _bridge(self, t: float, boxes: np.ndarray, dets: Detections, matched: set) -> None:
+        """Tracks of two or more detections, past their hold but within `bridge` seconds of
+        their last detection, take a detection the first stage left where they predict it (IoU
+        over `match_iou`): TrackOptions.bridge. Seen-once tracks are left to _link_walkers (a
+        faint box seen once ahead of a walking face would take the face's own track and its
+        lead box)."""
+        reach = min(self.o.bridge, self.o.longest_hold, self.o.hold + self.o.window)
+        dormant = [tr for tr in self.tracks if len(tr.times) > 1
+                   and self._hold(tr) + 1e-9 < t - tr.times[-1] <= reach + 1e-9]
+        free = [c for c in range(len(boxes)) if c not in matched]
+        if not dormant or not free:
+            return
+        iou = iou_matrix(np.stack([tr.predict(t) for tr in dormant]), boxes[free])
+        cost = np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)
+        from scipy.optimize import linear_sum_assignment
+        for r, c in zip(*linear_sum_assignment(cost)):
+            if cost[r, c] < _NO_MATCH:
+                tr, k = dormant[r], free[c]
+                tr.times.append(t)
+                tr.boxes.append(boxes[k])
+                tr.scores.append(float(dets.scores[k]))
+                matched.add(k)
 
     def _link_walkers(self, t: float, active: list, frame_boxes: np.ndarray, boxes: np.ndarray,
                       dets: Detections, matched: set) -> None:
@@ -326,9 +362,12 @@ class Tracker:
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
             box = _union(first, first + shift)
-            if tr.edge and len(tr.times) == 1:
-                # seen once, entering through the edge: the face may walk in with the camera
-                # (a followed subject) as well as with the scene
+            if tr.edge:
+                # entering through the edge, the face may walk in with the camera (a followed
+                # subject) as well as with the scene; and near the edge, a zoom moves the
+                # picture unlike the frame's measured translation, so two detections' scene
+                # velocity does not say which (a 14 px face entering at the top: its lead box
+                # drifted 30 px off it in 16 frames)
                 box = _union(box, first + np.tile(tr.offset - np.asarray(offset), 2))
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
