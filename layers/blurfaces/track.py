@@ -8,7 +8,8 @@ look-ahead:
 
 - detected:     the detection, smoothed over +-`smooth` seconds and grown back to contain the
                 detected box (smoothing never lets the mask lag behind the face);
-- interpolated: between two detections of the same track (at most `hold` seconds apart),
+- interpolated: between two detections of the same track (at most `hold` seconds apart, or
+                a bridged gap or a confirmed walk link: below),
                 each side moved out by up to a quarter of its travel between them (most
                 at the middle of the gap): a face that moves or grows fast need not move in
                 a straight line;
@@ -42,8 +43,9 @@ starts it a little earlier than its first frame) does not change the result.
 
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
-time, so variable frame rate works). A mask never outlives its track by more than `hold`, so
-nothing drifts onto the background after a face leaves. The same detections give the same
+time, so variable frame rate works). A mask never outlives its track's last detection by more
+than its hold (`small_hold` for a small face), so nothing drifts onto the background after a
+face leaves. The same detections give the same
 output on every run.
 """
 from __future__ import annotations
@@ -78,7 +80,8 @@ class TrackOptions:
     # ... and may be walking while it is seen only once (a walker moves more than its own
     # width between two looks of its region): the held and lead boxes of a small face with a
     # single detection grow by `small_walk` of its width per second away from it, on each
-    # side, up to WALK_MAX of its width.
+    # side, up to WALK_MAX of its width. With `small_walk` on, seen-once tracks are also
+    # linked into walks (Tracker._link_walkers).
     small_walk: float = 0.0
     small: float = 48.0
     # A track of two or more detections that the detector then misses for longer than its
@@ -86,7 +89,8 @@ class TrackOptions:
     # detection, continues: the gap is interpolated, not left unmasked between the held box
     # and the new track's lead. At most the tracker's memory (`longest_hold`) and its
     # look-ahead past the hold (`hold` + `window`), so that every frame of a gap is decided
-    # with the detection that closes it.
+    # with the detection that closes it; `window` grows to reach it. A small face's hold is
+    # already `small_hold` (1.5 s), so in the presets only larger faces are bridged.
     bridge: float = 0.0
 
     @classmethod
@@ -108,7 +112,8 @@ class TrackOptions:
         """Seconds of newer video needed before a frame's masks are final."""
         if not self.enabled:
             return 0.0
-        return max(self.hold, self.lookahead, self.small_lead) + self.smooth + 1e-6
+        return max(self.hold, self.lookahead, self.small_lead,
+                   self.bridge - self.hold) + self.smooth + 1e-6
 
 
 @dataclass
@@ -139,9 +144,15 @@ class _Track:
 
     def views(self) -> tuple:
         """The tracks to mask: this one, or while its walk link is unconfirmed, its parts."""
-        if self.parts is not None and len(self.times) < 3:
-            return self.parts
-        return (self,)
+        return self.parts if self.parts is not None else (self,)
+
+    def walks_on(self) -> bool:
+        """A walk link's third detection is nearer where the walk from the first to the
+        second predicts it than to the second (a standing face found again is not)."""
+        a, b, c = ((box[:2] + box[2:]) / 2 for box in self.boxes[:3])
+        ta, tb, tc = self.times[:3]
+        ahead = b + (b - a) * (tc - tb) / (tb - ta)
+        return bool(np.linalg.norm(c - ahead) < np.linalg.norm(c - b))
 
     @property
     def edge(self) -> bool:
@@ -249,6 +260,7 @@ class Tracker:
                     matched.add(c)
         if self.o.bridge > self.o.hold and len(matched) < len(boxes):
             self._bridge(t, boxes, dets, matched)
+        self._confirm_walks(t)
         if self.o.small_walk > 0 and active and len(matched) < len(boxes):
             self._link_walkers(t, active, frame_boxes, boxes, dets, matched)
         for c in range(len(boxes)):
@@ -258,6 +270,23 @@ class Tracker:
                 tr.offset = self.offset.copy()
                 self.tracks.append(tr)
                 self.next_id += 1
+
+    def _confirm_walks(self, t: float) -> None:
+        """Walk links (`_link_walkers`) that got their third detection on this frame: kept
+        where it walks on (`_Track.walks_on`), otherwise undone, the two faces tracked apart
+        again, the third detection the second face's."""
+        for tr in [tr for tr in self.tracks if tr.parts is not None and len(tr.times) == 3
+                   and tr.times[-1] == t]:
+            if tr.walks_on():
+                tr.parts = None
+                continue
+            first, second = tr.parts
+            second.times.append(t)
+            second.boxes.append(tr.boxes[-1])
+            second.scores.append(tr.scores[-1])
+            tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
+            tr.smoothed, tr.parts = first.smoothed, None
+            self.tracks.append(second)
 
     def _bridge(self, t: float, boxes: np.ndarray, dets: Detections, matched: set) -> None:
         """Tracks of two or more detections, past their hold but within `bridge` seconds of
@@ -290,9 +319,10 @@ class Tracker:
         not yet was: on placed truth that trail was most of the far over-masking. So a
         detection the first stage left is linked to a seen-once small track (not one cut by
         the frame edge) of about its size within WALK_LINK sizes, + WALK_LINK_RATE per second
-        since that track's detection, up to WALK_LINK_MAX (nearest first). The track then
-        predicts the walk's next place; until a third detection confirms it there, it is masked
-        as its two parts were (`_Track.views`): a standing face found next to one missed keeps
+        since that track's detection, up to WALK_LINK_MAX (the pairs of least total distance,
+        Hungarian). The track then predicts the walk's next place; until a third detection, it
+        is masked as its two parts were (`_Track.views`), and a third detection not on the walk
+        undoes the link (`_confirm_walks`): a standing face found next to one missed keeps
         both faces' boxes (README "Walkers linked")."""
         lonely = [tr for tr in active if len(tr.times) == 1 and tr.times[0] < t - 1e-9
                   and not tr.edge and _size(tr.boxes[0]) < WALK_LINK_UNDER * self.o.small]
