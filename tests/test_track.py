@@ -423,15 +423,22 @@ def test_a_face_found_far_from_a_seen_once_one_is_another_face():
     times = [i / 30.0 for i in range(50)]
     a = np.array([100.0, 100, 140, 140])
 
-    def ids(step, size):
+    def ids(step, size, when=18):
         b = a + [step, 0, step + size - 40, size - 40]
-        c = b + [step, 0, step, 0]
-        dets = [det(a) if i == 10 else det(b) if i == 18 else det(c) if i == 26 else det()
-                for i in range(50)]
-        return {int(k) for o in run_tracker(times, dets, **kw) for k in o.tracks}
+        ahead = step * 8 / (when - 10)             # where a walk from a through b goes
+        c = b + [ahead, 0, ahead, 0]
+        dets = [det(a) if i == 10 else det(b) if i == when else det(c) if i == when + 8
+                else det() for i in range(70)]
+        out = run_tracker(times, dets, **kw)
+        # from b on (frames before it were released before c confirmed the walk)
+        return {int(k) for o in out[when:] for k in o.tracks}
 
+    times = [i / 30.0 for i in range(70)]
     assert len(ids(40.0, 40.0)) == 1                                   # a walker, in reach
-    assert len(ids(40 * (WALK_LINK_MAX + 0.2), 40.0)) == 3             # too far
+    assert len(ids(40.0 * 2.0, 40.0, when=50)) == 1                    # further, later
+    assert WALK_LINK_MAX == 2.5
+    assert len(ids(40.0 * 2.7, 40.0, when=50)) == 2                    # past the most: a, b
+    assert len(ids(40.0 * 2.4, 40.0)) == 3                             # too far that soon
     assert len(ids(50.0, 70.0)) == 3                                   # 70 px against 40
 
 
