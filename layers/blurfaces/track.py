@@ -87,10 +87,10 @@ class TrackOptions:
     # A track of two or more detections that the detector then misses for longer than its
     # hold, found again where its track predicts it (IoU) within `bridge` seconds of its last
     # detection, continues: the gap is interpolated, not left unmasked between the held box
-    # and the new track's lead. At most the tracker's memory (`longest_hold`) and its
-    # look-ahead past the hold (`hold` + `window`), so that every frame of a gap is decided
-    # with the detection that closes it; `window` grows to reach it. A small face's hold is
-    # already `small_hold` (1.5 s), so in the presets only larger faces are bridged.
+    # and the new track's lead. At most the tracker's memory (`longest_hold`); `window`
+    # reaches past the hold to it, so that every frame of a gap is decided with the detection
+    # that closes it. A small face's hold is already `small_hold` (1.5 s), so in the presets
+    # only larger faces are bridged.
     bridge: float = 0.0
 
     @classmethod
@@ -141,6 +141,12 @@ class _Track:
     # Tracker._link_walkers: the two seen-once tracks this one was linked from, masked as
     # they were until a third detection confirms the walk
     parts: tuple | None = None
+
+    def add(self, t: float, box, score: float) -> None:
+        """The track's next detection (`box` in the scene)."""
+        self.times.append(t)
+        self.boxes.append(box)
+        self.scores.append(score)
 
     def views(self) -> tuple:
         """The tracks to mask: this one, or while its walk link is unconfirmed, its parts."""
@@ -208,6 +214,16 @@ def _grow_from_edges(box: np.ndarray, sides: tuple) -> np.ndarray:
     return out
 
 
+def _pairs(cost: np.ndarray) -> list:
+    """(row, column) of the least-cost assignment (Hungarian) where the cost is under
+    _NO_MATCH."""
+    # imported here: a re-render from a coordinate file (boxes.py) never tracks, and
+    # scipy.optimize costs about a second of start-up
+    from scipy.optimize import linear_sum_assignment
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
+
+
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
 
@@ -243,76 +259,69 @@ class Tracker:
         active = [tr for tr in self.tracks if t - tr.times[-1] <= self._hold(tr) + 1e-9]
         frame_boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
         boxes = frame_boxes - np.tile(self.offset, 2)
-        matched = set()
+        scores = [float(s) for s in dets.scores]
+        matched, grown = set(), []
         if active and len(boxes):
-            # imported here: a re-render from a coordinate file (boxes.py) never tracks, and
-            # scipy.optimize costs about a second of start-up
-            from scipy.optimize import linear_sum_assignment
             preds = np.stack([tr.predict(t) for tr in active])
-            cost = self._cost(preds, boxes)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if cost[r, c] < _NO_MATCH:
-                    tr = active[r]
-                    tr.times.append(t)
-                    tr.boxes.append(boxes[c])
-                    tr.scores.append(float(dets.scores[c]))
-                    matched.add(c)
+            for r, c in _pairs(self._cost(preds, boxes)):
+                active[r].add(t, boxes[c], scores[c])
+                matched.add(c)
+                grown.append(active[r])
         if self.o.bridge > self.o.hold and len(matched) < len(boxes):
-            self._bridge(t, boxes, dets, matched)
-        self._confirm_walks(t)
+            grown += self._bridge(t, boxes, scores, matched)
+        self._confirm_walks(t, grown)
         if self.o.small_walk > 0 and active and len(matched) < len(boxes):
-            self._link_walkers(t, active, frame_boxes, boxes, dets, matched)
+            self._link_walkers(t, active, frame_boxes, boxes, scores, matched)
         for c in range(len(boxes)):
             if c not in matched:
-                tr = _Track(self.next_id, [t], [boxes[c]], [float(dets.scores[c])])
-                tr.sides = self._edge_sides(frame_boxes[c])
-                tr.offset = self.offset.copy()
-                self.tracks.append(tr)
-                self.next_id += 1
+                self.tracks.append(self._start(t, frame_boxes[c], boxes[c], scores[c]))
 
-    def _confirm_walks(self, t: float) -> None:
-        """Walk links (`_link_walkers`) that got their third detection on this frame: kept
-        where it walks on (`_Track.walks_on`), otherwise undone, the two faces tracked apart
-        again, the third detection the second face's."""
-        for tr in [tr for tr in self.tracks if tr.parts is not None and len(tr.times) == 3
-                   and tr.times[-1] == t]:
-            if tr.walks_on():
-                tr.parts = None
+    def _start(self, t: float, frame_box, box, score: float) -> _Track:
+        """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
+        tr = _Track(self.next_id, [t], [box], [score], self._edge_sides(frame_box),
+                    self.offset.copy())
+        self.next_id += 1
+        return tr
+
+    def _confirm_walks(self, t: float, grown: list) -> None:
+        """Walk links (`_link_walkers`) among the tracks `grown` by a third detection on this
+        frame: kept where it walks on (`_Track.walks_on`), otherwise undone, the two faces
+        tracked apart again, the third detection the second face's."""
+        for tr in grown:
+            if tr.parts is None or len(tr.times) != 3:
                 continue
-            first, second = tr.parts
-            second.times.append(t)
-            second.boxes.append(tr.boxes[-1])
-            second.scores.append(tr.scores[-1])
-            tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
-            tr.smoothed, tr.parts = first.smoothed, None
-            self.tracks.append(second)
+            if not tr.walks_on():
+                first, second = tr.parts
+                second.add(t, tr.boxes[-1], tr.scores[-1])
+                tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
+                tr.smoothed = first.smoothed
+                self.tracks.append(second)
+            tr.parts = None
 
-    def _bridge(self, t: float, boxes: np.ndarray, dets: Detections, matched: set) -> None:
+    def _bridge(self, t: float, boxes: np.ndarray, scores: list, matched: set) -> list:
         """Tracks of two or more detections, past their hold but within `bridge` seconds of
         their last detection, take a detection the first stage left where they predict it (IoU
         over `match_iou`): TrackOptions.bridge. Seen-once tracks are left to _link_walkers (a
         faint box seen once ahead of a walking face would take the face's own track and its
-        lead box)."""
-        reach = min(self.o.bridge, self.o.longest_hold, self.o.hold + self.o.window)
+        lead box). `window` reaches past the hold to `bridge`, so every frame of the gap is
+        decided with the detection that closes it; the tracker remembers a track for
+        `longest_hold`. Returns the tracks continued."""
+        reach = min(self.o.bridge, self.o.longest_hold)
         dormant = [tr for tr in self.tracks if len(tr.times) > 1
                    and self._hold(tr) + 1e-9 < t - tr.times[-1] <= reach + 1e-9]
         free = [c for c in range(len(boxes)) if c not in matched]
         if not dormant or not free:
-            return
+            return []
         iou = iou_matrix(np.stack([tr.predict(t) for tr in dormant]), boxes[free])
-        cost = np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)
-        from scipy.optimize import linear_sum_assignment
-        for r, c in zip(*linear_sum_assignment(cost)):
-            if cost[r, c] < _NO_MATCH:
-                tr, k = dormant[r], free[c]
-                tr.times.append(t)
-                tr.boxes.append(boxes[k])
-                tr.scores.append(float(dets.scores[k]))
-                matched.add(k)
+        continued = []
+        for r, c in _pairs(np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)):
+            dormant[r].add(t, boxes[free[c]], scores[free[c]])
+            matched.add(free[c])
+            continued.append(dormant[r])
+        return continued
 
     def _link_walkers(self, t: float, active: list, frame_boxes: np.ndarray, boxes: np.ndarray,
-                      dets: Detections, matched: set) -> None:
+                      scores: list, matched: set) -> None:
         """A small face seen once, then not where it was but nearby on a later look, may be one
         walking face, not two. Left as two tracks, each carries its held and lead boxes
         (`small_hold`, `small_lead`, grown by `small_walk`) where the face no longer is or
@@ -324,32 +333,26 @@ class Tracker:
         is masked as its two parts were (`_Track.views`), and a third detection not on the walk
         undoes the link (`_confirm_walks`): a standing face found next to one missed keeps
         both faces' boxes (README "Walkers linked")."""
+        under = WALK_LINK_UNDER * self.o.small
         lonely = [tr for tr in active if len(tr.times) == 1 and tr.times[0] < t - 1e-9
-                  and not tr.edge and _size(tr.boxes[0]) < WALK_LINK_UNDER * self.o.small]
+                  and not tr.edge and _size(tr.boxes[0]) < under]
         if not lonely:
             return
-        firsts = np.stack([tr.boxes[0] for tr in lonely])
-        dist, ratio = centre_distance(firsts, boxes)
+        dist, ratio = centre_distance(np.stack([tr.boxes[0] for tr in lonely]), boxes)
         since = np.array([t - tr.times[0] for tr in lonely])
         reach = np.minimum(WALK_LINK + WALK_LINK_RATE * since, WALK_LINK_MAX)[:, None]
-        near = (dist <= reach) & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO)
-        ok = near & (box_sizes(boxes) < WALK_LINK_UNDER * self.o.small)[None, :]
+        ok = (dist <= reach) & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO) \
+            & (box_sizes(boxes) < under)[None, :]
         ok[:, sorted(matched)] = False
         if not ok.any():
             return
-        from scipy.optimize import linear_sum_assignment
-        rows, cols = linear_sum_assignment(np.where(ok, dist, _NO_MATCH))
-        for r, k in ((r, c) for r, c in zip(rows, cols) if ok[r, c]):
+        for r, k in _pairs(np.where(ok, dist, _NO_MATCH)):
             tr = lonely[r]
-            alone = _Track(self.next_id, [t], [boxes[k]], [float(dets.scores[k])],
-                           self._edge_sides(frame_boxes[k]), self.offset.copy())
-            self.next_id += 1
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
-                               tr.offset.copy()), alone)
-            tr.times.append(t)
-            tr.boxes.append(boxes[k])
-            tr.scores.append(float(dets.scores[k]))
-            matched.add(int(k))
+                               tr.offset.copy()),
+                        self._start(t, frame_boxes[k], boxes[k], scores[k]))
+            tr.add(t, boxes[k], scores[k])
+            matched.add(k)
 
     # -- per-frame decisions ----------------------------------------------------------------
     def _smoothed(self, tr: _Track, i: int) -> np.ndarray:
