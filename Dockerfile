@@ -24,9 +24,9 @@ RUN PYTHONPATH=/opt/task /opt/task/bin/blurfaces fetch-model \
         --output /opt/models/centerface.onnx
 
 # Build-only packages out of the runtime set: onnx (conversion, and RetinaFace's landmark head
-# cut off, at fetch time only; blurfaces.model imports it lazily), ml_dtypes (needed by onnx alone; onnxruntime needs
-# flatbuffers, numpy, packaging, protobuf) and the console scripts; then prove the runtime
-# set still loads the model and the handlers without them.
+# cut off, at fetch time only; blurfaces.model imports it lazily), ml_dtypes (needed by onnx
+# alone; onnxruntime needs flatbuffers, numpy, packaging, protobuf) and the console scripts;
+# then prove the runtime set still loads the model and the handlers without them.
 RUN rm -rf /opt/task/onnx /opt/task/onnx-*.dist-info /opt/task/ml_dtypes \
            /opt/task/ml_dtypes-*.dist-info /opt/task/bin \
     && PYTHONPATH=/opt/task python -c "import onnxruntime as o, blurfaces.stages, blurfaces.aws, \

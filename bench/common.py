@@ -432,6 +432,22 @@ def rmtree(path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def template_default(parameter: str) -> float:
+    """The Default of a Parameter of template.yaml (what a fresh stack deploys)."""
+    from tests.integration.helpers import load_template
+    return float(load_template()["Parameters"][parameter]["Default"])
+
+
+def plan_chunk_seconds(w: int, h: int, fps: float, memory_mb: int) -> float:
+    """The chunk length plan cuts, with the default options, for w x h frames at `fps` and a
+    worker of `memory_mb`: the template's `ChunkSeconds`, cut to what such a worker finishes in
+    time (`aws.worker_chunk_seconds`)."""
+    from blurfaces.aws import worker_chunk_seconds
+    from blurfaces.options import Options
+    return min(template_default("ChunkSeconds"),
+               worker_chunk_seconds(w, h, fps, memory_mb, Options()))
+
+
 def main(argv=None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="bench helpers: the baseline transcode, the clip")
@@ -458,18 +474,3 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def template_default(parameter: str) -> float:
-    """The Default of a Parameter of template.yaml (what a fresh stack deploys)."""
-    from tests.integration.helpers import load_template
-    return float(load_template()["Parameters"][parameter]["Default"])
-
-
-def plan_chunk_seconds(w: int, h: int, fps: float, memory_mb: int) -> float:
-    """The chunk length plan cuts, with the default options, for w x h frames at `fps` and a
-    worker of `memory_mb`: the template's `ChunkSeconds`, cut to what such a worker finishes in
-    time (`aws.worker_chunk_seconds`)."""
-    from blurfaces.aws import worker_chunk_seconds
-    from blurfaces.options import Options
-    return min(template_default("ChunkSeconds"),
-               worker_chunk_seconds(w, h, fps, memory_mb, Options()))

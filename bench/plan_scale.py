@@ -60,7 +60,8 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces.aws import Settings, sizing
     from blurfaces.options import Options
     s = Settings()
-    memory, conc = cost.DEFAULT_WORKER_MEMORY_MB, 300      # the template's defaults
+    memory = int(common.template_default("WorkerMemorySize"))
+    conc = int(common.template_default("MaxConcurrency"))
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
         cap = common.plan_chunk_seconds(w, h, 30, memory)
