@@ -346,6 +346,39 @@ def test_a_face_missed_for_a_second_where_its_track_predicts_it_is_bridged():
     assert not any(len(o.boxes) for o in out[27:40])
 
 
+def test_a_face_that_stops_is_taken_over_by_the_track_that_finds_it_where_it_was_last_seen():
+    """A 40 px walker seen on every eighth frame stops, and a look misses it: the next finds
+    it where it was last seen, 0.8 of its size short of where constant velocity puts it, a
+    new track. From that detection on the new track masks the face and the old track's hold
+    ends (Tracker._take_over); before it, both masks stand (the new track's lead and the
+    old one's hold). Without that, the old track's held box went on along its course, past
+    the face, for the rest of its 1.5 s. A face found two sizes from the last box is
+    another face: the old track's hold stands."""
+    fps, n = 30.0, 70
+    times = [i / fps for i in range(n)]
+    looks = set(range(0, 57, 8)) - {32}
+
+    def x(i):
+        return 100.0 + 2.5 * min(i, 24)                   # walks 2.5 px a frame, stops at 24
+
+    def dets(elsewhere=0.0):
+        def box(i):
+            dx = x(i) + (elsewhere if i > 24 else 0.0)
+            return [dx, 100, dx + 40, 146]          # 46 px: a small face's hold, 1.5 s
+        return [det(box(i)) if i in looks else Detections.empty() for i in range(n)]
+
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small=48.0)
+    out = run_tracker(times, dets(), **kw)
+    for i in range(25, 40):
+        assert sorted(int(k) for k in out[i].tracks) == [0, 1], i     # held and lead
+    for i in range(40, 57):
+        assert [int(k) for k in out[i].tracks] == [1], i
+        b = out[i].boxes[0]
+        assert b[0] <= x(i) + 1 and b[2] >= x(i) + 39 and b[2] <= x(i) + 40 + 0.5 * 40, (i, b)
+    out = run_tracker(times, dets(elsewhere=96.0), **kw)
+    assert sorted(int(k) for k in out[45].tracks) == [0, 1]
+
+
 def test_a_small_face_seen_once_is_masked_wider_with_time():
     """A small face seen once may walk out of its box before its region looks again: with
     `small_walk`, its held and lead boxes grow by that share of its width per second on each
