@@ -353,7 +353,7 @@ def test_a_face_that_stops_is_taken_over_by_the_track_that_finds_it_where_it_was
     ends (Tracker._take_over); before it, both masks stand (the new track's lead and the
     old one's hold). Without that, the old track's held box went on along its course, past
     the face, for the rest of its 1.5 s. A face found two sizes from the last box is
-    another face: the old track's hold stands."""
+    another face, and so is one beside a standing face: the old track's hold stands."""
     fps, n = 30.0, 70
     times = [i / fps for i in range(n)]
     looks = set(range(0, 57, 8)) - {32}
@@ -377,6 +377,14 @@ def test_a_face_that_stops_is_taken_over_by_the_track_that_finds_it_where_it_was
         assert b[0] <= x(i) + 1 and b[2] >= x(i) + 39 and b[2] <= x(i) + 40 + 0.5 * 40, (i, b)
     out = run_tracker(times, dets(elsewhere=96.0), **kw)
     assert sorted(int(k) for k in out[45].tracks) == [0, 1]
+    # a standing face's hold stays on it: a neighbour found 0.9 of its size away, while a
+    # look misses it, is not where it went
+    stand = [det([100, 100, 140, 146]) if i in (0, 8) else
+             det([141, 100, 181, 146]) if i in (16, 24, 32) else Detections.empty()
+             for i in range(n)]
+    out = run_tracker(times, stand, **kw)
+    for i in range(16, 54):
+        assert 0 in [int(k) for k in out[i].tracks], i
 
 
 def test_a_small_face_seen_once_is_masked_wider_with_time():

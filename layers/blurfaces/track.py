@@ -202,6 +202,7 @@ WALK_LINK_RATIO = 1.6
 RECOVER = 0.6
 RECOVER_RATE = 2.0
 RECOVER_MAX = 1.0
+TAKE_MOVED = 0.5    # ... and only a track whose prediction left its last box by this much
 WALK_LINK_UNDER = 1.5
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
 
@@ -315,18 +316,19 @@ class Tracker:
 
     def _take_over(self, t: float, active: list, grown: list, started: list) -> None:
         """A track of two or more detections that this frame did not find, where a new track
-        starts by where it was last seen (IoU over `match_iou`, or centres within RECOVER of
-        its size + RECOVER_RATE per second since, up to RECOVER_MAX; the pairs of least
-        total distance): the new track masks that face from now on, so the old one's hold
-        ends here (`_Track.taken`). A face that slowed or turned is not where constant
+        starts on its last detected box (IoU over `match_iou`) or, if the track was moving
+        (`_moving`), near it (centres within RECOVER of its size + RECOVER_RATE per second
+        since, up to RECOVER_MAX; the pairs of least total distance): the new track masks
+        that face from now on, so the old one's hold ends here (`_Track.taken`; the first
+        take-over stands). A face that slowed or turned is not where constant
         velocity carried it: the old track's held box went on along its old course, away
         from the face, a trail over the background (README "Holds ended where a new track
         takes over"). Linking the two instead (OC-SORT's observation-centric recovery) cost
         the new track its lead box, which covers the face before its first detection
         (`fastpan720` 95.65 -> 95.48%)."""
-        taken = {id(tr) for tr in grown}
-        lost = [tr for tr in active if len(tr.times) > 1 and id(tr) not in taken
-                and tr.times[-1] < t - 1e-9]
+        grew = {id(tr) for tr in grown}
+        lost = [tr for tr in active if len(tr.times) > 1 and id(tr) not in grew
+                and tr.times[-1] < t - 1e-9 and tr.taken is None]
         if not lost:
             return
         last = np.stack([tr.boxes[-1] for tr in lost])
@@ -334,11 +336,21 @@ class Tracker:
         iou = iou_matrix(last, first)
         dist, ratio = centre_distance(last, first)
         since = np.array([t - tr.times[-1] for tr in lost])[:, None]
+        moving = np.array([self._moving(tr, t) for tr in lost])[:, None]
         near = (dist <= np.minimum(RECOVER + RECOVER_RATE * since, RECOVER_MAX)) \
-            & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO)
+            & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO) & moving
         for r, _ in _pairs(np.where(iou >= self.o.match_iou, 1.0 - iou,
                                     np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))):
             lost[r].taken = t
+
+    @staticmethod
+    def _moving(tr: _Track, t: float) -> bool:
+        """Whether the track's prediction for `t` has left its last box by TAKE_MOVED of its
+        size: only then does its held box trail away from where the face was last seen. A
+        standing face's hold stays on it, and a neighbour found beside it (not on its box)
+        must not end that hold."""
+        dist, _ = centre_distance(tr.boxes[-1][None], tr.predict(t)[None])
+        return bool(dist[0, 0] >= TAKE_MOVED)
 
     def _bridge(self, t: float, boxes: np.ndarray, scores: list, matched: set) -> list:
         """Tracks of two or more detections, past their hold but within `bridge` seconds of
