@@ -112,7 +112,10 @@ class _Page:
         assert port, "chromium did not start its DevTools server"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as f:
             target = next(t for t in json.load(f) if t["type"] == "page")
-        self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30)
+        # no Origin header: Chromium 111+ rejects a DevTools websocket whose origin it was not
+        # told to allow (--remote-allow-origins), and sends none itself
+        self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30,
+                                              suppress_origin=True)
         self.n, self.events = 0, []
 
     def call(self, method, **params):
