@@ -29,9 +29,9 @@ look-ahead:
 - a track of two or more detections that the detector misses for longer than its hold, found
                 again where the track predicts it within `bridge` seconds, continues: the gap
                 is interpolated (`Tracker._bridge`).
-- a track of two or more detections that a frame misses, where a new track starts by its
-                last detected box, is taken over: its hold ends at the new track's first
-                detection (`Tracker._take_over`).
+- a track of two or more detections that a frame misses, where a new track starts on its
+                last detected box (or, for a moving track, near it), is taken over: its hold
+                ends at the new track's first detection (`Tracker._take_over`).
 
 A small face seen once and then, on a later look, found nearby but not where it was (a
 walker: it moves a box width or two between two looks of its region) is linked into one track
@@ -196,15 +196,16 @@ WALK_LINK = 0.6
 WALK_LINK_RATE = 6.0
 WALK_LINK_MAX = 2.5
 WALK_LINK_RATIO = 1.6
-# Tracker._take_over: a new track within RECOVER of a lost track's size of where that was last
-# seen, + RECOVER_RATE per second since, up to RECOVER_MAX, takes its face over (seed 31's
-# turning 18 px walker: 0.65 sizes 0.2 s after its last detection)
-RECOVER = 0.6
-RECOVER_RATE = 2.0
-RECOVER_MAX = 1.0
-TAKE_MOVED = 0.5    # ... and only a track whose prediction left its last box by this much
 WALK_LINK_UNDER = 1.5
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
+# Tracker._take_over: a new track within TAKE_OVER of a moving track's size of where that was
+# last seen, + TAKE_OVER_RATE per second since, up to TAKE_OVER_MAX, takes its face over (seed
+# 31's turning 18 px walker: 0.65 sizes 0.2 s after its last detection); "moving": its
+# prediction has left its last box by TAKE_MOVED of its size
+TAKE_OVER = 0.6
+TAKE_OVER_RATE = 2.0
+TAKE_OVER_MAX = 1.0
+TAKE_MOVED = 0.5
 
 
 def _size(box) -> float:
@@ -317,8 +318,8 @@ class Tracker:
     def _take_over(self, t: float, active: list, grown: list, started: list) -> None:
         """A track of two or more detections that this frame did not find, where a new track
         starts on its last detected box (IoU over `match_iou`) or, if the track was moving
-        (`_moving`), near it (centres within RECOVER of its size + RECOVER_RATE per second
-        since, up to RECOVER_MAX; the pairs of least total distance): the new track masks
+        (`_moving`), near it (centres within TAKE_OVER of its size + TAKE_OVER_RATE per
+        second since, up to TAKE_OVER_MAX; the pairs of least total distance): the new track masks
         that face from now on, so the old one's hold ends here (`_Track.taken`; the first
         take-over stands). A face that slowed or turned is not where constant
         velocity carried it: the old track's held box went on along its old course, away
@@ -337,7 +338,7 @@ class Tracker:
         dist, ratio = centre_distance(last, first)
         since = np.array([t - tr.times[-1] for tr in lost])[:, None]
         moving = np.array([self._moving(tr, t) for tr in lost])[:, None]
-        near = (dist <= np.minimum(RECOVER + RECOVER_RATE * since, RECOVER_MAX)) \
+        near = (dist <= np.minimum(TAKE_OVER + TAKE_OVER_RATE * since, TAKE_OVER_MAX)) \
             & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO) & moving
         for r, _ in _pairs(np.where(iou >= self.o.match_iou, 1.0 - iou,
                                     np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))):
