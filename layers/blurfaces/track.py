@@ -257,12 +257,17 @@ class Tracker:
         self.offset = np.zeros(2)               # camera translation accumulated so far
 
     # -- association ------------------------------------------------------------------------
-    def _cost(self, preds: np.ndarray, dets: np.ndarray) -> np.ndarray:
-        iou = iou_matrix(preds, dets)
-        cost = np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)
-        dist, ratio = centre_distance(preds, dets)
-        near = (dist < 0.6) & (ratio > 0.5) & (ratio < 2.0)
-        return np.where((cost == _NO_MATCH) & near, 0.9 + 0.1 * dist, cost)
+    def _cost(self, boxes: np.ndarray, dets: np.ndarray, reach=0.6,
+              ratio: float = 2.0) -> np.ndarray:
+        """Assignment cost of each detection to each of `boxes` (a track's prediction or last
+        box): 1 - IoU where the IoU is at least `match_iou`, else, where the centres are under
+        `reach` of the box's size apart (a number, or one per row) and the sizes within
+        `ratio` of each other, 0.9 + a tenth of that distance; else _NO_MATCH."""
+        iou = iou_matrix(boxes, dets)
+        dist, r = centre_distance(boxes, dets)
+        near = (dist < reach) & (r > 1 / ratio) & (r < ratio)
+        return np.where(iou >= self.o.match_iou, 1.0 - iou,
+                        np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))
 
     def _hold(self, tr: _Track) -> float:
         """Seconds the track's mask stays after its last detection."""
@@ -317,8 +322,8 @@ class Tracker:
 
     def _take_over(self, t: float, active: list, grown: list, started: list) -> None:
         """A track of two or more detections that this frame did not find, where a new track
-        starts on its last detected box (IoU over `match_iou`) or, if the track was moving
-        (`_moving`), near it (centres within TAKE_OVER of its size + TAKE_OVER_RATE per
+        starts on its last detected box (IoU over `match_iou`) or, if the track was moving,
+        near it (centres within TAKE_OVER of its size + TAKE_OVER_RATE per
         second since, up to TAKE_OVER_MAX; the pairs of least total distance): the new track masks
         that face from now on, so the old one's hold ends here (`_Track.taken`; the first
         take-over stands). A face that slowed or turned is not where constant
@@ -333,25 +338,17 @@ class Tracker:
         if not lost:
             return
         last = np.stack([tr.boxes[-1] for tr in lost])
+        # Moving: the prediction for now has left the last box by TAKE_MOVED of its size. Only
+        # then does the held box trail away from where the face was last seen; a standing
+        # face's hold stays on it, and a neighbour found beside it (not on its box) must not
+        # end that hold: no reach beyond the IoU.
+        moved = np.diagonal(centre_distance(last, np.stack([tr.predict(t) for tr in lost]))[0])
+        since = np.array([t - tr.times[-1] for tr in lost])
+        reach = np.where(moved >= TAKE_MOVED,
+                         np.minimum(TAKE_OVER + TAKE_OVER_RATE * since, TAKE_OVER_MAX), 0.0)
         first = np.stack([tr.boxes[0] for tr in started])
-        iou = iou_matrix(last, first)
-        dist, ratio = centre_distance(last, first)
-        since = np.array([t - tr.times[-1] for tr in lost])[:, None]
-        moving = np.array([self._moving(tr, t) for tr in lost])[:, None]
-        near = (dist <= np.minimum(TAKE_OVER + TAKE_OVER_RATE * since, TAKE_OVER_MAX)) \
-            & (ratio > 1 / WALK_LINK_RATIO) & (ratio < WALK_LINK_RATIO) & moving
-        for r, _ in _pairs(np.where(iou >= self.o.match_iou, 1.0 - iou,
-                                    np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))):
+        for r, _ in _pairs(self._cost(last, first, reach[:, None], WALK_LINK_RATIO)):
             lost[r].taken = t
-
-    @staticmethod
-    def _moving(tr: _Track, t: float) -> bool:
-        """Whether the track's prediction for `t` has left its last box by TAKE_MOVED of its
-        size: only then does its held box trail away from where the face was last seen. A
-        standing face's hold stays on it, and a neighbour found beside it (not on its box)
-        must not end that hold."""
-        dist, _ = centre_distance(tr.boxes[-1][None], tr.predict(t)[None])
-        return bool(dist[0, 0] >= TAKE_MOVED)
 
     def _bridge(self, t: float, boxes: np.ndarray, scores: list, matched: set) -> list:
         """Tracks of two or more detections, past their hold but within `bridge` seconds of
@@ -367,9 +364,9 @@ class Tracker:
         free = [c for c in range(len(boxes)) if c not in matched]
         if not dormant or not free:
             return []
-        iou = iou_matrix(np.stack([tr.predict(t) for tr in dormant]), boxes[free])
         continued = []
-        for r, c in _pairs(np.where(iou >= self.o.match_iou, 1.0 - iou, _NO_MATCH)):
+        for r, c in _pairs(self._cost(np.stack([tr.predict(t) for tr in dormant]),
+                                      boxes[free], reach=0.0)):
             dormant[r].add(t, boxes[free[c]], scores[free[c]])
             matched.add(free[c])
             continued.append(dormant[r])
