@@ -173,5 +173,5 @@ class Replay:
         self.index += 1
         return [fm]
 
-    def flush(self) -> list[FrameMasks]:
+    def flush(self, at_end: bool = True) -> list[FrameMasks]:
         return []

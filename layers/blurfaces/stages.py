@@ -370,7 +370,8 @@ def _detect_track_mask(src, chunk: dict, info: VideoInfo, options: Options,
             t = (frame.pts - info.first_pts) * tb
             for fm in tracker.push(frame.pts, t, dets):
                 frames.tracked(fm)
-        for fm in tracker.flush():
+        # the decode ran to the video's end, not to a tail margin
+        for fm in tracker.flush(at_end=chunk["tail_pts"] is None):
             frames.tracked(fm)
         frames.encoder.close()
     finally:

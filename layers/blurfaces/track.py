@@ -33,6 +33,13 @@ look-ahead:
                 last detected box (or, for a moving track, near it), is taken over: its hold
                 ends at the new track's first detection (`Tracker._take_over`).
 
+A small face is one whose box (as the detector grew it) is under `small` on its longer side or,
+unless the frame edge cuts it, under SMALL_WIDTH of that in width: a face covered at the chin or
+brow gets a taller box than a face's. At the video's end (`flush(at_end=True)`), a small face's
+track of two or more detections, not last seen at the frame edge, whose hold reaches the
+frames still undecided, stays masked to the last frame: a darkened or covered face that the
+looks miss for longer than its hold has no later detection there to be masked back from.
+
 A small face seen once and then, on a later look, found nearby but not where it was (a
 walker: it moves a box width or two between two looks of its region) is linked into one track
 rather than starting a second; until a third detection confirms the walk, both parts keep the
@@ -47,13 +54,14 @@ starts it a little earlier than its first frame) does not change the result.
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
 time, so variable frame rate works). A mask never outlives its track's last detection by more
-than its hold (`small_hold` for a small face), so nothing drifts onto the background after a
-face leaves. The same detections give the same
+than its hold (`small_hold` for a small face; to the last frame at the video's end, above),
+so nothing drifts onto the background after a face leaves. The same detections give the same
 output on every run.
 """
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -147,6 +155,7 @@ class _Track:
     # Tracker._take_over: when a new track took its face over (its hold ends there), until
     # its next detection
     taken: float | None = None
+    cut: bool = False       # the last detection's box touches the frame edge (Tracker._small)
 
     def add(self, t: float, box, score: float) -> None:
         """The track's next detection (`box` in the scene)."""
@@ -197,6 +206,17 @@ WALK_LINK_RATE = 6.0
 WALK_LINK_MAX = 2.5
 WALK_LINK_RATIO = 1.6
 WALK_LINK_UNDER = 1.5
+# Tracker.flush at the video's end: a small face's track of END_DETECTIONS or more detections
+# held when the last frames begin stays masked to the last frame, its box grown by END_GROW of
+# its size on each side beyond its usual hold (a standing face's held box drifts off it with
+# the velocity of two noisy detections and the camera's zoom: 2-3 px of a 14 px face in 55
+# frames)
+END_DETECTIONS = 2
+END_GROW = 0.25
+# A face covered at the chin or brow (a bar, a hand, a scarf) gets a box taller than a face's
+# (height 1.4x its width against 1.25x, placed 14 and 18 px faces a third covered): its width
+# tells its size (README)
+SMALL_WIDTH = 0.75
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
 # Tracker._take_over: a new track within TAKE_OVER of a moving track's size of where that was
 # last seen, + TAKE_OVER_RATE per second since, up to TAKE_OVER_MAX, takes its face over (seed
@@ -210,6 +230,13 @@ TAKE_MOVED = 0.5
 
 def _size(box) -> float:
     return max(box[2] - box[0], box[3] - box[1])
+
+
+def _small(box, small: float, cut: bool) -> bool:
+    """A small face's box (TrackOptions.small): its longer side under `small`, or, unless the
+    frame edge `cut` it (narrowed: a face entering or leaving), its width under SMALL_WIDTH of
+    it."""
+    return _size(box) < small or (not cut and box[2] - box[0] < SMALL_WIDTH * small)
 
 
 def _grow_from_edges(box: np.ndarray, sides: tuple) -> np.ndarray:
@@ -255,6 +282,7 @@ class Tracker:
         self.next_id = 0
         self.last_t = None
         self.offset = np.zeros(2)               # camera translation accumulated so far
+        self.ending = None                      # flush(at_end): the first pending frame's time
 
     # -- association ------------------------------------------------------------------------
     def _cost(self, boxes: np.ndarray, dets: np.ndarray, reach=0.6,
@@ -270,8 +298,13 @@ class Tracker:
                         np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))
 
     def _hold(self, tr: _Track) -> float:
-        """Seconds the track's mask stays after its last detection."""
-        if self.o.small_hold > self.o.hold and _size(tr.boxes[-1]) < self.o.small:
+        """Seconds the track's mask stays after its last detection (to the video's last frame
+        for a small face's track of two or more detections whose hold reaches the frames
+        `flush` decides at the video's end: `ending`)."""
+        if self.o.small_hold > self.o.hold and _small(tr.boxes[-1], self.o.small, tr.cut):
+            if self.ending is not None and len(tr.times) >= END_DETECTIONS and not tr.cut and \
+                    tr.times[-1] + self.o.small_hold >= self.ending - 1e-9:
+                return math.inf
             return self.o.small_hold
         return self.o.hold
 
@@ -297,6 +330,9 @@ class Tracker:
         if started and active:
             self._take_over(t, active, grown, started)
         self.tracks += started
+        for tr in self.tracks:
+            if tr.times[-1] == t:
+                tr.cut = any(self._edge_sides(tr.boxes[-1] + np.tile(self.offset, 2)))
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
@@ -440,7 +476,10 @@ class Tracker:
             last = self._smoothed(tr, len(tr.times) - 1)
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
-            return self._walked(tr, _union(last, last + shift), t - tr.times[-1]), np.nan, "held"
+            box = self._walked(tr, _union(last, last + shift), t - tr.times[-1])
+            if t - tr.times[-1] > self.o.small_hold:      # held to the video's end (flush)
+                box = box + END_GROW * np.tile(box[2:] - box[:2], 2) * _OUTWARD
+            return box, np.nan, "held"
         if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
             if tr.edge:
@@ -461,7 +500,8 @@ class Tracker:
     def _walked(self, tr: _Track, box, dt: float):
         """`box` grown for a small face seen once, `dt` seconds from its detection
         (TrackOptions.small_walk)."""
-        if self.o.small_walk <= 0 or len(tr.times) > 1 or _size(tr.boxes[0]) >= self.o.small:
+        if self.o.small_walk <= 0 or len(tr.times) > 1 or \
+                not _small(tr.boxes[0], self.o.small, tr.edge):
             return box
         width = tr.boxes[0][2] - tr.boxes[0][0]
         return box + min(self.o.small_walk * dt, WALK_MAX) * width * _OUTWARD
@@ -479,7 +519,7 @@ class Tracker:
     def _lead(self, tr: _Track) -> float:
         """Seconds masked before the track's first detection."""
         lead = max(self.o.lookahead, self.o.hold) if tr.edge else self.o.lookahead
-        if self.o.small_lead > lead and _size(tr.boxes[0]) < self.o.small:
+        if self.o.small_lead > lead and _small(tr.boxes[0], self.o.small, tr.edge):
             return self.o.small_lead
         return lead
 
@@ -530,7 +570,18 @@ class Tracker:
         self._prune()
         return out
 
-    def flush(self) -> list[FrameMasks]:
-        out = [self._release(*p) for p in self.pending]
+    def flush(self, at_end: bool = True) -> list[FrameMasks]:
+        """The frames still pending, decided with everything pushed. `at_end`: the stream ends
+        where the video does (not at a chunk's tail margin): a small face held when the first
+        of them begins stays masked to the last frame, if its track has two or more detections
+        (a darkened or covered face that the looks miss for more than its hold would otherwise
+        be bare for the video's last frames, with no later detection to mask back from; not a
+        seen-once track, as often a texture, nor one last seen at the frame edge, which may
+        have left: README)."""
+        self.ending = self.pending[0][1] if at_end and self.pending else None
+        try:
+            out = [self._release(*p) for p in self.pending]
+        finally:
+            self.ending = None
         self.pending.clear()
         return out
