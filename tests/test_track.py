@@ -245,7 +245,7 @@ def test_a_covered_small_face_is_held_as_small_by_the_width_of_its_box():
     """A small face covered at the chin (a bar, a hand, a scarf) gets a box taller than a
     face's: the default preset judges it small by its width (under 0.75 of `small`) and holds
     it 1.5 s, not the 0.5 s of a face whose box is as tall and wider, nor of one as narrow
-    because the frame edge cuts it (a face leaving)."""
+    because the frame edge cuts it (a face leaving); and masks it 1.0 s before it is found."""
     fps, n = 30.0, 120
     times = [i / fps for i in range(n)]
     for box, last in (([100, 100, 132, 151], 8 + 45), ([300, 100, 340, 151], 8 + 15),
@@ -255,6 +255,13 @@ def test_a_covered_small_face_is_held_as_small_by_the_width_of_its_box():
             out += tracker.push(i, t, det(box) if i in (0, 8) else det())
         out += tracker.flush()
         assert [i for i, o in enumerate(out) if len(o.boxes)] == list(range(last + 1))
+    # and masked 1.0 s before its first detection, not 0.3 s
+    for box, first in (([100, 100, 132, 151], 60 - 30), ([300, 100, 340, 151], 60 - 9)):
+        tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
+        for i, t in enumerate(times):
+            out += tracker.push(i, t, det(box) if i in (60, 68) else det())
+        out += tracker.flush()
+        assert [i for i, o in enumerate(out) if len(o.boxes)][0] == first
 
 
 def test_a_small_face_held_at_the_video_end_stays_masked_to_its_last_frame():
@@ -268,16 +275,24 @@ def test_a_small_face_held_at_the_video_end_stays_masked_to_its_last_frame():
     times = [i / fps for i in range(n)]
     small, large = [100, 100, 125, 125], [300, 100, 380, 180]
 
-    def masked(box, seen, at_end=True):
+    def boxes(box, seen, at_end=True):
         tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
         for i, t in enumerate(times):
             out += tracker.push(i, t, det(box) if i in seen else det())
         out += tracker.flush(at_end=at_end)
         assert [o.key for o in out] == list(range(n))
-        return [i for i, o in enumerate(out) if len(o.boxes)]
+        return [o.boxes for o in out]
+
+    def masked(box, seen, at_end=True):
+        return [i for i, b in enumerate(boxes(box, seen, at_end)) if len(b)]
 
     looks = (0, 8, 16, 24)              # last detection 0.8 s: held 1.5 s, to frame 69
     assert masked(small, looks) == list(range(n))
+    end, plain = boxes(small, looks), boxes(small, looks, at_end=False)
+    for i in range(70):                 # the usual hold is unchanged, grown only beyond it
+        np.testing.assert_array_equal(end[i], plain[i])
+    last = end[n - 1][0]
+    assert last[0] <= 100 - 5 and last[1] <= 100 - 5 and last[2] >= 125 + 5 and last[3] >= 125 + 5
     assert masked(small, looks, at_end=False) == list(range(70))
     assert masked(small, (24,))[-1] == 69
     assert masked(large, looks)[-1] == 24 + 15
@@ -285,6 +300,59 @@ def test_a_small_face_held_at_the_video_end_stays_masked_to_its_last_frame():
     assert masked(small, (0, 8))[-1] == 8 + 45
     # nor is a face last seen cut by the frame edge (it may have left)
     assert masked([1255, 100, 1280, 125], looks)[-1] == 24 + 45
+    # a plain hold (no small-face hold: `--quality fast`) is the last box, not grown
+    out = run_tracker(times[:30], [det(large) if i in (0, 5) else det() for i in range(30)],
+                      hold=0.5)
+    assert out[10].sources == ["held"]
+    np.testing.assert_allclose(out[10].boxes[0], large)
+
+
+def test_the_video_end_is_decided_alike_by_a_single_pass_and_the_last_chunk():
+    """A decode to the video's end starts at least `end_lead_in` before its last frame: a
+    small face seen 1.45 s apart, 2.5 and 1.0 s before the end of the last chunk (0.8 s long,
+    `--quality max`, no reuse in the lead-in), is held to the last frame in both."""
+    opts = Options(quality="max")
+    fps, n, start = 30.0, 144, 120
+    times = [i / fps for i in range(n)]
+    box, seen = [100, 100, 125, 125], (24, 68)
+
+    def masked(first):
+        tracker, out = Tracker(TrackOptions.of(opts), frame_size=(1280, 720)), []
+        for i in range(first, n):
+            out += tracker.push(i, times[i], det(box) if i in seen else det())
+        out += tracker.flush()
+        return [o.key for o in out if len(o.boxes) and o.key >= start]
+
+    begin = min(times[start] - stages.margins(opts)[0], times[-1] - stages.end_lead_in(opts))
+    first = int(np.searchsorted(times, begin - 1e-9))
+    assert first < int(np.searchsorted(times, times[start] - stages.margins(opts)[0] - 1e-9))
+    assert masked(0) == list(range(start, n))
+    assert masked(first) == masked(0)
+
+
+def test_a_walk_link_keeps_each_detection_s_frame_edge():
+    """Whether a box is cut by the frame edge is kept per detection: a narrow box at the edge
+    is not small (a face leaving), one inside it is. A seen-once small face linked to a box at
+    the edge, the link then undone by a third detection there, keeps its own 1.5 s hold; the
+    edge face, linked or alone, is held 0.5 s."""
+    fps, n = 30.0, 150
+    inner, edge = [1190, 100, 1220, 150], [1250, 100, 1280, 150]      # 30 x 50 each
+
+    def spans(dets):
+        tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
+        for i in range(n):
+            out += tracker.push(i, i / fps, det(*dets[i]) if i in dets else det())
+        out += tracker.flush(at_end=False)
+        got: dict = {}
+        for o in out:
+            for k in o.tracks:
+                got.setdefault(int(k), []).append(o.key)
+        return sorted((v[0], v[-1]) for v in got.values())
+
+    assert spans({38: [edge]}) == [(23, 38 + 15)]
+    assert spans({30: [inner]}) == [(0, 30 + 45)]
+    assert spans({30: [inner], 38: [edge]}) == [(0, 30 + 45), (23, 38 + 15)]
+    assert spans({30: [inner], 38: [edge], 39: [edge]}) == [(0, 30 + 45), (23, 39 + 15)]
 
 
 def _contains(outer, inner) -> bool:

@@ -75,6 +75,18 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
     return w + max(w, track.longest_hold) + 0.5 + reuse, w + 0.05
 
 
+def end_lead_in(options: Options, info: VideoInfo | None = None) -> float:
+    """Seconds before the video's last frame from which a decode that runs to the video's end
+    must start (whatever its chunk's own start): the tracker decides the last `window`
+    seconds at the end (track.Tracker.flush), holding a small face of two or more detections
+    to the last frame, and the second-last of those may be a hold before the last. Like a
+    chunk's own start, that needs `margins`' lead-in before it, and one hold more."""
+    if options.boxes or not options.track:
+        return 0.0
+    track = TrackOptions.of(options)
+    return track.window + track.longest_hold + margins(options, info)[0]
+
+
 def probe_source(source: str, storage=None, pin: dict | None = None) -> VideoInfo:
     """Probe a local file directly, an S3 object through range reads (of the pinned version
     when `pin` is given): from the container's own index where it can be trusted
@@ -146,18 +158,24 @@ def plan(source: str, *, outputs: dict, options: Options, work: str,
     cut_idx = [i for i in cut_idx if 0 < i < len(info.pts)]
     bounds = [0] + cut_idx + [len(info.pts)]
     pre, post = margins(options, info)
+    end_lead = end_lead_in(options, info)
     keys = np.asarray(info.keyframes, dtype=np.int64)
     chunk_list = []
     for k in range(len(bounds) - 1):
         i0, i1 = bounds[k], bounds[k + 1]
         start = info.pts[i0]
         stop = info.pts[i1] if i1 < len(info.pts) else None
-        lead_i = int(np.searchsorted(times, times[i0] - pre - 1e-9))
-        lead = info.pts[lead_i]
         tail = None
         if stop is not None:
             tail_i = int(np.searchsorted(times, times[i1] + post, side="right"))
             tail = info.pts[tail_i] if tail_i < len(info.pts) else None
+        # a decode to the video's end decides its last frames as a single pass does (the
+        # tracker's flush(at_end)); only a chunk shorter than about 2.6 s reads more for it
+        begin = times[i0] - pre
+        if tail is None:
+            begin = min(begin, times[-1] - end_lead)
+        lead_i = int(np.searchsorted(times, begin - 1e-9))
+        lead = info.pts[lead_i]
         seek = int(keys[max(0, np.searchsorted(keys, lead, side="right") - 1)])
         chunk_list.append({"index": k, "start_pts": start, "stop_pts": stop, "lead_pts": lead,
                            "lead_index": lead_i,

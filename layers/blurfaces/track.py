@@ -81,7 +81,7 @@ class TrackOptions:
     lookahead: float = 0.3      # seconds a mask starts before a track's first detection
     smooth: float = 0.1         # seconds either side averaged to steady the box
     match_iou: float = 0.2
-    # A small face (boxes narrower than `small` px, as the detector grew them) is seen by a
+    # A small face (boxes under `small` px, as the detector grew them: `_small`) is seen by a
     # pass that looks at each place only every few frames, and less surely: its mask stays
     # `small_hold` seconds (if longer than `hold`) after its last detection.
     small_hold: float = 0.0
@@ -155,7 +155,14 @@ class _Track:
     # Tracker._take_over: when a new track took its face over (its hold ends there), until
     # its next detection
     taken: float | None = None
-    cut: bool = False       # the last detection's box touches the frame edge (Tracker._small)
+    # per detection: its box touches the frame edge (`_small`; kept with `times`, so a walk
+    # link undone takes its first part's back)
+    cuts: list = field(default_factory=list)
+
+    @property
+    def cut(self) -> bool:
+        """The last detection's box touches the frame edge."""
+        return bool(self.cuts and self.cuts[-1])
 
     def add(self, t: float, box, score: float) -> None:
         """The track's next detection (`box` in the scene)."""
@@ -297,16 +304,22 @@ class Tracker:
         return np.where(iou >= self.o.match_iou, 1.0 - iou,
                         np.where(near, 0.9 + 0.1 * dist, _NO_MATCH))
 
-    def _hold(self, tr: _Track) -> float:
-        """Seconds the track's mask stays after its last detection (to the video's last frame
-        for a small face's track of two or more detections whose hold reaches the frames
-        `flush` decides at the video's end: `ending`)."""
+    def _usual_hold(self, tr: _Track) -> float:
+        """Seconds the track's mask stays after its last detection (before the video's end)."""
         if self.o.small_hold > self.o.hold and _small(tr.boxes[-1], self.o.small, tr.cut):
-            if self.ending is not None and len(tr.times) >= END_DETECTIONS and not tr.cut and \
-                    tr.times[-1] + self.o.small_hold >= self.ending - 1e-9:
-                return math.inf
             return self.o.small_hold
         return self.o.hold
+
+    def _hold(self, tr: _Track) -> float:
+        """`_usual_hold`, or to the video's last frame for a small face's track of two or
+        more detections, not last seen cut by the frame edge, whose hold reaches the frames
+        `flush` decides at the video's end (`ending`)."""
+        hold = self._usual_hold(tr)
+        if self.ending is not None and hold == self.o.small_hold > self.o.hold and \
+                len(tr.times) >= END_DETECTIONS and not tr.cut and \
+                tr.times[-1] + hold >= self.ending - 1e-9:
+            return math.inf
+        return hold
 
     def _associate(self, t: float, dets: Detections) -> None:
         active = [tr for tr in self.tracks if t - tr.times[-1] <= self._hold(tr) + 1e-9]
@@ -330,14 +343,17 @@ class Tracker:
         if started and active:
             self._take_over(t, active, grown, started)
         self.tracks += started
-        for tr in self.tracks:
-            if tr.times[-1] == t:
-                tr.cut = any(self._edge_sides(tr.boxes[-1] + np.tile(self.offset, 2)))
+        added = [tr for tr in self.tracks if len(tr.cuts) < len(tr.times)]
+        if added:           # this frame's detections: each track's is its last
+            cut = self._at_edge(np.stack([tr.boxes[-1] for tr in added]) + np.tile(self.offset, 2))
+            for tr, c in zip(added, cut):
+                tr.cuts.append(bool(c))
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
-        tr = _Track(self.next_id, [t], [box], [score], self._edge_sides(frame_box),
-                    self.offset.copy())
+        sides = self._edge_sides(frame_box)
+        tr = _Track(self.next_id, [t], [box], [score], sides, self.offset.copy(),
+                    cuts=[any(sides)])
         self.next_id += 1
         return tr
 
@@ -352,6 +368,7 @@ class Tracker:
                 first, second = tr.parts
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
+                tr.cuts = first.cuts
                 tr.smoothed = first.smoothed
                 self.tracks.append(second)
             tr.parts = None
@@ -437,7 +454,7 @@ class Tracker:
         for r, k in _pairs(np.where(ok, dist, _NO_MATCH)):
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
-                               tr.offset.copy()),
+                               tr.offset.copy(), cuts=list(tr.cuts)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
             matched.add(k)
@@ -477,7 +494,8 @@ class Tracker:
             shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
                             last[2] - last[0])
             box = self._walked(tr, _union(last, last + shift), t - tr.times[-1])
-            if t - tr.times[-1] > self.o.small_hold:      # held to the video's end (flush)
+            if self.ending is not None and t - tr.times[-1] > self._usual_hold(tr):
+                # held to the video's end (flush)
                 box = box + END_GROW * np.tile(box[2:] - box[:2], 2) * _OUTWARD
             return box, np.nan, "held"
         if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
@@ -505,6 +523,16 @@ class Tracker:
             return box
         width = tr.boxes[0][2] - tr.boxes[0][0]
         return box + min(self.o.small_walk * dt, WALK_MAX) * width * _OUTWARD
+
+    def _at_edge(self, boxes: np.ndarray) -> np.ndarray:
+        """Which of `boxes` (frame pixels) touch a frame edge (as `_edge_sides`)."""
+        if self.frame_size is None:
+            return np.zeros(len(boxes), bool)
+        w, h = self.frame_size
+        size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        m = np.maximum(4.0, 0.25 * size)
+        return (boxes[:, 0] <= m) | (boxes[:, 1] <= m) | (boxes[:, 2] >= w - m) | \
+            (boxes[:, 3] >= h - m)
 
     def _edge_sides(self, box) -> tuple:
         """Which frame edges (left, top, right, bottom) a box (frame pixels) touches, as a face
