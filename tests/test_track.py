@@ -245,7 +245,8 @@ def test_a_covered_small_face_is_held_as_small_by_the_width_of_its_box():
     """A small face covered at the chin (a bar, a hand, a scarf) gets a box taller than a
     face's: the default preset judges it small by its width (under 0.75 of `small`) and holds
     it 1.5 s, not the 0.5 s of a face whose box is as tall and wider, nor of one as narrow
-    because the frame edge cuts it (a face leaving); and masks it 1.0 s before it is found."""
+    because the frame edge cuts it (a face leaving); masks it 1.0 s before it is found; and,
+    seen once, grows its held box as a small walker's."""
     fps, n = 30.0, 120
     times = [i / fps for i in range(n)]
     for box, last in (([100, 100, 132, 151], 8 + 45), ([300, 100, 340, 151], 8 + 15),
@@ -255,6 +256,15 @@ def test_a_covered_small_face_is_held_as_small_by_the_width_of_its_box():
             out += tracker.push(i, t, det(box) if i in (0, 8) else det())
         out += tracker.flush()
         assert [i for i, o in enumerate(out) if len(o.boxes)] == list(range(last + 1))
+    # seen once, its held box grows (it may be walking: `small_walk`), half its width a side
+    for box, grown in (([100, 100, 132, 151], 16), ([300, 100, 340, 151], 0)):
+        tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
+        for i, t in enumerate(times):
+            out += tracker.push(i, t, det(box) if i == 30 else det())
+        out += tracker.flush()
+        assert out[45].sources == ["held"]
+        np.testing.assert_allclose(out[45].boxes[0][[0, 2]], [box[0] - grown, box[2] + grown],
+                                   atol=0.5)
     # and masked 1.0 s before its first detection, not 0.3 s
     for box, first in (([100, 100, 132, 151], 60 - 30), ([300, 100, 340, 151], 60 - 9)):
         tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
@@ -353,6 +363,16 @@ def test_a_walk_link_keeps_each_detection_s_frame_edge():
     assert spans({30: [inner]}) == [(0, 30 + 45)]
     assert spans({30: [inner], 38: [edge]}) == [(0, 30 + 45), (23, 38 + 15)]
     assert spans({30: [inner], 38: [edge], 39: [edge]}) == [(0, 30 + 45), (23, 39 + 15)]
+    # the edge is the frame's, not the scene's: a face standing in the scene, panned from
+    # `inner` onto the frame edge, is cut there (one track; held 0.5 s from its last box)
+    tracker, out = Tracker(TrackOptions.of(Options()), frame_size=(1280, 720)), []
+    for i in range(n):
+        d = det(inner) if i == 30 else det(edge) if i == 38 else det()
+        d.shift = (60.0, 0.0) if i == 34 else (0.0, 0.0)
+        out += tracker.push(i, i / fps, d)
+    out += tracker.flush(at_end=False)
+    assert {int(k) for o in out for k in o.tracks} == {0}
+    assert [o.key for o in out if len(o.boxes)][-1] == 38 + 15
 
 
 def _contains(outer, inner) -> bool:
