@@ -315,7 +315,7 @@ class Tracker:
         more detections, not last seen cut by the frame edge, whose hold reaches the frames
         `flush` decides at the video's end (`ending`)."""
         hold = self._usual_hold(tr)
-        if self.ending is not None and hold == self.o.small_hold > self.o.hold and \
+        if self.ending is not None and hold > self.o.hold and \
                 len(tr.times) >= END_DETECTIONS and not tr.cut and \
                 tr.times[-1] + hold >= self.ending - 1e-9:
             return math.inf
@@ -343,10 +343,11 @@ class Tracker:
         if started and active:
             self._take_over(t, active, grown, started)
         self.tracks += started
-        added = [tr for tr in self.tracks if len(tr.cuts) < len(tr.times)]
-        if added:           # this frame's detections: each track's is its last
-            cut = self._at_edge(np.stack([tr.boxes[-1] for tr in added]) + np.tile(self.offset, 2))
-            for tr, c in zip(added, cut):
+        # each track that took one of this frame's detections: its edge flag
+        added = [tr for tr in self.tracks if len(tr.cuts) < len(tr.times)] if len(boxes) else []
+        if added:
+            boxes_now = np.stack([tr.boxes[-1] for tr in added]) + np.tile(self.offset, 2)
+            for tr, c in zip(added, self._sides(boxes_now).any(axis=1)):
                 tr.cuts.append(bool(c))
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
@@ -524,25 +525,22 @@ class Tracker:
         width = tr.boxes[0][2] - tr.boxes[0][0]
         return box + min(self.o.small_walk * dt, WALK_MAX) * width * _OUTWARD
 
-    def _at_edge(self, boxes: np.ndarray) -> np.ndarray:
-        """Which of `boxes` (frame pixels) touch a frame edge (as `_edge_sides`)."""
+    def _sides(self, boxes: np.ndarray) -> np.ndarray:
+        """Which frame edges (left, top, right, bottom: N x 4) each of `boxes` (frame pixels)
+        touches, as a face cut by them does."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if self.frame_size is None:
-            return np.zeros(len(boxes), bool)
+            return np.zeros((len(boxes), 4), bool)
         w, h = self.frame_size
-        size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-        m = np.maximum(4.0, 0.25 * size)
-        return (boxes[:, 0] <= m) | (boxes[:, 1] <= m) | (boxes[:, 2] >= w - m) | \
-            (boxes[:, 3] >= h - m)
+        # a cut box ends near the edge
+        m = np.maximum(4.0, 0.25 * np.minimum(boxes[:, 2] - boxes[:, 0],
+                                              boxes[:, 3] - boxes[:, 1]))
+        return np.column_stack([boxes[:, 0] <= m, boxes[:, 1] <= m,
+                                boxes[:, 2] >= w - m, boxes[:, 3] >= h - m])
 
     def _edge_sides(self, box) -> tuple:
-        """Which frame edges (left, top, right, bottom) a box (frame pixels) touches, as a face
-        cut by them does."""
-        if self.frame_size is None:
-            return (False, False, False, False)
-        x1, y1, x2, y2 = box
-        w, h = self.frame_size
-        m = max(4.0, 0.25 * min(x2 - x1, y2 - y1))    # a cut box ends near the edge
-        return (bool(x1 <= m), bool(y1 <= m), bool(x2 >= w - m), bool(y2 >= h - m))
+        """`_sides` of one box, as a tuple of bools."""
+        return tuple(bool(v) for v in self._sides(box)[0])
 
     def _lead(self, tr: _Track) -> float:
         """Seconds masked before the track's first detection."""
