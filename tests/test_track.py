@@ -588,6 +588,76 @@ def test_a_small_walker_seen_once_per_look_is_one_track_without_trails():
     assert max(len(o.boxes) for o in plain) >= 4
 
 
+def _held_walker(pans, speed, looks=(0, 8, 16), n=110, box=30.0):
+    """A small face (its detector box `box` px) moving `speed` px/s through the frame while
+    the camera pans `pans[i]` px on frame i, found on the frames in `looks` only: each frame's
+    face box and the tracker's output (small faces held 1.5 s)."""
+    fps = 30.0
+    truth, dets, x = [], [], 100.0
+    for i in range(n):
+        x += speed / fps if i else 0.0
+        truth.append(np.array([x, 300, x + box, 300 + box * 1.25]))
+        found = [truth[-1]] if i in looks else []
+        dets.append(Detections(np.array(found, np.float32).reshape(-1, 4),
+                               np.full(len(found), 0.9, np.float32), shift=(pans[i], 0.0)))
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    tracker, out = Tracker(TrackOptions(**kw), (1280, 720)), []
+    for i, d in enumerate(dets):
+        out += tracker.push(i, i / fps, d)
+    out += tracker.flush()
+    return truth, out
+
+
+def test_a_walker_is_held_along_its_walk():
+    """A small face found on three looks moving at one velocity (a walker) is held for its
+    1.5 s along that velocity, not stopped a box width from its last detection (there a
+    walker at 4 widths a second is bare after a quarter second), its box grown only by a
+    share of its travel. A face that stood, then moved (its two steps disagree), keeps the
+    plain hold: its last box and a width on."""
+    truth, out = _held_walker([0.0] * 110, speed=120.0)            # 4 widths a second
+    for i in range(17, 62):                                         # 16 + 45 frames held
+        assert out[i].sources == ["held"], i
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+        assert out[i].boxes[0][2] - out[i].boxes[0][0] <= 2.6 * 30.0, i      # 75 at most
+    assert not any(len(o.boxes) for o in out[62:])
+    # stood for two looks, then moved: no walk; the held box stays within a width of the last
+    step = {0: 0.0, 8: 0.0, 16: 15.0}
+    moved = [det([100.0 + step[i], 300, 130 + step[i], 337.5]) if i in step else det()
+             for i in range(110)]
+    plain = run_tracker([i / 30.0 for i in range(110)], moved, lookahead=0.3, hold=0.5,
+                        small_hold=1.5, small_lead=1.0, small_walk=2.0, small=48.0)
+    for i in range(17, 62):
+        assert plain[i].sources == ["held"] and plain[i].boxes[0][2] <= 145.0 + 30.0 + 1, i
+    # a box that crept 6 px a look (jitter; under half its width in all) is not a walker:
+    # held over its last box
+    crept = [det([100.0 + 6 * (i // 8), 300, 130 + 6 * (i // 8), 337.5]) if i in (0, 8, 16)
+             else det() for i in range(110)]
+    plain = run_tracker([i / 30.0 for i in range(110)], crept, lookahead=0.3, hold=0.5,
+                        small_hold=1.5, small_lead=1.0, small_walk=2.0, small=48.0)
+    for i in range(17, 62):
+        assert _contains(plain[i].boxes[0], [112, 300, 142, 337.5]), (i, plain[i].boxes[0])
+    # held to the video's end, a walker's box stays where its usual hold took it (grown)
+    truth, out = _held_walker([0.0] * 75, speed=120.0, n=75)
+    assert out[61].sources == ["held"] and out[74].sources == ["held"]
+    for i in range(62, 75):
+        centre = (out[i].boxes[0][:2] + out[i].boxes[0][2:]) / 2
+        assert np.allclose(centre, (out[61].boxes[0][:2] + out[61].boxes[0][2:]) / 2), i
+
+
+def test_a_followed_walker_is_held_where_the_frame_carries_it():
+    """A walker the camera follows (a pan of 4 px a frame; the face moves 1 px a frame in
+    the frame, 5 through the scene) is held where the frame carries it when the pan then
+    slows: it moves less in the frame than in the scene, and there it went on as it was. Held
+    through the scene, its box would trail off with the old pan (placed truth, seed 92: 58
+    frames bare)."""
+    pans = [-4.0] * 20 + [-4.0 + 0.2 * k for k in range(20)] + [0.0] * 70
+    truth, out = _held_walker(pans, speed=30.0)
+    for i in range(17, 62):
+        assert out[i].sources == ["held"], i
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+
+
 def test_a_face_found_far_from_a_seen_once_one_is_another_face():
     """A small face found more than WALK_LINK_MAX sizes from a seen-once one, or of another
     size, is a second face, even where a third detection goes on along the line from the

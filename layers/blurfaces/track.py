@@ -14,7 +14,10 @@ look-ahead:
                 at the middle of the gap): a face that moves or grows fast need not move in
                 a straight line;
 - held:         up to `hold` seconds after a track's last detection (the last box, grown
-                along the face's motion);
+                along the face's motion, at most a width; a track whose last three
+                detections move at one velocity, a walker, is carried on along it, in the
+                frame rather than the scene where it moves less in the frame: a subject the
+                camera follows);
 - lead:         up to `lookahead` seconds before a track's first detection (a face entering
                 or turning toward the camera is masked before the detector is sure of it);
                 a track whose first box touches the frame edge (a face entering, cut by the
@@ -158,6 +161,8 @@ class _Track:
     # per detection: its box touches the frame edge (`_small`; kept with `times`, so a walk
     # link undone takes its first part's back)
     cuts: list = field(default_factory=list)
+    # per detection: the camera's translation then (kept as `cuts` is)
+    offsets: list = field(default_factory=list)
 
     @property
     def cut(self) -> bool:
@@ -201,6 +206,24 @@ class _Track:
     def predict(self, t: float) -> np.ndarray:
         return self.boxes[-1] + self.velocity(True) * min(t - self.times[-1], 0.5)
 
+    def walk(self, frame: bool) -> tuple[np.ndarray, bool] | None:
+        """The box velocity (px/s; in the frame, or in the scene) over the last three
+        detections, and whether both steps between them move at one velocity (WALK_AGREE)
+        and span WALK_LEAST of its width; None before the third detection."""
+        if len(self.times) < 3 or len(self.offsets) < len(self.times):
+            return None
+        (ta, tb, tc) = self.times[-3:]
+        a, b, c = self.boxes[-3:]
+        if frame:
+            a, b, c = (box + np.tile(o, 2) for box, o in zip((a, b, c), self.offsets[-3:]))
+        if tb <= ta or tc <= tb:
+            return None
+        first, second = (b - a) / (tb - ta), (c - b) / (tc - tb)
+        late = _speed(second)
+        steady = 0 < late and _speed(second - first) <= WALK_AGREE * late and \
+            _speed(c - a) >= WALK_LEAST * (c[2] - c[0])
+        return (c - a) / (tc - ta), bool(steady)
+
 
 EDGE_GROW = 0.25
 # Tracker._link_walkers: how far (in sizes of the seen-once box, centre to centre, in the scene)
@@ -220,6 +243,19 @@ WALK_LINK_UNDER = 1.5
 # frames)
 END_DETECTIONS = 2
 END_GROW = 0.25
+# _Track.walk: a track whose last three detections move at one velocity (the two steps'
+# velocities differ by at most WALK_AGREE of the later one) is walking. Its held box goes on
+# along that velocity past the one width a plain hold allows, grown by WALK_SPREAD of its
+# travel beyond that width on each side (up to a width) for the velocity's error; in the frame,
+# not the scene, where it moves less in the frame (a subject the camera follows: a 14 px walker
+# kept near one place in the frame by a pan that then slowed left its held box, carried
+# through the scene, bare for 58 frames on seed 92).
+WALK_AGREE = 0.5
+WALK_SPREAD = 0.15
+# ... and the three detections span at least WALK_LEAST of its width: a standing face's box
+# jitters by a pixel or two, and two steps of jitter agreeing sent its held box away
+# (`crowd1080`: 14 more face-frames leaked)
+WALK_LEAST = 0.5
 # A face covered at the chin or brow (a bar, a hand, a scarf) gets a box taller than a face's
 # (height 1.4x its width against 1.25x, placed 14 and 18 px faces a third covered): its width
 # tells its size (README)
@@ -233,6 +269,11 @@ TAKE_OVER = 0.6
 TAKE_OVER_RATE = 2.0
 TAKE_OVER_MAX = 1.0
 TAKE_MOVED = 0.5
+
+
+def _speed(v) -> float:
+    """How fast a box's centre moves with box velocity `v`."""
+    return float(np.hypot(v[0] + v[2], v[1] + v[3])) / 2
 
 
 def _size(box) -> float:
@@ -349,12 +390,13 @@ class Tracker:
             boxes_now = np.stack([tr.boxes[-1] for tr in added]) + np.tile(self.offset, 2)
             for tr, c in zip(added, self._sides(boxes_now).any(axis=1)):
                 tr.cuts.append(bool(c))
+                tr.offsets.append(self.offset.copy())
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
         sides = self._edge_sides(frame_box)
         tr = _Track(self.next_id, [t], [box], [score], sides, self.offset.copy(),
-                    cuts=[any(sides)])
+                    cuts=[any(sides)], offsets=[self.offset.copy()])
         self.next_id += 1
         return tr
 
@@ -369,7 +411,7 @@ class Tracker:
                 first, second = tr.parts
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
-                tr.cuts = first.cuts
+                tr.cuts, tr.offsets = first.cuts, first.offsets
                 tr.smoothed = first.smoothed
                 self.tracks.append(second)
             tr.parts = None
@@ -455,7 +497,8 @@ class Tracker:
         for r, k in _pairs(np.where(ok, dist, _NO_MATCH)):
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
-                               tr.offset.copy(), cuts=list(tr.cuts)),
+                               tr.offset.copy(), cuts=list(tr.cuts),
+                               offsets=list(tr.offsets)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
             matched.add(k)
@@ -492,9 +535,7 @@ class Tracker:
         if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9 and \
                 (tr.taken is None or t < tr.taken - 1e-9):
             last = self._smoothed(tr, len(tr.times) - 1)
-            shift = np.clip(tr.velocity(True) * (t - tr.times[-1]), -(last[2] - last[0]),
-                            last[2] - last[0])
-            box = self._walked(tr, _union(last, last + shift), t - tr.times[-1])
+            box = self._held(tr, last, t - tr.times[-1], offset)
             if self.ending is not None and t - tr.times[-1] > self._usual_hold(tr):
                 # held to the video's end (flush)
                 box = box + END_GROW * np.tile(box[2:] - box[:2], 2) * _OUTWARD
@@ -515,6 +556,30 @@ class Tracker:
                 box = _union(box, first + np.tile(tr.offset - np.asarray(offset), 2))
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
+
+    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset) -> np.ndarray:
+        """The held box `dt` seconds after the track's last (smoothed) box `last`: that box
+        and where the track's velocity carried it, at most a width on; a walking track's
+        (_Track.walk) carried on along its walk, in the frame where it moves less there."""
+        width = last[2] - last[0]
+        walk, scene = None, tr.walk(False)
+        if scene is not None:
+            frame = tr.walk(True)
+            if _speed(frame[0]) < _speed(scene[0]):
+                # it moves less in the frame (a followed subject): where the frame carried
+                # its last box, as a scene box
+                if frame[1]:
+                    last = last + np.tile(tr.offsets[-1] - np.asarray(offset, np.float64), 2)
+                    walk = frame[0]
+            elif scene[1]:
+                walk = scene[0]
+        # held to the video's end (flush), a walker's box stays where its usual hold took it
+        walked = min(dt, self._usual_hold(tr))
+        if walk is not None and _speed(walk) * walked > width:
+            travel = _speed(walk) * walked
+            return last + walk * walked + min(WALK_SPREAD * (travel - width), width) * _OUTWARD
+        shift = np.clip((walk if walk is not None else tr.velocity(True)) * dt, -width, width)
+        return self._walked(tr, _union(last, last + shift), dt)
 
     def _walked(self, tr: _Track, box, dt: float):
         """`box` grown for a small face seen once, `dt` seconds from its detection
