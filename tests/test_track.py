@@ -588,16 +588,18 @@ def test_a_small_walker_seen_once_per_look_is_one_track_without_trails():
     assert max(len(o.boxes) for o in plain) >= 4
 
 
-def _held_walker(pans, speed, looks=(0, 8, 16), n=110, box=30.0):
+def _held_walker(pans, speed, looks=(0, 8, 16), n=110, box=30.0, short=0.0):
     """A small face (its detector box `box` px) moving `speed` px/s through the frame while
-    the camera pans `pans[i]` px on frame i, found on the frames in `looks` only: each frame's
-    face box and the tracker's output (small faces held 1.5 s)."""
+    the camera pans `pans[i]` px on frame i, found on the frames in `looks` only (the last
+    look `short` px behind it): each frame's face box and the tracker's output (small faces
+    held 1.5 s)."""
     fps = 30.0
     truth, dets, x = [], [], 100.0
     for i in range(n):
         x += speed / fps if i else 0.0
         truth.append(np.array([x, 300, x + box, 300 + box * 1.25]))
-        found = [truth[-1]] if i in looks else []
+        found = [truth[-1] - [short, 0, short, 0] if i == looks[-1] else truth[-1]] \
+            if i in looks else []
         dets.append(Detections(np.array(found, np.float32).reshape(-1, 4),
                                np.full(len(found), 0.9, np.float32), shift=(pans[i], 0.0)))
     kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
@@ -621,6 +623,15 @@ def test_a_walker_is_held_along_its_walk():
         assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
         assert out[i].boxes[0][2] - out[i].boxes[0][0] <= 2.6 * 30.0, i      # 75 at most
     assert not any(len(o.boxes) for o in out[62:])
+    # found 2 px short on its third look (its velocity 3% low): the box's growth with its
+    # travel still holds it; faster (6 widths a second), the growth stops at a width a side
+    truth, out = _held_walker([0.0] * 110, speed=120.0, short=2.0)
+    for i in range(30, 62):                     # past the plain hold's first width
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+    truth, out = _held_walker([0.0] * 110, speed=180.0)
+    for i in range(17, 62):
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+        assert out[i].boxes[0][2] - out[i].boxes[0][0] <= 3 * 30.0 + 1e-6, i
     # stood for two looks, then moved: no walk; the held box stays within a width of the last
     step = {0: 0.0, 8: 0.0, 16: 15.0}
     moved = [det([100.0 + step[i], 300, 130 + step[i], 337.5]) if i in step else det()
@@ -629,6 +640,22 @@ def test_a_walker_is_held_along_its_walk():
                         small_hold=1.5, small_lead=1.0, small_walk=2.0, small=48.0)
     for i in range(17, 62):
         assert plain[i].sources == ["held"] and plain[i].boxes[0][2] <= 145.0 + 30.0 + 1, i
+    # steps of 24 and 40 px (they differ by 40% of the later: WALK_AGREE) are a walk, carried
+    # on at their mean; a walker whose box shrinks as it goes (36, 27, 18 px) is carried at
+    # its last box's size, never shrunk or turned inside out
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    at = {0: 100.0, 8: 124.0, 16: 164.0}
+    steps = [det([at[i], 300, at[i] + 30, 337.5]) if i in at else det() for i in range(110)]
+    out = run_tracker([i / 30.0 for i in range(110)], steps, **kw)
+    for i in range(17, 62):
+        face = [164.0 + 4 * (i - 16), 300, 194.0 + 4 * (i - 16), 337.5]
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], face), (i, out[i].boxes[0])
+    shrink = {0: [100, 300, 136, 345], 8: [135.5, 300, 162.5, 334], 16: [171, 300, 189, 322]}
+    out = run_tracker([i / 30.0 for i in range(110)],
+                      [det(shrink[i]) if i in shrink else det() for i in range(110)], **kw)
+    assert all(o.boxes[0][2] - o.boxes[0][0] >= 18 and o.boxes[0][3] - o.boxes[0][1] >= 22
+               for o in out[17:62])
     # a box that crept 6 px a look (jitter; under half its width in all) is not a walker:
     # held over its last box
     crept = [det([100.0 + 6 * (i // 8), 300, 130 + 6 * (i // 8), 337.5]) if i in (0, 8, 16)
@@ -656,6 +683,49 @@ def test_a_followed_walker_is_held_where_the_frame_carries_it():
     for i in range(17, 62):
         assert out[i].sources == ["held"], i
         assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+
+
+def test_a_standing_face_on_a_pan_and_a_walker_on_a_still_camera_are_held_in_the_scene():
+    """A face standing in the scene while the camera pans (it moves in the frame, not in the
+    scene) keeps the plain hold in the scene when the pan stops. A walker seen by a still
+    camera moves alike in frame and scene: with no pan over its looks it is carried through
+    the scene, so a pan that starts during its hold carries its box with the scene too."""
+    fps = 30.0
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    for walk, pans in ((0.0, [-4.0] * 20 + [0.0] * 90),        # stands; the pan stops at 20
+                       (120.0, [0.0] * 20 + [-4.0] * 90)):     # walks; a pan starts at 20
+        truth, x = [], 400.0
+        for i in range(110):
+            x += (walk / fps + pans[i]) if i else 0.0
+            truth.append(np.array([x, 300, x + 30, 337.5]))
+        tracker, out = Tracker(TrackOptions(**kw), (1280, 720)), []
+        for i in range(110):
+            found = [truth[i]] if i in (0, 8, 16) else []
+            d = Detections(np.array(found, np.float32).reshape(-1, 4),
+                           np.full(len(found), 0.9, np.float32), shift=(pans[i], 0.0))
+            out += tracker.push(i, i / fps, d)
+        out += tracker.flush()
+        for i in range(17, 62):
+            assert out[i].sources == ["held"], (walk, i)
+            assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (walk, i, out[i].boxes[0])
+
+
+def test_a_walk_link_undone_keeps_each_detection_s_camera_offset():
+    """The camera offset of each detection (what a walker's frame velocity is measured with)
+    stays with its detection when a walk link is made and undone."""
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    a, b = [100, 100, 140, 140], [140, 100, 180, 140]
+    tracker = Tracker(TrackOptions(**kw), (1280, 720))
+    for i in range(60):
+        d = det(a) if i == 0 else det(b) if i in (16, 24) else det()
+        d.shift = (-3.0, 1.0) if i == 10 else (0.0, 0.0)      # a jolt between A and B
+        tracker.push(i, i / 30.0, d)
+    assert len(tracker.tracks) == 2 and all(len(tr.offsets) == len(tr.times)
+                                            for tr in tracker.tracks)
+    offsets = {tuple(np.round(tr.offsets, 6).ravel()) for tr in tracker.tracks}
+    assert offsets == {(0.0, 0.0), (-3.0, 1.0, -3.0, 1.0)}, offsets
 
 
 def test_a_face_found_far_from_a_seen_once_one_is_another_face():

@@ -15,9 +15,9 @@ look-ahead:
                 a straight line;
 - held:         up to `hold` seconds after a track's last detection (the last box, grown
                 along the face's motion, at most a width; a track whose last three
-                detections move at one velocity, a walker, is carried on along it, in the
-                frame rather than the scene where it moves less in the frame: a subject the
-                camera follows);
+                detections move at one velocity, a walker, is carried on along it at its
+                last size, in the frame rather than the scene where the camera moved and it
+                moved less in the frame: a subject the camera follows);
 - lead:         up to `lookahead` seconds before a track's first detection (a face entering
                 or turning toward the camera is masked before the detector is sure of it);
                 a track whose first box touches the frame edge (a face entering, cut by the
@@ -219,8 +219,7 @@ class _Track:
         if tb <= ta or tc <= tb:
             return None
         first, second = (b - a) / (tb - ta), (c - b) / (tc - tb)
-        late = _speed(second)
-        steady = 0 < late and _speed(second - first) <= WALK_AGREE * late and \
+        steady = _speed(second - first) <= WALK_AGREE * _speed(second) and \
             _speed(c - a) >= WALK_LEAST * (c[2] - c[0])
         return (c - a) / (tc - ta), bool(steady)
 
@@ -245,16 +244,19 @@ END_DETECTIONS = 2
 END_GROW = 0.25
 # _Track.walk: a track whose last three detections move at one velocity (the two steps'
 # velocities differ by at most WALK_AGREE of the later one) is walking. Its held box goes on
-# along that velocity past the one width a plain hold allows, grown by WALK_SPREAD of its
-# travel beyond that width on each side (up to a width) for the velocity's error; in the frame,
-# not the scene, where it moves less in the frame (a subject the camera follows: a 14 px walker
-# kept near one place in the frame by a pan that then slowed left its held box, carried
-# through the scene, bare for 58 frames on seed 92).
+# along that velocity past the one width a plain hold allows, at its last size, grown by
+# WALK_SPREAD of its travel beyond that width on each side (up to a width) for the velocity's
+# error; in the frame, not the scene, where it moves less in the frame (a subject the camera
+# follows: a 14 px walker kept near one place in the frame by a pan that then slowed left its
+# held box, carried through the scene, bare for 58 frames on seed 92). A walker that stops is
+# left by its box once that has gone a width past it (README "Walkers held along their walk").
 WALK_AGREE = 0.5
 WALK_SPREAD = 0.15
 # ... and the three detections span at least WALK_LEAST of its width: a standing face's box
 # jitters by a pixel or two, and two steps of jitter agreeing sent its held box away
-# (`crowd1080`: 14 more face-frames leaked)
+# (`crowd1080`: 14 more face-frames leaked). It is carried in the frame only where the camera
+# moved that much over the three looks too: on a still camera, which of two near-equal speeds
+# is the smaller is the motion estimate's noise.
 WALK_LEAST = 0.5
 # A face covered at the chin or brow (a bar, a hand, a scarf) gets a box taller than a face's
 # (height 1.4x its width against 1.25x, placed 14 and 18 px faces a third covered): its width
@@ -560,14 +562,15 @@ class Tracker:
     def _held(self, tr: _Track, last: np.ndarray, dt: float, offset) -> np.ndarray:
         """The held box `dt` seconds after the track's last (smoothed) box `last`: that box
         and where the track's velocity carried it, at most a width on; a walking track's
-        (_Track.walk) carried on along its walk, in the frame where it moves less there."""
+        (_Track.walk) box carried on along its walk, at its last size, in the frame where the
+        camera moved and the track moved less in the frame than in the scene."""
         width = last[2] - last[0]
         walk, scene = None, tr.walk(False)
         if scene is not None:
             frame = tr.walk(True)
-            if _speed(frame[0]) < _speed(scene[0]):
-                # it moves less in the frame (a followed subject): where the frame carried
-                # its last box, as a scene box
+            panned = np.hypot(*(tr.offsets[-1] - tr.offsets[-3])) >= WALK_LEAST * width
+            if panned and _speed(frame[0]) < _speed(scene[0]):
+                # a followed subject: where the frame carried its last box, as a scene box
                 if frame[1]:
                     last = last + np.tile(tr.offsets[-1] - np.asarray(offset, np.float64), 2)
                     walk = frame[0]
@@ -577,7 +580,9 @@ class Tracker:
         walked = min(dt, self._usual_hold(tr))
         if walk is not None and _speed(walk) * walked > width:
             travel = _speed(walk) * walked
-            return last + walk * walked + min(WALK_SPREAD * (travel - width), width) * _OUTWARD
+            centre = (walk[:2] + walk[2:]) / 2 * walked
+            return last + np.tile(centre, 2) + \
+                min(WALK_SPREAD * (travel - width), width) * _OUTWARD
         shift = np.clip((walk if walk is not None else tr.velocity(True)) * dt, -width, width)
         return self._walked(tr, _union(last, last + shift), dt)
 
