@@ -711,6 +711,29 @@ def test_a_standing_face_on_a_pan_and_a_walker_on_a_still_camera_are_held_in_the
             assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (walk, i, out[i].boxes[0])
 
 
+def test_a_track_whose_frame_steps_disagree_is_not_carried_in_the_frame():
+    """Moving less in the frame than in the scene (a pan of 4 px a frame) but by unsteady
+    steps there (4 px, then 16 px a look), a track is no followed walker: it keeps the plain
+    hold in the scene, which covers it where it stopped (carried in the frame, its box would
+    have gone on with it at 1.25 px a frame while the pan took the face away)."""
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small_walk=2.0,
+              small=48.0)
+    at = {0: 100.0, 8: 104.0, 16: 120.0}              # in the frame; then it stands
+    tracker, out, x = Tracker(TrackOptions(**kw), (1280, 720)), [], 0.0
+    truth = []
+    for i in range(110):
+        x = at[i] if i in at else (x - 4.0 if i > 16 else x)
+        truth.append(np.array([x, 300, x + 30, 337.5]))
+        found = [truth[i]] if i in at else []
+        d = Detections(np.array(found, np.float32).reshape(-1, 4),
+                       np.full(len(found), 0.9, np.float32), shift=(-4.0, 0.0))
+        out += tracker.push(i, i / 30.0, d)
+    out += tracker.flush()
+    for i in range(17, 62):
+        assert out[i].sources == ["held"], i
+        assert _contains(out[i].boxes[0] + [-1, -1, 1, 1], truth[i]), (i, out[i].boxes[0])
+
+
 def test_a_walk_link_undone_keeps_each_detection_s_camera_offset():
     """The camera offset of each detection (what a walker's frame velocity is measured with)
     stays with its detection when a walk link is made and undone."""
