@@ -159,10 +159,14 @@ class _Track:
     # its next detection
     taken: float | None = None
     # per detection: its box touches the frame edge (`_small`; kept with `times`, so a walk
-    # link undone takes its first part's back)
+    # link undone takes its first part's back). It follows from `boxes`, `offsets` and the
+    # frame's size, but `_usual_hold` asks for every track on every frame: computed once.
     cuts: list = field(default_factory=list)
     # per detection: the camera's translation then (kept as `cuts` is)
     offsets: list = field(default_factory=list)
+    # walk()'s results (in the frame, in the scene) until the next detection: a held box asks
+    # on every frame of its hold
+    walks: dict = field(default_factory=dict)
 
     @property
     def cut(self) -> bool:
@@ -172,6 +176,7 @@ class _Track:
     def add(self, t: float, box, score: float) -> None:
         """The track's next detection (`box` in the scene)."""
         self.taken = None
+        self.walks = {}
         self.times.append(t)
         self.boxes.append(box)
         self.scores.append(score)
@@ -210,7 +215,12 @@ class _Track:
         """The box velocity (px/s; in the frame, or in the scene) over the last three
         detections, and whether both steps between them move at one velocity (WALK_AGREE)
         and span WALK_LEAST of its width; None before the third detection."""
-        if len(self.times) < 3 or len(self.offsets) < len(self.times):
+        if frame not in self.walks:
+            self.walks[frame] = self._walk(frame)
+        return self.walks[frame]
+
+    def _walk(self, frame: bool) -> tuple[np.ndarray, bool] | None:
+        if len(self.times) < 3:
             return None
         (ta, tb, tc) = self.times[-3:]
         a, b, c = self.boxes[-3:]
@@ -414,7 +424,7 @@ class Tracker:
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
                 tr.cuts, tr.offsets = first.cuts, first.offsets
-                tr.smoothed = first.smoothed
+                tr.smoothed, tr.walks = first.smoothed, first.walks
                 self.tracks.append(second)
             tr.parts = None
 
@@ -567,9 +577,9 @@ class Tracker:
         width = last[2] - last[0]
         walk, scene = None, tr.walk(False)
         if scene is not None:
-            frame = tr.walk(True)
             panned = np.hypot(*(tr.offsets[-1] - tr.offsets[-3])) >= WALK_LEAST * width
-            if panned and _speed(frame[0]) < _speed(scene[0]):
+            frame = tr.walk(True) if panned else None
+            if frame is not None and _speed(frame[0]) < _speed(scene[0]):
                 # a followed subject: where the frame carried its last box, as a scene box
                 if frame[1]:
                     last = last + np.tile(tr.offsets[-1] - np.asarray(offset, np.float64), 2)
