@@ -37,7 +37,7 @@ are `darkened`, edge crossers `edge`. Profiles are not made: the crops are front
 a frontal crop does not make a profile.
 
 Clips (`KINDS`): `pan720`/`pan1080` (a smooth pan with a slow zoom, noise sigma 5, crf 30),
-`zoom720` (the camera zooms 0.7x -> 1.5x -> 0.7x, faces grow and shrink with it),
+`zoom720` (the camera zooms 0.7x -> 1.5x -> 0.7x about the centre, faces grow and shrink with it),
 `lowlight720` (the whole picture at 40% brightness, noise sigma 9), `shake720` (a handheld
 camera: a jittery path, each frame motion-blurred along the camera's own motion), `still720`
 (a fixed camera). Every clip is a pure function of its kind and seed.
@@ -165,8 +165,9 @@ def camera(kind: str, u: float, size, world_size, rng_shake) -> tuple[float, flo
     if kind == "still":
         return cx - 0.1 * W, cy + 0.05 * H, 1.0
     if kind == "zoom":
-        z = 0.7 + 0.8 * math.sin(math.pi * u)
-        return cx + 0.15 * W * math.sin(2 * math.pi * u), cy, z
+        # about the world's centre, no pan: the part of the world every frame shows is then
+        # large enough for all 72 faces (with the pan it was not: no seed could be made)
+        return cx, cy, 0.7 + 0.8 * math.sin(math.pi * u)
     pan = (cx + 0.15 * W * math.sin(2 * math.pi * u),
            cy + 0.08 * H * math.sin(math.pi * u + 0.6))
     z = 1.0 + 0.15 * u * u * (3 - 2 * u)
@@ -359,7 +360,6 @@ class Placed:
         return (world_xy - c[:, :2]) * c[:, 2:3] + np.array([W / 2, H / 2])
 
     def _plan(self, rng, crops):
-        W, H = self.size
         t = np.arange(self.n, dtype=np.float64)
         rects = []                          # per face: (n, 4) patch rectangles, for overlaps
         order = rng.permutation(len(crops))
@@ -381,25 +381,16 @@ class Placed:
                 rec["angle"] = round(angle, 1)
                 tone = np.median(img[int(box[1]):int(box[3]), int(box[0]):int(box[2])]
                                  .reshape(-1, 3), axis=0) * 0.95
-                for _ in range(5000):
-                    xy, v = self._path(rng, variant, box, n_edge, t)
-                    zoom = self.cams[:, 2:3] if self.scales else np.ones((self.n, 1))
-                    ph, pw = alpha.shape
-                    rect = np.concatenate([xy, xy + np.array([pw, ph]) * zoom], 1)
-                    fb = np.concatenate([xy + box[:2] * zoom, xy + box[2:] * zoom], 1)
-                    inside = np.array([_inside(b, W, H) for b in fb])
-                    if variant == "edge":
-                        vis = inside >= MIN_INSIDE
-                        if (np.diff(vis.astype(int)) != 0).sum() != 1 or vis.sum() < 40 \
-                                or (inside > 0.999).sum() < 15:
-                            continue
-                    elif (inside < 0.999).any():
-                        continue
-                    if any(_overlap(rect, r) for r in rects):
-                        continue
-                    break
-                else:
+                # A fast walker whose pacing finds no free path (the zooming camera's view
+                # shared by every frame is small) turns after half as many frames, then a
+                # quarter: the same speed over a shorter line.
+                for reach in (1.0, 0.5, 0.25):
+                    placed = self._place(rng, variant, box, alpha, n_edge, t, rects, reach)
+                    if placed is not None or variant != "blurred":
+                        break
+                if placed is None:
                     raise RuntimeError(f"could not place face {fid} ({size} px, {variant})")
+                xy, v, rect = placed
                 if variant == "edge":
                     rec["edge"] = f"edge-{n_edge % 4}"
                     n_edge += 1
@@ -412,8 +403,33 @@ class Placed:
                 self.faces.append((rec, img, alpha, box, xy, tone))
                 fid += 1
 
-    def _path(self, rng, variant, box, n_edge, t):
-        """Top-left corners (n, 2) of a face's patch per frame (output px), its velocity."""
+    def _place(self, rng, variant, box, alpha, n_edge, t, rects, reach=1.0):
+        """A path for a face (`_path`) inside the frame (an edge crosser: crossing once) and
+        clear of every placed face's patch in every frame: (top-left corners, velocity, patch
+        rectangles), or None after 5000 tries."""
+        W, H = self.size
+        for _ in range(5000):
+            xy, v = self._path(rng, variant, box, n_edge, t, reach)
+            zoom = self.cams[:, 2:3] if self.scales else np.ones((self.n, 1))
+            ph, pw = alpha.shape
+            rect = np.concatenate([xy, xy + np.array([pw, ph]) * zoom], 1)
+            fb = np.concatenate([xy + box[:2] * zoom, xy + box[2:] * zoom], 1)
+            inside = np.array([_inside(b, W, H) for b in fb])
+            if variant == "edge":
+                vis = inside >= MIN_INSIDE
+                if (np.diff(vis.astype(int)) != 0).sum() != 1 or vis.sum() < 40 \
+                        or (inside > 0.999).sum() < 15:
+                    continue
+            elif (inside < 0.999).any():
+                continue
+            if any(_overlap(rect, r) for r in rects):
+                continue
+            return xy, v, rect
+        return None
+
+    def _path(self, rng, variant, box, n_edge, t, reach=1.0):
+        """Top-left corners (n, 2) of a face's patch per frame (output px), its velocity;
+        `reach`: the share of its usual leg (40 frames between turns) a fast walker paces."""
         W, H = self.size
         fc = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         if variant == "edge":
@@ -439,8 +455,9 @@ class Placed:
         a = rng.uniform(0, 2 * math.pi)
         if variant == "blurred":
             # paces to and fro along a line, 3-6 px per frame, turning every 40 frames
+            # (`reach` of it where `_plan` found no free path)
             v = rng.uniform(3, 6) * np.array([math.cos(a), math.sin(a)])
-            leg = 40.0
+            leg = 40.0 * reach
             u = np.abs(((t + leg / 2) % (2 * leg)) - leg) - leg / 2
             moved = u[:, None] * v[None]
         else:
