@@ -536,7 +536,7 @@ def test_a_small_face_under_the_edge_of_a_larger_mask_is_blurred_whole():
     """A 14 px face whose box lies across the ellipse edge of a larger, later box (a face
     beside it): the larger mask is painted first and the small one over it, so no edge of the
     larger mask runs through the small face (score.py's texture rule counted such a line as a
-    visible face, README). Given in either order, the pixels are the same."""
+    visible face, docs/measurements.md). Given in either order, the pixels are the same."""
     rng = np.random.default_rng(3)
     frame = np.zeros((120, 160, 3), np.uint8)
     frame[:, :80] = 40

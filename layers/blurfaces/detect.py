@@ -27,9 +27,9 @@ With the fine pass, the whole-frame pass (and the tiles) runs on every `whole_ev
 detection frame of a video only (by its index; every frame without an index, and on sweeps):
 the faces it is left (larger than `FinePass.largest`) move a small part of their size per
 frame, and the tracker interpolates them between two of its runs; the balanced preset runs it
-every second frame (README "The whole-frame pass every second frame"). On the frames between,
-its last boxes, moved with the camera, still keep near-misses off the faces it found (neither
-promoted nor reported).
+every second frame (docs/measurements.md "The whole-frame pass every second frame"). On
+the frames between, its last boxes, moved with the camera, still keep near-misses off the
+faces it found (neither promoted nor reported).
 
 A face the fine pass scores under its threshold but above its near-miss floor (`still.DOUBT`
 x the threshold) on two looks of its region running, at the same place in the scene (the
@@ -53,23 +53,23 @@ at most MOVED_MOST per look; never taken without the check), unless the camera s
 and the picture under it is what it was at that look (still.Stillness
 .changed_since_last_look: nothing walked onto a still camera's unchanging texture).
 Darkened and partly covered 10-14 px faces score 0.015-0.05 at 2x and often over 0.15 at 3x;
-texture that scores that low at 2x rarely scores higher at 3x (README "Faint faces checked
-at 3x"). One or two checks per 720p frame, 2-6 ms each, and up to MOVED_MOST more per look
-in a moving crowd (README "Walkers' evidence"). A near-miss where the previous
-look had a faint box is a face without the check (one look over the near-miss floor, the
-other over the faint floor: checking those too lost 0.4-0.9 points on three placed-truth
-seeds and let a 14 px face leak 78 frames). Faint boxes are not near-misses:
+texture that scores that low at 2x rarely scores higher at 3x (docs/measurements.md
+"Faint faces checked at 3x"). One or two checks per 720p frame, 2-6 ms each, and up to
+MOVED_MOST more per look in a moving crowd (docs/measurements.md "Walkers' evidence"). A
+near-miss where the previous look had a faint box is a face without the check (one look over
+the near-miss floor, the other over the faint floor: checking those too lost 0.4-0.9 points
+on three placed-truth seeds and let a 14 px face leak 78 frames). Faint boxes are not near-misses:
 still.py and the review page never see them. A look that reuses the region's picture whole
 runs no network and leaves no evidence, and a run of part of it no faint boxes (on a still
 camera, where a region's picture is reused every other look, keeping the last whole run's
-found a few more faces for 25% more CPU: README).
+found a few more faces for 25% more CPU: docs/measurements.md).
 The faces a region's network run found (under VERIFY_UNDER) are evidence for its next look
 too: a faint or walked box near one is checked. A face with nothing of about its size near its
 place on the next look (scored under the faint floor at 2x, as a 24 px face under a bar was for
 a second while a check at 3x scored it 0.23-0.71) is checked where the camera carried it, at
 most LOST_MOST per look, and kept over LOST_VERIFY where the check found it; not on a look that
-reused the picture, and not twice in a row (LOOKS_REMEMBERED; README "Faces kept by their
-checks").
+reused the picture, and not twice in a row (LOOKS_REMEMBERED; docs/measurements.md
+"Faces kept by their checks").
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -112,7 +112,7 @@ PERSIST_IOU = 0.4
 # to check). The network's time goes with the crop's pixels: a 12 px box's crop is 60 px, not
 # the 76 px of a near-miss's re-run on a still camera (still.DOUBT_CONTEXT, at least its own
 # size), a 40 px box's 100 px, not 120: 31-44% fewer network pixels; on placed truth, over
-# 0.2, 167 faces and 7 textures confirmed against 163 and 11 (README "Smaller checks")
+# 0.2, 167 faces and 7 textures confirmed against 163 and 11 (docs/measurements.md "Smaller checks")
 VERIFY_ZOOM = 3.0
 VERIFY_UNDER = 48.0
 VERIFY_CONTEXT = 24.0
@@ -120,9 +120,9 @@ VERIFY_SPAN = 0.75
 # ... and a near-miss or faint box seen nowhere on the previous look at its place, but with a
 # near-miss or faint box of 0.6-1.6x its size at most this many of its sizes away (centre to
 # centre, in the scene), is checked too: a walking 10 px face moves 2-6 of its widths between
-# two looks (placed truth: README "Walkers' evidence"); at most MOVED_MOST of them per look,
-# after the faint boxes seen at one place (in a moving crowd nearly every look has that many:
-# each check costs a few ms)
+# two looks (placed truth: docs/measurements.md "Walkers' evidence"); at most MOVED_MOST of
+# them per look, after the faint boxes seen at one place (in a moving crowd nearly every look
+# has that many: each check costs a few ms)
 MOVED_REACH = 6.0
 MOVED_MOST = 8
 # checks per region look at most of the faint boxes seen at one place (a bound on the cost; the
@@ -134,7 +134,7 @@ VERIFY_MOST = 32
 # floor: a 24 px face under a bar scored 0.01-0.03 at 2x and 0.23-0.71 at 3x) is checked where
 # the camera carried it, at most LOST_MOST per look, and kept only over LOST_VERIFY (higher
 # than a faint box's: a texture once taken for a face scores the same again), at the place the
-# check found it (README "Faces kept by their checks")
+# check found it (docs/measurements.md "Faces kept by their checks")
 LOST_MOST = 8
 LOST_VERIFY = 0.3
 # What a region's look depends on reaches this many of its looks back, no further: a face is
@@ -174,7 +174,8 @@ class FinePass:
     # (still.DOUBT x the threshold), seen on two looks, is a face if a run of it alone at
     # VERIFY_ZOOM scores it over `verify` (module docstring). None: off; else 0 < weak < DOUBT.
     # Over 0.15 in the bounded crop (VERIFY_CONTEXT): on four placed-truth seeds 191 of 319
-    # checked faces and 16 of 1,773 textures, against 167 and 7 over 0.2 (README "Smaller checks")
+    # checked faces and 16 of 1,773 textures, against 167 and 7 over 0.2
+    # (docs/measurements.md "Smaller checks")
     weak: float | None = None
     verify: float = 0.15
 
@@ -440,7 +441,7 @@ class FaceDetector:
         as detections (None if there are none)."""
         # A look that reused the region's picture whole ran no network, and a run of part of
         # it has no faint boxes: the evidence is what they have (keeping the last whole run's
-        # cost a still crowd 25% more CPU in checks of an unchanged picture; README)
+        # cost a still crowd 25% more CPU in checks of an unchanged picture; docs/measurements.md)
         empty = np.zeros((0, 4), np.float32)
         near = d.doubt if d.doubt is not None else empty
         faint = d.weak if d.weak is not None else empty

@@ -246,7 +246,8 @@ class _Ellipse:
 
 # The mask's ellipse is the inscribed one grown by this much, cut by the box: it passes
 # beyond the corners of the box's central 80% (0.8 x sqrt 2 = 1.13), where a face's brow,
-# chin and hair reach (placed truth's 48 px faces: 91-95% -> 100% covered on two seeds; README).
+# chin and hair reach (placed truth's 48 px faces: 91-95% -> 100% covered on two seeds;
+# docs/measurements.md).
 ELLIPSE_REACH = 1.15
 
 
@@ -452,7 +453,7 @@ class Masker:
             paint = b[(b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])]
             # Larger boxes first, so each smaller one is painted last over its face: a larger
             # mask's edge crossing a small face (both masked) stays under the small one's blur,
-            # where painted on top it drew a sharp line through that face (README).
+            # where painted on top it drew a sharp line through that face (docs/measurements.md).
             area = (paint[:, 2] - paint[:, 0]) * (paint[:, 3] - paint[:, 1])
             paint = paint[np.argsort(-area, kind="stable")]
             if self.mask == "image":    # the image's own ellipse, at frame edges too

@@ -100,7 +100,8 @@ class Network:
         if cached:
             self._buf[key] = (blob, (rw, rh))
         # Upscaling (the fine pass) is bicubic: a 10-14 px face keeps more of its edges than
-        # bilinear gives it (placed truth +0.2 to +1.4 points on six clips, seed 31 -0.07; README).
+        # bilinear gives it (placed truth +0.2 to +1.4 points on six clips, seed 31 -0.07;
+        # docs/measurements.md).
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
         img = cv2.resize(rgb, (rw, rh), interpolation=interp) if (rw, rh) != (w, h) else rgb
         self._fill(blob[0, :, :rh, :rw], img)

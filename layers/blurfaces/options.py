@@ -67,7 +67,7 @@ ENV_PREFIX = "BLURFACES_"
 # a face if that run scores it over 0.15 (detect.FinePass.weak, .verify); `bridge`: a track
 # the detector misses for up to this many seconds, found again where it predicts, continues
 # through the gap (track.TrackOptions.bridge).
-# Measured on placed-truth and hard clips: README "Small, far and noisy faces".
+# Measured on placed-truth and hard clips: docs/measurements.md "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,

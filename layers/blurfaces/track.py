@@ -259,7 +259,8 @@ END_GROW = 0.25
 # error; in the frame, not the scene, where it moves less in the frame (a subject the camera
 # follows: a 14 px walker kept near one place in the frame by a pan that then slowed left its
 # held box, carried through the scene, bare for 58 frames on seed 92). A walker that stops is
-# left by its box once that has gone a width past it (README "Walkers held along their walk").
+# left by its box once that has gone a width past it (docs/measurements.md "Walkers held along
+# their walk").
 WALK_AGREE = 0.5
 WALK_SPREAD = 0.15
 # ... and the three detections span at least WALK_LEAST of its width: a standing face's box
@@ -270,7 +271,7 @@ WALK_SPREAD = 0.15
 WALK_LEAST = 0.5
 # A face covered at the chin or brow (a bar, a hand, a scarf) gets a box taller than a face's
 # (height 1.4x its width against 1.25x, placed 14 and 18 px faces a third covered): its width
-# tells its size (README)
+# tells its size (docs/measurements.md)
 SMALL_WIDTH = 0.75
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
 # Tracker._take_over: a new track within TAKE_OVER of a moving track's size of where that was
@@ -436,10 +437,10 @@ class Tracker:
         that face from now on, so the old one's hold ends here (`_Track.taken`; the first
         take-over stands). A face that slowed or turned is not where constant
         velocity carried it: the old track's held box went on along its old course, away
-        from the face, a trail over the background (README "Holds ended where a new track
-        takes over"). Linking the two instead (OC-SORT's observation-centric recovery) cost
-        the new track its lead box, which covers the face before its first detection
-        (`fastpan720` 95.65 -> 95.48%)."""
+        from the face, a trail over the background (docs/measurements.md "Holds ended where a
+        new track takes over"). Linking the two instead (OC-SORT's observation-centric
+        recovery) cost the new track its lead box, which covers the face before its first
+        detection (`fastpan720` 95.65 -> 95.48%)."""
         grew = {id(tr) for tr in grown}
         lost = [tr for tr in active if len(tr.times) > 1 and id(tr) not in grew
                 and tr.times[-1] < t - 1e-9 and tr.taken is None]
@@ -492,7 +493,7 @@ class Tracker:
         Hungarian). The track then predicts the walk's next place; until a third detection, it
         is masked as its two parts were (`_Track.views`), and a third detection not on the walk
         undoes the link (`_confirm_walks`): a standing face found next to one missed keeps
-        both faces' boxes (README "Walkers linked")."""
+        both faces' boxes (docs/measurements.md "Walkers linked")."""
         under = WALK_LINK_UNDER * self.o.small
         lonely = [tr for tr in active if len(tr.times) == 1 and tr.times[0] < t - 1e-9
                   and not tr.edge and _size(tr.boxes[0]) < under]
@@ -683,7 +684,7 @@ class Tracker:
         (a darkened or covered face that the looks miss for more than its hold would otherwise
         be bare for the video's last frames, with no later detection to mask back from; not a
         seen-once track, as often a texture, nor one last seen at the frame edge, which may
-        have left: README)."""
+        have left: docs/measurements.md)."""
         self.ending = self.pending[0][1] if at_end and self.pending else None
         try:
             out = [self._release(*p) for p in self.pending]
