@@ -50,7 +50,7 @@ ENV_PREFIX = "BLURFACES_"
 # Detection presets (`quality`): the score threshold and the rotating 2x-upscaled fine pass
 # for small and far faces (detect.FinePass; `fine_cycle` = frames per sweep of its grid, None
 # = off). "fast" is the single 640 px pass of earlier releases. Measured coverage and cost
-# of each: README "Measured results".
+# of each: docs/measurements.md "Small, far and noisy faces".
 # `reuse_s`: a region whose picture has not changed reuses its last detections within
 # periods of this many seconds (detect.py, still.py; None = the preset has no reuse).
 # The fine pass runs `fine_network` (nets.py) at `fine_threshold`; a small face's mask stays

@@ -10,8 +10,9 @@ VNNI multiply uint8 by int8 with a 16-bit saturating instruction, which full-ran
 overflow; 7 bits cannot, so the model gives the same results on every x86 host.
 
 Measured against the fp32 model (2026-12-01, 2 vCPU with AVX-512 VNNI): 1.7x faster per
-inference, coverage on the hard clips equal or higher (docs/measurements.md "Speed"). Needs
-the `onnx` package and pip, like the conversion; the result has no new run-time dependency.
+inference, coverage on the hard clips equal or higher (docs/measurements.md "Small, far and
+noisy faces"). Needs the `onnx` package and pip, like the conversion; the result has no new
+run-time dependency.
 """
 from __future__ import annotations
 
