@@ -7,6 +7,8 @@ Laplacian variance is at most 0.35 of the input's, or the mean grey difference i
 """
 from __future__ import annotations
 
+import csv
+
 import cv2
 import numpy as np
 import pytest
@@ -121,3 +123,48 @@ def test_small_boxes_grow_about_their_centres_up_to_2_5x():
     assert np.allclose(out[2], [0, 0, 17.5, 17.5])              # clipped to the frame
     side = out[3, 2] - out[3, 0]
     assert 37 < side < 37 * 2.5 and np.allclose(out[3, :2] + out[3, 2:], b[3, :2] + b[3, 2:])
+
+
+@pytest.mark.slow
+def test_a_small_face_that_the_detector_loses_before_the_end_stays_masked_to_the_last_frame(
+        tmp_path):
+    """A 14 px face found for 3.8 s, then hidden from the detector for the video's last 2.2 s
+    (its head drawn over by a fine checkerboard: no face, a texture that only a mask hides). A
+    small face's hold is 1.5 s; at the video's end its track, seen twice or more, is held to
+    the last frame instead (a face the looks lose near the end has no later detection to be
+    masked back from). The run goes through plan, worker and stitch, whose last chunk decodes
+    to the video's end (`flush(at_end=True)`)."""
+    photo = media.load_rgb(media.pyfeat_file("single_face.jpg"))
+    face = _photo_faces(photo)[:1]
+    scale = 14.0 / float(face[0, 2] - face[0, 0])
+    W, H, fps, seconds, gone = 640, 360, 15, 6.0, 3.8
+    start = (W / 2 - (face[0, 0] + face[0, 2]) / 2 * scale,
+             H / 2 - (face[0, 1] + face[0, 3]) / 2 * scale)
+    there = hardclips.Slide(photo, size=(W, H), scale=scale, start=start, noise=5.0)
+    fx1, fy1, fx2, fy2 = face[0]
+    m = 0.4 * (fx2 - fx1)           # the head around the face box too
+    x1, y1 = int(max(0, fx1 - m)), int(max(0, fy1 - m))
+    x2, y2 = int(min(photo.shape[1], fx2 + m)), int(min(photo.shape[0], fy2 + m))
+    cell = 3.0 / scale              # 3 px in the frame
+    yy, xx = np.mgrid[y1:y2, x1:x2]
+    covered = photo.copy()
+    covered[y1:y2, x1:x2] = np.where((((yy // cell) + (xx // cell)) % 2)[..., None] > 0, 150, 70)
+    hidden = hardclips.Slide(covered, size=(W, H), scale=scale, start=start, noise=5.0)
+    clip = media.make_clip(tmp_path / "hidden.mp4", size=(W, H), fps=fps, seconds=seconds,
+                           crf=23, renderer=lambda t: there(t) if t < gone else hidden(t))
+    res = blur_faces(clip["path"], target_name=str(tmp_path / "out.mp4"), workers=1,
+                     data_format="csv")
+    src, out = media.decode_frames(clip["path"])[0], media.decode_frames(res.video)[0]
+    assert len(out) == len(src) == round(fps * seconds)
+    times = clip["times"]
+    with open(next(p for p in res.data if p.endswith(".csv")), newline="") as f:
+        rows = list(csv.DictReader(f))
+    found = sorted({int(r["frame"]) for r in rows if r["source"] == "detected"})
+    # found while it was there, never after
+    assert found and gone - 0.6 < times[found[-1]] < gone, found
+    last = len(src) - 1
+    assert times[last] - times[found[-1]] > 1.5 + 0.5     # beyond the small face's hold
+    box = there.boxes(0.0, face)[0]
+    bare = [i for i in range(len(src)) if not _covered(src[i], out[i], box)]
+    assert not bare, f"face visible in frames {bare}"
+    assert any(r["source"] == "held" and int(r["frame"]) == last for r in rows)
