@@ -238,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_unmasked(wa)
     _add_processing(wa)
     wa.set_defaults(func=cmd_watch)
-    fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model, and "
-                        "build its int8 version beside it")
+    fm = sub.add_parser("fetch-model", help="download and convert the CenterFace model, "
+                        "build its int8 version beside it, and write RetinaFace beside them")
     fm.add_argument("--output", help="where to write it (default: models/centerface.onnx; the "
                     "int8 model goes beside it as centerface-int8.onnx)")
     fm.set_defaults(func=cmd_fetch_model)
