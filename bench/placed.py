@@ -408,10 +408,10 @@ class Placed:
         clear of every placed face's patch in every frame: (top-left corners, velocity, patch
         rectangles), or None after 5000 tries."""
         W, H = self.size
+        zoom = self.cams[:, 2:3] if self.scales else np.ones((self.n, 1))
+        ph, pw = alpha.shape
         for _ in range(5000):
             xy, v = self._path(rng, variant, box, n_edge, t, reach)
-            zoom = self.cams[:, 2:3] if self.scales else np.ones((self.n, 1))
-            ph, pw = alpha.shape
             rect = np.concatenate([xy, xy + np.array([pw, ph]) * zoom], 1)
             fb = np.concatenate([xy + box[:2] * zoom, xy + box[2:] * zoom], 1)
             inside = np.array([_inside(b, W, H) for b in fb])
