@@ -16,13 +16,14 @@ started from that shift), a similarity (pan, zoom, roll) is fitted to those that
 whole pixels of the copy (a 5.4 px per frame pan measured 4.9, a 2.5 px one 3.1; placed truth:
 0.3-0.45 px of error per 720p frame, 0.1-0.15 with the corners), so a face held for 1.5 s was
 20-50 px off its mask by the end (docs/measurements.md "Camera motion from corners"). Where
-the picture has too few corners to follow (flat or dark), the phase correlation's shift is
-kept; where the corners do not agree on one motion (a cut), there is none.
+the picture has too few corners to follow (flat), or they do not agree on one motion (a very
+dark, noisy picture, whose "corners" are grain), the phase correlation's shift is kept; a cut
+gives neither a phase peak nor corners that agree, and no motion.
 
 The result depends only on the two frames (OpenCV's RANSAC draws from a fixed seed), so a
 chunked run (which starts the chain a few seconds before its first frame) gives the same
-translations as a single pass. A weak or implausible phase peak, with too few corners to
-follow, counts as no motion.
+translations as a single pass. A weak or implausible phase peak, without corners that agree
+on a motion, counts as no motion.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 
 WIDTH = 320             # analysis width in pixels
 MIN_RESPONSE = 0.1      # phase-correlation peak below which the estimate is ignored
-MAX_SHIFT = 0.25        # larger estimates (share of the analysis width) are ignored
+MAX_SHIFT = 0.25        # larger estimates (share of the copy's longer side) are ignored
 CORNERS = 200           # corners followed, at most, 8 analysis px apart at least
 CORNER_QUALITY = 0.01   # (of the strongest corner's strength: goodFeaturesToTrack)
 CORNER_SPACING = 8
@@ -72,24 +73,21 @@ class CameraMotion:
         rough = None if response < MIN_RESPONSE or max(abs(dx), abs(dy)) > MAX_SHIFT * max(sw, sh) \
             else (dx, dy)
         shift = _corners_shift(prev, grey, rough)
-        if shift is FEW_CORNERS:
+        if shift is None:
             shift = rough
         if shift is None or max(abs(shift[0]), abs(shift[1])) > MAX_SHIFT * max(sw, sh):
             return None
         return float(shift[0] * w / sw), float(shift[1] * h / sh)
 
 
-FEW_CORNERS = "few corners"
-
-
 def _corners_shift(prev: np.ndarray, grey: np.ndarray, rough):
     """The shift of the picture's centre from `prev` to `grey` (analysis pixels) that most
-    corners of `prev` agree on, followed from `rough` (or from no motion); None where they
-    do not agree on one, FEW_CORNERS where there are too few to tell."""
+    corners of `prev` agree on, followed from `rough` (or from no motion); None where there
+    are too few corners or they do not agree on one motion."""
     p0 = cv2.goodFeaturesToTrack(prev, CORNERS, CORNER_QUALITY, CORNER_SPACING)
     if p0 is None or len(p0) < AGREE_MIN:
-        return FEW_CORNERS
-    # from phase correlation's shift, a pixel or so off, one level of the pyramid reaches;
+        return None
+    # from phase correlation's shift, a pixel or so off, two levels of the pyramid reach;
     # from no motion, four
     guess = p0 + np.asarray(rough if rough is not None else (0.0, 0.0), np.float32)
     p1, found, _ = cv2.calcOpticalFlowPyrLK(prev, grey, p0, guess, winSize=LK_WINDOW,
@@ -97,7 +95,7 @@ def _corners_shift(prev: np.ndarray, grey: np.ndarray, rough):
                                             flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
     ok = found[:, 0] == 1
     if ok.sum() < AGREE_MIN:
-        return FEW_CORNERS
+        return None
     a, b = p0[ok, 0], p1[ok, 0]
     # a similarity (pan, zoom, roll), so that a zoom's corners, which move apart, agree too;
     # the shift is the motion of the picture's centre, as phase correlation measures it
