@@ -25,20 +25,25 @@ def world():
                                       interpolation=cv2.INTER_AREA) for p in (a, b)], axis=1)
 
 
-def _pan(world, velocity, frames=46, noise=5.0):
+def _window(world, velocity, frames, noise, gain=1.0):
     """A 1280x720 window moving over `world` at `velocity` px per frame (sub-pixel, bilinear),
-    noise added, x264 crf 30 as the placed-truth clips are, decoded again."""
+    its brightness scaled by `gain`, Gaussian noise added."""
     rng = np.random.default_rng(0)
+    for k in range(frames):
+        x0, y0 = 60.0 + velocity[0] * k, 60.0 + velocity[1] * k
+        f = cv2.warpAffine(world, np.float32([[1, 0, -x0], [0, 1, -y0]]), (W, H),
+                           flags=cv2.INTER_LINEAR).astype(np.float32) * gain
+        yield np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+
+
+def _pan(world, velocity, frames=46, noise=5.0):
+    """`_window`'s frames through x264 crf 30, as the placed-truth clips are, decoded again."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         s = out.add_stream("libx264", rate=30)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         s.options = {"crf": "30", "preset": "veryfast", "threads": "1"}
-        for k in range(frames):
-            x0, y0 = 60.0 + velocity[0] * k, 60.0 + velocity[1] * k
-            f = cv2.warpAffine(world, np.float32([[1, 0, -x0], [0, 1, -y0]]), (W, H),
-                               flags=cv2.INTER_LINEAR)
-            f = np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+        for f in _window(world, velocity, frames, noise):
             for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(p)
         for p in s.encode():
@@ -86,13 +91,7 @@ def test_a_dark_noisy_pan_is_still_measured(world):
     """At 3% brightness with grain (sigma 12), the corners are grain and agree on nothing;
     phase correlation over the whole picture still sees the pan, and its shift is kept, not
     dropped (which would leave every held mask behind)."""
-    rng = np.random.default_rng(0)
-    frames = []
-    for k in range(12):
-        f = cv2.warpAffine(world, np.float32([[1, 0, -60 - 5.4 * k], [0, 1, -60 - 1.3 * k]]),
-                           (W, H), flags=cv2.INTER_LINEAR).astype(np.float32) * 0.03
-        frames.append(np.clip(f + rng.normal(0, 12, f.shape), 0, 255).astype(np.uint8))
     motion = CameraMotion()
-    shifts = [motion(f) for f in frames][1:]
+    shifts = [motion(f) for f in _window(world, (5.4, 1.3), 12, noise=12, gain=0.03)][1:]
     assert all(s is not None for s in shifts), shifts
     assert np.all(np.abs(np.mean(shifts, axis=0) + (5.4, 1.3)) < 1.5), shifts

@@ -68,14 +68,15 @@ class CameraMotion:
         prev, self._prev = self._prev, grey
         if prev is None:
             return None
+        # float copies made afresh for each call: phaseCorrelate multiplies its inputs by the
+        # window in place where their size needs no padding (320x180 does not), so a copy kept
+        # for the next frame would be windowed twice
         (dx, dy), response = cv2.phaseCorrelate(prev.astype(np.float32),
                                                 grey.astype(np.float32), self._window)
-        rough = None if response < MIN_RESPONSE or max(abs(dx), abs(dy)) > MAX_SHIFT * max(sw, sh) \
-            else (dx, dy)
-        shift = _corners_shift(prev, grey, rough)
-        if shift is None:
-            shift = rough
-        if shift is None or max(abs(shift[0]), abs(shift[1])) > MAX_SHIFT * max(sw, sh):
+        limit = MAX_SHIFT * max(sw, sh)
+        rough = None if response < MIN_RESPONSE or max(abs(dx), abs(dy)) > limit else (dx, dy)
+        shift = _corners_shift(prev, grey, rough) or rough
+        if shift is None or max(abs(shift[0]), abs(shift[1])) > limit:
             return None
         return float(shift[0] * w / sw), float(shift[1] * h / sh)
 
