@@ -662,3 +662,30 @@ def test_pipes_and_devices_are_not_empty_files(tmp_path, capsys):
         assert str(p) in line
     with pytest.raises(OptionError):
         runner.validate_execution(workers=True)
+
+
+def test_a_signal_while_onnx_is_imported_waits_for_the_import():
+    """SIGTERM or SIGINT arriving while a native module initialises (onnx's nanobind module
+    cannot unwind through the handler's exception: the process aborted with -6 and no message,
+    once in `test_signals_at_random_moments`) is sent again after the import, and ends the run
+    as any other signal does; outside `signals_held` the handler raises at once."""
+    from blurfaces import cli as bcli
+    from blurfaces.errors import Interrupted, signals_held
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for sig, raised in ((signal.SIGTERM, Interrupted), (signal.SIGINT, KeyboardInterrupt)):
+            signal.signal(sig, bcli._on_signal)
+            reached = []
+            with pytest.raises(raised):
+                with signals_held():
+                    with signals_held():            # nested: sent once, when the outer ends
+                        signal.raise_signal(sig)    # the handler runs here and holds it
+                        reached.append("inner")
+                    reached.append("outer")
+            assert reached == ["inner", "outer"]
+            with pytest.raises(raised):
+                signal.raise_signal(sig)
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)

@@ -95,3 +95,28 @@ def test_a_dark_noisy_pan_is_still_measured(world):
     shifts = [motion(f) for f in _window(world, (5.4, 1.3), 12, noise=12, gain=0.03)][1:]
     assert all(s is not None for s in shifts), shifts
     assert np.all(np.abs(np.mean(shifts, axis=0) + (5.4, 1.3)) < 1.5), shifts
+
+
+@pytest.mark.slow
+def test_a_zoom_is_measured_about_the_centre(world):
+    """The window zooms in by 0.5% a frame about its centre (which stays put): the zooms
+    multiply up to the window's within 1% over 30 frames and the centre does not move; a
+    still camera's zoom stays 1. The tracker scales held and lead boxes by them."""
+    def zooming(rate, frames=31):
+        rng = np.random.default_rng(0)
+        for k in range(frames):
+            s = rate ** k
+            c = np.array([700.0, 420.0])               # the world point at the window's centre
+            m = np.float32([[s, 0, W / 2 - s * c[0]], [0, s, H / 2 - s * c[1]]])
+            f = cv2.warpAffine(world, m, (W, H), flags=cv2.INTER_LINEAR).astype(np.float32)
+            yield np.clip(f + rng.normal(0, 5, f.shape), 0, 255).astype(np.uint8)
+
+    for rate in (1.005, 1.0):
+        motion, zooms, shifts = CameraMotion(), [], []
+        for f in zooming(rate):
+            shifts.append(motion(f))
+            zooms.append(motion.zoom)
+        assert shifts[0] is None and zooms[0] == 1.0
+        assert all(s is not None for s in shifts[1:]), shifts
+        assert abs(np.prod(zooms) / rate ** 30 - 1) < 0.01, (np.prod(zooms), rate ** 30)
+        assert np.all(np.abs(np.sum(shifts[1:], axis=0)) <= 2.0), np.sum(shifts[1:], axis=0)

@@ -406,6 +406,40 @@ def test_a_face_entering_through_the_edge_is_masked_where_camera_or_scene_took_i
             assert _contains(box, face) == edge, (i, box)       # with the camera
 
 
+def test_held_and_lead_boxes_follow_the_camera_zoom():
+    """The camera zooms in (0.5% a frame about the picture's centre, as motion.py measures
+    it) on a still 20 px face 400 px right of the centre, found on two looks 8 frames apart:
+    it drifts outward 2 px a frame and grows. Its held box (1.5 s) and its lead box (1 s)
+    follow it there; translation alone left it after about 10 frames (the velocity of two
+    looks is carried one width at most, 20 px of the 90 px it drifts)."""
+    fps, n, seen = 30.0, 105, (30, 38)
+    times = [i / fps for i in range(n)]
+    centre = np.array([640.0, 360.0, 640.0, 360.0])
+    face0 = np.array([1030.0, 350.0, 1050.0, 372.0])             # its box at frame 0
+
+    def truth(i):
+        return centre + 1.005 ** i * (face0 - centre)
+
+    kw = dict(lookahead=0.3, hold=0.5, small_hold=1.5, small_lead=1.0, small=48.0)
+    for zoom in (1.005, 1.0):      # the zoom measured, or not (the old tracker's view)
+        dets = [Detections(np.array([truth(i)] if i in seen else [], np.float32).reshape(-1, 4),
+                           np.full(int(i in seen), 0.9, np.float32), shift=(0.0, 0.0),
+                           zoom=zoom) for i in range(n)]
+        tracker, out = Tracker(TrackOptions(**kw), (1280, 720)), []
+        for i, (t, d) in enumerate(zip(times, dets)):
+            out += tracker.push(i, t, d)
+        out += tracker.flush()
+        covered = [any(_contains(b + [-1, -1, 1, 1], truth(i)) for b in out[i].boxes)
+                   for i in range(n)]
+        held, lead = range(39, 38 + 45), range(0, 30)
+        if zoom != 1.0:
+            assert all(covered[i] for i in held), [i for i in held if not covered[i]]
+            assert all(covered[i] for i in lead), [i for i in lead if not covered[i]]
+            assert out[83].sources == ["held"] and not len(out[n - 1].boxes)
+        else:
+            assert sum(covered[i] for i in held) < 20 and sum(covered[i] for i in lead) < 20
+
+
 def test_an_edge_face_found_twice_is_masked_where_the_camera_took_it_too():
     """Found twice at one place in the frame while the camera pans (a followed subject
     walking in), an edge face's lead boxes still reach back to that place: its two detections'

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from ._version import __version__
-from .errors import BlurfacesError, Interrupted, OptionError
+from .errors import BlurfacesError, Interrupted, OptionError, hold_signal
 
 
 class _Parser(argparse.ArgumentParser):
@@ -247,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_signal(signum, frame):
+    if hold_signal(signum):         # errors.signals_held: sent again when the block ends
+        return
+    if signum == signal.SIGINT:
+        signal.default_int_handler(signum, frame)
     raise Interrupted(signum)
 
 
@@ -256,7 +260,7 @@ def main(argv=None) -> int:
     # Called in-process (argv given), the caller's handlers come back afterwards.
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         p = build_parser()
         a = p.parse_args(argv)

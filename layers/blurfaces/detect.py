@@ -200,6 +200,7 @@ class Detections:
     boxes: np.ndarray       # float32 (N, 4) x1, y1, x2, y2 in frame pixels
     scores: np.ndarray      # float32 (N,)
     shift: tuple | None = None  # camera translation (dx, dy) since the previous detected frame
+    zoom: float = 1.0       # ... and the picture's scale about its centre (motion.py)
     doubt: np.ndarray | None = None  # float32 (K, 4): near-misses, when asked for (still.py)
     cut: np.ndarray | None = None   # a part's run (still.py): boxes dropped at its edges
     # float32 (K, 2): each near-miss's score and the threshold of the pass that scored it
@@ -398,7 +399,9 @@ class FaceDetector:
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
+            # (a stand-in for CameraMotion may measure no zoom)
             merged.shift = shift
+            merged.zoom = getattr(self.motion, "zoom", 1.0) if shift is not None else 1.0
         return merged
 
     # -- small and far faces: rotating upscaled regions -----------------------------------

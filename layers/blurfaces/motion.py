@@ -12,7 +12,8 @@ Two measurements, the second refining the first. Phase correlation over the whol
 the shift to within about a pixel of the copy, even for fast pans and noisy pictures; then up
 to 200 corners of the previous copy are followed into this one (pyramidal Lucas-Kanade,
 started from that shift), a similarity (pan, zoom, roll) is fitted to those that agree
-(RANSAC), and the shift is where it takes the centre. Phase correlation alone leans towards
+(RANSAC), and the shift is where it takes the centre; the fit's scale is the zoom (`zoom`,
+about the picture's centre). Phase correlation alone leans towards
 whole pixels of the copy (a 5.4 px per frame pan measured 4.9, a 2.5 px one 3.1; placed truth:
 0.3-0.45 px of error per 720p frame, 0.1-0.15 with the corners), so a face held for 1.5 s was
 20-50 px off its mask by the end (docs/measurements.md "Camera motion from corners"). Where
@@ -40,20 +41,25 @@ LK_WINDOW = (15, 15)    # Lucas-Kanade's window around each corner (analysis px)
 AGREE = 0.5             # analysis px from the fitted motion: a corner that moved with it
 AGREE_MIN = 20          # corners that must agree, and at least this share of those followed
 AGREE_SHARE = 0.4
+MAX_ZOOM = 0.1          # a fit that scales the picture by more (per frame) is no camera's
 
 
 class CameraMotion:
     """Call with each frame in order; returns (dx, dy) in frame pixels since the previous
-    frame (None for the first one or when the estimate is unreliable)."""
+    frame (None for the first one or when the estimate is unreliable). `zoom` is then the
+    picture's scale about its centre since the previous frame (1.0 where the corners did not
+    measure one)."""
 
     def __init__(self, width: int = WIDTH):
         self.width = width
         self._prev = None
         self._window = None
         self._size = None
+        self.zoom = 1.0
 
     def reset(self) -> None:
         self._prev = None
+        self.zoom = 1.0
 
     def __call__(self, rgb: np.ndarray):
         h, w = rgb.shape[:2]
@@ -66,6 +72,7 @@ class CameraMotion:
             self._window = cv2.createHanningWindow((sw, sh), cv2.CV_32F)
             self._prev = None
         prev, self._prev = self._prev, grey
+        self.zoom = 1.0
         if prev is None:
             return None
         # float copies made afresh for each call: phaseCorrelate multiplies its inputs by the
@@ -75,16 +82,19 @@ class CameraMotion:
                                                 grey.astype(np.float32), self._window)
         limit = MAX_SHIFT * max(sw, sh)
         rough = None if response < MIN_RESPONSE or max(abs(dx), abs(dy)) > limit else (dx, dy)
-        shift = _corners_shift(prev, grey, rough) or rough
+        fit = _corners_motion(prev, grey, rough)
+        shift = fit[0] if fit is not None else rough
         if shift is None or max(abs(shift[0]), abs(shift[1])) > limit:
             return None
+        if fit is not None:
+            self.zoom = fit[1]
         return float(shift[0] * w / sw), float(shift[1] * h / sh)
 
 
-def _corners_shift(prev: np.ndarray, grey: np.ndarray, rough):
-    """The shift of the picture's centre from `prev` to `grey` (analysis pixels) that most
-    corners of `prev` agree on, followed from `rough` (or from no motion); None where there
-    are too few corners or they do not agree on one motion."""
+def _corners_motion(prev: np.ndarray, grey: np.ndarray, rough):
+    """The shift of the picture's centre from `prev` to `grey` (analysis pixels) and the zoom
+    about it that most corners of `prev` agree on, followed from `rough` (or from no motion);
+    None where there are too few corners or they do not agree on one motion."""
     p0 = cv2.goodFeaturesToTrack(prev, CORNERS, CORNER_QUALITY, CORNER_SPACING)
     if p0 is None or len(p0) < AGREE_MIN:
         return None
@@ -105,6 +115,9 @@ def _corners_shift(prev: np.ndarray, grey: np.ndarray, rough):
                                              confidence=0.99, refineIters=10)
     if m is None or inliers.sum() < max(AGREE_MIN, AGREE_SHARE * len(a)):
         return None
+    zoom = float(np.hypot(m[0, 0], m[1, 0]))
+    if abs(zoom - 1.0) > MAX_ZOOM:
+        return None
     h, w = prev.shape
     centre = np.array([w / 2, h / 2, 1.0])
-    return tuple(float(v) for v in m @ centre - centre[:2])
+    return tuple(float(v) for v in m @ centre - centre[:2]), zoom

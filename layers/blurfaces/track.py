@@ -52,7 +52,12 @@ When the detections carry the camera's translation (`Detections.shift`, see moti
 tracker works in scene coordinates: each frame's boxes minus the translation accumulated so
 far, and back on release; a pan then no longer breaks the tracks of small faces. Every
 decision depends only on differences of positions, so where the accumulation starts (a chunk
-starts it a little earlier than its first frame) does not change the result.
+starts it a little earlier than its first frame) does not change the result. The camera's
+zoom (`Detections.zoom`) is not in the scene coordinates (box sizes there stay frame pixels);
+a held or lead box is moved by it instead: the box it is held (led) from, as the frame showed
+it then, scaled about the frame's centre by the zoom since (until) then (`Tracker._zoomed`).
+A walker carried along its walk is not: its velocity already holds the drift. Interpolated
+boxes lie between two detections and need no more.
 
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
@@ -164,6 +169,8 @@ class _Track:
     cuts: list = field(default_factory=list)
     # per detection: the camera's translation then (kept as `cuts` is)
     offsets: list = field(default_factory=list)
+    # ... and its accumulated zoom (log scale about the frame's centre)
+    zooms: list = field(default_factory=list)
     # walk()'s results (in the frame, in the scene) until the next detection: a held box asks
     # on every frame of its hold
     walks: dict = field(default_factory=dict)
@@ -343,6 +350,7 @@ class Tracker:
         self.next_id = 0
         self.last_t = None
         self.offset = np.zeros(2)               # camera translation accumulated so far
+        self.zoom = 0.0                         # ... and log zoom about the frame's centre
         self.ending = None                      # flush(at_end): the first pending frame's time
 
     # -- association ------------------------------------------------------------------------
@@ -404,12 +412,13 @@ class Tracker:
             for tr, c in zip(added, self._sides(boxes_now).any(axis=1)):
                 tr.cuts.append(bool(c))
                 tr.offsets.append(self.offset.copy())
+                tr.zooms.append(self.zoom)
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
         sides = self._edge_sides(frame_box)
         tr = _Track(self.next_id, [t], [box], [score], sides, self.offset.copy(),
-                    cuts=[any(sides)], offsets=[self.offset.copy()])
+                    cuts=[any(sides)], offsets=[self.offset.copy()], zooms=[self.zoom])
         self.next_id += 1
         return tr
 
@@ -424,7 +433,7 @@ class Tracker:
                 first, second = tr.parts
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
-                tr.cuts, tr.offsets = first.cuts, first.offsets
+                tr.cuts, tr.offsets, tr.zooms = first.cuts, first.offsets, first.zooms
                 tr.smoothed, tr.walks = first.smoothed, first.walks
                 self.tracks.append(second)
             tr.parts = None
@@ -511,7 +520,7 @@ class Tracker:
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
                                tr.offset.copy(), cuts=list(tr.cuts),
-                               offsets=list(tr.offsets)),
+                               offsets=list(tr.offsets), zooms=list(tr.zooms)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
             matched.add(k)
@@ -532,7 +541,16 @@ class Tracker:
             tr.smoothed[i] = box
         return box
 
-    def _box_at(self, tr: _Track, t: float, offset):
+    def _zoomed(self, tr: _Track, i: int, box: np.ndarray, zoom: float) -> np.ndarray:
+        """How far the camera's zoom since (or until) detection `i` moved each side of a box
+        held (or led) from it: its frame box scaled about the frame's centre, less the box
+        (the scene coordinates follow the translation only). Zero without a frame size."""
+        if self.frame_size is None or zoom == tr.zooms[i]:
+            return np.zeros(4)
+        centre = np.tile(np.asarray(self.frame_size, np.float64) / 2, 2)
+        return (math.exp(zoom - tr.zooms[i]) - 1.0) * (box + np.tile(tr.offsets[i], 2) - centre)
+
+    def _box_at(self, tr: _Track, t: float, offset, zoom: float = 0.0):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
             return self._smoothed(tr, i), tr.scores[i], "detected"
@@ -548,7 +566,8 @@ class Tracker:
         if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9 and \
                 (tr.taken is None or t < tr.taken - 1e-9):
             last = self._smoothed(tr, len(tr.times) - 1)
-            box = self._held(tr, last, t - tr.times[-1], offset)
+            box = self._held(tr, last, t - tr.times[-1], offset,
+                             self._zoomed(tr, -1, last, zoom))
             if self.ending is not None and t - tr.times[-1] > self._usual_hold(tr):
                 # held to the video's end (flush)
                 box = box + END_GROW * np.tile(box[2:] - box[:2], 2) * _OUTWARD
@@ -559,7 +578,8 @@ class Tracker:
                 first = _grow_from_edges(first, tr.sides)
             shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
                             first[2] - first[0])
-            box = _union(first, first + shift)
+            zoomed = first + self._zoomed(tr, 0, first, zoom)
+            box = _union(zoomed, zoomed + shift)
             if tr.edge:
                 # entering through the edge, the face may walk in with the camera (a followed
                 # subject) as well as with the scene; and near the edge, a zoom moves the
@@ -570,11 +590,13 @@ class Tracker:
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
 
-    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset) -> np.ndarray:
-        """The held box `dt` seconds after the track's last (smoothed) box `last`: that box
-        and where the track's velocity carried it, at most a width on; a walking track's
-        (_Track.walk) box carried on along its walk, at its last size, in the frame where the
-        camera moved and the track moved less in the frame than in the scene."""
+    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset,
+              zoomed=0.0) -> np.ndarray:
+        """The held box `dt` seconds after the track's last (smoothed) box `last`: that box,
+        moved by `zoomed` (the camera's zoom since: `_zoomed`), and where the track's velocity
+        carried it, at most a width on; a walking track's (_Track.walk) box carried on along
+        its walk, at its last size, in the frame where the camera moved and the track moved
+        less in the frame than in the scene."""
         width = last[2] - last[0]
         walk, scene = None, tr.walk(False)
         if scene is not None:
@@ -587,6 +609,10 @@ class Tracker:
                     walk = frame[0]
             elif scene[1]:
                 walk = scene[0]
+        if walk is None:
+            # carried along a walk, a face's drift under the zoom is in the walk's velocity
+            last = last + zoomed
+            width = last[2] - last[0]
         # held to the video's end (flush), a walker's box stays where its usual hold took it
         walked = min(dt, self._usual_hold(tr))
         if walk is not None and _speed(walk) * walked > width:
@@ -630,12 +656,12 @@ class Tracker:
             return self.o.small_lead
         return lead
 
-    def _release(self, key, t, offset) -> FrameMasks:
+    def _release(self, key, t, offset, zoom=0.0) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in (view for track in self.tracks for view in track.views()):
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
-            got = self._box_at(tr, t, offset)
+            got = self._box_at(tr, t, offset, zoom)
             if got is None:
                 continue
             boxes.append(got[0])
@@ -669,8 +695,9 @@ class Tracker:
         shift = dets.shift
         if shift is not None:
             self.offset = self.offset + np.asarray(shift, np.float64)
+            self.zoom += math.log(dets.zoom)
         self._associate(t, dets)
-        self.pending.append((key, t, self.offset.copy()))
+        self.pending.append((key, t, self.offset.copy(), self.zoom))
         out = []
         while self.pending and self.pending[0][1] <= t - self.o.window:
             out.append(self._release(*self.pending.popleft()))
