@@ -664,16 +664,28 @@ def test_pipes_and_devices_are_not_empty_files(tmp_path, capsys):
         runner.validate_execution(workers=True)
 
 
-def test_a_signal_while_onnx_is_imported_waits_for_the_import():
+def test_a_signal_while_onnx_is_imported_waits_for_the_import(tmp_path, monkeypatch):
     """SIGTERM or SIGINT arriving while a native module initialises (onnx's nanobind module
     cannot unwind through the handler's exception: the process aborted with -6 and no message,
     once in `test_signals_at_random_moments`) is sent again after the import, and ends the run
-    as any other signal does; outside `signals_held` the handler raises at once."""
-    from blurfaces import cli as bcli
+    as any other signal does; outside `signals_held` the handler raises at once. Checked on
+    model._onnx(), every import of onnx, with a stand-in onnx that is signalled mid-import."""
+    from blurfaces import cli as bcli, model
     from blurfaces.errors import Interrupted, signals_held
 
+    fake = tmp_path / "onnx"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGTERM)\nFINISHED = True\n")
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        signal.signal(signal.SIGTERM, bcli._on_signal)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for name in [m for m in sys.modules if m == "onnx" or m.startswith("onnx.")]:
+            monkeypatch.delitem(sys.modules, name)
+        with pytest.raises(Interrupted):
+            model._onnx()
+        assert sys.modules["onnx"].FINISHED       # the import ran to its end first
         for sig, raised in ((signal.SIGTERM, Interrupted), (signal.SIGINT, KeyboardInterrupt)):
             signal.signal(sig, bcli._on_signal)
             reached = []
@@ -689,3 +701,7 @@ def test_a_signal_while_onnx_is_imported_waits_for_the_import():
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+        # the stand-in must not outlive the test (monkeypatch puts back a real onnx
+        # imported before it)
+        for name in [m for m in sys.modules if m == "onnx" or m.startswith("onnx.")]:
+            del sys.modules[name]

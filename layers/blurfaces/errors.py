@@ -106,8 +106,13 @@ def signals_held():
     """A block that the CLI's SIGINT/SIGTERM handler does not interrupt: a signal arriving in
     it is sent again when it ends. For imports of native modules whose initialisation runs
     Python code: onnx's (nanobind) cannot unwind through an exception raised there by a
-    handler, and the process aborted (exit -6, no message) instead of ending with one line."""
-    if not _HELD:
+    handler, and the process aborted (exit -6, no message) instead of ending with one line.
+    Of two different signals held, the first ends the run (its exit status)."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield                       # Python runs signal handlers in the main thread only
+        return
+    if not _HELD or _HELD[0] == 0:
         _HELD[:] = [0, []]
     _HELD[0] += 1
     try:

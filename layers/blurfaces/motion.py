@@ -41,7 +41,9 @@ LK_WINDOW = (15, 15)    # Lucas-Kanade's window around each corner (analysis px)
 AGREE = 0.5             # analysis px from the fitted motion: a corner that moved with it
 AGREE_MIN = 20          # corners that must agree, and at least this share of those followed
 AGREE_SHARE = 0.4
-MAX_ZOOM = 0.1          # a fit that scales the picture by more (per frame) is no camera's
+# a fit that scales the picture by more between two measured frames is no camera's: its shift
+# is not used either (phase correlation's is)
+MAX_ZOOM = 0.1
 
 
 class CameraMotion:

@@ -55,9 +55,11 @@ decision depends only on differences of positions, so where the accumulation sta
 starts it a little earlier than its first frame) does not change the result. The camera's
 zoom (`Detections.zoom`) is not in the scene coordinates (box sizes there stay frame pixels);
 a held or lead box is moved by it instead: the box it is held (led) from, as the frame showed
-it then, scaled about the frame's centre by the zoom since (until) then (`Tracker._zoomed`).
-A walker carried along its walk is not: its velocity already holds the drift. Interpolated
-boxes lie between two detections and need no more.
+it then, carried by the picture's motion between, each frame's pan and zoom composed as
+motion.py measures them (`Tracker._zoomed`), and the track's own velocity is taken without
+the drift the zoom gave it (`Tracker._velocity`). A walker carried along its walk is not
+moved (its walk's velocity holds the drift) but keeps the face's size under the zoom.
+Interpolated boxes lie between two detections and need no more.
 
 Every decision about a frame needs only the detections up to `window` seconds after it, so
 frames are released in order once that much newer video has been pushed (a look-ahead sized by
@@ -169,8 +171,9 @@ class _Track:
     cuts: list = field(default_factory=list)
     # per detection: the camera's translation then (kept as `cuts` is)
     offsets: list = field(default_factory=list)
-    # ... and its accumulated zoom (log scale about the frame's centre)
+    # ... and its accumulated zoom (log scale about the frame's centre) and `Tracker.move`
     zooms: list = field(default_factory=list)
+    moves: list = field(default_factory=list)
     # walk()'s results (in the frame, in the scene) until the next detection: a held box asks
     # on every frame of its hold
     walks: dict = field(default_factory=dict)
@@ -232,7 +235,7 @@ class _Track:
         (ta, tb, tc) = self.times[-3:]
         a, b, c = self.boxes[-3:]
         if frame:
-            a, b, c = (box + np.tile(o, 2) for box, o in zip((a, b, c), self.offsets[-3:]))
+            a, b, c = (box + _twice(o) for box, o in zip((a, b, c), self.offsets[-3:]))
         if tb <= ta or tc <= tb:
             return None
         first, second = (b - a) / (tb - ta), (c - b) / (tc - tb)
@@ -334,6 +337,13 @@ def _pairs(cost: np.ndarray) -> list:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
 
 
+def _twice(v) -> np.ndarray:
+    """(x, y) -> (x, y, x, y): a point as the offset of a box's two corners (np.tile, without
+    its overhead: the tracker asks for it for every box of every frame)."""
+    v = np.asarray(v, np.float64)
+    return np.concatenate((v, v))
+
+
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
 
@@ -345,12 +355,16 @@ class Tracker:
     def __init__(self, options: TrackOptions | None = None, frame_size=None):
         self.o = options or TrackOptions()
         self.frame_size = frame_size            # (w, h): enables the longer lead at edges
+        self._centre = None if frame_size is None else _twice(np.asarray(frame_size) / 2)
         self.tracks: list[_Track] = []
         self.pending: deque = deque()          # (key, t) not yet released
         self.next_id = 0
         self.last_t = None
         self.offset = np.zeros(2)               # camera translation accumulated so far
         self.zoom = 0.0                         # ... and log zoom about the frame's centre
+        # ... and the translation that, after the zoom, completes the picture's motion since
+        # the start: a point p of the first frame is now at c + move + exp(zoom) (p - c)
+        self.move = np.zeros(2)
         self.ending = None                      # flush(at_end): the first pending frame's time
 
     # -- association ------------------------------------------------------------------------
@@ -386,7 +400,7 @@ class Tracker:
     def _associate(self, t: float, dets: Detections) -> None:
         active = [tr for tr in self.tracks if t - tr.times[-1] <= self._hold(tr) + 1e-9]
         frame_boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
-        boxes = frame_boxes - np.tile(self.offset, 2)
+        boxes = frame_boxes - _twice(self.offset)
         scores = [float(s) for s in dets.scores]
         matched, grown = set(), []
         if active and len(boxes):
@@ -408,17 +422,19 @@ class Tracker:
         # each track that took one of this frame's detections: its edge flag
         added = [tr for tr in self.tracks if len(tr.cuts) < len(tr.times)] if len(boxes) else []
         if added:
-            boxes_now = np.stack([tr.boxes[-1] for tr in added]) + np.tile(self.offset, 2)
+            boxes_now = np.stack([tr.boxes[-1] for tr in added]) + _twice(self.offset)
             for tr, c in zip(added, self._sides(boxes_now).any(axis=1)):
                 tr.cuts.append(bool(c))
                 tr.offsets.append(self.offset.copy())
                 tr.zooms.append(self.zoom)
+                tr.moves.append(self.move.copy())
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
         sides = self._edge_sides(frame_box)
         tr = _Track(self.next_id, [t], [box], [score], sides, self.offset.copy(),
-                    cuts=[any(sides)], offsets=[self.offset.copy()], zooms=[self.zoom])
+                    cuts=[any(sides)], offsets=[self.offset.copy()], zooms=[self.zoom],
+                    moves=[self.move.copy()])
         self.next_id += 1
         return tr
 
@@ -433,7 +449,8 @@ class Tracker:
                 first, second = tr.parts
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
-                tr.cuts, tr.offsets, tr.zooms = first.cuts, first.offsets, first.zooms
+                tr.cuts, tr.offsets = first.cuts, first.offsets
+                tr.zooms, tr.moves = first.zooms, first.moves
                 tr.smoothed, tr.walks = first.smoothed, first.walks
                 self.tracks.append(second)
             tr.parts = None
@@ -520,7 +537,8 @@ class Tracker:
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
                                tr.offset.copy(), cuts=list(tr.cuts),
-                               offsets=list(tr.offsets), zooms=list(tr.zooms)),
+                               offsets=list(tr.offsets), zooms=list(tr.zooms),
+                               moves=list(tr.moves)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
             matched.add(k)
@@ -541,16 +559,30 @@ class Tracker:
             tr.smoothed[i] = box
         return box
 
-    def _zoomed(self, tr: _Track, i: int, box: np.ndarray, zoom: float) -> np.ndarray:
-        """How far the camera's zoom since (or until) detection `i` moved each side of a box
-        held (or led) from it: its frame box scaled about the frame's centre, less the box
-        (the scene coordinates follow the translation only). Zero without a frame size."""
+    def _zoomed(self, tr: _Track, i: int, box: np.ndarray, now: tuple) -> np.ndarray:
+        """How far the camera's zoom since (or until) detection `i` moved each side of a
+        scene box held (or led) from it, `now` (log zoom, move, offset: `Tracker.push`): its
+        frame box then, carried by the picture's motion between (pan and zoom, about the
+        frame's centre), less where the translation alone carries it. Zero without a frame
+        size, or where no zoom was measured between (the two then agree)."""
+        zoom, move, offset = now
         if self.frame_size is None or zoom == tr.zooms[i]:
-            return np.zeros(4)
-        centre = np.tile(np.asarray(self.frame_size, np.float64) / 2, 2)
-        return (math.exp(zoom - tr.zooms[i]) - 1.0) * (box + np.tile(tr.offsets[i], 2) - centre)
+            return 0.0
+        carried = self._centre + _twice(move) + math.exp(zoom - tr.zooms[i]) * (
+            box + _twice(tr.offsets[i]) - self._centre - _twice(tr.moves[i]))
+        return carried - _twice(offset) - box
 
-    def _box_at(self, tr: _Track, t: float, offset, zoom: float = 0.0):
+    def _velocity(self, tr: _Track, at_end: bool) -> np.ndarray:
+        """`_Track.velocity` less the drift the zoom gave the box between the two detections
+        (a held or lead box is moved by the zoom on its own: `_zoomed`)."""
+        v = tr.velocity(at_end)
+        i, j = (-2, -1) if at_end else (0, 1)
+        if len(tr.times) < 2 or tr.times[j] <= tr.times[i]:
+            return v
+        drift = self._zoomed(tr, i, tr.boxes[i], (tr.zooms[j], tr.moves[j], tr.offsets[j]))
+        return v - drift / (tr.times[j] - tr.times[i])
+
+    def _box_at(self, tr: _Track, t: float, offset, now: tuple):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
             return self._smoothed(tr, i), tr.scores[i], "detected"
@@ -566,19 +598,18 @@ class Tracker:
         if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9 and \
                 (tr.taken is None or t < tr.taken - 1e-9):
             last = self._smoothed(tr, len(tr.times) - 1)
-            box = self._held(tr, last, t - tr.times[-1], offset,
-                             self._zoomed(tr, -1, last, zoom))
+            box = self._held(tr, last, t - tr.times[-1], offset, now)
             if self.ending is not None and t - tr.times[-1] > self._usual_hold(tr):
                 # held to the video's end (flush)
-                box = box + END_GROW * np.tile(box[2:] - box[:2], 2) * _OUTWARD
+                box = box + END_GROW * _twice(box[2:] - box[:2]) * _OUTWARD
             return box, np.nan, "held"
         if has_next and not has_prev and tr.times[0] - t <= self._lead(tr) + 1e-9:
             first = self._smoothed(tr, 0)
             if tr.edge:
                 first = _grow_from_edges(first, tr.sides)
-            shift = np.clip(tr.velocity(False) * (t - tr.times[0]), -(first[2] - first[0]),
-                            first[2] - first[0])
-            zoomed = first + self._zoomed(tr, 0, first, zoom)
+            shift = np.clip(self._velocity(tr, False) * (t - tr.times[0]),
+                            -(first[2] - first[0]), first[2] - first[0])
+            zoomed = first + self._zoomed(tr, 0, first, now)
             box = _union(zoomed, zoomed + shift)
             if tr.edge:
                 # entering through the edge, the face may walk in with the camera (a followed
@@ -586,17 +617,16 @@ class Tracker:
                 # picture unlike the frame's measured translation, so two detections' scene
                 # velocity does not say which (a 14 px face entering at the top: its lead box
                 # drifted 30 px off it in 16 frames)
-                box = _union(box, first + np.tile(tr.offset - np.asarray(offset), 2))
+                box = _union(box, first + _twice(tr.offset - np.asarray(offset)))
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
 
-    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset,
-              zoomed=0.0) -> np.ndarray:
+    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset, now: tuple) -> np.ndarray:
         """The held box `dt` seconds after the track's last (smoothed) box `last`: that box,
-        moved by `zoomed` (the camera's zoom since: `_zoomed`), and where the track's velocity
-        carried it, at most a width on; a walking track's (_Track.walk) box carried on along
-        its walk, at its last size, in the frame where the camera moved and the track moved
-        less in the frame than in the scene."""
+        moved by the camera's zoom since (`_zoomed`; `now` as there), and where the track's
+        own velocity carried it, at most a width on; a walking track's (_Track.walk) box
+        carried on along its walk, at its last size scaled by the zoom since, in the frame
+        where the camera moved and the track moved less in the frame than in the scene."""
         width = last[2] - last[0]
         walk, scene = None, tr.walk(False)
         if scene is not None:
@@ -605,22 +635,27 @@ class Tracker:
             if frame is not None and _speed(frame[0]) < _speed(scene[0]):
                 # a followed subject: where the frame carried its last box, as a scene box
                 if frame[1]:
-                    last = last + np.tile(tr.offsets[-1] - np.asarray(offset, np.float64), 2)
+                    last = last + _twice(tr.offsets[-1] - np.asarray(offset, np.float64))
                     walk = frame[0]
             elif scene[1]:
                 walk = scene[0]
         if walk is None:
             # carried along a walk, a face's drift under the zoom is in the walk's velocity
-            last = last + zoomed
+            last = last + self._zoomed(tr, -1, last, now)
             width = last[2] - last[0]
         # held to the video's end (flush), a walker's box stays where its usual hold took it
         walked = min(dt, self._usual_hold(tr))
         if walk is not None and _speed(walk) * walked > width:
             travel = _speed(walk) * walked
             centre = (walk[:2] + walk[2:]) / 2 * walked
-            return last + np.tile(centre, 2) + \
-                min(WALK_SPREAD * (travel - width), width) * _OUTWARD
-        shift = np.clip((walk if walk is not None else tr.velocity(True)) * dt, -width, width)
+            box = last + _twice(centre)
+            if self.frame_size is not None and now[0] != tr.zooms[-1]:
+                # ... but not its growth: the box keeps the face's size under the zoom
+                box = box + (math.exp(now[0] - tr.zooms[-1]) - 1.0) / 2 * \
+                    _twice(box[2:] - box[:2]) * _OUTWARD
+            return box + min(WALK_SPREAD * (travel - width), width) * _OUTWARD
+        shift = np.clip((walk if walk is not None else self._velocity(tr, True)) * dt,
+                        -width, width)
         return self._walked(tr, _union(last, last + shift), dt)
 
     def _walked(self, tr: _Track, box, dt: float):
@@ -656,19 +691,20 @@ class Tracker:
             return self.o.small_lead
         return lead
 
-    def _release(self, key, t, offset, zoom=0.0) -> FrameMasks:
+    def _release(self, key, t, offset, zoom=0.0, move=None) -> FrameMasks:
+        now = (zoom, offset if move is None else move, offset)
         boxes, ids, scores, sources = [], [], [], []
         for tr in (view for track in self.tracks for view in track.views()):
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
-            got = self._box_at(tr, t, offset, zoom)
+            got = self._box_at(tr, t, offset, now)
             if got is None:
                 continue
             boxes.append(got[0])
             ids.append(tr.id)
             scores.append(got[1])
             sources.append(got[2])
-        out = np.array(boxes, np.float64).reshape(-1, 4) + np.tile(np.asarray(offset), 2)
+        out = np.array(boxes, np.float64).reshape(-1, 4) + _twice(np.asarray(offset))
         return FrameMasks(key, t, out, np.array(ids, np.int64), np.array(scores, np.float64),
                           sources)
 
@@ -696,8 +732,9 @@ class Tracker:
         if shift is not None:
             self.offset = self.offset + np.asarray(shift, np.float64)
             self.zoom += math.log(dets.zoom)
+            self.move = dets.zoom * self.move + np.asarray(shift, np.float64)
         self._associate(t, dets)
-        self.pending.append((key, t, self.offset.copy(), self.zoom))
+        self.pending.append((key, t, self.offset.copy(), self.zoom, self.move.copy()))
         out = []
         while self.pending and self.pending[0][1] <= t - self.o.window:
             out.append(self._release(*self.pending.popleft()))
