@@ -294,6 +294,17 @@ def test_a_check_runs_the_box_with_a_bounded_margin_of_picture(photo):
     assert sum(det._verify(a, b)[0] > 0 for b in inside) >= 4, inside
 
 
+class _Pan:
+    """A stand-in for motion.CameraMotion: the same shift on every frame, no zoom."""
+    zoom = 1.0
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def __call__(self, rgb):
+        return self.shift
+
+
 def test_a_face_the_regions_lose_is_checked_where_the_camera_carried_it(photo, monkeypatch):
     """Darkened faces found on one look (a fine threshold of 0.05) that the next look's 2x
     run does not score at all (here the run is made to return nothing, as it returned a 24 px
@@ -321,12 +332,12 @@ def test_a_face_the_regions_lose_is_checked_where_the_camera_carried_it(photo, m
         det.reset()
         first = det.detect(a, 0)
         assert inside(first, box) >= 4, first.boxes
-        det.motion = lambda rgb: (22.0, 0.0)        # measured; the picture moved 24 px
+        det.motion = _Pan((22.0, 0.0))       # measured; the picture moved 24 px
         det._region = lambda rgb, region, zoom: Detections(
             none, np.zeros(0, np.float32), doubt=none, doubt_scores=np.zeros((0, 2), np.float32),
             weak=none)
         second = det.detect(frame, 1)
-        det.motion = lambda rgb: (0.0, 0.0)
+        det.motion = _Pan((0.0, 0.0))
         return first, second, det.detect(frame, 2)
 
     first, kept, after = looks(panned)

@@ -818,9 +818,9 @@ def test_a_walk_link_undone_keeps_each_detection_s_camera_offset():
         d = det(a) if i == 0 else det(b) if i in (16, 24) else det()
         d.shift = (-3.0, 1.0) if i == 10 else (0.0, 0.0)      # a jolt between A and B
         tracker.push(i, i / 30.0, d)
-    assert len(tracker.tracks) == 2 and all(len(tr.offsets) == len(tr.times)
+    assert len(tracker.tracks) == 2 and all(len(tr.cams) == len(tr.times)
                                             for tr in tracker.tracks)
-    offsets = {tuple(np.round(tr.offsets, 6).ravel()) for tr in tracker.tracks}
+    offsets = {tuple(np.round([c.offset for c in tr.cams], 6).ravel()) for tr in tracker.tracks}
     assert offsets == {(0.0, 0.0), (-3.0, 1.0, -3.0, 1.0)}, offsets
 
 

@@ -399,9 +399,8 @@ class FaceDetector:
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
-            # (a stand-in for CameraMotion may measure no zoom)
             merged.shift = shift
-            merged.zoom = getattr(self.motion, "zoom", 1.0) if shift is not None else 1.0
+            merged.zoom = self.motion.zoom if shift is not None else 1.0
         return merged
 
     # -- small and far faces: rotating upscaled regions -----------------------------------

@@ -98,7 +98,7 @@ class VerifyError(BlurfacesError):
     hint = "This is a blurfaces bug: report it with the input."
 
 
-_HELD: list = []       # signals_held: [depth, signal numbers that arrived meanwhile]
+_HELD: list = [0, []]  # signals_held: [depth, signal numbers that arrived meanwhile]
 
 
 @contextlib.contextmanager
@@ -112,8 +112,8 @@ def signals_held():
     if threading.current_thread() is not threading.main_thread():
         yield                       # Python runs signal handlers in the main thread only
         return
-    if not _HELD or _HELD[0] == 0:
-        _HELD[:] = [0, []]
+    if _HELD[0] == 0:
+        _HELD[1] = []
     _HELD[0] += 1
     try:
         yield
@@ -128,7 +128,7 @@ def signals_held():
 
 def hold_signal(signum: int) -> bool:
     """For a signal handler: True (and the signal kept for later) inside `signals_held`."""
-    if _HELD and _HELD[0] > 0:
+    if _HELD[0] > 0:
         _HELD[1].append(signum)
         return True
     return False

@@ -74,6 +74,7 @@ import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from .detect import Detections, box_sizes, centre_distance, iou_matrix
@@ -147,6 +148,20 @@ class FrameMasks:
     sources: list
 
 
+class Camera(NamedTuple):
+    """The camera's motion accumulated up to a frame (`Tracker.push`; only differences between
+    two frames' are used). `offset`: the summed translation, which scene coordinates subtract;
+    `zoom`: the log zoom about the frame's centre c; `move`: the translation that completes
+    the picture's motion with it: a point p of the first frame is at c + move + exp(zoom)(p - c)
+    (each pan scaled by every later zoom, as motion.py measures them)."""
+    offset: np.ndarray
+    zoom: float
+    move: np.ndarray
+
+
+_STILL = Camera(np.zeros(2), 0.0, np.zeros(2))
+
+
 @dataclass
 class _Track:
     id: int
@@ -166,16 +181,13 @@ class _Track:
     # its next detection
     taken: float | None = None
     # per detection: its box touches the frame edge (`_small`; kept with `times`, so a walk
-    # link undone takes its first part's back). It follows from `boxes`, `offsets` and the
+    # link undone takes its first part's back). It follows from `boxes`, `cams` and the
     # frame's size, but `_usual_hold` asks for every track on every frame: computed once.
     cuts: list = field(default_factory=list)
-    # per detection: the camera's translation then (kept as `cuts` is)
-    offsets: list = field(default_factory=list)
-    # ... and its accumulated zoom (log scale about the frame's centre) and `Tracker.move`
-    zooms: list = field(default_factory=list)
-    moves: list = field(default_factory=list)
-    # walk()'s results (in the frame, in the scene) until the next detection: a held box asks
-    # on every frame of its hold
+    # per detection: the camera's motion then (a Camera; kept as `cuts` is)
+    cams: list = field(default_factory=list)
+    # walk()'s and Tracker._velocity's results until the next detection: a held box asks on
+    # every frame of its hold
     walks: dict = field(default_factory=dict)
 
     @property
@@ -235,7 +247,7 @@ class _Track:
         (ta, tb, tc) = self.times[-3:]
         a, b, c = self.boxes[-3:]
         if frame:
-            a, b, c = (box + _twice(o) for box, o in zip((a, b, c), self.offsets[-3:]))
+            a, b, c = (box + _twice(cam.offset) for box, cam in zip((a, b, c), self.cams[-3:]))
         if tb <= ta or tc <= tb:
             return None
         first, second = (b - a) / (tb - ta), (c - b) / (tc - tb)
@@ -360,11 +372,7 @@ class Tracker:
         self.pending: deque = deque()          # (key, t) not yet released
         self.next_id = 0
         self.last_t = None
-        self.offset = np.zeros(2)               # camera translation accumulated so far
-        self.zoom = 0.0                         # ... and log zoom about the frame's centre
-        # ... and the translation that, after the zoom, completes the picture's motion since
-        # the start: a point p of the first frame is now at c + move + exp(zoom) (p - c)
-        self.move = np.zeros(2)
+        self.cam = _STILL                       # camera motion accumulated so far
         self.ending = None                      # flush(at_end): the first pending frame's time
 
     # -- association ------------------------------------------------------------------------
@@ -400,7 +408,7 @@ class Tracker:
     def _associate(self, t: float, dets: Detections) -> None:
         active = [tr for tr in self.tracks if t - tr.times[-1] <= self._hold(tr) + 1e-9]
         frame_boxes = dets.boxes.astype(np.float64).reshape(-1, 4)
-        boxes = frame_boxes - _twice(self.offset)
+        boxes = frame_boxes - _twice(self.cam.offset)
         scores = [float(s) for s in dets.scores]
         matched, grown = set(), []
         if active and len(boxes):
@@ -422,19 +430,16 @@ class Tracker:
         # each track that took one of this frame's detections: its edge flag
         added = [tr for tr in self.tracks if len(tr.cuts) < len(tr.times)] if len(boxes) else []
         if added:
-            boxes_now = np.stack([tr.boxes[-1] for tr in added]) + _twice(self.offset)
+            boxes_now = np.stack([tr.boxes[-1] for tr in added]) + _twice(self.cam.offset)
             for tr, c in zip(added, self._sides(boxes_now).any(axis=1)):
                 tr.cuts.append(bool(c))
-                tr.offsets.append(self.offset.copy())
-                tr.zooms.append(self.zoom)
-                tr.moves.append(self.move.copy())
+                tr.cams.append(self.cam)
 
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
         sides = self._edge_sides(frame_box)
-        tr = _Track(self.next_id, [t], [box], [score], sides, self.offset.copy(),
-                    cuts=[any(sides)], offsets=[self.offset.copy()], zooms=[self.zoom],
-                    moves=[self.move.copy()])
+        tr = _Track(self.next_id, [t], [box], [score], sides, self.cam.offset.copy(),
+                    cuts=[any(sides)], cams=[self.cam])
         self.next_id += 1
         return tr
 
@@ -449,8 +454,7 @@ class Tracker:
                 first, second = tr.parts
                 second.add(t, tr.boxes[-1], tr.scores[-1])
                 tr.times, tr.boxes, tr.scores = first.times, first.boxes, first.scores
-                tr.cuts, tr.offsets = first.cuts, first.offsets
-                tr.zooms, tr.moves = first.zooms, first.moves
+                tr.cuts, tr.cams = first.cuts, first.cams
                 tr.smoothed, tr.walks = first.smoothed, first.walks
                 self.tracks.append(second)
             tr.parts = None
@@ -537,8 +541,7 @@ class Tracker:
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
                                tr.offset.copy(), cuts=list(tr.cuts),
-                               offsets=list(tr.offsets), zooms=list(tr.zooms),
-                               moves=list(tr.moves)),
+                               cams=list(tr.cams)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
             matched.add(k)
@@ -559,30 +562,33 @@ class Tracker:
             tr.smoothed[i] = box
         return box
 
-    def _zoomed(self, tr: _Track, i: int, box: np.ndarray, now: tuple) -> np.ndarray:
+    def _zoomed(self, tr: _Track, i: int, box: np.ndarray, now: Camera) -> np.ndarray:
         """How far the camera's zoom since (or until) detection `i` moved each side of a
-        scene box held (or led) from it, `now` (log zoom, move, offset: `Tracker.push`): its
-        frame box then, carried by the picture's motion between (pan and zoom, about the
-        frame's centre), less where the translation alone carries it. Zero without a frame
-        size, or where no zoom was measured between (the two then agree)."""
-        zoom, move, offset = now
-        if self.frame_size is None or zoom == tr.zooms[i]:
+        scene box held (or led) from it to frame `now`: its frame box then, carried by the
+        picture's motion between (`Camera`), less where the translation alone carries it.
+        Zero without a frame size, or where no zoom was measured between (the two agree)."""
+        then = tr.cams[i]
+        if self.frame_size is None or now.zoom == then.zoom:
             return 0.0
-        carried = self._centre + _twice(move) + math.exp(zoom - tr.zooms[i]) * (
-            box + _twice(tr.offsets[i]) - self._centre - _twice(tr.moves[i]))
-        return carried - _twice(offset) - box
+        carried = self._centre + _twice(now.move) + math.exp(now.zoom - then.zoom) * (
+            box + _twice(then.offset) - self._centre - _twice(then.move))
+        return carried - _twice(now.offset) - box
 
     def _velocity(self, tr: _Track, at_end: bool) -> np.ndarray:
         """`_Track.velocity` less the drift the zoom gave the box between the two detections
-        (a held or lead box is moved by the zoom on its own: `_zoomed`)."""
-        v = tr.velocity(at_end)
-        i, j = (-2, -1) if at_end else (0, 1)
-        if len(tr.times) < 2 or tr.times[j] <= tr.times[i]:
-            return v
-        drift = self._zoomed(tr, i, tr.boxes[i], (tr.zooms[j], tr.moves[j], tr.offsets[j]))
-        return v - drift / (tr.times[j] - tr.times[i])
+        (a held or lead box is moved by the zoom on its own: `_zoomed`); kept until the
+        track's next detection."""
+        key = ("velocity", at_end)
+        v = tr.walks.get(key)
+        if v is None:
+            v = tr.velocity(at_end)
+            i, j = (-2, -1) if at_end else (0, 1)
+            if len(tr.times) >= 2 and tr.times[j] > tr.times[i]:
+                v = v - self._zoomed(tr, i, tr.boxes[i], tr.cams[j]) / (tr.times[j] - tr.times[i])
+            tr.walks[key] = v
+        return v
 
-    def _box_at(self, tr: _Track, t: float, offset, now: tuple):
+    def _box_at(self, tr: _Track, t: float, now: Camera):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
             return self._smoothed(tr, i), tr.scores[i], "detected"
@@ -598,7 +604,7 @@ class Tracker:
         if has_prev and t - tr.times[-1] <= self._hold(tr) + 1e-9 and \
                 (tr.taken is None or t < tr.taken - 1e-9):
             last = self._smoothed(tr, len(tr.times) - 1)
-            box = self._held(tr, last, t - tr.times[-1], offset, now)
+            box = self._held(tr, last, t - tr.times[-1], now)
             if self.ending is not None and t - tr.times[-1] > self._usual_hold(tr):
                 # held to the video's end (flush)
                 box = box + END_GROW * _twice(box[2:] - box[:2]) * _OUTWARD
@@ -617,25 +623,25 @@ class Tracker:
                 # picture unlike the frame's measured translation, so two detections' scene
                 # velocity does not say which (a 14 px face entering at the top: its lead box
                 # drifted 30 px off it in 16 frames)
-                box = _union(box, first + _twice(tr.offset - np.asarray(offset)))
+                box = _union(box, first + _twice(tr.offset - now.offset))
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
 
-    def _held(self, tr: _Track, last: np.ndarray, dt: float, offset, now: tuple) -> np.ndarray:
-        """The held box `dt` seconds after the track's last (smoothed) box `last`: that box,
-        moved by the camera's zoom since (`_zoomed`; `now` as there), and where the track's
+    def _held(self, tr: _Track, last: np.ndarray, dt: float, now: Camera) -> np.ndarray:
+        """The held box `dt` seconds after the track's last (smoothed) box `last` on frame
+        `now`: that box, moved by the camera's zoom since (`_zoomed`), and where the track's
         own velocity carried it, at most a width on; a walking track's (_Track.walk) box
         carried on along its walk, at its last size scaled by the zoom since, in the frame
         where the camera moved and the track moved less in the frame than in the scene."""
         width = last[2] - last[0]
         walk, scene = None, tr.walk(False)
         if scene is not None:
-            panned = np.hypot(*(tr.offsets[-1] - tr.offsets[-3])) >= WALK_LEAST * width
+            panned = np.hypot(*(tr.cams[-1].offset - tr.cams[-3].offset)) >= WALK_LEAST * width
             frame = tr.walk(True) if panned else None
             if frame is not None and _speed(frame[0]) < _speed(scene[0]):
                 # a followed subject: where the frame carried its last box, as a scene box
                 if frame[1]:
-                    last = last + _twice(tr.offsets[-1] - np.asarray(offset, np.float64))
+                    last = last + _twice(tr.cams[-1].offset - now.offset)
                     walk = frame[0]
             elif scene[1]:
                 walk = scene[0]
@@ -649,9 +655,9 @@ class Tracker:
             travel = _speed(walk) * walked
             centre = (walk[:2] + walk[2:]) / 2 * walked
             box = last + _twice(centre)
-            if self.frame_size is not None and now[0] != tr.zooms[-1]:
+            if self.frame_size is not None and now.zoom != tr.cams[-1].zoom:
                 # ... but not its growth: the box keeps the face's size under the zoom
-                box = box + (math.exp(now[0] - tr.zooms[-1]) - 1.0) / 2 * \
+                box = box + (math.exp(now.zoom - tr.cams[-1].zoom) - 1.0) / 2 * \
                     _twice(box[2:] - box[:2]) * _OUTWARD
             return box + min(WALK_SPREAD * (travel - width), width) * _OUTWARD
         shift = np.clip((walk if walk is not None else self._velocity(tr, True)) * dt,
@@ -691,20 +697,19 @@ class Tracker:
             return self.o.small_lead
         return lead
 
-    def _release(self, key, t, offset, zoom=0.0, move=None) -> FrameMasks:
-        now = (zoom, offset if move is None else move, offset)
+    def _release(self, key, t, now: Camera) -> FrameMasks:
         boxes, ids, scores, sources = [], [], [], []
         for tr in (view for track in self.tracks for view in track.views()):
             if tr.times[0] - t > self._lead(tr) + 1e-9 or t - tr.times[-1] > self._hold(tr) + 1e-9:
                 continue
-            got = self._box_at(tr, t, offset, now)
+            got = self._box_at(tr, t, now)
             if got is None:
                 continue
             boxes.append(got[0])
             ids.append(tr.id)
             scores.append(got[1])
             sources.append(got[2])
-        out = np.array(boxes, np.float64).reshape(-1, 4) + _twice(np.asarray(offset))
+        out = np.array(boxes, np.float64).reshape(-1, 4) + _twice(now.offset)
         return FrameMasks(key, t, out, np.array(ids, np.int64), np.array(scores, np.float64),
                           sources)
 
@@ -730,11 +735,11 @@ class Tracker:
                                ["detected"] * n)]
         shift = dets.shift
         if shift is not None:
-            self.offset = self.offset + np.asarray(shift, np.float64)
-            self.zoom += math.log(dets.zoom)
-            self.move = dets.zoom * self.move + np.asarray(shift, np.float64)
+            d, c = np.asarray(shift, np.float64), self.cam
+            # a new record each time: the tracks keep the ones they were detected under
+            self.cam = Camera(c.offset + d, c.zoom + math.log(dets.zoom), dets.zoom * c.move + d)
         self._associate(t, dets)
-        self.pending.append((key, t, self.offset.copy(), self.zoom, self.move.copy()))
+        self.pending.append((key, t, self.cam))
         out = []
         while self.pending and self.pending[0][1] <= t - self.o.window:
             out.append(self._release(*self.pending.popleft()))
