@@ -2,7 +2,8 @@
 
 Owns the box geometry (`scaling_mask`, `scale_boxes`), option parsing for the mask colour and
 image (`parse_color`, `load_mask_image`) and `Masker`, which paints every detection of a frame
-in place (the largest box first: a smaller, overlapping face's mask lies on top) with one of
+in place (the largest box first: a smaller, overlapping face's mask lies on top, its edge
+faded in where the earlier mask lies under it) with one of
 `MASKS`: a strong blur, a solid rectangle, a mosaic, an image, or nothing,
 optionally limited to an ellipse in the box (the inscribed one grown `ELLIPSE_REACH` times,
 cut by the box) and with the detector score drawn next to it.
@@ -249,11 +250,23 @@ class _Ellipse:
 # chin and hair reach (placed truth's 48 px faces: 91-95% -> 100% covered on two seeds;
 # docs/measurements.md).
 ELLIPSE_REACH = 1.15
+# Where a mask is painted over an earlier one (boxes overlap), its ellipse's edge fades in over
+# this share of its shorter side (at least FEATHER_MIN px) instead of 1 px: two blurs of
+# different pictures meeting in a sharp line drew an edge across the face under them, which
+# score.py's rule (and an eye) reads as detail (docs/measurements.md "Seams between masks").
+FEATHER = 0.25
+FEATHER_MIN = 2.0
 
 
 def _ellipse_alpha(w: int, h: int) -> np.ndarray:
     """float32 (h, w) coverage of every pixel by the mask's ellipse in a w x h box
     (ELLIPSE_REACH times the inscribed one, cut by the box)."""
+    return np.clip(1.0 - _ellipse_distance(w, h), 0.0, 1.0).astype(np.float32)
+
+
+def _ellipse_distance(w: int, h: int) -> np.ndarray:
+    """float64 (h, w) signed distance in pixels (first order; negative inside) of every pixel
+    centre of a w x h box to the edge of its mask's ellipse."""
     cx, cy = w / 2.0, h / 2.0
     a, b = cx * ELLIPSE_REACH, cy * ELLIPSE_REACH
     x = (np.arange(w, dtype=np.float64) + 0.5 - cx)[None, :]
@@ -263,8 +276,24 @@ def _ellipse_alpha(w: int, h: int) -> np.ndarray:
     # the ellipse is fully masked and the anti-aliasing ramp lies in the 1 px just outside it, so
     # the face is never partly let through (a 2 x 2 box is fully covered).
     grad = 2.0 * np.sqrt((x / a ** 2) ** 2 + (y / b ** 2) ** 2)
-    dist = f / np.maximum(grad, 1e-12)
-    return np.clip(1.0 - dist, 0.0, 1.0).astype(np.float32)
+    return f / np.maximum(grad, 1e-12)
+
+
+def _feathered_alpha(w: int, h: int, under: np.ndarray) -> np.ndarray:
+    """float32 (h, w) coverage by the mask's ellipse of a w x h box painted over earlier masks:
+    `under` (uint8 (h, w)) is 1 where an earlier mask of the frame fully covers the pixel.
+    Away from those, the ellipse's own coverage (`_ellipse_alpha`); deep inside them, an edge
+    that fades in over FEATHER of the box's shorter side, so the two masks' pictures blend
+    instead of meeting in a line; between the two, a mix by the depth in the earlier mask (so
+    nothing changes where the earlier mask ends). Every pixel that gets less than full
+    coverage here keeps an earlier mask's picture in the rest: nothing of the face shows."""
+    dist = _ellipse_distance(w, h)
+    sharp = np.clip(1.0 - dist, 0.0, 1.0)
+    soft = np.clip(-dist / max(FEATHER_MIN, FEATHER * min(w, h)), 0.0, 1.0)
+    # depth in the earlier masks, from their nearest uncovered pixel (0 there)
+    depth = cv2.distanceTransform(under, cv2.DIST_L2, 3)
+    mix = np.clip(depth / max(FEATHER_MIN, FEATHER * min(w, h)), 0.0, 1.0)
+    return (sharp * (1.0 - mix) + soft * mix).astype(np.float32)
 
 
 def _make_ellipse(w: int, h: int, stride: int) -> _Ellipse:
@@ -365,10 +394,13 @@ class Masker:
         # blendLinear passes a pixel through exactly where its weight is 0 (transparent).
         roi[:] = cv2.blendLinear(rgb, roi, w_img, w_roi)
 
-    def _paint_run(self, frame: np.ndarray, flat: np.ndarray, boxes: list, whole: bool) -> None:
+    def _paint_run(self, frame: np.ndarray, flat: np.ndarray, boxes: list, whole: bool,
+                   under: np.ndarray | None = None) -> None:
         """Mask boxes none of which overlaps another (blur, rectangle, mosaic): the blurs of
         them all in one pass, their anti-aliased ellipse edges in one blend. flat: the frame's
-        bytes, from its first pixel."""
+        bytes, from its first pixel. under: None, or uint8 (H, W), 1 where an earlier mask
+        fully covers the pixel (an ellipse over it gets a feathered edge there, and marks its
+        own inside in it)."""
         fh, fw = frame.shape[:2]
         stride = frame.strides[0]
         rois = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes]
@@ -383,18 +415,28 @@ class Masker:
         else:
             fgs = [self._mosaic(roi) for roi in rois]
         edges, at, fg_at = [], [], []
-        offset = 0
-        for (x1, y1, x2, y2), roi, fg in zip(boxes, rois, fgs):
+        # where each box's picture starts in the concatenation of them all
+        offsets = np.cumsum([0] + [fg.size for fg in fgs[:-1]]).tolist()
+        for (x1, y1, x2, y2), roi, fg, offset in zip(boxes, rois, fgs, offsets):
             if not self.ellipse or whole or _cut(x1, y1, x2, y2, fw, fh):
                 roi[:] = fg
+                if under is not None:
+                    under[y1:y2, x1:x2] = 1
+                continue
+            e = self._ellipse_for(x2 - x1, y2 - y1, stride)
+            below = None if under is None else under[y1:y2, x1:x2]
+            if below is not None and below.any():
+                a = _feathered_alpha(x2 - x1, y2 - y1, below)[:, :, None]
+                old = roi.astype(np.float32)
+                roi[:] = np.rint(old + (fg - old) * a).astype(np.uint8)
             else:
-                e = self._ellipse_for(x2 - x1, y2 - y1, stride)
                 cv2.copyTo(fg, e.inside, roi)  # writes into the frame: roi is a view of it
                 if e.edge_c.size:
                     edges.append(e)
                     at.append(y1 * stride + x1 * 3)
                     fg_at.append(offset)
-            offset += fg.size
+            if below is not None:
+                below |= e.inside
         if not edges:
             return
         # The edges of them all: rint(old + (new - old) * coverage) in float32.
@@ -467,8 +509,11 @@ class Masker:
                 # every byte of the frame, addressed from its first pixel
                 flat = np.lib.stride_tricks.as_strided(
                     frame, shape=((fh - 1) * frame.strides[0] + fw * 3,), strides=(1,))
-                for wave in _waves(paint):
-                    self._paint_run(frame, flat, paint[wave].tolist(), whole)
+                waves = _waves(paint)
+                # what the earlier waves covered, where a later wave overlaps them
+                under = np.zeros((fh, fw), np.uint8) if len(waves) > 1 else None
+                for wave in waves:
+                    self._paint_run(frame, flat, paint[wave].tolist(), whole, under)
         if self.draw_scores and scores is not None:
             s = np.asarray(scores, dtype=np.float64).reshape(-1)
             for (x1, y1, x2, y2), score in zip(b.tolist(), s.tolist()):
