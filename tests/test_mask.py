@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from blurfaces.errors import InputError, OptionError
-from blurfaces.mask import (ELLIPSE_REACH, MASKS, Masker, _blur_small, _ellipse_alpha,
-                            _feathered_alpha, load_mask_image, parse_color, scale_boxes,
+from blurfaces.mask import (ELLIPSE_REACH, FEATHER, MASKS, Masker, _blur_small,
+                            _ellipse_alpha, _ellipse_distance, _feathered_alpha, load_mask_image, parse_color, scale_boxes,
                             scaling_mask)
 
 H, W = 240, 320
@@ -404,7 +404,12 @@ def reference_mask(frame, boxes, masker, whole=False):
             under[y1:y2, x1:x2] = 1
             continue
         below = under[y1:y2, x1:x2]
-        a = (_feathered_alpha(w, h, below) if below.any() else _ellipse_alpha(w, h))[:, :, None]
+        if below.any():         # faded in: fg * a + old * (1 - a), rounded (cv2.blendLinear)
+            a = _feathered_alpha(w, h, below)
+            roi[:] = cv2.blendLinear(fg, roi, a, np.float32(1.0) - a)
+            below |= (_ellipse_alpha(w, h) >= 1).astype(np.uint8)
+            continue
+        a = _ellipse_alpha(w, h)[:, :, None]
         old = roi.astype(np.float32)
         blend = np.rint(old + (fg - old) * a).astype(np.uint8)
         roi[:] = np.where(a >= 1, fg, np.where(a > 0, blend, roi))
@@ -639,3 +644,30 @@ def _covered(box, shape=(120, 160)):
     x1, y1, x2, y2 = box
     under[y1:y2, x1:x2] = _ellipse_alpha(x2 - x1, y2 - y1) >= 1
     return under
+
+
+def test_the_faded_edge_is_the_sharp_one_where_nothing_lies_under_it_and_has_no_step():
+    """_feathered_alpha on random sizes and random earlier coverage: where no earlier mask lies
+    under a pixel, the ellipse's own coverage exactly (the 1 px edge included); over a fully
+    covered box, an edge that rises over FEATHER of the shorter side; and nowhere inside the
+    ellipse a step between neighbouring pixels larger than the fade's slope allows (two
+    pictures meeting in a line is what the fade is for)."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        w, h = (int(v) for v in rng.integers(3, 90, 2))
+        under = np.zeros((h, w), np.uint8)
+        x0, y0 = int(rng.integers(-w, w)), int(rng.integers(-h, h))
+        under[max(0, y0):max(0, y0 + h), max(0, x0):max(0, x0 + w)] = 1   # an earlier mask
+        got = _feathered_alpha(w, h, under)
+        sharp = _ellipse_alpha(w, h)
+        np.testing.assert_allclose(got[under == 0], sharp[under == 0], atol=1e-6)
+        assert (got >= 0).all() and (got <= sharp + 1e-6).all()
+        width = max(2.0, FEATHER * min(w, h))
+        inside = sharp >= 1
+        for step in (np.abs(np.diff(got, axis=0))[inside[1:] & inside[:-1]],
+                     np.abs(np.diff(got, axis=1))[inside[:, 1:] & inside[:, :-1]]):
+            assert step.size == 0 or step.max() <= 2.5 / width, (w, h, step.max())
+    w, h = 40, 60
+    full = _feathered_alpha(w, h, np.ones((h, w), np.uint8))
+    want = np.clip(-_ellipse_distance(w, h) / (FEATHER * min(w, h)), 0, 1)
+    np.testing.assert_allclose(full, want, atol=1e-6)

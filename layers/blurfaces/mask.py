@@ -39,6 +39,10 @@ _CACHE_LIMIT = 256
 # Ellipses by box size, least recently used dropped first: a crowd shows many sizes (830 in
 # 6 s of the 720p crowd, 6 kB each), and making one costs as much as masking a box.
 _ELLIPSE_LIMIT = 2048
+# Faded edges (`_fade_for`) by box size, the same way: 8 bytes a pixel, only for boxes that
+# overlap an earlier mask.
+_FADE_LIMIT = 512
+_FADES: dict = {}
 
 
 def _fixed_gaussian(n: int, sigma: float) -> np.ndarray:
@@ -287,13 +291,32 @@ def _feathered_alpha(w: int, h: int, under: np.ndarray) -> np.ndarray:
     instead of meeting in a line; between the two, a mix by the depth in the earlier mask (so
     nothing changes where the earlier mask ends). Every pixel that gets less than full
     coverage here keeps an earlier mask's picture in the rest: nothing of the face shows."""
-    dist = _ellipse_distance(w, h)
-    sharp = np.clip(1.0 - dist, 0.0, 1.0)
-    soft = np.clip(-dist / max(FEATHER_MIN, FEATHER * min(w, h)), 0.0, 1.0)
-    # depth in the earlier masks, from their nearest uncovered pixel (0 there)
-    depth = cv2.distanceTransform(under, cv2.DIST_L2, 3)
-    mix = np.clip(depth / max(FEATHER_MIN, FEATHER * min(w, h)), 0.0, 1.0)
-    return (sharp * (1.0 - mix) + soft * mix).astype(np.float32)
+    sharp, lift, per_px = _fade_for(w, h)
+    # depth in the earlier masks, from their nearest uncovered pixel (0 there; the box's own
+    # border is not an uncovered pixel)
+    alpha = cv2.distanceTransform(under, cv2.DIST_L2, 3)
+    alpha *= per_px
+    np.minimum(alpha, np.float32(1.0), out=alpha)     # the mix, 0..1
+    alpha *= lift
+    alpha += sharp
+    return alpha
+
+
+def _fade_for(w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """The parts of `_feathered_alpha` that follow from the box's size: the sharp edge's
+    coverage, what the faded edge adds to it (<= 0), and 1 / the fade's width in px."""
+    key = (w, h, FEATHER, FEATHER_MIN)
+    got = _FADES.pop(key, None)         # back in last: the most recently used
+    if got is None:
+        dist = _ellipse_distance(w, h)
+        width = max(FEATHER_MIN, FEATHER * min(w, h))
+        sharp = np.clip(1.0 - dist, 0.0, 1.0)
+        soft = np.clip(-dist / width, 0.0, 1.0)
+        got = (sharp.astype(np.float32), (soft - sharp).astype(np.float32), np.float32(1 / width))
+        if len(_FADES) >= _FADE_LIMIT:
+            del _FADES[next(iter(_FADES))]
+    _FADES[key] = got
+    return got
 
 
 def _make_ellipse(w: int, h: int, stride: int) -> _Ellipse:
@@ -426,9 +449,8 @@ class Masker:
             e = self._ellipse_for(x2 - x1, y2 - y1, stride)
             below = None if under is None else under[y1:y2, x1:x2]
             if below is not None and below.any():
-                a = _feathered_alpha(x2 - x1, y2 - y1, below)[:, :, None]
-                old = roi.astype(np.float32)
-                roi[:] = np.rint(old + (fg - old) * a).astype(np.uint8)
+                a = _feathered_alpha(x2 - x1, y2 - y1, below)
+                roi[:] = cv2.blendLinear(fg, roi, a, np.float32(1.0) - a)
             else:
                 cv2.copyTo(fg, e.inside, roi)  # writes into the frame: roi is a view of it
                 if e.edge_c.size:
@@ -495,7 +517,8 @@ class Masker:
             paint = b[(b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])]
             # Larger boxes first, so each smaller one is painted last over its face: a larger
             # mask's edge crossing a small face (both masked) stays under the small one's blur,
-            # where painted on top it drew a sharp line through that face (docs/measurements.md).
+            # where painted on top it drew a sharp line through that face (docs/measurements.md);
+            # the small one's own edge fades in where the larger one lies under it.
             area = (paint[:, 2] - paint[:, 0]) * (paint[:, 3] - paint[:, 1])
             paint = paint[np.argsort(-area, kind="stable")]
             if self.mask == "image":    # the image's own ellipse, at frame edges too
@@ -510,8 +533,9 @@ class Masker:
                 flat = np.lib.stride_tricks.as_strided(
                     frame, shape=((fh - 1) * frame.strides[0] + fw * 3,), strides=(1,))
                 waves = _waves(paint)
-                # what the earlier waves covered, where a later wave overlaps them
-                under = np.zeros((fh, fw), np.uint8) if len(waves) > 1 else None
+                # what the earlier waves covered, where a later wave's ellipses overlap them
+                under = (np.zeros((fh, fw), np.uint8)
+                         if len(waves) > 1 and self.ellipse and not whole else None)
                 for wave in waves:
                     self._paint_run(frame, flat, paint[wave].tolist(), whole, under)
         if self.draw_scores and scores is not None:
