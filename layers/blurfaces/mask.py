@@ -16,6 +16,7 @@ rather than the visible part of the image.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -39,10 +40,6 @@ _CACHE_LIMIT = 256
 # Ellipses by box size, least recently used dropped first: a crowd shows many sizes (830 in
 # 6 s of the 720p crowd, 6 kB each), and making one costs as much as masking a box.
 _ELLIPSE_LIMIT = 2048
-# Faded edges (`_fade_for`) by box size, the same way: 8 bytes a pixel, only for boxes that
-# overlap an earlier mask.
-_FADE_LIMIT = 512
-_FADES: dict = {}
 
 
 def _fixed_gaussian(n: int, sigma: float) -> np.ndarray:
@@ -291,7 +288,7 @@ def _feathered_alpha(w: int, h: int, under: np.ndarray) -> np.ndarray:
     instead of meeting in a line; between the two, a mix by the depth in the earlier mask (so
     nothing changes where the earlier mask ends). Every pixel that gets less than full
     coverage here keeps an earlier mask's picture in the rest: nothing of the face shows."""
-    sharp, lift, per_px = _fade_for(w, h)
+    sharp, lift, per_px = _fade_for(w, h, FEATHER, FEATHER_MIN)
     # depth in the earlier masks, from their nearest uncovered pixel (0 there; the box's own
     # border is not an uncovered pixel)
     alpha = cv2.distanceTransform(under, cv2.DIST_L2, 3)
@@ -302,21 +299,18 @@ def _feathered_alpha(w: int, h: int, under: np.ndarray) -> np.ndarray:
     return alpha
 
 
-def _fade_for(w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
-    """The parts of `_feathered_alpha` that follow from the box's size: the sharp edge's
-    coverage, what the faded edge adds to it (<= 0), and 1 / the fade's width in px."""
-    key = (w, h, FEATHER, FEATHER_MIN)
-    got = _FADES.pop(key, None)         # back in last: the most recently used
-    if got is None:
-        dist = _ellipse_distance(w, h)
-        width = max(FEATHER_MIN, FEATHER * min(w, h))
-        sharp = np.clip(1.0 - dist, 0.0, 1.0)
-        soft = np.clip(-dist / width, 0.0, 1.0)
-        got = (sharp.astype(np.float32), (soft - sharp).astype(np.float32), np.float32(1 / width))
-        if len(_FADES) >= _FADE_LIMIT:
-            del _FADES[next(iter(_FADES))]
-    _FADES[key] = got
-    return got
+# Kept by box size, as the ellipses are (8 bytes a pixel; only boxes over an earlier mask).
+@functools.lru_cache(maxsize=512)
+def _fade_for(w: int, h: int, feather: float,
+              least: float) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """The parts of `_feathered_alpha` that follow from the box's size (and the fade's share
+    `feather` of its shorter side, at least `least` px): the sharp edge's coverage, what the
+    faded edge adds to it (<= 0), and 1 / the fade's width in px. Read only: shared."""
+    dist = _ellipse_distance(w, h)
+    width = max(least, feather * min(w, h))
+    sharp = np.clip(1.0 - dist, 0.0, 1.0)
+    soft = np.clip(-dist / width, 0.0, 1.0)
+    return sharp.astype(np.float32), (soft - sharp).astype(np.float32), np.float32(1 / width)
 
 
 def _make_ellipse(w: int, h: int, stride: int) -> _Ellipse:

@@ -170,8 +170,6 @@ class _Track:
     scores: list = field(default_factory=list)
     sides: tuple = (False, False, False, False)     # frame edges the first box touches:
                                                     # left, top, right, bottom
-    offset: np.ndarray = field(default_factory=lambda: np.zeros(2))  # camera translation at
-                                                    # the first box
     # _smoothed's final results by index: computed once, not for every frame released
     smoothed: dict = field(default_factory=dict)
     # Tracker._link_walkers: the two seen-once tracks this one was linked from, masked as
@@ -438,7 +436,7 @@ class Tracker:
     def _start(self, t: float, frame_box, box, score: float) -> _Track:
         """A new track from one detection (`box` in the scene, `frame_box` in the frame)."""
         sides = self._edge_sides(frame_box)
-        tr = _Track(self.next_id, [t], [box], [score], sides, self.cam.offset.copy(),
+        tr = _Track(self.next_id, [t], [box], [score], sides,
                     cuts=[any(sides)], cams=[self.cam])
         self.next_id += 1
         return tr
@@ -540,7 +538,7 @@ class Tracker:
         for r, k in _pairs(np.where(ok, dist, _NO_MATCH)):
             tr = lonely[r]
             tr.parts = (_Track(tr.id, list(tr.times), list(tr.boxes), list(tr.scores), tr.sides,
-                               tr.offset.copy(), cuts=list(tr.cuts),
+                               cuts=list(tr.cuts),
                                cams=list(tr.cams)),
                         self._start(t, frame_boxes[k], boxes[k], scores[k]))
             tr.add(t, boxes[k], scores[k])
@@ -623,7 +621,7 @@ class Tracker:
                 # picture unlike the frame's measured translation, so two detections' scene
                 # velocity does not say which (a 14 px face entering at the top: its lead box
                 # drifted 30 px off it in 16 frames)
-                box = _union(box, first + _twice(tr.offset - now.offset))
+                box = _union(box, first + _twice(tr.cams[0].offset - now.offset))
             return self._walked(tr, box, tr.times[0] - t), np.nan, "lead"
         return None
 
