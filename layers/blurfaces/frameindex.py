@@ -32,7 +32,8 @@ import io
 import av
 
 from .errors import InputError
-from .video import VideoInfo, assemble, audio_info, sample_aspect, shown
+from .video import (VideoInfo, assemble, audio_of, left_out, main_video_stream,
+                    sample_aspect, shown)
 
 #: how this module describes the index it made (the manifest's ``job.index``)
 DEMUXER = "demuxer"
@@ -114,7 +115,11 @@ def index(open_source, name: str, size: int) -> VideoInfo | None:
             formats = _formats(c)
             if not c.streams.video or not ({"mov", "mp4"} & formats or "matroska" in formats):
                 return None
-            vs = c.streams.video[0]
+            try:
+                vs = main_video_stream(c, name)
+            except InputError:
+                return None                    # the probe says what is wrong
+            stream = vs.index
             ranges = key_pos = None
             if "mov" in formats:
                 entries = vs.index_entries
@@ -131,22 +136,22 @@ def index(open_source, name: str, size: int) -> VideoInfo | None:
         if ranges is not None:
             f = _SampleSkipper(f, ranges, size)
         f.seek(0)
-        pkt_pts, keys, n_data = _demux(f, name, key_pos)
+        pkt_pts, keys, n_data = _demux(f, name, stream, key_pos)
     if not pkt_pts or n_data == 0:
         return None
     pts = sorted(pkt_pts)
     if len(set(pts)) != len(pts):
         return None                            # repeated timestamps: decode to know
-    return _info(open_source, name, pts, keys)
+    return _info(open_source, name, stream, pts, keys)
 
 
-def _demux(f, name, key_pos=None):
+def _demux(f, name, stream: int, key_pos=None):
     try:
         c = av.open(f, "r")
     except av.FFmpegError:
         return [], [], 0
     try:
-        vs = c.streams.video[0]
+        vs = c.streams[stream]
         pts, keys, n_data = [], [], 0
         for pkt in c.demux(vs):
             if not pkt.size:
@@ -169,12 +174,12 @@ def _demux(f, name, key_pos=None):
         c.close()
 
 
-def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
+def _info(open_source, name: str, stream: int, pts: list, keys: list) -> VideoInfo | None:
     """The rest of `VideoInfo`: stream headers and the first decoded frame."""
     with open_source() as f:
         c = av.open(f, "r")
         try:
-            vs = c.streams.video[0]
+            vs = c.streams[stream]
             vs.thread_type = "SLICE"           # as the probe and the workers decode
             first = None
             try:
@@ -186,11 +191,13 @@ def _info(open_source, name: str, pts: list, keys: list) -> VideoInfo | None:
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
-            audio = audio_info(c.streams.audio[0] if c.streams.audio else None)
+            audio = audio_of(c)
+            others = left_out(c, vs)
             codec = vs.codec_context.name
             avg_rate = float(vs.average_rate) if vs.average_rate else None
             sar = sample_aspect(vs)
         finally:
             c.close()
     return assemble(name, first, tb, pts, keys, [(first.width, first.height)], codec=codec,
-                    avg_rate=avg_rate, audio=audio, sar=sar)
+                    avg_rate=avg_rate, audio=audio, sar=sar, video_stream=stream,
+                    left_out=others)

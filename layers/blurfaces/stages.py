@@ -771,8 +771,15 @@ def _summary(manifest, info, options: Options, written: dict, mux: dict, index: 
                   "sample_aspect_ratio": "{}:{}".format(*(info.sar or (1, 1))),
                   "display_aspect_ratio": "{0.numerator}:{0.denominator}".format(
                       info.display_aspect),
-                  "vfr": info.vfr, "codec": info.codec, "audio": info.audio,
+                  "vfr": info.vfr, "codec": info.codec,
+                  # every audio stream, each copied or re-encoded to AAC ("mode"; None: not
+                  # carried, --no-audio); audio_mode: the first one's
+                  "audio": [dict(a, mode=m) for a, m in zip(
+                      info.audio, mux.get("audio_modes") or [None] * len(info.audio))],
                   "audio_mode": mux["audio_mode"],
+                  # the source's streams the output does not carry (other video, subtitles,
+                  # data): never copied, since a picture in them would go out unmasked
+                  "video_stream": info.video_stream, "left_out": info.left_out,
                   # how the output's timestamps relate to the container's (README, Inputs)
                   "timestamps": getattr(info, "timestamps", "container"),
                   "pts_offset": getattr(info, "pts_offset", 0),

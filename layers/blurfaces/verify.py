@@ -3,7 +3,7 @@
 Before stitch publishes anything it reads back the finished MP4 (demux only, no decoding) and
 compares it with what plan recorded about the source: the number of video frames, every
 presentation timestamp, the coded size, the sample aspect ratio (an anamorphic picture that
-lost it plays squeezed) and the audio duration. Any difference
+lost it plays squeezed) and the number of audio streams and each one's duration. Any difference
 raises `VerifyError` naming the chunk where it starts and what differs, and nothing is
 published. This is the safety net under every bug of the class "frames dropped, duplicated,
 re-timed or truncated while the run says done".
@@ -40,19 +40,19 @@ def _read_output(path: str) -> dict:
     try:
         vs = c.streams.video[0]
         tb = vs.time_base
-        pts, audio_pkts = [], []
-        audio = c.streams.audio[0] if c.streams.audio else None
-        streams = [vs] + ([audio] if audio is not None else [])
-        for pkt in c.demux(*streams):
+        pts = []
+        audio = {a.index: [] for a in c.streams.audio}
+        for pkt in c.demux(vs, *c.streams.audio):
             if pkt.size == 0:
                 continue
             if pkt.stream.type != "video":
-                audio_pkts.append(pkt)
+                audio[pkt.stream.index].append(pkt)
             elif pkt.pts is not None:
                 pts.append(pkt.pts)
         return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
-                "height": vs.codec_context.height, "audio_s": audio_seconds(audio_pkts),
-                "has_audio": audio is not None,
+                "height": vs.codec_context.height,
+                "audio_s": [audio_seconds(p) for p in audio.values()],
+                "has_audio": bool(audio),
                 # the container's (pasp) and the H.264 stream's own: players read either
                 "sar": {_ratio(vs.sample_aspect_ratio),
                         _ratio(vs.codec_context.sample_aspect_ratio)}}
@@ -66,12 +66,13 @@ def _ratio(r) -> Fraction:
 
 
 def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int, height: int,
-                 chunks: list[dict], audio_s: float | None = None,
+                 chunks: list[dict], audio_s: list | None = None,
                  sar: tuple | None = None) -> dict:
     """Compare the MP4 at `path` with the plan's index; raise VerifyError on any difference.
 
-    expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of the audio
-    that was muxed (None: the output must have no audio); sar: the input's sample aspect ratio
+    expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of each
+    audio stream that was muxed, in order (None: the output must have no audio); sar: the
+    input's sample aspect ratio
     (num, den), None for square pixels. Returns what was read."""
     try:
         out = _read_output(path)
@@ -100,13 +101,22 @@ def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int
         raise VerifyError("self-check failed: the output has an audio track that was not "
                           "asked for. Nothing was published.")
     if audio_s is not None:
-        if out["audio_s"] is None:
+        got_a = out["audio_s"]
+        if not got_a:
             raise VerifyError("self-check failed: the output lost the input's audio. "
                               "Nothing was published.")
-        if abs(out["audio_s"] - audio_s) > AUDIO_TOLERANCE_S:
-            raise VerifyError(f"self-check failed: the output's audio lasts "
-                              f"{out['audio_s']:.3f} s, the input's {audio_s:.3f} s. "
-                              "Nothing was published.")
+        if len(got_a) != len(audio_s):
+            raise VerifyError(f"self-check failed: the output has {len(got_a)} audio streams, "
+                              f"the input {len(audio_s)}. Nothing was published.")
+        for k, (got_s, want_s) in enumerate(zip(got_a, audio_s)):
+            which = f"audio stream {k + 1} of {len(audio_s)}" if len(audio_s) > 1 else "audio"
+            if got_s is None and want_s:
+                raise VerifyError(f"self-check failed: the output lost the input's {which}. "
+                                  "Nothing was published.")
+            if abs((got_s or 0.0) - want_s) > AUDIO_TOLERANCE_S:
+                raise VerifyError(f"self-check failed: the output's {which} lasts "
+                                  f"{got_s or 0.0:.3f} s, the input's {want_s:.3f} s. "
+                                  "Nothing was published.")
     return out
 
 

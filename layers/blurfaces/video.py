@@ -12,7 +12,14 @@ frame of another size than the first is scaled to it.
 Segments are video-only NUT files (NUT keeps any time base exactly; MP4 shifts a segment's
 first timestamp). H.264 is encoded without B-frames, so decode order is presentation order and
 segments from different workers join by copying packets, without re-encoding. The final MP4
-gets the source's audio stream once, copied when MP4 can carry it, otherwise re-encoded to AAC.
+gets every audio stream of the source once, each copied when MP4 can carry it, otherwise
+re-encoded to AAC.
+
+Which video stream: a file may hold more than one (a cover picture, a thumbnail or preview
+track, a second camera). The job anonymizes one, chosen by `main_video_stream` (never an
+attached picture; the largest picture, then the stream marked default, then the first); the
+others, and subtitle and data streams, are not carried into the output (a picture of a face
+in them would be published unmasked) and are listed in `VideoInfo.left_out`.
 """
 from __future__ import annotations
 
@@ -92,7 +99,7 @@ class VideoInfo:
     vfr: bool
     keyframes: list = field(default_factory=list)   # pts of frames a seek can start at, sorted
     pts: list = field(default_factory=list)         # pts of every output frame, sorted
-    audio: dict | None = None
+    audio: list = field(default_factory=list)   # audio_info() of every audio stream, in order
     timestamps: str = "container"   # see TIMESTAMPS
     pts_offset: int = 0         # added to the container's times (video and audio) so that
     #                             nothing is negative (MP4 cannot show negative times)
@@ -102,6 +109,8 @@ class VideoInfo:
     color: dict | None = None   # colorspace, color_range, color_primaries, color_trc (enums)
     sar: tuple | None = None    # (num, den) sample aspect ratio of the coded pixels (anamorphic
     #                             PAL/NTSC/HDV: 64:45, 16:15, 4:3, 8:9, ...); None: square
+    video_stream: int = 0       # the source's index of the stream anonymized (main_video_stream)
+    left_out: list = field(default_factory=list)    # the streams not carried, described
 
     @property
     def display_aspect(self) -> Fraction:
@@ -174,7 +183,55 @@ def _video_stream(container, name, src=None):
     if not container.streams.video:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise InputError(f"{name}: has no video stream ({kinds}). Give a file with video.")
-    return container.streams.video[0]
+    return main_video_stream(container, name)
+
+
+def main_video_stream(container, name: str):
+    """The video stream a job anonymizes: not an attached picture (cover art, which FFmpeg
+    shows as a one-frame video stream); of the rest, the one with the largest picture (a
+    thumbnail or preview track is smaller than the video it previews), then the one marked
+    default, then the first. Depends only on the container's headers, so the probe, the
+    workers and the frame index all pick the same stream."""
+    moving = [s for s in container.streams.video
+              if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
+        raise InputError(f"{name}: its only video is an attached picture (cover art), not a "
+                         "video. Give a file with video.")
+
+    def rank(s):
+        cc = s.codec_context
+        area = (cc.width or 0) * (cc.height or 0) if cc is not None else 0
+        return (area, bool(s.disposition & av.stream.Disposition.default), -s.index)
+    return max(moving, key=rank)
+
+
+def source_video(container, info: "VideoInfo"):
+    """The stream `info` describes, in a container of the same source opened again."""
+    s = container.streams[info.video_stream] if info.video_stream < len(container.streams) \
+        else None
+    if s is None or s.type != "video":
+        raise InputError(f"{info.name}: its stream {info.video_stream} is no longer a video "
+                         "stream: the file changed after it was probed. Run the job again.")
+    return s
+
+
+def left_out(container, video) -> list:
+    """What the output will not carry: every stream but `video` and the audio streams."""
+    out = []
+    for s in container.streams:
+        if s.index == video.index or s.type == "audio":
+            continue
+        cc = s.codec_context
+        what = f"stream {s.index}: {s.type}"
+        codec = getattr(cc, "name", None) if cc is not None else None
+        if codec:
+            what += f" {codec}"
+        if s.type == "video" and cc is not None and cc.width:
+            what += f" {cc.width}x{cc.height}"
+            if s.disposition & av.stream.Disposition.attached_pic:
+                what += " (attached picture)"
+        out.append(what)
+    return out
 
 
 def _animated_webp(src) -> bool:
@@ -220,13 +277,18 @@ def _audio_codec(a) -> str | None:
     return getattr(cc.codec, "canonical_name", None) or cc.name
 
 
-def audio_info(a) -> dict | None:
-    """`VideoInfo.audio` of an audio stream (None: no audio stream)."""
-    if a is None:
-        return None
+def audio_info(a) -> dict:
+    """An entry of `VideoInfo.audio`: what an audio stream is and whether MP4 can carry it
+    as it is (`copy`; otherwise it is re-encoded to AAC)."""
     codec = _audio_codec(a)
     return {"index": a.index, "codec": codec, "sample_rate": a.sample_rate,
-            "channels": a.channels, "copy": codec in MP4_AUDIO}
+            "channels": a.channels, "copy": codec in MP4_AUDIO,
+            "language": (a.metadata or {}).get("language")}
+
+
+def audio_of(container) -> list:
+    """`VideoInfo.audio`: every audio stream of the container, in order."""
+    return [audio_info(a) for a in container.streams.audio]
 
 
 def probe(src, name: str | None = None) -> VideoInfo:
@@ -253,7 +315,6 @@ def probe(src, name: str | None = None) -> VideoInfo:
         stored = []     # pts of the shown packets in the order the file stores them
         first = None
         n_data = 0
-        a_in = container.streams.audio[0] if container.streams.audio else None
         try:
             for pkt in container.demux(vs):
                 n_data += pkt.size > 0
@@ -290,7 +351,9 @@ def probe(src, name: str | None = None) -> VideoInfo:
                              "re-download the complete file.")
         pkt_pts.sort()
         mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts, stored)
-        audio = audio_info(a_in)
+        audio = audio_of(container)
+        others = left_out(container, vs)
+        stream = vs.index
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
         sar = sample_aspect(vs)
@@ -298,12 +361,14 @@ def probe(src, name: str | None = None) -> VideoInfo:
         container.close()
 
     return assemble(name, first, tb, pts, keys, sizes, codec=codec, avg_rate=avg_rate,
-                    audio=audio, sar=sar, mode=mode, step=step)
+                    audio=audio, sar=sar, mode=mode, step=step, video_stream=stream,
+                    left_out=others)
 
 
 def assemble(name: str, first, tb, pts: list, keys: list, sizes: list, *, codec: str,
-             avg_rate: float | None, audio: dict | None, sar: tuple | None,
-             mode: str = "container", step=None) -> VideoInfo:
+             avg_rate: float | None, audio: list, sar: tuple | None,
+             mode: str = "container", step=None, video_stream: int = 0,
+             left_out: list | None = None) -> VideoInfo:
     """`VideoInfo` from what a probe learnt: the first decoded frame, the stream's time base,
     every shown frame's pts (sorted) and the keyframes' (`mode` "container"), each frame's
     size (`sizes`: one entry per frame, or just the first frame's when they cannot change)."""
@@ -333,7 +398,8 @@ def assemble(name: str, first, tb, pts: list, keys: list, sizes: list, *, codec:
         keyframes=[int(k) for k in keys], pts=[int(p) for p in pts], audio=audio,
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
-        size_changes=changes, color=color_of(first), sar=sar)
+        size_changes=changes, color=color_of(first), sar=sar, video_stream=int(video_stream),
+        left_out=list(left_out or []))
 
 
 def sample_aspect(vs) -> tuple | None:
@@ -410,7 +476,7 @@ def _rebuilt_pts(src, info: "VideoInfo"):
         if not table:
             c = _reopen(src, info.name)
             try:
-                table = [p + info.pts_offset for p in _packet_pts(c, c.streams.video[0])]
+                table = [p + info.pts_offset for p in _packet_pts(c, source_video(c, info))]
             finally:
                 c.close()
         return lambda k, frame: table[k] if k < len(table) else None
@@ -497,7 +563,7 @@ def _decode_range(src, info, seek_pts, start_pts, stop_pts, threads):
     rebuilt = None if info.seekable else _rebuilt_pts(src, info)
     container = _reopen(src, info.name)
     try:
-        vs = container.streams.video[0]
+        vs = source_video(container, info)
         _decoder_setup(vs, threads)
         if seek_pts is not None:
             container.seek(seek_pts - info.pts_offset, stream=vs, backward=True,
@@ -731,11 +797,13 @@ def _packets(seg):
 
 def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
            keep_audio: bool = True) -> dict:
-    """Join segments (in order, packets copied) and the source's audio into one MP4."""
-    tally = {"audio_s": Fraction(0)}    # the source audio read, for the self-check
+    """Join segments (in order, packets copied) and every audio stream of the source into one
+    MP4. Returns the video packets written and, per audio stream, how it was carried and the
+    seconds of it read from the source (for the self-check)."""
     scale = str(mp4_timescale(info.tb))
     out = av.open(out_path, "w", format="mp4", options={
         "movflags": "+faststart", "video_track_timescale": scale, "movie_timescale": scale})
+    tracks = []
     try:
         first, first_file = _open_segment(segments[0])
         vs = out.add_stream_from_template(first.streams.video[0])
@@ -746,25 +814,13 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
         if info.rotation:
             vs.set_display_rotation(info.rotation)
         sources = [_video_copy(segments, info.tb, vs)]
-        audio_out = None
         src_container = None
         if keep_audio and info.audio:
             if hasattr(source, "seek"):
                 source.seek(0)
             src_container = _open(source, info.name)
-            a_in = src_container.streams.audio[0]
-            if info.audio["copy"]:
-                audio_out = out.add_stream_from_template(a_in)
-                sources.append(_audio_copy(src_container, a_in, audio_out, info, tally))
-            else:
-                audio_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
-                # the default layout for the channel count: AVI/WAV PCM often has none
-                # ("2 channels", order unspecified), which the AAC encoder refuses
-                name = a_in.layout.name if a_in.layout else ""
-                if not name or name.endswith("channels"):
-                    name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
-                audio_out.layout = name
-                sources.append(_audio_encode(src_container, a_in, audio_out, info, tally))
+            tracks = [_audio_track(src_container, a, out, info) for a in info.audio]
+            sources.append(_audio(src_container, tracks))
         n_video = 0
         for _, kind, _, pkt, stream in heapq.merge(*sources, key=lambda x: (x[0], x[1], x[2])):
             pkt.stream = stream
@@ -775,10 +831,10 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
             src_container.close()
     finally:
         out.close()
-    audio = bool(info.audio and keep_audio)
-    return {"video_packets": n_video, "audio": audio,
-            "audio_mode": None if not audio else ("copy" if info.audio["copy"] else "aac"),
-            "source_audio_s": float(tally["audio_s"]) if audio else None}
+    modes = [t.mode for t in tracks]
+    return {"video_packets": n_video, "audio": bool(tracks),
+            "audio_mode": modes[0] if modes else None, "audio_modes": modes,
+            "source_audio_s": [float(t.seconds) for t in tracks] if tracks else None}
 
 
 def mp4_timescale(tb: Fraction) -> int:
@@ -806,72 +862,135 @@ def _audio_shift(info: VideoInfo, tb) -> int:
     return round(Fraction(info.pts_offset) * info.tb / Fraction(tb)) if info.pts_offset else 0
 
 
-def _audio_copy(container, a_in, a_out, info: VideoInfo, tally: dict | None = None):
-    """The source's audio packets as they are, keyed by decode time; shifted with the video
+def _audio_track(container, a: dict, out, info: VideoInfo):
+    """The output stream for the source's audio stream `a` (an entry of `info.audio`) and
+    what carries its packets there: copied where MP4 can hold the codec, else AAC."""
+    a_in = container.streams[a["index"]] if a["index"] < len(container.streams) else None
+    if a_in is None or a_in.type != "audio":
+        raise InputError(f"{info.name}: its stream {a['index']} is no longer an audio stream: "
+                         "the file changed after it was probed. Run the job again.")
+    if a["copy"]:
+        a_out = out.add_stream_from_template(a_in)
+        track = _CopiedAudio(a_in, a_out, info)
+    else:
+        a_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
+        # the default layout for the channel count: AVI/WAV PCM often has none
+        # ("2 channels", order unspecified), which the AAC encoder refuses
+        name = a_in.layout.name if a_in.layout else ""
+        if not name or name.endswith("channels"):
+            name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
+        a_out.layout = name
+        track = _EncodedAudio(a_in, a_out, info)
+    if a.get("language"):
+        a_out.metadata["language"] = a["language"]
+    return track
+
+
+def _audio(container, tracks):
+    """Every audio track's packets for the output, from one pass over the source (a source on
+    S3 is one range reader: its streams cannot be read by separate passes at once)."""
+    by_index = {t.a_in.index: t for t in tracks}
+    for pkt in container.demux(*(t.a_in for t in tracks)):
+        yield from by_index[pkt.stream.index].push(pkt)
+    for t in tracks:
+        yield from t.finish()
+
+
+class _CopiedAudio:
+    """A source's audio packets as they are, keyed by decode time; shifted with the video
     when the probe moved a negative start to zero. Where the times jump back (recordings joined
     byte for byte, each with its own clock), the rest is moved to follow on, as the video's
     "segments" rule does (MP4 needs increasing times)."""
-    tb = a_in.time_base
-    tally = {"audio_s": Fraction(0)} if tally is None else tally
-    shift = _audio_shift(info, tb)
-    expected = None     # where the next packet starts: previous start + its duration
-    bridge = 0          # added to every packet from a backward jump on
-    last = None
-    for i, pkt in enumerate(container.demux(a_in)):
+    mode = "copy"
+
+    def __init__(self, a_in, a_out, info: VideoInfo):
+        self.a_in, self.a_out, self.info = a_in, a_out, info
+        self.tb = a_in.time_base
+        self.shift = _audio_shift(info, self.tb)
+        self.seconds = Fraction(0)      # the source audio read, for the self-check
+        self.expected = None            # where the next packet starts: previous start + duration
+        self.bridge = 0                 # added to every packet from a backward jump on
+        self.last = None
+        self.i = 0
+
+    def push(self, pkt):
         if pkt.size == 0:
-            continue
-        tally["audio_s"] += (pkt.duration or 0) * tb
+            return
+        self.i += 1
+        self.seconds += (pkt.duration or 0) * self.tb
         if pkt.dts is None:
-            pkt.dts = pkt.pts if pkt.pts is not None else expected
+            pkt.dts = pkt.pts if pkt.pts is not None else self.expected
         if pkt.dts is None:
             # a packet with no time before any packet with one: it cannot be placed, and
             # dropping it would shorten the audio silently
-            raise InputError(f"{info.name}: the audio packets have no timestamps, so the audio "
-                             "cannot be copied in sync. Remux the file, or run with --no-audio.")
+            raise InputError(f"{self.info.name}: the audio packets have no timestamps, so the "
+                             "audio cannot be copied in sync. Remux the file, or run with "
+                             "--no-audio.")
         if pkt.pts is None:
             pkt.pts = pkt.dts
-        expected = pkt.dts + pkt.duration if pkt.duration else None
-        if last is not None and pkt.dts + bridge <= last[0]:
-            bridge = (last[1] if last[1] is not None else last[0] + 1) - pkt.dts
-        move = shift + bridge
+        self.expected = pkt.dts + pkt.duration if pkt.duration else None
+        last = self.last
+        if last is not None and pkt.dts + self.bridge <= last[0]:
+            self.bridge = (last[1] if last[1] is not None else last[0] + 1) - pkt.dts
+        move = self.shift + self.bridge
         if move:
             pkt.dts += move
             pkt.pts += move
-        last = (pkt.dts - shift, None if expected is None else expected + bridge)
-        yield (float(pkt.dts * tb), 1, i, pkt, a_out)
+        self.last = (pkt.dts - self.shift,
+                     None if self.expected is None else self.expected + self.bridge)
+        yield (float(pkt.dts * self.tb), 1, self.i, pkt, self.a_out)
+
+    def finish(self):
+        return iter(())
 
 
-def _audio_encode(container, a_in, a_out, info: VideoInfo, tally: dict | None = None):
-    tally = {"audio_s": Fraction(0)} if tally is None else tally
-    shift_s = float(Fraction(info.pts_offset) * info.tb)
-    resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name, rate=a_out.rate)
-    i = 0
-    tb = Fraction(1, a_out.rate)
+class _EncodedAudio:
+    """A source's audio decoded and re-encoded to AAC, its first sample at the source's time
+    (shifted with the video as above), the rest following on sample by sample."""
+    mode = "aac"
 
-    def emit(frames):
-        nonlocal i
+    def __init__(self, a_in, a_out, info: VideoInfo):
+        self.a_in, self.a_out = a_in, a_out
+        self.shift_s = float(Fraction(info.pts_offset) * info.tb)
+        self.resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name,
+                                           rate=a_out.rate)
+        self.tb = Fraction(1, a_out.rate)
+        self.seconds = Fraction(0)
+        self.next_pts = None
+        self.i = 0
+
+    def _emit(self, frames):
         for fr in frames:
-            for pkt in a_out.encode(fr):
-                i += 1
-                yield (float(pkt.pts * pkt.time_base) if pkt.pts is not None else 0.0, 1, i, pkt,
-                       a_out)
+            for pkt in self.a_out.encode(fr):
+                self.i += 1
+                yield (float(pkt.pts * pkt.time_base) if pkt.pts is not None else 0.0, 1,
+                       self.i, pkt, self.a_out)
 
-    next_pts = None
-    for frame in container.decode(a_in):
-        if frame.sample_rate:
-            tally["audio_s"] += Fraction(frame.samples, frame.sample_rate)
-        for rf in resampler.resample(frame):
-            if next_pts is None:
-                next_pts = round((float(frame.pts * frame.time_base) + shift_s) * a_out.rate) \
-                    if frame.pts is not None else 0
-            rf.pts, rf.time_base = next_pts, tb
-            next_pts += rf.samples
-            yield from emit([rf])
-    for rf in resampler.resample(None):
-        rf.pts, rf.time_base = next_pts or 0, tb
-        next_pts = (next_pts or 0) + rf.samples
-        yield from emit([rf])
-    yield from emit([None])
+    def push(self, pkt):
+        for frame in pkt.decode():
+            if frame.sample_rate:
+                self.seconds += Fraction(frame.samples, frame.sample_rate)
+            for rf in self.resampler.resample(frame):
+                if self.next_pts is None:
+                    self.next_pts = round((float(frame.pts * frame.time_base) + self.shift_s)
+                                          * self.a_out.rate) if frame.pts is not None else 0
+                rf.pts, rf.time_base = self.next_pts, self.tb
+                self.next_pts += rf.samples
+                yield from self._emit([rf])
+
+    def finish(self):
+        for rf in self.resampler.resample(None):
+            rf.pts, rf.time_base = self.next_pts or 0, self.tb
+            self.next_pts = (self.next_pts or 0) + rf.samples
+            yield from self._emit([rf])
+        yield from self._emit([None])
+
+
+def _audio_copy(container, a_in, a_out, info: VideoInfo):
+    """One audio stream copied on its own (`_CopiedAudio`)."""
+    track = _CopiedAudio(a_in, a_out, info)
+    for pkt in container.demux(a_in):
+        yield from track.push(pkt)
 
 
 def audio_seconds(packets) -> float | None:

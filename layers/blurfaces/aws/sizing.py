@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 
 from .. import cost, stages, storage as st
-from ..errors import LimitError
+from ..errors import InputError, LimitError
 from ..options import Options
-from ..video import plausible_fps
+from ..video import main_video_stream, plausible_fps
 
 log = logging.getLogger("blurfaces.aws")
 
@@ -175,7 +175,10 @@ def precheck(uri: str, pin: dict, settings) -> dict | None:
         try:
             if not c.streams.video:
                 return None
-            vs = c.streams.video[0]
+            try:
+                vs = main_video_stream(c, uri)
+            except InputError:
+                return None                     # plan's probe says why
             seconds = float(vs.duration * vs.time_base) if vs.duration and vs.time_base \
                 else (c.duration or 0) / 1e6
             w, h = vs.codec_context.width or 0, vs.codec_context.height or 0
