@@ -381,6 +381,43 @@ def _encode_stitch_check(src, info, out, sar="same"):
                         sar=info.sar if sar == "same" else sar)
 
 
+def test_every_audio_stream_from_one_range_reader_and_the_self_check_counts_them(made,
+                                                                                  tmp_path):
+    """Stitch reads a source on S3 through one range reader: both audio programmes of the
+    broadcast capture come from one pass over it, packet for packet, in order. An output
+    that lost one of them is refused by the self-check."""
+    from blurfaces.errors import VerifyError
+    from blurfaces.verify import check_output
+    case = made("broadcast_ts_languages")
+    info = probe(case.path)
+    assert [a["codec"] for a in info.audio] == ["mp2", "ac3"]
+    assert [a["language"] for a in info.audio] == ["deu", "eng"]
+    out = tmp_path / "out.mp4"
+    with open(case.path, "rb") as f:
+        got = _encode_stitch_check(f, info, out)
+    assert len(got["audio_s"]) == 2 and min(got["audio_s"]) > 1.5
+    for k in range(2):
+        assert audio_payload(out, k) == audio_payload(case.path, k), f"audio stream {k}"
+    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
+             "stop_s": info.duration_s}
+    one = tmp_path / "one.mp4"
+    _one_audio(out, one)
+    with pytest.raises(VerifyError, match="1 audio streams, the input 2"):
+        check_output(str(one), expected_pts=info.pts, tb=info.tb, width=info.width,
+                     height=info.height, chunks=[chunk], audio_s=got["audio_s"])
+
+
+def _one_audio(src, dst) -> None:
+    """`src` remuxed with its video and first audio stream only."""
+    with av.open(os.fspath(src)) as c, av.open(os.fspath(dst), "w", format="mp4") as o:
+        keep = [c.streams.video[0], c.streams.audio[0]]
+        outs = {s.index: o.add_stream_from_template(s) for s in keep}
+        for pkt in c.demux(*keep):
+            if pkt.size:
+                pkt.stream = outs[pkt.stream.index]
+                o.mux(pkt)
+
+
 def test_anamorphic_pixels_keep_their_aspect_and_the_self_check_sees_a_loss(tmp_path):
     """A: a 720x576 PAL clip with SAR 64:45 (16:9 on screen) came out without any SAR and
     played squeezed at 5:4, and the self-check passed it."""
