@@ -186,6 +186,30 @@ def _song_with_cover(d):
     return d / "song.m4a", {}, [], ["song.m4a", "attached picture"]
 
 
+def _two_lenses(d):
+    """Two video streams of one size, both marked default (a dual-lens camera's MP4): which
+    one to anonymize is a guess, and the other would be lost from the output."""
+    p = d / "VID_360.mp4"
+    with av.open(str(p), "w") as out:
+        streams = []
+        for _ in range(2):
+            v = out.add_stream("libx264", rate=25)
+            v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+            v.disposition = av.stream.Disposition.default
+            streams.append(v)
+        packets = []
+        for v in streams:
+            for i in range(10):
+                f = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 20 * i, np.uint8),
+                                               format="rgb24").reformat(format="yuv420p")
+                f.pts = i
+                packets += v.encode(f)
+            packets += v.encode(None)
+        for pkt in packets:
+            out.mux(pkt)
+    return p, {}, [], ["VID_360.mp4", "2 video streams of 160x120"]
+
+
 def _single(d):
     p = d / "clip.mp4"
     shutil.copy(media.pyfeat_file("single_face.mp4"), p)
@@ -247,6 +271,7 @@ CASES = {
     "truncated-faststart-90pct": (_truncated_faststart(0.9), InputError),
     "audio-only": (_audio_only, InputError),
     "song-with-cover-art": (_song_with_cover, InputError),
+    "two-equal-video-streams": (_two_lenses, InputError),
     "mask-image-missing": (_mask_image_missing, InputError),
     "mask-image-not-an-image": (_mask_image_text, InputError),
     "unknown-mask": (_unknown_mask, OptionError),
@@ -262,7 +287,7 @@ CASES = {
 # Cases that decode or probe before they fail (a few seconds each): the slow lane.
 SLOW_CASES = {"zero-byte", "text-as-mp4", "jpeg-as-mp4", "truncated-30pct", "truncated-90pct",
               "truncated-faststart-30pct", "truncated-faststart-90pct", "audio-only",
-              "song-with-cover-art",
+              "song-with-cover-art", "two-equal-video-streams",
               "output-under-a-file", "output-folder-missing", "target-is-input-overwrite"}
 
 

@@ -16,10 +16,10 @@ gets every audio stream of the source once, each copied when MP4 can carry it, o
 re-encoded to AAC.
 
 Which video stream: a file may hold more than one (a cover picture, a thumbnail or preview
-track, a second camera). The job anonymizes one, chosen by `main_video_stream` (never an
-attached picture; the largest picture, then the stream marked default, then the first); the
-others, and subtitle and data streams, are not carried into the output (a picture of a face
-in them would be published unmasked) and are listed in `VideoInfo.left_out`.
+track, two lenses or cameras). The job anonymizes one, chosen by `main_video_stream` (never
+an attached picture; the largest picture, then the stream marked default; equals refused);
+the others, and subtitle and data streams, are not carried into the output (a picture of a
+face in them would be published unmasked) and are listed in `VideoInfo.left_out`.
 """
 from __future__ import annotations
 
@@ -189,20 +189,31 @@ def _video_stream(container, name, src=None):
 def main_video_stream(container, name: str):
     """The video stream a job anonymizes: not an attached picture (cover art, which FFmpeg
     shows as a one-frame video stream); of the rest, the one with the largest picture (a
-    thumbnail or preview track is smaller than the video it previews), then the one marked
-    default, then the first. Depends only on the container's headers, so the probe, the
-    workers and the frame index all pick the same stream."""
+    thumbnail or preview track is smaller than the video it previews); of several that large,
+    the one marked default. Two or more equally large and equally marked (the two lenses of
+    a 360 camera, two cameras) are refused: which one the user wants is a guess. Depends only
+    on the container's headers, so the probe, the workers and the frame index all pick the
+    same stream."""
     moving = [s for s in container.streams.video
               if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         raise InputError(f"{name}: its only video is an attached picture (cover art), not a "
                          "video. Give a file with video.")
 
-    def rank(s):
+    def area(s):
         cc = s.codec_context
-        area = (cc.width or 0) * (cc.height or 0) if cc is not None else 0
-        return (area, bool(s.disposition & av.stream.Disposition.default), -s.index)
-    return max(moving, key=rank)
+        return (cc.width or 0) * (cc.height or 0) if cc is not None else 0
+    top = [s for s in moving if area(s) == max(map(area, moving))]
+    marked = [s for s in top if s.disposition & av.stream.Disposition.default]
+    top = marked or top
+    if len(top) > 1:
+        cc = top[0].codec_context
+        raise InputError(
+            f"{name}: has {len(top)} video streams of {cc.width}x{cc.height} (streams "
+            f"{', '.join(str(s.index) for s in top)}: two lenses or cameras?), and blurfaces "
+            "anonymizes one video stream per file. Extract the one you want into a file of "
+            "its own (e.g. ffmpeg -i IN -map 0:v:0 -map 0:a? -c copy OUT.mp4) and run again.")
+    return top[0]
 
 
 def source_video(container, info: "VideoInfo"):
