@@ -407,6 +407,66 @@ def test_every_audio_stream_from_one_range_reader_and_the_self_check_counts_them
                      height=info.height, chunks=[chunk], audio_s=got["audio_s"])
 
 
+def _pcm_tones_mkv(path, channels: int):
+    """25 frames of video and 1 s of PCM in Matroska, which names no channel layout ("4
+    channels"): channel k is a tone of 300 + 200 k Hz."""
+    with av.open(os.fspath(path), "w", format="matroska") as o:
+        v = corpus._encoder(o, "libx264", 320, 240, 25, "yuv420p")
+        a = o.add_stream("pcm_s16le", rate=48000, layout="quad" if channels == 4 else "7.1")
+        a.codec_context.format = "s16"
+        for i in range(25):
+            for p in v.encode(corpus._frame(corpus.picture(i, 320, 240), "yuv420p", i,
+                                            Fraction(1, 25))):
+                o.mux(p)
+        for p in v.encode(None):
+            o.mux(p)
+        t = np.arange(48000) / 48000
+        tones = np.stack([0.2 * np.sin(2 * np.pi * (300 + 200 * k) * t) for k in range(channels)])
+        pcm = (tones * 32767).astype(np.int16)
+        for s0 in range(0, 48000, 1024):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, s0:s0 + 1024].T)
+                                           .reshape(1, -1), format="s16", layout=a.layout.name)
+            f.sample_rate, f.pts = 48000, s0
+            for p in a.encode(f):
+                o.mux(p)
+        for p in a.encode(None):
+            o.mux(p)
+
+
+@pytest.mark.parametrize("channels", [4, 8])
+def test_pcm_without_a_named_layout_keeps_every_channel(channels, tmp_path):
+    """Matroska PCM names no layout; it was re-encoded as "stereo": 4 and 8 channels were
+    mixed down to 2, exit 0 (the self-check compared durations only). Every channel must come
+    out as it went in, in order, and an output with fewer channels is refused."""
+    from blurfaces.errors import VerifyError
+    from blurfaces.verify import check_output
+    src, out = tmp_path / "tones.mkv", tmp_path / "out.mp4"
+    _pcm_tones_mkv(src, channels)
+    info = probe(src)
+    assert info.audio[0]["channels"] == channels and not info.audio[0]["copy"]
+    _encode_stitch_check(src, info, out)
+    with av.open(os.fspath(out)) as c:
+        a = c.streams.audio[0]
+        assert a.codec_context.channels == channels
+        planes = [[] for _ in range(channels)]
+        for f in c.decode(a):   # per plane: PyAV 18 counts a 9th plane at 8 channels
+            for k in range(channels):
+                planes[k].append(np.frombuffer(f.planes[k], np.float32, count=f.samples))
+    tones = []
+    for k in range(channels):
+        x = np.concatenate(planes[k])[4800:4800 + 24000]
+        tones.append(int(np.argmax(np.abs(np.fft.rfft(x)))) * 2)
+    want = [300 + 200 * k for k in range(channels)]
+    if channels == 8:     # 7.1's fourth channel is the LFE, which AAC keeps under ~120 Hz+
+        want[3], tones[3] = None, None
+    assert tones == want
+    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
+             "stop_s": info.duration_s}
+    with pytest.raises(VerifyError, match=f"has {channels} channels, the input's 2"):
+        check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
+                     height=info.height, chunks=[chunk], audio_s=[1.0], audio_channels=[2])
+
+
 def _one_audio(src, dst) -> None:
     """`src` remuxed with its video and first audio stream only."""
     with av.open(os.fspath(src)) as c, av.open(os.fspath(dst), "w", format="mp4") as o:

@@ -647,7 +647,8 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     index = st.get_storage(manifest["work"]).read_json(st.join(manifest["work"], INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
                  height=info.height, chunks=manifest["chunks"], audio_s=mux["source_audio_s"],
-                 sar=info.sar)
+                 sar=info.sar, audio_channels=[a["channels"] for a in info.audio]
+                 if mux["audio"] else None)
     df, frames = _data_rows(parts)
     detected = df[df["source"] == "detected"]
     written = {"video": outputs["video"], "data": _write_data(pub, df, options, outputs),

@@ -3,7 +3,7 @@
 Before stitch publishes anything it reads back the finished MP4 (demux only, no decoding) and
 compares it with what plan recorded about the source: the number of video frames, every
 presentation timestamp, the coded size, the sample aspect ratio (an anamorphic picture that
-lost it plays squeezed) and the number of audio streams and each one's duration. Any difference
+lost it plays squeezed) and the number of audio streams and each one's duration and channels. Any difference
 raises `VerifyError` naming the chunk where it starts and what differs, and nothing is
 published. This is the safety net under every bug of the class "frames dropped, duplicated,
 re-timed or truncated while the run says done".
@@ -42,6 +42,7 @@ def _read_output(path: str) -> dict:
         tb = vs.time_base
         pts = []
         audio = {a.index: [] for a in c.streams.audio}
+        channels = [a.codec_context.channels for a in c.streams.audio]
         for pkt in c.demux(vs, *c.streams.audio):
             if pkt.size == 0:
                 continue
@@ -52,6 +53,7 @@ def _read_output(path: str) -> dict:
         return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
                 "height": vs.codec_context.height,
                 "audio_s": [audio_seconds(p) for p in audio.values()],
+                "audio_channels": channels,
                 "has_audio": bool(audio),
                 # the container's (pasp) and the H.264 stream's own: players read either
                 "sar": {_ratio(vs.sample_aspect_ratio),
@@ -67,13 +69,13 @@ def _ratio(r) -> Fraction:
 
 def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int, height: int,
                  chunks: list[dict], audio_s: list | None = None,
-                 sar: tuple | None = None) -> dict:
+                 sar: tuple | None = None, audio_channels: list | None = None) -> dict:
     """Compare the MP4 at `path` with the plan's index; raise VerifyError on any difference.
 
     expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of each
     audio stream that was muxed, in order (None: the output must have no audio); sar: the
-    input's sample aspect ratio
-    (num, den), None for square pixels. Returns what was read."""
+    input's sample aspect ratio (num, den), None for square pixels; audio_channels: each
+    audio stream's channel count in the input (None: not compared). Returns what was read."""
     try:
         out = _read_output(path)
     except (av.FFmpegError, IndexError) as e:
@@ -117,6 +119,11 @@ def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int
                 raise VerifyError(f"self-check failed: the output's {which} lasts "
                                   f"{got_s or 0.0:.3f} s, the input's {want_s:.3f} s. "
                                   "Nothing was published.")
+        for k, (got_c, want_c) in enumerate(zip(out["audio_channels"], audio_channels or [])):
+            if want_c and got_c != want_c:
+                which = f"audio stream {k + 1}" if len(audio_s) > 1 else "audio"
+                raise VerifyError(f"self-check failed: the output's {which} has {got_c} "
+                                  f"channels, the input's {want_c}. Nothing was published.")
     return out
 
 

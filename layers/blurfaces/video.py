@@ -41,6 +41,9 @@ from .errors import InputError, OutputError
 #: errno values that mean "the disk is full" (or the file-size limit was reached)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
+#: AAC layouts for a channel count where the source names no layout (channels in order)
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
+               8: "7.1"}
 # Audio codecs the MP4 muxer carries as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
@@ -885,11 +888,17 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
         track = _CopiedAudio(a_in, a_out, info)
     else:
         a_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
-        # the default layout for the channel count: AVI/WAV PCM often has none
-        # ("2 channels", order unspecified), which the AAC encoder refuses
+        # the default layout for the channel count where the source names none (Matroska and
+        # some AVI/WAV PCM: "4 channels", order unspecified), which the AAC encoder refuses;
+        # its channels are taken in their order. (A fixed "stereo" downmixed 3-8 channels.)
         name = a_in.layout.name if a_in.layout else ""
         if not name or name.endswith("channels"):
-            name = {1: "mono", 6: "5.1"}.get(a_in.channels, "stereo")
+            name = AAC_LAYOUTS.get(a_in.channels)
+            if name is None:
+                raise InputError(f"{info.name}: audio stream {a['index']} has {a_in.channels} "
+                                 "channels in no named layout, which AAC in MP4 cannot hold. "
+                                 "Remux its audio to 8 channels or fewer, or run with "
+                                 "--no-audio.")
         a_out.layout = name
         track = _EncodedAudio(a_in, a_out, info)
     if a.get("language"):
@@ -962,6 +971,11 @@ class _EncodedAudio:
 
     def __init__(self, a_in, a_out, info: VideoInfo):
         self.a_in, self.a_out = a_in, a_out
+        # a source layout with no name ("4 channels"): its channels are the output layout's,
+        # in order (the resampler would mix an unnamed layout into a named one: measured, 4
+        # channels came out as 3 distinct ones, 3 as 2 and silence)
+        named = a_in.layout.name if a_in.layout else ""
+        self.relabel = None if named and not named.endswith("channels") else a_out.layout.name
         self.shift_s = float(Fraction(info.pts_offset) * info.tb)
         self.resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name,
                                            rate=a_out.rate)
@@ -979,6 +993,8 @@ class _EncodedAudio:
 
     def push(self, pkt):
         for frame in pkt.decode():
+            if self.relabel:
+                frame = _relabelled(frame, self.relabel, self.a_out.channels)
             if frame.sample_rate:
                 self.seconds += Fraction(frame.samples, frame.sample_rate)
             for rf in self.resampler.resample(frame):
@@ -995,6 +1011,30 @@ class _EncodedAudio:
             self.next_pts = (self.next_pts or 0) + rf.samples
             yield from self._emit([rf])
         yield from self._emit([None])
+
+
+#: planar sample formats -> (the packed format, numpy dtype of a sample)
+_PLANAR = {"u8p": ("u8", "u1"), "s16p": ("s16", "<i2"), "s32p": ("s32", "<i4"),
+           "s64p": ("s64", "<i8"), "fltp": ("flt", "<f4"), "dblp": ("dbl", "<f8")}
+
+
+def _relabelled(frame, layout: str, channels: int):
+    """`frame`'s samples with the channel layout `layout` (of as many channels), packed. (PyAV
+    18 counts one plane too many in a planar frame of 8 channels: reading or filling its
+    planes whole crashed or failed, so only the first `channels` planes are read.)"""
+    fmt = frame.format.name
+    if fmt in _PLANAR:
+        fmt, dtype = _PLANAR[fmt]
+        planes = [np.frombuffer(frame.planes[k], dtype, count=frame.samples)
+                  for k in range(channels)]
+        samples = np.ascontiguousarray(np.stack(planes).T).reshape(1, -1)
+    else:
+        samples = frame.to_ndarray()
+    out = av.AudioFrame.from_ndarray(samples, format=fmt, layout=layout)
+    out.sample_rate, out.pts = frame.sample_rate, frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
 
 
 def _audio_copy(container, a_in, a_out, info: VideoInfo):
