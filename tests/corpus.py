@@ -169,7 +169,7 @@ def _add_audio(out, codec: str, rate: int = SAMPLE_RATE):
     a.codec_context.thread_count = 1
     if codec == "libmp3lame":
         a.codec_context.format = "s16p"
-    elif codec in ("mp2", "pcm_s16le"):
+    elif codec in ("mp2", "pcm_s16le", "pcm_mulaw"):
         a.codec_context.format = "s16"
     a.time_base = Fraction(1, rate)
     return a
@@ -261,12 +261,15 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
            bframes=3, gop=25, audio=None, pts=None, tb=None, render=None, rotate=0,
            container_options=None, extra=None, color_range=None, open_gop=False,
            durations=True, codec_tag=None, sar=None, more_audio=(), languages=(),
-           thumbnail=None):
+           thumbnail=None, cover=None, empty_audio=(), audio_rate=SAMPLE_RATE):
     """Encode frames 0..n-1 (picture(i) or render(i)) into `path`; return the container's
     video time base. `sar`: the pixels' aspect ratio (anamorphic), in the stream and the
     container; `more_audio`: codecs of more audio streams (the same signal) after `audio`;
     `languages`: the audio streams' language tags; `thumbnail`: (w, h) of a one-frame Motion
-    JPEG picture of frame 0 muxed as the first video track, before the video."""
+    JPEG picture of frame 0 muxed as the first video track, before the video; `cover`: (w, h)
+    of cover art (an attached picture: MP4's `covr`); `empty_audio`: codecs of audio streams
+    declared but given no packet (a broadcast PMT's silent programme); `audio_rate`: the
+    audio's sample rate."""
     w, h = size
     coded = (h, w) if rotate in (90, 270) else (w, h)
     rate = Fraction(rate)
@@ -291,8 +294,16 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
             vs.set_display_rotation(rotate)
         if color_range is not None:
             vs.codec_context.color_range = color_range
-        a = _add_audio(out, audio) if audio else None
-        more = [_add_audio(out, c) for c in more_audio]
+        a = _add_audio(out, audio, audio_rate) if audio else None
+        more = [_add_audio(out, c, audio_rate) for c in more_audio]
+        for c in empty_audio:
+            _add_audio(out, c)
+        if cover:
+            art = _encoder(out, "mjpeg", cover[0], cover[1], 1, "yuvj420p", tb=Fraction(1))
+            art.disposition = av.stream.Disposition.attached_pic
+            thumb += [(art, p) for p in art.encode(_frame(picture(0, *cover), "yuvj420p", 0,
+                                                          Fraction(1)))]
+            thumb += [(art, p) for p in art.encode(None)]
         for stream, lang in zip([a] + more, languages):
             stream.metadata["language"] = lang
         packets = list(thumb)
@@ -308,7 +319,7 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
         if a is not None:
             end = float((pts[-1] + (pts[-1] - pts[-2])) * tb) - float(pts[0] * tb)
             for stream in [a] + more:
-                packets += [(stream, p) for p in _audio_frames(stream, end)]
+                packets += [(stream, p) for p in _audio_frames(stream, end, audio_rate)]
         _mux_sorted(out, packets)
         return Fraction(vs.time_base)
 
@@ -526,6 +537,40 @@ def thumbnail_first_mkv(d) -> Case:
                 pictures=lambda i: picture(i, 320, 240))
 
 
+def broadcast_ts_silent_pid(d) -> Case:
+    """A broadcast capture whose PMT lists an AC-3 programme that carries no packets (FFmpeg:
+    `ac3, 0 channels, 0 Hz`) beside the MP2 sound: the silent programme cannot be an MP4
+    track and is left out (named in the summary); the sound is kept."""
+    p = pathlib.Path(d) / "capture.ts"
+    _write(p, "mpegts", size=(352, 288), n=40, rate=25, bframes=2, gop=20, audio="mp2",
+           empty_audio=("ac3",), tb=Fraction(1, 90000))
+    return Case("broadcast_ts_silent_pid", p, list(range(40)), _times(40, 25), (352, 288),
+                audio="mp2", audio_copy=True, left_out=1, colour_check=True,
+                pictures=lambda i: picture(i, 352, 288))
+
+
+def mp4_cover_art(d) -> Case:
+    """A downloaded video with its thumbnail embedded as cover art (MP4 `covr`, which FFmpeg
+    reads as a one-frame video stream marked attached_pic, after the video): the video is
+    anonymized, the cover (a face, often) is not carried."""
+    p = pathlib.Path(d) / "download.mp4"
+    _write(p, "mp4", n=40, rate=25, bframes=2, gop=20, audio="aac", cover=(160, 120))
+    return Case("mp4_cover_art", p, list(range(40)), _times(40, 25), (320, 240), audio="aac",
+                audio_copy=True, left_out=1, colour_check=True,
+                pictures=lambda i: picture(i, 320, 240))
+
+
+def cctv_g711_mov(d) -> Case:
+    """What CCTV recorders and IP cameras export: H.264 with G.711 mu-law sound at 8 kHz.
+    It is re-encoded to AAC at 8 kHz, whose priming and last frame are 128 ms each: the
+    self-check's fixed 50 ms refused every such file."""
+    p = pathlib.Path(d) / "cam01.mov"
+    _write(p, "mov", n=40, rate=25, bframes=0, gop=25, audio="pcm_mulaw", audio_rate=8000)
+    return Case("cctv_g711_mov", p, list(range(40)), _times(40, 25), (320, 240),
+                audio="pcm_mulaw", audio_copy=False, colour_check=True,
+                pictures=lambda i: picture(i, 320, 240))
+
+
 def mkv_no_durations(d) -> Case:
     """Matroska written as a live stream: no segment duration, no cues, no block durations
     (only block pts), H.264 with B-frames, AAC audio."""
@@ -715,6 +760,7 @@ def mjpeg_avi(d) -> Case:
 CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mpeg2_pal, pal_43_mkv, hdv_mp4, ntsc_ts,
                                  avchd_m2ts, broadcast_ts_languages, thumbnail_first_mkv,
+                                 broadcast_ts_silent_pid, mp4_cover_art, cctv_g711_mov,
                                  mkv_no_durations,
                                  raw_h264, vfr_rotated, hevc_10bit, yuv422, full_range,
                                  mjpeg_avi, ts_concat, resolution_change,

@@ -647,8 +647,7 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     index = st.get_storage(manifest["work"]).read_json(st.join(manifest["work"], INDEX))
     check_output(video_tmp, expected_pts=index["pts"], tb=info.tb, width=info.width,
                  height=info.height, chunks=manifest["chunks"], audio_s=mux["source_audio_s"],
-                 sar=info.sar, audio_channels=[a["channels"] for a in info.audio]
-                 if mux["audio"] else None)
+                 sar=info.sar, audio_expected=_audio_expected(info, mux))
     df, frames = _data_rows(parts)
     detected = df[df["source"] == "detected"]
     written = {"video": outputs["video"], "data": _write_data(pub, df, options, outputs),
@@ -666,6 +665,16 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
     with open(pub.stage(outputs["summary"], ".json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, default=_json_default)
     return summary
+
+
+def _audio_expected(info, mux: dict) -> list | None:
+    """What the self-check expects of each audio stream stitch wrote, from the probe of the
+    source (not from stitch): its codec (the source's where copied, else AAC), channels and
+    language, in the output's order."""
+    by_index = {a["index"]: a for a in info.audio}
+    return [{"codec": a["codec"] if a["copy"] else "aac", "channels": a["channels"],
+             "language": a.get("language")}
+            for a in (by_index[i] for i in mux.get("audio_streams") or [])] or None
 
 
 def _join_segments(manifest, parts, info, options, video_tmp) -> dict:

@@ -20,8 +20,9 @@ import av
 from .errors import VerifyError
 from .video import audio_seconds
 
-#: Audio may differ from the source by the last partial codec frame (AAC: 1024 samples,
-#: about 21 ms at 48 kHz) when it had to be re-encoded; copied audio matches exactly.
+#: Audio may differ from the source by the encoder's priming and the last partial codec frame
+#: (AAC: 1024 samples each, about 21 ms at 48 kHz) when it had to be re-encoded; copied audio
+#: matches exactly. At low sample rates two codec frames are more than this: see check_output.
 AUDIO_TOLERANCE_S = 0.05
 
 
@@ -42,7 +43,10 @@ def _read_output(path: str) -> dict:
         tb = vs.time_base
         pts = []
         audio = {a.index: [] for a in c.streams.audio}
-        channels = [a.codec_context.channels for a in c.streams.audio]
+        described = [{"codec": _codec_name(a), "channels": a.codec_context.channels,
+                      "language": (a.metadata or {}).get("language"),
+                      "frame_s": (a.codec_context.frame_size or 1024)
+                      / (a.codec_context.sample_rate or 48000)} for a in c.streams.audio]
         for pkt in c.demux(vs, *c.streams.audio):
             if pkt.size == 0:
                 continue
@@ -53,13 +57,21 @@ def _read_output(path: str) -> dict:
         return {"tb": tb, "pts": sorted(pts), "width": vs.codec_context.width,
                 "height": vs.codec_context.height,
                 "audio_s": [audio_seconds(p) for p in audio.values()],
-                "audio_channels": channels,
+                "audio_streams": described,
                 "has_audio": bool(audio),
                 # the container's (pasp) and the H.264 stream's own: players read either
                 "sar": {_ratio(vs.sample_aspect_ratio),
                         _ratio(vs.codec_context.sample_aspect_ratio)}}
     finally:
         c.close()
+
+
+def _codec_name(stream) -> str | None:
+    """An audio stream's codec as the probe names it (`mp3`, not the decoder's `mp3float`);
+    MP4 labels MPEG-1 audio layers 2 and 3 alike (object type 0x6B): both read as `mp3`."""
+    cc = stream.codec_context
+    name = getattr(cc.codec, "canonical_name", None) or cc.name if cc is not None else None
+    return "mp3" if name == "mp2" else name
 
 
 def _ratio(r) -> Fraction:
@@ -69,13 +81,14 @@ def _ratio(r) -> Fraction:
 
 def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int, height: int,
                  chunks: list[dict], audio_s: list | None = None,
-                 sar: tuple | None = None, audio_channels: list | None = None) -> dict:
+                 sar: tuple | None = None, audio_expected: list | None = None) -> dict:
     """Compare the MP4 at `path` with the plan's index; raise VerifyError on any difference.
 
     expected_pts: every input frame's pts in `tb` (sorted); audio_s: the duration of each
     audio stream that was muxed, in order (None: the output must have no audio); sar: the
-    input's sample aspect ratio (num, den), None for square pixels; audio_channels: each
-    audio stream's channel count in the input (None: not compared). Returns what was read."""
+    input's sample aspect ratio (num, den), None for square pixels; audio_expected: each
+    audio stream's {"codec", "channels", "language"} as the output should carry it (None: not
+    compared). Returns what was read."""
     try:
         out = _read_output(path)
     except (av.FFmpegError, IndexError) as e:
@@ -115,15 +128,29 @@ def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int
             if got_s is None and want_s:
                 raise VerifyError(f"self-check failed: the output lost the input's {which}. "
                                   "Nothing was published.")
-            if abs((got_s or 0.0) - want_s) > AUDIO_TOLERANCE_S:
+            # re-encoded audio may differ by the encoder's priming and the last partial frame
+            # (two AAC frames: 43 ms at 48 kHz, 256 ms at the 8 kHz of G.711 CCTV sound)
+            tolerance = max(AUDIO_TOLERANCE_S, 2 * out["audio_streams"][k]["frame_s"])
+            if abs((got_s or 0.0) - want_s) > tolerance:
                 raise VerifyError(f"self-check failed: the output's {which} lasts "
                                   f"{got_s or 0.0:.3f} s, the input's {want_s:.3f} s. "
                                   "Nothing was published.")
-        for k, (got_c, want_c) in enumerate(zip(out["audio_channels"], audio_channels or [])):
-            if want_c and got_c != want_c:
-                which = f"audio stream {k + 1}" if len(audio_s) > 1 else "audio"
-                raise VerifyError(f"self-check failed: the output's {which} has {got_c} "
-                                  f"channels, the input's {want_c}. Nothing was published.")
+        for k, (got, want) in enumerate(zip(out["audio_streams"], audio_expected or [])):
+            which = f"audio stream {k + 1}" if len(audio_s) > 1 else "audio"
+            codec = "mp3" if want.get("codec") == "mp2" else want.get("codec")
+            if codec and got["codec"] != codec:
+                raise VerifyError(f"self-check failed: the output's {which} is {got['codec']}, "
+                                  f"the input's {codec} (streams out of order?). Nothing was "
+                                  "published.")
+            if want.get("channels") and got["channels"] != want["channels"]:
+                raise VerifyError(f"self-check failed: the output's {which} has "
+                                  f"{got['channels']} channels, the input's {want['channels']}. "
+                                  "Nothing was published.")
+            # (a tag MP4 cannot hold, as "en" or "en-US", reads back as none: not compared)
+            if want.get("language") and got["language"] not in (None, "und", want["language"]):
+                raise VerifyError(f"self-check failed: the output's {which} is in "
+                                  f"'{got['language']}', the input's in '{want['language']}' "
+                                  "(streams out of order?). Nothing was published.")
     return out
 
 

@@ -41,6 +41,10 @@ from .errors import InputError, OutputError
 #: errno values that mean "the disk is full" (or the file-size limit was reached)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
+#: sample rates the AAC encoder takes; audio at another rate is resampled to the next one up
+#: (above 96 kHz: to 96 kHz), which keeps its duration
+AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000,
+             88200, 96000)
 #: AAC layouts for a channel count where the source names no layout (channels in order)
 AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
                8: "7.1"}
@@ -148,6 +152,9 @@ class VideoInfo:
         for key in ("frame_step", "sar"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
+        # a manifest planned before every audio stream was kept: its one stream, or none
+        audio = d.get("audio")
+        d["audio"] = [] if audio is None else [audio] if isinstance(audio, dict) else audio
         return cls(**d)
 
 
@@ -191,7 +198,8 @@ def _video_stream(container, name, src=None):
 
 def main_video_stream(container, name: str):
     """The video stream a job anonymizes: not an attached picture (cover art, which FFmpeg
-    shows as a one-frame video stream); of the rest, the one with the largest picture (a
+    shows as a one-frame video stream), nor a track the container says holds one frame,
+    where another holds more; of the rest, the one with the largest picture (a
     thumbnail or preview track is smaller than the video it previews); of several that large,
     the one marked default. Two or more equally large and equally marked (the two lenses of
     a 360 camera, two cameras) are refused: which one the user wants is a guess. Depends only
@@ -202,6 +210,10 @@ def main_video_stream(container, name: str):
     if not moving:
         raise InputError(f"{name}: its only video is an attached picture (cover art), not a "
                          "video. Give a file with video.")
+
+    # a still the container says is one frame (a poster track not marked as a picture)
+    # yields to any video, however small
+    moving = [s for s in moving if s.frames != 1] or moving
 
     def area(s):
         cc = s.codec_context
@@ -230,10 +242,12 @@ def source_video(container, info: "VideoInfo"):
 
 
 def left_out(container, video) -> list:
-    """What the output will not carry: every stream but `video` and the audio streams."""
+    """What the output will not carry: every stream but `video` and the audio streams
+    `audio_of` keeps."""
     out = []
+    kept = {a["index"] for a in audio_of(container)}
     for s in container.streams:
-        if s.index == video.index or s.type == "audio":
+        if s.index == video.index or s.index in kept:
             continue
         cc = s.codec_context
         what = f"stream {s.index}: {s.type}"
@@ -244,6 +258,8 @@ def left_out(container, video) -> list:
             what += f" {cc.width}x{cc.height}"
             if s.disposition & av.stream.Disposition.attached_pic:
                 what += " (attached picture)"
+        if s.type == "audio":
+            what += " (no sample rate or channels: a programme that carries no sound)"
         out.append(what)
     return out
 
@@ -301,8 +317,11 @@ def audio_info(a) -> dict:
 
 
 def audio_of(container) -> list:
-    """`VideoInfo.audio`: every audio stream of the container, in order."""
-    return [audio_info(a) for a in container.streams.audio]
+    """`VideoInfo.audio`: every audio stream of the container, in order, but those FFmpeg
+    found no sample rate or channels for: a broadcast capture's PMT lists audio programmes
+    (an AC-3 or audio-description PID) that carry no packets; MP4 cannot hold such a track."""
+    return [audio_info(a) for a in container.streams.audio
+            if _audio_codec(a) and a.sample_rate and a.channels]
 
 
 def probe(src, name: str | None = None) -> VideoInfo:
@@ -845,10 +864,14 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
             src_container.close()
     finally:
         out.close()
-    modes = [t.mode for t in tracks]
-    return {"video_packets": n_video, "audio": bool(tracks),
-            "audio_mode": modes[0] if modes else None, "audio_modes": modes,
-            "source_audio_s": [float(t.seconds) for t in tracks] if tracks else None}
+    # A track no packet reached (its source stream had none) is left out of the MP4 by the
+    # muxer: the self-check expects the others only.
+    written = [t for t in tracks if t.i]
+    return {"video_packets": n_video, "audio": bool(written),
+            "audio_mode": written[0].mode if written else None,
+            "audio_modes": [t.mode if t.i else "empty" for t in tracks],
+            "source_audio_s": [float(t.seconds) for t in written] if written else None,
+            "audio_streams": [t.index for t in written]}
 
 
 def mp4_timescale(tb: Fraction) -> int:
@@ -887,7 +910,8 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
         a_out = out.add_stream_from_template(a_in)
         track = _CopiedAudio(a_in, a_out, info)
     else:
-        a_out = out.add_stream("aac", rate=a_in.sample_rate or 48000)
+        rate = a_in.sample_rate or 48000
+        a_out = out.add_stream("aac", rate=next((r for r in AAC_RATES if r >= rate), 96000))
         # the default layout for the channel count where the source names none (Matroska and
         # some AVI/WAV PCM: "4 channels", order unspecified), which the AAC encoder refuses;
         # its channels are taken in their order. (A fixed "stereo" downmixed 3-8 channels.)
@@ -903,6 +927,7 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
         track = _EncodedAudio(a_in, a_out, info)
     if a.get("language"):
         a_out.metadata["language"] = a["language"]
+    track.index = a["index"]        # (a closed container's streams read back garbage)
     return track
 
 
