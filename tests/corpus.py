@@ -560,6 +560,18 @@ def mp4_cover_art(d) -> Case:
                 pictures=lambda i: picture(i, 320, 240))
 
 
+def xdcam_mxf(d) -> Case:
+    """A broadcaster's archive file: MXF OP1a, MPEG-2 4:2:2 at 720x576 with B-frames, and two
+    PCM tracks (programme sound and a second pair). Both are re-encoded to AAC, in order."""
+    p = pathlib.Path(d) / "C0001.mxf"
+    _write(p, "mxf", codec="mpeg2video", size=(720, 576), n=25, rate=25, pix_fmt="yuv422p",
+           bframes=2, gop=12, audio="pcm_s16le", more_audio=("pcm_s16le",),
+           extra={"b": "30000k"})
+    return Case("xdcam_mxf", p, list(range(25)), _times(25, 25), (720, 576),
+                audio="pcm_s16le", audio_copy=False, more_audio=("pcm_s16le",),
+                colour_check=True, pictures=lambda i: picture(i, 720, 576))
+
+
 def cctv_g711_mov(d) -> Case:
     """What CCTV recorders and IP cameras export: H.264 with G.711 mu-law sound at 8 kHz.
     It is re-encoded to AAC at 8 kHz, whose priming and last frame are 128 ms each: the
@@ -761,6 +773,7 @@ CASES = {f.__name__: f for f in (avi_bframes, ts_wrap, mp4_editlist, open_gop,
                                  mpeg2_interlaced, mpeg2_pal, pal_43_mkv, hdv_mp4, ntsc_ts,
                                  avchd_m2ts, broadcast_ts_languages, thumbnail_first_mkv,
                                  broadcast_ts_silent_pid, mp4_cover_art, cctv_g711_mov,
+                                 xdcam_mxf,
                                  mkv_no_durations,
                                  raw_h264, vfr_rotated, hevc_10bit, yuv422, full_range,
                                  mjpeg_avi, ts_concat, resolution_change,

@@ -264,7 +264,7 @@ def test_end_to_end(name, ran):
         assert [g[1] for g in got_audio] == list(case.languages)
     assert [a["mode"] for a in s["video"]["audio"]] == \
         ["copy" if case.audio_copy else "aac"] * len(want_codecs)
-    for k in range(1, len(want_codecs)):
+    for k in range(1, len(want_codecs) if case.audio_copy else 0):
         assert audio_payload(r.video, k) == audio_payload(case.path, k), f"audio stream {k}"
     assert len(s["verified"]["audio_s"] or []) == len(want_codecs)
     # the stream anonymized is the video, and the others the output cannot carry are named
