@@ -210,6 +210,34 @@ def _two_lenses(d):
     return p, {}, [], ["VID_360.mp4", "2 video streams of 160x120"]
 
 
+def _damaged_audio(d):
+    """Vorbis sound (re-encoded to AAC, so decoded) whose packets 20-39 are random bytes: the
+    decoder's error ended the run with a traceback (exit 1)."""
+    import random
+    from tests import corpus
+    p = d / "recording.mkv"
+    with av.open(str(p), "w") as out:
+        v = corpus._encoder(out, "libx264", 160, 120, 25, "yuv420p")
+        a = out.add_stream("vorbis", rate=48000, layout="stereo",
+                           options={"strict": "experimental"})
+        a.codec_context.thread_count = 1
+        packets = []
+        for i in range(50):
+            packets += [(v, q) for q in v.encode(corpus._frame(corpus.picture(i, 160, 120),
+                                                               "yuv420p", i, Fraction(1, 25)))]
+        packets += [(v, q) for q in v.encode(None)]
+        rnd = random.Random(1)
+        for k, q in enumerate(corpus._audio_frames(a, 2.0)):
+            if 20 <= k < 40:
+                bad = av.Packet(bytes(rnd.randrange(256) for _ in range(q.size)))
+                bad.pts, bad.dts, bad.time_base, bad.duration = q.pts, q.dts, q.time_base, q.duration
+                bad.stream = a
+                q = bad
+            packets.append((a, q))
+        corpus._mux_sorted(out, packets)
+    return p, {}, [], ["recording.mkv", "audio stream 1", "--no-audio"]
+
+
 def _single(d):
     p = d / "clip.mp4"
     shutil.copy(media.pyfeat_file("single_face.mp4"), p)
@@ -272,6 +300,7 @@ CASES = {
     "audio-only": (_audio_only, InputError),
     "song-with-cover-art": (_song_with_cover, InputError),
     "two-equal-video-streams": (_two_lenses, InputError),
+    "damaged-audio": (_damaged_audio, InputError),
     "mask-image-missing": (_mask_image_missing, InputError),
     "mask-image-not-an-image": (_mask_image_text, InputError),
     "unknown-mask": (_unknown_mask, OptionError),
@@ -287,7 +316,7 @@ CASES = {
 # Cases that decode or probe before they fail (a few seconds each): the slow lane.
 SLOW_CASES = {"zero-byte", "text-as-mp4", "jpeg-as-mp4", "truncated-30pct", "truncated-90pct",
               "truncated-faststart-30pct", "truncated-faststart-90pct", "audio-only",
-              "song-with-cover-art", "two-equal-video-streams",
+              "song-with-cover-art", "two-equal-video-streams", "damaged-audio",
               "output-under-a-file", "output-folder-missing", "target-is-input-overwrite"}
 
 

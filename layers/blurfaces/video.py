@@ -853,7 +853,7 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
                 source.seek(0)
             src_container = _open(source, info.name)
             tracks = [_audio_track(src_container, a, out, info) for a in info.audio]
-            sources.append(_audio(src_container, tracks))
+            sources.append(_audio(src_container, tracks, info.name))
         n_video = 0
         for _, kind, _, pkt, stream in heapq.merge(*sources, key=lambda x: (x[0], x[1], x[2])):
             pkt.stream = stream
@@ -931,14 +931,26 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
     return track
 
 
-def _audio(container, tracks):
+def _audio(container, tracks, name: str):
     """Every audio track's packets for the output, from one pass over the source (a source on
-    S3 is one range reader: its streams cannot be read by separate passes at once)."""
-    by_index = {t.a_in.index: t for t in tracks}
-    for pkt in container.demux(*(t.a_in for t in tracks)):
-        yield from by_index[pkt.stream.index].push(pkt)
-    for t in tracks:
-        yield from t.finish()
+    S3 is one range reader: its streams cannot be read by separate passes at once). Audio the
+    decoder reports as damaged ends the run (InputError): skipping it would move the rest of
+    the sound earlier than its pictures."""
+    by_index = {t.index: t for t in tracks}
+    track, at = None, None
+    try:
+        for pkt in container.demux(*(t.a_in for t in tracks)):
+            track = by_index[pkt.stream.index]
+            at = float(pkt.pts * pkt.time_base) if pkt.pts is not None else at
+            yield from track.push(pkt)
+        for track in tracks:
+            yield from track.finish()
+    except (av.error.InvalidDataError, av.error.EOFError, av.FFmpegError) as e:
+        where = f"audio stream {track.index}" if track is not None else "the audio"
+        when = f" at {at:.2f} s" if at is not None else ""
+        raise InputError(f"{name}: {where} cannot be read{when} ({_why(e)}): it is damaged or "
+                         "truncated. Repair or re-export the file, or run with --no-audio to "
+                         "leave the sound out.") from None
 
 
 class _CopiedAudio:
