@@ -261,7 +261,8 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
            bframes=3, gop=25, audio=None, pts=None, tb=None, render=None, rotate=0,
            container_options=None, extra=None, color_range=None, open_gop=False,
            durations=True, codec_tag=None, sar=None, more_audio=(), languages=(),
-           thumbnail=None, cover=None, empty_audio=(), audio_rate=SAMPLE_RATE):
+           thumbnail=None, cover=None, empty_audio=(), audio_rate=SAMPLE_RATE,
+           more_audio_start=0.0):
     """Encode frames 0..n-1 (picture(i) or render(i)) into `path`; return the container's
     video time base. `sar`: the pixels' aspect ratio (anamorphic), in the stream and the
     container; `more_audio`: codecs of more audio streams (the same signal) after `audio`;
@@ -269,7 +270,8 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
     JPEG picture of frame 0 muxed as the first video track, before the video; `cover`: (w, h)
     of cover art (an attached picture: MP4's `covr`); `empty_audio`: codecs of audio streams
     declared but given no packet (a broadcast PMT's silent programme); `audio_rate`: the
-    audio's sample rate."""
+    audio's sample rate; `more_audio_start`: seconds of the `more_audio` streams' sound left
+    out before their first packet (a programme that starts late)."""
     w, h = size
     coded = (h, w) if rotate in (90, 270) else (w, h)
     rate = Fraction(rate)
@@ -319,7 +321,9 @@ def _write(path, fmt, *, codec="libx264", size=(320, 240), rate=25, n=50, pix_fm
         if a is not None:
             end = float((pts[-1] + (pts[-1] - pts[-2])) * tb) - float(pts[0] * tb)
             for stream in [a] + more:
-                packets += [(stream, p) for p in _audio_frames(stream, end, audio_rate)]
+                late = more_audio_start if stream is not a else 0.0
+                packets += [(stream, p) for p in _audio_frames(stream, end, audio_rate)
+                            if not late or p.pts is None or p.pts * p.time_base >= late]
         _mux_sorted(out, packets)
         return Fraction(vs.time_base)
 

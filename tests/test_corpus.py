@@ -434,7 +434,7 @@ def _pcm_tones_mkv(path, channels: int, rate: int = 48000):
     with av.open(os.fspath(path), "w", format="matroska") as o:
         v = corpus._encoder(o, "libx264", 320, 240, 25, "yuv420p")
         a = o.add_stream("pcm_s16le", rate=rate,
-                         layout={2: "stereo", 4: "quad", 8: "7.1"}[channels])
+                         layout={2: "stereo", 4: "quad", 6: "5.1", 8: "7.1"}[channels])
         a.codec_context.format = "s16"
         for i in range(25):
             for p in v.encode(corpus._frame(corpus.picture(i, 320, 240), "yuv420p", i,
@@ -455,11 +455,11 @@ def _pcm_tones_mkv(path, channels: int, rate: int = 48000):
             o.mux(p)
 
 
-@pytest.mark.parametrize("channels", [4, 8])
+@pytest.mark.parametrize("channels", [4, 6, 8])
 def test_pcm_without_a_named_layout_keeps_every_channel(channels, tmp_path):
-    """Matroska PCM names no layout; it was re-encoded as "stereo": 4 and 8 channels were
-    mixed down to 2, exit 0 (the self-check compared durations only). Every channel must come
-    out as it went in, in order, and an output with fewer channels is refused."""
+    """Matroska PCM names no layout; it was re-encoded as "stereo": 4-8 channels were mixed
+    down to 2, exit 0 (the self-check compared durations only). Every channel must come out
+    as it went in, in order, and an output with fewer channels is refused."""
     from blurfaces.errors import VerifyError
     from blurfaces.verify import check_output
     src, out = tmp_path / "tones.mkv", tmp_path / "out.mp4"
@@ -478,10 +478,9 @@ def test_pcm_without_a_named_layout_keeps_every_channel(channels, tmp_path):
     for k in range(channels):
         x = np.concatenate(planes[k])[4800:4800 + 24000]
         tones.append(int(np.argmax(np.abs(np.fft.rfft(x)))) * 2)
-    want = [300 + 200 * k for k in range(channels)]
-    if channels == 8:     # 7.1's fourth channel is the LFE, which AAC keeps under ~120 Hz+
-        want[3], tones[3] = None, None
-    assert tones == want
+    # every channel its own tone, the fourth too (mapped onto 5.1's or 7.1's LFE, whose high
+    # tones AAC drops, it came out silent)
+    assert tones == [300 + 200 * k for k in range(channels)]
     chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
              "stop_s": info.duration_s}
     with pytest.raises(VerifyError, match=f"has {channels} channels, the input's 2"):
@@ -516,6 +515,70 @@ def test_a_manifest_planned_before_every_audio_stream_was_kept_still_stitches():
     assert VideoInfo.from_dict(dict(base, audio=one)).audio == [one]
     assert VideoInfo.from_dict(dict(base, audio=None)).audio == []
     assert VideoInfo.from_dict(dict(base, audio=[one, one])).audio == [one, one]
+
+
+def test_a_programme_that_starts_late_is_kept_in_time(tmp_path):
+    """FFmpeg reads the first 5 s of an MPEG-TS to learn its streams' formats: a programme
+    whose first packet comes later has none (0 Hz, 0 channels) when the file is opened. It
+    was left out as "carrying no sound", exit 0. It must be kept, starting when it starts."""
+    from blurfaces.video import audio_known
+    src, out = tmp_path / "late.ts", tmp_path / "out.mp4"
+    corpus._write(src, "mpegts", size=(160, 120), n=300, rate=25, bframes=0, gop=25,
+                  audio="mp2", more_audio=("mp2",), languages=("eng", "spa"),
+                  more_audio_start=8.0, tb=Fraction(1, 90000))
+    with av.open(os.fspath(src)) as c:
+        assert not audio_known(c.streams.audio[1]), "the case needs a format FFmpeg misses"
+    info = probe(src)
+    assert [a["language"] for a in info.audio] == ["eng", "spa"] and info.audio_open
+    assert info.left_out == []
+    got = _encode_stitch_check(src, info, out)
+    assert len(got["audio_s"]) == 2 and abs(got["audio_s"][1] - 4.0) < 0.1
+    with av.open(os.fspath(out)) as c:
+        v, late = c.streams.video[0], c.streams.audio[1]
+        t0 = float(next(c.decode(v)).pts * v.time_base)
+        first = next(p for p in c.demux(late) if p.size)
+        assert late.metadata.get("language") == "spa"
+        assert abs(float(first.pts * first.time_base) - t0 - 8.0) < 0.05
+
+
+def test_language_tags_mp4_cannot_hold_are_cut_not_refused(tmp_path):
+    """MPEG-TS joins the languages of one descriptor ("eng,fre": dual-mono, bilingual
+    programmes); the MP4 track holds three letters. The self-check refused the output's
+    "eng" against "eng,fre"."""
+    from blurfaces.stages import _audio_expected
+    from blurfaces.verify import check_output
+    from blurfaces.video import mp4_language, stitch, SegmentEncoder
+    assert [mp4_language(t) for t in ("eng,fre", "eng-US", "ger", "en", "ENG", "und", None)] \
+        == ["eng", "eng", "ger", None, None, "und", None]
+    src, out = tmp_path / "dual.ts", tmp_path / "out.mp4"
+    corpus._write(src, "mpegts", size=(160, 120), n=25, rate=25, bframes=0, gop=25,
+                  audio="mp2", languages=("eng,fre",), tb=Fraction(1, 90000))
+    info = probe(src)
+    assert info.audio[0]["language"] == "eng,fre"
+    seg = out.with_suffix(".nut")
+    enc = SegmentEncoder(str(seg), info)
+    for f in iter_frames(src, info, None, None, None):
+        enc.encode(f.rgb, f.pts)
+    enc.close()
+    mux = stitch([str(seg)], src, info, str(out))
+    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
+             "stop_s": info.duration_s}
+    got = check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
+                       height=info.height, chunks=[chunk], audio_s=mux["source_audio_s"],
+                       audio_expected=_audio_expected(info, mux))
+    assert got["audio_streams"][0]["language"] == "eng"
+
+
+def test_a_one_frame_track_before_the_video_is_not_anonymized(tmp_path):
+    """An MP4 whose first track is a one-frame picture of the video's size (a poster frame
+    not marked as cover art): the size rule alone ties and the first track won."""
+    src = tmp_path / "poster.mp4"
+    corpus._write(src, "mp4", n=30, rate=25, bframes=0, gop=25, thumbnail=(320, 240))
+    with av.open(os.fspath(src)) as c:
+        assert [s.frames for s in c.streams.video] == [1, 30]
+    info = probe(src)
+    assert info.video_stream == 1 and info.n_packets == 30
+    assert info.left_out == ["stream 0: video mjpeg 320x240"]
 
 
 def _remux(src, dst, audio: list) -> None:

@@ -32,8 +32,8 @@ import io
 import av
 
 from .errors import InputError
-from .video import (VideoInfo, assemble, audio_of, left_out, main_video_stream,
-                    sample_aspect, shown)
+from .video import (VideoInfo, assemble, audio_known, audio_of, left_out,
+                    main_video_stream, sample_aspect, shown)
 
 #: how this module describes the index it made (the manifest's ``job.index``)
 DEMUXER = "demuxer"
@@ -191,6 +191,8 @@ def _info(open_source, name: str, stream: int, pts: list, keys: list) -> VideoIn
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
+            if not all(audio_known(a) for a in c.streams.audio):
+                return None                    # the probe finds out whether it has packets
             audio = audio_of(c)
             others = left_out(c, vs)
             codec = vs.codec_context.name

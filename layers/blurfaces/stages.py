@@ -43,7 +43,8 @@ from .track import Tracker, TrackOptions
 from .publish import Publisher
 from .regions import REGION_SOURCE, Selection
 from .verify import check_output, check_segment
-from .video import DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, prefetch, probe
+from .video import (DISK_FULL, SegmentEncoder, VideoInfo, iter_frames, mp4_language, prefetch,
+                    probe)
 
 MANIFEST = "manifest.json"
 INDEX = "index.json"        # every frame's pts: what stitch's self-check compares against
@@ -670,10 +671,10 @@ def _stitch_into(pub, tmp, manifest, parts, info, options, outputs, timings, t0)
 def _audio_expected(info, mux: dict) -> list | None:
     """What the self-check expects of each audio stream stitch wrote, from the probe of the
     source (not from stitch): its codec (the source's where copied, else AAC), channels and
-    language, in the output's order."""
+    language (as MP4 can carry it), in the output's order."""
     by_index = {a["index"]: a for a in info.audio}
-    return [{"codec": a["codec"] if a["copy"] else "aac", "channels": a["channels"],
-             "language": a.get("language")}
+    return [{"codec": a["codec"] if a["copy"] else "aac", "copied": a["copy"],
+             "channels": a["channels"], "language": mp4_language(a.get("language"))}
             for a in (by_index[i] for i in mux.get("audio_streams") or [])] or None
 
 

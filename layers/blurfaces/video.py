@@ -45,9 +45,12 @@ DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 #: (above 96 kHz: to 96 kHz), which keeps its duration
 AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000,
              88200, 96000)
-#: AAC layouts for a channel count where the source names no layout (channels in order)
-AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1",
-               8: "7.1"}
+#: AAC layouts for a channel count where the source names no layout (channels in order).
+#: None with an LFE channel: the encoder keeps only its lowest tones, and an unnamed layout's
+#: fourth channel is as likely a voice as a subwoofer (8 AES channels of a D-10 MXF, a field
+#: recorder's poly WAV); with "5.1"/"7.1" a tone on channel 4 came out silent.
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "6.0", 7: "7.0",
+               8: "octagonal"}
 # Audio codecs the MP4 muxer carries as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "mp2", "flac"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
@@ -118,6 +121,8 @@ class VideoInfo:
     #                             PAL/NTSC/HDV: 64:45, 16:15, 4:3, 8:9, ...); None: square
     video_stream: int = 0       # the source's index of the stream anonymized (main_video_stream)
     left_out: list = field(default_factory=list)    # the streams not carried, described
+    audio_open: dict | None = None  # container options that let FFmpeg learn every audio
+    #                             stream's format (a late broadcast PID): stitch opens with them
 
     @property
     def display_aspect(self) -> Fraction:
@@ -158,9 +163,9 @@ class VideoInfo:
         return cls(**d)
 
 
-def _open(src, name: str):
+def _open(src, name: str, options: dict | None = None):
     try:
-        return av.open(src, "r")
+        return av.open(src, "r", container_options=options or {})
     except av.error.FileNotFoundError:
         raise InputError(f"{name}: file not found. Check the path.") from None
     except IsADirectoryError:
@@ -171,10 +176,10 @@ def _open(src, name: str):
                          "Check that the file is a complete video file.") from None
 
 
-def _reopen(src, name: str):
+def _reopen(src, name: str, options: dict | None = None):
     if hasattr(src, "seek"):
         src.seek(0)
-    return _open(src, name)
+    return _open(src, name, options)
 
 
 def _why(e: Exception) -> str:
@@ -316,12 +321,36 @@ def audio_info(a) -> dict:
             "language": (a.metadata or {}).get("language")}
 
 
+def mp4_language(tag: str | None) -> str | None:
+    """The language an MP4 track can carry for a source's tag: its first three letters when
+    they are lowercase ISO 639-2 letters (FFmpeg's MPEG-TS demuxer joins a descriptor's
+    languages, "eng,fre"; Matroska may say "eng-US"), else none (the muxer writes "und")."""
+    head = (tag or "")[:3]
+    return head if len(head) == 3 and all("a" <= c <= "z" for c in head) else None
+
+
+def audio_known(a) -> bool:
+    """Whether FFmpeg knows an audio stream's format (codec, sample rate, channels)."""
+    return bool(_audio_codec(a) and a.sample_rate and a.channels)
+
+
+def _wider_open(late: dict, start: float) -> dict | None:
+    """Container options under which FFmpeg reads far enough into the file, when it opens
+    it, to meet the first packet of each audio stream in `late` ({index: (seconds, byte
+    position)}); None when there is none."""
+    if not late:
+        return None
+    seconds = max(t for t, _ in late.values()) - start + 5.0
+    pos = max((p or 0) for _, p in late.values())
+    return {"analyzeduration": str(int(max(seconds, 5.0) * 1e6)),
+            "probesize": str(max(5 << 20, int(pos * 1.2) + (4 << 20)))}
+
+
 def audio_of(container) -> list:
     """`VideoInfo.audio`: every audio stream of the container, in order, but those FFmpeg
     found no sample rate or channels for: a broadcast capture's PMT lists audio programmes
     (an AC-3 or audio-description PID) that carry no packets; MP4 cannot hold such a track."""
-    return [audio_info(a) for a in container.streams.audio
-            if _audio_codec(a) and a.sample_rate and a.channels]
+    return [audio_info(a) for a in container.streams.audio if audio_known(a)]
 
 
 def probe(src, name: str | None = None) -> VideoInfo:
@@ -348,8 +377,18 @@ def probe(src, name: str | None = None) -> VideoInfo:
         stored = []     # pts of the shown packets in the order the file stores them
         first = None
         n_data = 0
+        # audio streams FFmpeg found no format for when it opened the file: packets of theirs
+        # later on (a broadcast PID that starts after the seconds it reads to learn formats)
+        # mean the file must be opened reading further (audio_open)
+        unknown = [a for a in container.streams.audio if not audio_known(a)]
+        late: dict = {}     # stream index -> (seconds, byte position) of its first packet
         try:
-            for pkt in container.demux(vs):
+            for pkt in container.demux(vs, *unknown):
+                if pkt.stream.type == "audio":
+                    if pkt.size and pkt.pts is not None:
+                        late.setdefault(pkt.stream.index,
+                                        (float(pkt.pts * pkt.time_base), pkt.pos))
+                    continue
                 n_data += pkt.size > 0
                 if shown(pkt):
                     pkt_pts.append(int(pkt.pts))
@@ -384,9 +423,21 @@ def probe(src, name: str | None = None) -> VideoInfo:
                              "re-download the complete file.")
         pkt_pts.sort()
         mode, pts, step = _timeline(name, vs, frame_pts, pkt_pts, stored)
+        stream = vs.index
+        start = float(frame_pts[0] * tb) if frame_pts and frame_pts[0] is not None else 0.0
+        audio_open = _wider_open(late, start)
+        if audio_open:
+            container.close()
+            container = _reopen(src, name, audio_open)
+            vs = container.streams[stream]
+            missing = [i for i in late if not audio_known(container.streams[i])]
+            if missing:
+                raise InputError(f"{name}: the format of audio stream {missing[0]} cannot be "
+                                 "learnt (its first packet is at "
+                                 f"{late[missing[0]][0] - start:.1f} s). Remux the file, or run "
+                                 "with --no-audio.")
         audio = audio_of(container)
         others = left_out(container, vs)
-        stream = vs.index
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
         sar = sample_aspect(vs)
@@ -395,13 +446,13 @@ def probe(src, name: str | None = None) -> VideoInfo:
 
     return assemble(name, first, tb, pts, keys, sizes, codec=codec, avg_rate=avg_rate,
                     audio=audio, sar=sar, mode=mode, step=step, video_stream=stream,
-                    left_out=others)
+                    left_out=others, audio_open=audio_open)
 
 
 def assemble(name: str, first, tb, pts: list, keys: list, sizes: list, *, codec: str,
              avg_rate: float | None, audio: list, sar: tuple | None,
              mode: str = "container", step=None, video_stream: int = 0,
-             left_out: list | None = None) -> VideoInfo:
+             left_out: list | None = None, audio_open: dict | None = None) -> VideoInfo:
     """`VideoInfo` from what a probe learnt: the first decoded frame, the stream's time base,
     every shown frame's pts (sorted) and the keyframes' (`mode` "container"), each frame's
     size (`sizes`: one entry per frame, or just the first frame's when they cannot change)."""
@@ -432,7 +483,7 @@ def assemble(name: str, first, tb, pts: list, keys: list, sizes: list, *, codec:
         timestamps=mode, pts_offset=offset,
         frame_step=None if step is None else (step.numerator, step.denominator),
         size_changes=changes, color=color_of(first), sar=sar, video_stream=int(video_stream),
-        left_out=list(left_out or []))
+        left_out=list(left_out or []), audio_open=audio_open)
 
 
 def sample_aspect(vs) -> tuple | None:
@@ -851,7 +902,7 @@ def stitch(segments: list[str], source, info: VideoInfo, out_path: str, *,
         if keep_audio and info.audio:
             if hasattr(source, "seek"):
                 source.seek(0)
-            src_container = _open(source, info.name)
+            src_container = _open(source, info.name, info.audio_open)
             tracks = [_audio_track(src_container, a, out, info) for a in info.audio]
             sources.append(_audio(src_container, tracks, info.name))
         n_video = 0
@@ -925,8 +976,8 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
                                  "--no-audio.")
         a_out.layout = name
         track = _EncodedAudio(a_in, a_out, info)
-    if a.get("language"):
-        a_out.metadata["language"] = a["language"]
+    if mp4_language(a.get("language")):
+        a_out.metadata["language"] = mp4_language(a["language"])
     track.index = a["index"]        # (a closed container's streams read back garbage)
     return track
 
