@@ -548,8 +548,9 @@ def test_language_tags_mp4_cannot_hold_are_cut_not_refused(tmp_path):
     from blurfaces.stages import _audio_expected
     from blurfaces.verify import check_output
     from blurfaces.video import mp4_language, stitch, SegmentEncoder
-    assert [mp4_language(t) for t in ("eng,fre", "eng-US", "ger", "en", "ENG", "und", None)] \
-        == ["eng", "eng", "ger", None, None, "und", None]
+    assert [mp4_language(t) for t in ("eng,fre", "eng-US", "ger", "en", "ENG", "und", None,
+                                      "japanese")] \
+        == ["eng", "eng", "ger", None, "eng", "und", None, None]
     src, out = tmp_path / "dual.ts", tmp_path / "out.mp4"
     corpus._write(src, "mpegts", size=(160, 120), n=25, rate=25, bframes=0, gop=25,
                   audio="mp2", languages=("eng,fre",), tb=Fraction(1, 90000))
@@ -579,6 +580,38 @@ def test_a_one_frame_track_before_the_video_is_not_anonymized(tmp_path):
     info = probe(src)
     assert info.video_stream == 1 and info.n_packets == 30
     assert info.left_out == ["stream 0: video mjpeg 320x240"]
+
+
+def test_an_audio_track_no_decoder_reads_is_left_out_and_named(tmp_path):
+    """An iPhone's spatial audio (`apac`) beside its AAC track: this build has no decoder for
+    it. The run must keep the video and the AAC, leave the other track out, name it in the
+    summary and on the command line, and exit 0 (it was refused in between)."""
+    import subprocess
+    import sys
+    src = tmp_path / "IMG_0001.mp4"
+    corpus._write(src, "mp4", n=30, rate=25, bframes=0, gop=25, audio="aac",
+                  more_audio=("aac",))
+    data = bytearray(src.read_bytes())
+    at = data.rfind(b"mp4a")
+    data[at:at + 4] = b"apac"           # the second track's sample entry, no decoder for it
+    at = data.rfind(b"esds")
+    data[at:at + 4] = b"xxxx"
+    src.write_bytes(bytes(data))
+    with av.open(os.fspath(src)) as c:
+        assert [a.codec_context is None or a.codec_context.codec is None
+                for a in c.streams.audio] == [False, True]
+    info = probe(src)
+    assert [a["index"] for a in info.audio] == [1]
+    assert len(info.left_out) == 1 and info.left_out[0].startswith("stream 2: audio")
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, "-m", "blurfaces", "anonymize", str(src), "-o",
+                           str(out), "--workers", "1", "--detect-size", "320", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "not carried into the output: stream 2: audio" in proc.stderr
+    with av.open(os.fspath(out)) as c:
+        assert [a.codec_context.name for a in c.streams.audio] == ["aac"]
+        assert c.streams.video[0].frames == 30
 
 
 def _remux(src, dst, audio: list) -> None:

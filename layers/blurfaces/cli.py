@@ -106,6 +106,9 @@ def _one(path: str, a, target=None) -> dict:
     if not a.json:
         print(f"{path} -> {r.video}: {r.frames} frames, {r.detections} face detections in "
               f"{r.tracks} tracks, {r.seconds:.1f} s ({r.fps:.1f} frames/s)", file=sys.stderr)
+        left = (r.summary.get("video") or {}).get("left_out")
+        if left:
+            print(f"{path}: not carried into the output: {'; '.join(left)}", file=sys.stderr)
     return out
 
 

@@ -191,7 +191,8 @@ def _info(open_source, name: str, stream: int, pts: list, keys: list) -> VideoIn
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
-            if not all(audio_known(a) for a in c.streams.audio):
+            if not all(audio_known(a) or not a.codec_context or not a.codec_context.codec
+                       for a in c.streams.audio):
                 return None                    # the probe finds out whether it has packets
             audio = audio_of(c)
             others = left_out(c, vs)
