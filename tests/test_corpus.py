@@ -582,10 +582,12 @@ def test_a_one_frame_track_before_the_video_is_not_anonymized(tmp_path):
     assert info.left_out == ["stream 0: video mjpeg 320x240"]
 
 
+@pytest.mark.slow   # two CLI runs
 def test_an_audio_track_no_decoder_reads_is_left_out_and_named(tmp_path):
     """An iPhone's spatial audio (`apac`) beside its AAC track: this build has no decoder for
     it. The run must keep the video and the AAC, leave the other track out, name it in the
-    summary and on the command line, and exit 0 (it was refused in between)."""
+    summary and on the command line (`anonymize` and `batch`), and exit 0 (it was refused in
+    between)."""
     import subprocess
     import sys
     src = tmp_path / "IMG_0001.mp4"
@@ -612,6 +614,15 @@ def test_an_audio_track_no_decoder_reads_is_left_out_and_named(tmp_path):
     with av.open(os.fspath(out)) as c:
         assert [a.codec_context.name for a in c.streams.audio] == ["aac"]
         assert c.streams.video[0].frames == 30
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    shutil.copy(src, drop / src.name)
+    os.utime(drop / src.name, (1.0e9, 1.0e9))     # long written: batch takes it
+    proc = subprocess.run([sys.executable, "-m", "blurfaces", "batch", str(drop), "--workers",
+                           "1", "--detect-size", "320", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "IMG_0001.mp4: not carried into the output: stream 2: audio" in proc.stderr
 
 
 def _remux(src, dst, audio: list) -> None:

@@ -134,6 +134,10 @@ def _say_result(r, a, k=None, total=None) -> None:
     if r.status == "done":
         print(f"{where}{r.input} -> {r.outputs.get('video')}: {r.frames} frames, {r.faces} "
               f"face detections, {r.seconds:.1f} s", file=sys.stderr)
+        left = (r.summary.get("video") or {}).get("left_out")
+        if left:
+            print(f"{where}{r.input}: not carried into the output: {'; '.join(left)}",
+                  file=sys.stderr)
     elif r.status == "skipped":
         print(f"{where}{r.input}: already done for this version, skipped", file=sys.stderr)
     else:
