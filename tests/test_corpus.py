@@ -366,9 +366,18 @@ def test_output_keeps_a_clock_that_starts_between_two_milliseconds(tmp_path):
                                                               for p in info.pts]
 
 
-def _encode_stitch_check(src, info, out, sar="same"):
+def _whole_chunk(info) -> dict:
+    """The plan's record of one chunk holding every frame of `info`."""
+    return {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
+            "stop_s": info.duration_s}
+
+
+def _encode_stitch_check(src, info, out, sar="same", audio_expected=False):
     """The worker's encoder and stitch over every frame (no detection), then the self-check
-    against `info` (`sar`: the aspect ratio the self-check expects, default the probe's)."""
+    against `info` (`sar`: the aspect ratio the self-check expects, default the probe's;
+    `audio_expected`: also each audio stream's codec, channels and language, as stitch's
+    caller expects them)."""
+    from blurfaces.stages import _audio_expected
     from blurfaces.verify import check_output
     from blurfaces.video import SegmentEncoder, stitch
     seg = out.with_suffix(".nut")
@@ -377,11 +386,10 @@ def _encode_stitch_check(src, info, out, sar="same"):
         enc.encode(f.rgb, f.pts)
     enc.close()
     mux = stitch([str(seg)], src, info, str(out))
-    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
-             "stop_s": info.duration_s}
     return check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
-                        height=info.height, chunks=[chunk], audio_s=mux["source_audio_s"],
-                        sar=info.sar if sar == "same" else sar)
+                        height=info.height, chunks=[_whole_chunk(info)],
+                        audio_s=mux["source_audio_s"], sar=info.sar if sar == "same" else sar,
+                        audio_expected=_audio_expected(info, mux) if audio_expected else None)
 
 
 def test_every_audio_stream_from_one_range_reader_and_the_self_check_counts_them(made,
@@ -401,8 +409,7 @@ def test_every_audio_stream_from_one_range_reader_and_the_self_check_counts_them
     assert len(got["audio_s"]) == 2 and min(got["audio_s"]) > 1.5
     for k in range(2):
         assert audio_payload(out, k) == audio_payload(case.path, k), f"audio stream {k}"
-    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
-             "stop_s": info.duration_s}
+    chunk = _whole_chunk(info)
     one = tmp_path / "one.mp4"
     _remux(out, one, [0])
     with pytest.raises(VerifyError, match="1 audio streams, the input 2"):
@@ -481,8 +488,7 @@ def test_pcm_without_a_named_layout_keeps_every_channel(channels, tmp_path):
     # every channel its own tone, the fourth too (mapped onto 5.1's or 7.1's LFE, whose high
     # tones AAC drops, it came out silent)
     assert tones == [300 + 200 * k for k in range(channels)]
-    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
-             "stop_s": info.duration_s}
+    chunk = _whole_chunk(info)
     with pytest.raises(VerifyError, match=f"has {channels} channels, the input's 2"):
         check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
                      height=info.height, chunks=[chunk], audio_s=[1.0],
@@ -545,9 +551,7 @@ def test_language_tags_mp4_cannot_hold_are_cut_not_refused(tmp_path):
     """MPEG-TS joins the languages of one descriptor ("eng,fre": dual-mono, bilingual
     programmes); the MP4 track holds three letters. The self-check refused the output's
     "eng" against "eng,fre"."""
-    from blurfaces.stages import _audio_expected
-    from blurfaces.verify import check_output
-    from blurfaces.video import mp4_language, stitch, SegmentEncoder
+    from blurfaces.video import mp4_language
     assert [mp4_language(t) for t in ("eng,fre", "eng-US", "ger", "en", "ENG", "und", None,
                                       "japanese")] \
         == ["eng", "eng", "ger", None, "eng", "und", None, None]
@@ -556,17 +560,7 @@ def test_language_tags_mp4_cannot_hold_are_cut_not_refused(tmp_path):
                   audio="mp2", languages=("eng,fre",), tb=Fraction(1, 90000))
     info = probe(src)
     assert info.audio[0]["language"] == "eng,fre"
-    seg = out.with_suffix(".nut")
-    enc = SegmentEncoder(str(seg), info)
-    for f in iter_frames(src, info, None, None, None):
-        enc.encode(f.rgb, f.pts)
-    enc.close()
-    mux = stitch([str(seg)], src, info, str(out))
-    chunk = {"index": 0, "frames_expected": info.n_packets, "start_s": 0.0,
-             "stop_s": info.duration_s}
-    got = check_output(str(out), expected_pts=info.pts, tb=info.tb, width=info.width,
-                       height=info.height, chunks=[chunk], audio_s=mux["source_audio_s"],
-                       audio_expected=_audio_expected(info, mux))
+    got = _encode_stitch_check(src, info, out, audio_expected=True)
     assert got["audio_streams"][0]["language"] == "eng"
 
 
@@ -702,43 +696,38 @@ class _Pkt:
         self.pts, self.dts, self.duration, self.size = pts, dts, duration, size
 
 
-class _Demux:
-    def __init__(self, packets):
-        self.packets = packets
+def _copied(packets, info) -> list:
+    """`packets` of a 1/48000 s audio stream through stitch's copy (`video._CopiedAudio`)."""
+    from blurfaces.video import _CopiedAudio
 
-    def demux(self, _stream):
-        return iter(self.packets)
+    class _A:
+        time_base = Fraction(1, 48000)
+    track = _CopiedAudio(_A(), "out", info)
+    return [x for p in packets for x in track.push(p)]
 
 
 def test_audio_copy_places_packets_without_timestamps_or_refuses():
     """Audio packets without pts/dts used to be dropped silently (a shorter, gapped track)."""
     from blurfaces.errors import InputError
-    from blurfaces.video import VideoInfo, _audio_copy
-
-    class _A:
-        time_base = Fraction(1, 48000)
+    from blurfaces.video import VideoInfo
     info = VideoInfo("clip.mpg", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
                      False, pts_offset=0)
-    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(None, None), _Pkt(None, None),
-                                   _Pkt(3456, 3456)]), _A(), "out", info))
+    got = _copied([_Pkt(0, 0), _Pkt(None, None), _Pkt(None, None), _Pkt(3456, 3456)], info)
     assert [g[3].dts for g in got] == [0, 1152, 2304, 3456]
     assert [g[3].pts for g in got] == [0, 1152, 2304, 3456]
     # shifted with the video when the probe moved a negative start to 0 (90 kHz -> 48 kHz)
     shifted = VideoInfo("clip.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
                         False, pts_offset=90000)
-    got = list(_audio_copy(_Demux([_Pkt(-48000, -48000)]), _A(), "out", shifted))
+    got = _copied([_Pkt(-48000, -48000)], shifted)
     assert got[0][3].pts == 0
     with pytest.raises(InputError, match="audio packets have no timestamps"):
-        list(_audio_copy(_Demux([_Pkt(None, None), _Pkt(0, 0)]), _A(), "out", info))
+        _copied([_Pkt(None, None), _Pkt(0, 0)], info)
 
 
 def test_audio_copy_follows_on_where_joined_recordings_restart_the_clock():
-    from blurfaces.video import VideoInfo, _audio_copy
-
-    class _A:
-        time_base = Fraction(1, 48000)
+    from blurfaces.video import VideoInfo
     info = VideoInfo("joined.ts", 2, 2, 2, 2, 0, (1, 90000), 0, 1, 1.0, "h264", None, None,
                      False)
-    got = list(_audio_copy(_Demux([_Pkt(0, 0), _Pkt(1152, 1152), _Pkt(2304, 2304),
-                                   _Pkt(500, 500), _Pkt(1652, 1652)]), _A(), "out", info))
+    got = _copied([_Pkt(0, 0), _Pkt(1152, 1152), _Pkt(2304, 2304), _Pkt(500, 500),
+                   _Pkt(1652, 1652)], info)
     assert [g[3].dts for g in got] == [0, 1152, 2304, 3456, 4608]

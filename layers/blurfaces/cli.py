@@ -106,9 +106,7 @@ def _one(path: str, a, target=None) -> dict:
     if not a.json:
         print(f"{path} -> {r.video}: {r.frames} frames, {r.detections} face detections in "
               f"{r.tracks} tracks, {r.seconds:.1f} s ({r.fps:.1f} frames/s)", file=sys.stderr)
-        left = (r.summary.get("video") or {}).get("left_out")
-        if left:
-            print(f"{path}: not carried into the output: {'; '.join(left)}", file=sys.stderr)
+        _say_left_out(path, r.summary)
     return out
 
 
@@ -126,6 +124,13 @@ def _job_args(a, *, drop_folder: bool):
     return resolve(_given(a), layout=drop_folder)
 
 
+def _say_left_out(who: str, summary: dict) -> None:
+    """The input's streams the output does not carry (the summary's video.left_out)."""
+    left = (summary.get("video") or {}).get("left_out")
+    if left:
+        print(f"{who}: not carried into the output: {'; '.join(left)}", file=sys.stderr)
+
+
 def _say_result(r, a, k=None, total=None) -> None:
     if a.json:
         print(json.dumps(r.row()), flush=True)
@@ -134,10 +139,7 @@ def _say_result(r, a, k=None, total=None) -> None:
     if r.status == "done":
         print(f"{where}{r.input} -> {r.outputs.get('video')}: {r.frames} frames, {r.faces} "
               f"face detections, {r.seconds:.1f} s", file=sys.stderr)
-        left = (r.summary.get("video") or {}).get("left_out")
-        if left:
-            print(f"{where}{r.input}: not carried into the output: {'; '.join(left)}",
-                  file=sys.stderr)
+        _say_left_out(f"{where}{r.input}", r.summary)
     elif r.status == "skipped":
         print(f"{where}{r.input}: already done for this version, skipped", file=sys.stderr)
     else:

@@ -32,7 +32,7 @@ import io
 import av
 
 from .errors import InputError
-from .video import (VideoInfo, assemble, audio_known, audio_of, left_out,
+from .video import (VideoInfo, assemble, audio_of, audio_unlearnt, left_out,
                     main_video_stream, sample_aspect, shown)
 
 #: how this module describes the index it made (the manifest's ``job.index``)
@@ -119,6 +119,8 @@ def index(open_source, name: str, size: int) -> VideoInfo | None:
                 vs = main_video_stream(c, name)
             except InputError:
                 return None                    # the probe says what is wrong
+            if any(audio_unlearnt(a) for a in c.streams.audio):
+                return None                    # the probe finds out whether it has packets
             stream = vs.index
             ranges = key_pos = None
             if "mov" in formats:
@@ -191,11 +193,8 @@ def _info(open_source, name: str, stream: int, pts: list, keys: list) -> VideoIn
             if first is None or first.pts is None or first.pts != pts[0]:
                 return None                    # the decoder starts elsewhere: decode all
             tb = vs.time_base
-            if not all(audio_known(a) or not a.codec_context or not a.codec_context.codec
-                       for a in c.streams.audio):
-                return None                    # the probe finds out whether it has packets
             audio = audio_of(c)
-            others = left_out(c, vs)
+            others = left_out(c, vs, audio)
             codec = vs.codec_context.name
             avg_rate = float(vs.average_rate) if vs.average_rate else None
             sar = sample_aspect(vs)

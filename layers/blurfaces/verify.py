@@ -18,7 +18,7 @@ from fractions import Fraction
 import av
 
 from .errors import VerifyError
-from .video import audio_seconds
+from .video import audio_codec, audio_seconds
 
 #: Audio may differ from the source by the encoder's priming and the last partial codec frame
 #: (AAC: 1024 samples each, about 21 ms at 48 kHz) when it had to be re-encoded; copied audio
@@ -43,7 +43,7 @@ def _read_output(path: str) -> dict:
         tb = vs.time_base
         pts = []
         audio = {a.index: [] for a in c.streams.audio}
-        described = [{"codec": _codec_name(a), "channels": a.codec_context.channels,
+        described = [{"codec": _as_in_mp4(audio_codec(a)), "channels": a.codec_context.channels,
                       "language": (a.metadata or {}).get("language"),
                       "frame_s": (a.codec_context.frame_size or 1024)
                       / (a.codec_context.sample_rate or 48000)} for a in c.streams.audio]
@@ -66,12 +66,10 @@ def _read_output(path: str) -> dict:
         c.close()
 
 
-def _codec_name(stream) -> str | None:
-    """An audio stream's codec as the probe names it (`mp3`, not the decoder's `mp3float`);
-    MP4 labels MPEG-1 audio layers 2 and 3 alike (object type 0x6B): both read as `mp3`."""
-    cc = stream.codec_context
-    name = getattr(cc.codec, "canonical_name", None) or cc.name if cc is not None else None
-    return "mp3" if name == "mp2" else name
+def _as_in_mp4(codec: str | None) -> str | None:
+    """An audio codec's name as an MP4 reads back: MP4 labels MPEG-1 audio layers 2 and 3
+    alike (object type 0x6B), both read as `mp3`."""
+    return "mp3" if codec == "mp2" else codec
 
 
 def _ratio(r) -> Fraction:
@@ -140,7 +138,7 @@ def check_output(path: str, *, expected_pts: list[int], tb: Fraction, width: int
                                   "Nothing was published.")
         for k, (got, want) in enumerate(zip(out["audio_streams"], audio_expected or [])):
             which = f"audio stream {k + 1}" if len(audio_s) > 1 else "audio"
-            codec = "mp3" if want.get("codec") == "mp2" else want.get("codec")
+            codec = _as_in_mp4(want.get("codec"))
             if codec and got["codec"] != codec:
                 raise VerifyError(f"self-check failed: the output's {which} is {got['codec']}, "
                                   f"the input's {codec} (streams out of order?). Nothing was "

@@ -236,21 +236,26 @@ def main_video_stream(container, name: str):
     return top[0]
 
 
-def source_video(container, info: "VideoInfo"):
-    """The stream `info` describes, in a container of the same source opened again."""
-    s = container.streams[info.video_stream] if info.video_stream < len(container.streams) \
-        else None
-    if s is None or s.type != "video":
-        raise InputError(f"{info.name}: its stream {info.video_stream} is no longer a video "
-                         "stream: the file changed after it was probed. Run the job again.")
+def source_stream(container, index: int, kind: str, name: str):
+    """Stream `index` of a source opened again, which the probe found to be a `kind` stream."""
+    s = container.streams[index] if index < len(container.streams) else None
+    if s is None or s.type != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise InputError(f"{name}: its stream {index} is no longer {article} {kind} stream: the "
+                         "file changed after it was probed. Run the job again.")
     return s
 
 
-def left_out(container, video) -> list:
-    """What the output will not carry: every stream but `video` and the audio streams
-    `audio_of` keeps."""
+def source_video(container, info: "VideoInfo"):
+    """The stream `info` describes, in a container of the same source opened again."""
+    return source_stream(container, info.video_stream, "video", info.name)
+
+
+def left_out(container, video, audio: list) -> list:
+    """What the output will not carry: every stream but `video` and the audio streams in
+    `audio` (`audio_of`)."""
     out = []
-    kept = {a["index"] for a in audio_of(container)}
+    kept = {a["index"] for a in audio}
     for s in container.streams:
         if s.index == video.index or s.index in kept:
             continue
@@ -305,7 +310,7 @@ def _packet_pts(container, vs) -> list:
     return sorted(int(p.pts) for p in container.demux(vs) if shown(p))
 
 
-def _audio_codec(a) -> str | None:
+def audio_codec(a) -> str | None:
     """The audio codec's name (`mp3`), not its decoder's (`mp3float`)."""
     cc = a.codec_context
     if cc is None or cc.codec is None:
@@ -316,7 +321,7 @@ def _audio_codec(a) -> str | None:
 def audio_info(a) -> dict:
     """An entry of `VideoInfo.audio`: what an audio stream is and whether MP4 can carry it
     as it is (`copy`; otherwise it is re-encoded to AAC)."""
-    codec = _audio_codec(a)
+    codec = audio_codec(a)
     return {"index": a.index, "codec": codec, "sample_rate": a.sample_rate,
             "channels": a.channels, "copy": codec in MP4_AUDIO,
             "language": (a.metadata or {}).get("language")}
@@ -333,9 +338,22 @@ def mp4_language(tag: str | None) -> str | None:
     return head if whole and all("a" <= c <= "z" for c in head) else None
 
 
+def named_layout(a) -> str | None:
+    """The name of an audio stream's channel layout, None where it names none ("4 channels":
+    Matroska and some AVI/WAV PCM say only how many)."""
+    name = a.layout.name if a.layout else ""
+    return name if name and not name.endswith("channels") else None
+
+
 def audio_known(a) -> bool:
     """Whether FFmpeg knows an audio stream's format (codec, sample rate, channels)."""
-    return bool(_audio_codec(a) and a.sample_rate and a.channels)
+    return bool(audio_codec(a) and a.sample_rate and a.channels)
+
+
+def audio_unlearnt(a) -> bool:
+    """An audio stream FFmpeg has a decoder for but learnt no format of when it opened the
+    file: it carries no packet, or its first is further in than FFmpeg read (probe)."""
+    return bool(audio_codec(a)) and not audio_known(a)
 
 
 #: the most a wider open may read to learn a late audio stream's format: FFmpeg holds every
@@ -390,8 +408,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
         # audio streams FFmpeg has a decoder for but found no format for when it opened the
         # file: packets of theirs later on (a broadcast PID that starts after the seconds it
         # reads to learn formats) mean the file must be opened reading further (audio_open)
-        unknown = [a for a in container.streams.audio
-                   if _audio_codec(a) and not audio_known(a)]
+        unknown = [a for a in container.streams.audio if audio_unlearnt(a)]
         late: dict = {}     # stream index -> byte position of its first packet
         try:
             for pkt in container.demux(vs, *unknown):
@@ -442,7 +459,7 @@ def probe(src, name: str | None = None) -> VideoInfo:
             if not any(audio_known(container.streams[i]) for i in late):
                 audio_open = None       # nothing learnt: the plain open will do
         audio = audio_of(container)
-        others = left_out(container, vs)
+        others = left_out(container, vs, audio)
         codec = vs.codec_context.name
         avg_rate = float(vs.average_rate) if vs.average_rate else None
         sar = sample_aspect(vs)
@@ -958,10 +975,7 @@ def _audio_shift(info: VideoInfo, tb) -> int:
 def _audio_track(container, a: dict, out, info: VideoInfo):
     """The output stream for the source's audio stream `a` (an entry of `info.audio`) and
     what carries its packets there: copied where MP4 can hold the codec, else AAC."""
-    a_in = container.streams[a["index"]] if a["index"] < len(container.streams) else None
-    if a_in is None or a_in.type != "audio":
-        raise InputError(f"{info.name}: its stream {a['index']} is no longer an audio stream: "
-                         "the file changed after it was probed. Run the job again.")
+    a_in = source_stream(container, a["index"], "audio", info.name)
     if a["copy"]:
         a_out = out.add_stream_from_template(a_in)
         track = _CopiedAudio(a_in, a_out, info)
@@ -971,8 +985,8 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
         # the default layout for the channel count where the source names none (Matroska and
         # some AVI/WAV PCM: "4 channels", order unspecified), which the AAC encoder refuses;
         # its channels are taken in their order. (A fixed "stereo" downmixed 3-8 channels.)
-        name = a_in.layout.name if a_in.layout else ""
-        if not name or name.endswith("channels"):
+        name = named_layout(a_in)
+        if name is None:
             name = AAC_LAYOUTS.get(a_in.channels)
             if name is None:
                 raise InputError(f"{info.name}: audio stream {a['index']} has {a_in.channels} "
@@ -981,8 +995,9 @@ def _audio_track(container, a: dict, out, info: VideoInfo):
                                  "--no-audio.")
         a_out.layout = name
         track = _EncodedAudio(a_in, a_out, info)
-    if mp4_language(a.get("language")):
-        a_out.metadata["language"] = mp4_language(a["language"])
+    language = mp4_language(a.get("language"))
+    if language:
+        a_out.metadata["language"] = language
     track.index = a["index"]        # (a closed container's streams read back garbage)
     return track
 
@@ -1067,8 +1082,7 @@ class _EncodedAudio:
         # a source layout with no name ("4 channels"): its channels are the output layout's,
         # in order (the resampler would mix an unnamed layout into a named one: measured, 4
         # channels came out as 3 distinct ones, 3 as 2 and silence)
-        named = a_in.layout.name if a_in.layout else ""
-        self.relabel = None if named and not named.endswith("channels") else a_out.layout.name
+        self.relabel = None if named_layout(a_in) else a_out.layout.name
         self.shift_s = float(Fraction(info.pts_offset) * info.tb)
         self.resampler = av.AudioResampler(format="fltp", layout=a_out.layout.name,
                                            rate=a_out.rate)
@@ -1128,13 +1142,6 @@ def _relabelled(frame, layout: str, channels: int):
     if frame.time_base is not None:
         out.time_base = frame.time_base
     return out
-
-
-def _audio_copy(container, a_in, a_out, info: VideoInfo):
-    """One audio stream copied on its own (`_CopiedAudio`)."""
-    track = _CopiedAudio(a_in, a_out, info)
-    for pkt in container.demux(a_in):
-        yield from track.push(pkt)
 
 
 def audio_seconds(packets) -> float | None:
