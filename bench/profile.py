@@ -24,6 +24,19 @@ import time
 from bench import common
 
 
+class _Timed:
+    """A callable object (CameraMotion) whose calls are timed, its attributes (`zoom`) kept."""
+
+    def __init__(self, obj, call):
+        self._obj, self._call = obj, call
+
+    def __call__(self, *a, **k):
+        return self._call(*a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self._obj, name)
+
+
 def profile(path: str, extra: dict) -> dict:
     import av
     import numpy as np
@@ -61,7 +74,7 @@ def profile(path: str, extra: dict) -> dict:
 
     if detector.fine is not None:
         detector._fine_pass = part("regions", detector._fine_pass)
-        detector.motion = part("motion", detector.motion)
+        detector.motion = _Timed(detector.motion, part("motion", detector.motion))
     # the still-camera checks (still.py), inside both passes: a line of their own
     detector.still.frame = part("reuse", detector.still.frame)
     detector.still.plan = part("reuse", detector.still.plan)

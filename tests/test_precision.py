@@ -129,3 +129,27 @@ def test_an_int8_model_beside_another_fp32_model_is_refused(monkeypatch, tmp_pat
     with pytest.raises(ModelError, match="was not built from .*mine.onnx"):
         FaceDetector(precision="int8")
     assert FaceDetector(precision="fp32").model_path == tmp_path / "mine.onnx"
+
+
+def test_a_model_parsed_once_is_known_by_its_hash_and_a_changed_one_parsed_again(
+        tmp_path, monkeypatch):
+    """check_readable parses a model with onnx once (0.6 s of every run's start, most of it
+    importing onnx) and then knows it by its sha256; a file changed since is parsed again,
+    and a damaged one is still refused in one line."""
+    from blurfaces import model
+    from blurfaces.errors import ModelError
+    path = tmp_path / "centerface-int8.onnx"
+    path.write_bytes(precision_path(default_model_path(), "int8").read_bytes())
+    model.check_readable(path)
+    stamp = tmp_path / "centerface-int8.onnx.readable"
+    assert stamp.read_text() == model.file_sha256(path)
+    parsed = []
+    real = model._onnx
+    monkeypatch.setattr(model, "_onnx", lambda: parsed.append(1) or real())
+    model.check_readable(path)
+    assert parsed == []                                 # known: not parsed again
+    path.write_bytes(path.read_bytes()[:100_000])       # cut short after the check
+    with pytest.raises(ModelError, match="not a usable face model"):
+        model.check_readable(path)
+    assert parsed == [1]
+    assert stamp.read_text() != model.file_sha256(path)     # a refused file gets no stamp
