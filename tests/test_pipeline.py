@@ -239,18 +239,28 @@ def test_the_first_and_last_detection_frames_of_the_video_sweep_the_whole_fine_g
     class Recorder:
         def __init__(self):
             self.calls = []
+            self.early = []         # (index asked ahead, detect calls made by then)
 
         def detect(self, rgb, index, sweep=False):
             self.calls.append((index, sweep))
             return Detections.empty()
+
+        def ahead(self, rgb, index):
+            self.early.append((index, len(self.calls)))
 
     for count, first, every, swept in ((10, 0, 1, [0, 9]), (10, 4, 1, [9]), (11, 0, 2, [0, 5]),
                                        (10, 0, 2, [0, 4]), (10, 2, 3, [3])):
         rec = Recorder()
         list(stages._detections(Frames(count - first), rec, first, every, count))
         assert [i for i, s in rec.calls if s] == swept, (count, first, every, rec.calls)
-        assert [i for i, _ in rec.calls] == [g // every for g in range(first, count)
-                                             if g % every == 0]
+        detected = [g // every for g in range(first, count) if g % every == 0]
+        assert [i for i, _ in rec.calls] == detected
+        # every detection frame but the sweeps is asked ahead, once, up to AHEAD_FRAMES
+        # frames before `detect` gets it
+        assert [i for i, _ in rec.early] == [i for i, s in rec.calls if not s]
+        for index, done in rec.early:
+            before = detected.index(index)
+            assert before - stages.AHEAD_FRAMES // every - 1 <= done <= before
 
 
 def test_stitch_joins_a_held_track_out_of_view_at_the_boundary():

@@ -221,3 +221,52 @@ def test_a_faint_box_where_the_picture_did_not_change_is_no_walker():
     assert asked == [[160, 102, 172, 114]]
     asked, _ = checks(pic, pan=0.5)                     # measurement noise: still
     assert asked == []
+
+
+class _Frame:
+    def __init__(self, rgb):
+        self.rgb = rgb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("speed, walkers", [(1.0, 0), (0.0, 8)])
+def test_regions_run_ahead_give_the_detections_of_regions_run_in_turn(speed, walkers):
+    """With two cores the next frames' regions run on a thread of their own while the
+    detector works on the frame before (FaceDetector(ahead=True), stages._detections): the
+    same detections and near-misses, frame by frame, as one thread gives. On a moving camera
+    nearly every region runs ahead; on a still one (reuse) few run ahead for nothing."""
+    from blurfaces import stages
+    render = hardclips.Collage(size=(640, 360), face=(10, 30), speed=speed, walkers=walkers,
+                               noise=6.0)
+    frames = [render(i / 30) for i in range(40)]
+    fine = FinePass(cycle=8, network="retinaface", threshold=0.1, persist=True, weak=0.15)
+    out = {}
+    for ahead in (False, True):
+        det = FaceDetector(threshold=0.3, fine=fine, ahead=ahead, detect_size=384)
+        det.reset(16, near_misses=True)
+        if ahead:
+            helper = det._ahead[1]
+            ran, real = [], helper.run
+            helper.run = lambda *a, **k: ran.append(1) or real(*a, **k)
+            whole, fresh = [], det._fresh      # the whole fine regions' runs: used ahead?
+
+            def counted(rgb, region, scale, fine, within=None, det=det, fresh=fresh):
+                if fine and within is None and det._index is not None:    # not a sweep
+                    whole.append((det._index, region) in det._pending)
+                return fresh(rgb, region, scale, fine, within)
+            det._fresh = counted
+        out[ahead] = [d for _, d in stages._detections(
+            (_Frame(f.copy()) for f in frames), det, 0, 1, len(frames))]
+    for a, b in zip(out[False], out[True]):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+        assert np.array_equal(a.doubt, b.doubt)
+        assert np.array_equal(a.doubt_scores, b.doubt_scores)
+    assert sum(len(d.boxes) for d in out[True]) > 40 * 10
+    grid = len(det.fine_regions(640, 360, None))
+    # whole runs made inline: at most each region's first look that reuse could have kept
+    assert len(whole) - sum(whole) <= grid, whole
+    assert len(ran) - sum(whole) < grid, (len(ran), whole)      # wasted: the first period's
+    if speed:                           # a region every other frame, each run whole
+        assert len(whole) >= 40 // 2 - 2 and sum(whole) >= len(whole) - grid
+    else:                                # most runs are reuse's: few whole, few wasted
+        assert det.still.partial + det.still.reused > 2 * sum(whole) > 0

@@ -71,6 +71,12 @@ most LOST_MOST per look, and kept over LOST_VERIFY where the check found it; not
 reused the picture, and not twice in a row (LOOKS_REMEMBERED; docs/measurements.md
 "Faces kept by their checks").
 
+With `ahead=True` (the worker sets it where it has two cores or more), the regions that the
+next AHEAD_FRAMES frames (stages.py) run whole go through the network on a thread and session
+of their own while `detect` works on the frames before (`ahead`): the same runs on the same
+pixels, so the same detections, but the region pass, 40-60% of the CPU, no longer waits for the
+rest of the frame's work nor it for the region pass (docs/measurements.md "Regions run ahead").
+
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
 run: unchanged, its faces stand; partly changed, only the changed parts (and the last run's
@@ -273,7 +279,8 @@ class FaceDetector:
     def __init__(self, model_path=None, *, detect_size: int = DEFAULT_DETECT_SIZE,
                  threshold: float = DEFAULT_THRESHOLD, threads: int | None = None,
                  tiles: bool = False, fine: FinePass | None = None,
-                 precision: str = DEFAULT_PRECISION, whole_every: int = 1):
+                 precision: str = DEFAULT_PRECISION, whole_every: int = 1,
+                 ahead: bool = False):
         if not isinstance(detect_size, int) or detect_size < 64 or detect_size % 32:
             raise OptionError(f"detect_size must be a multiple of 32 and at least 64 "
                               f"(got {detect_size!r}).")
@@ -312,6 +319,16 @@ class FaceDetector:
         # FOUND_RUN, FOUND_CHECK or FOUND_KEPT
         self._faces: dict = {}
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
+        # `ahead`: the next frame's regions run on a thread of their own (`ahead()`)
+        self._ahead = None
+        if ahead and fine is not None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._ahead = (ThreadPoolExecutor(1, thread_name_prefix="blurfaces-regions"),
+                           NETWORKS[fine.network](self.fine_net.model_path, 1))
+        self._pending: dict = {}    # (detection index, region) -> future of its whole run
+        # region -> whether its last look that reuse could have kept ran it whole all the same
+        self._ran_whole: dict = {}
+        self._index = None          # the detection index of the frame being detected
 
     def reset(self, reuse_frames: int = 0, near_misses: bool = False) -> None:
         """Forget the previous frames (camera motion, kept detections): the next frame starts
@@ -326,10 +343,43 @@ class FaceDetector:
         self._faces = {}
         self._whole = np.zeros((0, 4), np.float32)
         self.near = bool(near_misses)
+        self._drop_pending()
+        self._ran_whole = {}
+
+    # -- the next frame's regions, ahead ----------------------------------------------------
+    def ahead(self, rgb: np.ndarray, index: int) -> None:
+        """Start the network runs of the fine-pass regions that frame `index` (one of the
+        next few `detect` will be given, not a sweep) runs whole, on the detector's own
+        thread and its own session, while `detect` works on the frames before. Where reuse
+        could keep the region's last run (still.py: within its period), the run starts only
+        if the last such look ran the whole region all the same (a moving camera); on a still
+        camera `detect` reuses or runs part of it, and a run ahead would be wasted (so too
+        before any such look). The runs are those `detect` would make, on the same pixels:
+        the detections are the same, only their time overlaps."""
+        if self._ahead is None:
+            return
+        pool, net = self._ahead
+        h, w = rgb.shape[:2]
+        doubt = self.still.reuse_frames > 0 or self.near or self.persist
+        faint = self.persist
+        for r in self.fine_regions(w, h, index):
+            if not self.still.runs_whole((r, self.fine.zoom), index,
+                                         previous=index - self.fine.cycle) and \
+                    not self._ran_whole.get(r, False):
+                continue
+            x0, y0, x1, y1 = r
+            self._pending[(index, r)] = pool.submit(
+                self._run, rgb[y0:y1, x0:x1], self.fine.zoom, True, doubt, True, faint, net)
+
+    def _drop_pending(self, before: int | None = None) -> None:
+        for (i, r), fut in list(self._pending.items()):
+            if before is None or i < before:
+                fut.cancel()
+                del self._pending[(i, r)]
 
     # -- one image ------------------------------------------------------------------------
     def _run(self, rgb: np.ndarray, scale: float, fine: bool, doubt: bool,
-             cached: bool = True, faint: bool = False) -> Detections:
+             cached: bool = True, faint: bool = False, net=None) -> Detections:
         """The faces that the whole-frame (or, if `fine`, the fine pass's) network finds in
         `rgb` seen `scale` times larger, in `rgb` pixels: sides ending just short of the
         picture's edge moved onto it, clipped to it; with `doubt`, the near-misses as
@@ -337,8 +387,9 @@ class FaceDetector:
         floor but above `FinePass.weak` x the threshold as `.weak`. The fine pass keeps no
         box larger than `FinePass.largest`."""
         h, w = rgb.shape[:2]
-        net, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
+        own, thr, largest = ((self.fine_net, self.fine.threshold or self.threshold,
                               self.fine.largest) if fine else (self.net, self.threshold, None))
+        net = net or own
         floor = self.fine.weak if faint and doubt and self.fine.weak else DOUBT
         boxes, scores, near = net.run(rgb, scale, thr, thr * floor if doubt else None,
                                       cached, largest)
@@ -368,6 +419,9 @@ class FaceDetector:
         fine pass, the result also carries the camera's translation since the previous call
         (`shift`)."""
         self.still.frame(rgb, index)
+        self._index = None if sweep else index
+        if self._pending:
+            self._drop_pending(before=index if index is not None else None)
         h, w = rgb.shape[:2]
         whole = self.fine is None or index is None or sweep or index % self.whole_every == 0
         dets = self._region(rgb, (0, 0, w, h), None) if whole else Detections.empty()
@@ -568,7 +622,12 @@ class FaceDetector:
         scale = zoom if zoom is not None else self.detect_size / max(x1 - x0, y1 - y0)
         key = (region, zoom)
         h, w = rgb.shape[:2]
+        # whether the region's picture decides (else it runs whole): what `ahead` predicts by
+        decided = zoom is not None and self._index is not None and \
+            not self.still.runs_whole(key, self._index)
         plan = self.still.plan(key, region, margin=max(48, max(w, h) // 20))
+        if decided:
+            self._ran_whole[region] = plan is None
         if plan is not None:
             kept, changed, doubtful = plan
             if not changed and not doubtful:
@@ -604,9 +663,14 @@ class FaceDetector:
         region."""
         h, w = rgb.shape[:2]
         x0, y0, x1, y1 = region
-        d = self._run(rgb[y0:y1, x0:x1], scale, fine,
-                      self.still.active or self.near or (fine and self.persist), within is None,
-                      faint=fine and self.persist and within is None)
+        early = self._pending.pop((self._index, region), None) \
+            if fine and within is None and self._index is not None else None
+        if early is not None:
+            d = early.result()              # run ahead (`ahead`), on this frame's pixels
+        else:
+            d = self._run(rgb[y0:y1, x0:x1], scale, fine,
+                          self.still.active or self.near or (fine and self.persist),
+                          within is None, faint=fine and self.persist and within is None)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):

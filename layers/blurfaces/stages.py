@@ -18,6 +18,7 @@ stitch  joins the segments without re-encoding, muxes the source's audio once, m
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import json
@@ -224,9 +225,11 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     key = (size, options.score_threshold, tiles, fine, threads, options.precision, whole_every)
     if key not in _DETECTORS:
         _DETECTORS.clear()
+        # with two cores or more, the next frame's regions run on a core of their own
         _DETECTORS[key] = FaceDetector(detect_size=size, threshold=options.score_threshold,
                                        tiles=tiles, fine=fine, threads=threads,
-                                       precision=options.precision, whole_every=whole_every)
+                                       precision=options.precision, whole_every=whole_every,
+                                       ahead=(threads or available_cpus()) >= 2)
     return _DETECTORS[key]
 
 
@@ -352,20 +355,37 @@ def _open_source(manifest: dict):
     store.check_pin(source, pin)        # not changed while it was read
 
 
+# frames decoded ahead of detection whose fine-pass regions run meanwhile (detect.ahead):
+# fewer than a fine-pass cycle, so a region is never due twice in the window
+AHEAD_FRAMES = 4
+
+
 def _detections(frames, detector: FaceDetector | None, first: int, every: int, count: int):
     """(frame, detections) in frame order: the detector on every `every`-th frame of the
     video (counted from its first, `first` being this one's index, so every chunking picks
     the same frames; the first and the last of them, of the video's `count` frames, sweep
     the whole fine grid); empty detections between, which the tracker fills (and on every
     frame without a detector: boxes from a file)."""
-    gidx = first
     ends = (0, (count - 1) // every * every)
+    window: collections.deque = collections.deque()     # (index, frame), the next ones
+    read = first
+    upcoming = iter(frames)
     try:
-        for frame in frames:
+        while True:
+            while len(window) <= AHEAD_FRAMES:
+                frame = next(upcoming, None)
+                if frame is None:
+                    break
+                if detector is not None and read % every == 0 and read not in ends:
+                    detector.ahead(frame.rgb, read // every)
+                window.append((read, frame))
+                read += 1
+            if not window:
+                return
+            gidx, frame = window.popleft()
             due = detector is not None and gidx % every == 0
             yield frame, (detector.detect(frame.rgb, gidx // every, sweep=gidx in ends) if due
                           else Detections.empty())
-            gidx += 1
     finally:
         frames.close()          # stops the decode thread before the source closes
 

@@ -198,6 +198,20 @@ class Stillness:
         kept.doubt = np.zeros((0, 4), np.float32)       # each is in a doubtful box: run again
         return kept, boxes, doubtful
 
+    def runs_whole(self, key, index: int, previous: int | None = None) -> bool:
+        """Whether `plan` of `key` on detection frame `index` (this frame's, or a later
+        one's) will run the whole region whatever its picture: reuse off, or its kept run
+        from an earlier period than `index`'s and no look of it meanwhile (`previous`: the
+        detection frame of its previous look, which may not have happened yet) in that
+        period."""
+        if not self.reuse_frames:
+            return True
+        period = index // self.reuse_frames
+        memo = self._memo.get(key)
+        if memo is not None and memo["period"] == period:
+            return False
+        return previous is None or previous // self.reuse_frames != period
+
     def changed_since_last_look(self, key, region, boxes, camera) -> np.ndarray:
         """For each of `boxes` (pixels): whether the picture under it changed since the last
         call for `key` (the region's previous look), by more than `LEVEL` anywhere under it;
