@@ -248,6 +248,9 @@ def test_the_first_and_last_detection_frames_of_the_video_sweep_the_whole_fine_g
         def ahead(self, rgb, index):
             self.early.append((index, len(self.calls)))
 
+        def drop_pending(self):
+            self.dropped = True
+
     for count, first, every, swept in ((10, 0, 1, [0, 9]), (10, 4, 1, [9]), (11, 0, 2, [0, 5]),
                                        (10, 0, 2, [0, 4]), (10, 2, 3, [3])):
         rec = Recorder()
@@ -257,6 +260,7 @@ def test_the_first_and_last_detection_frames_of_the_video_sweep_the_whole_fine_g
         assert [i for i, _ in rec.calls] == detected
         # every detection frame but the sweeps is asked ahead, once, up to AHEAD_FRAMES
         # frames before `detect` gets it
+        assert rec.dropped          # nothing left queued after the last frame
         assert [i for i, _ in rec.early] == [i for i, s in rec.calls if not s]
         for index, done in rec.early:
             before = detected.index(index)

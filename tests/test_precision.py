@@ -143,6 +143,7 @@ def test_a_model_parsed_once_is_known_by_its_hash_and_a_changed_one_parsed_again
     model.check_readable(path)
     stamp = tmp_path / "centerface-int8.onnx.readable"
     assert stamp.read_text() == model.file_sha256(path)
+    assert stamp.stat().st_mode & 0o777 == 0o644       # other users of the folder read it
     parsed = []
     real = model._onnx
     monkeypatch.setattr(model, "_onnx", lambda: parsed.append(1) or real())

@@ -270,3 +270,28 @@ def test_regions_run_ahead_give_the_detections_of_regions_run_in_turn(speed, wal
         assert len(whole) >= 40 // 2 - 2 and sum(whole) >= len(whole) - grid
     else:                                # most runs are reuse's: few whole, few wasted
         assert det.still.partial + det.still.reused > 2 * sum(whole) > 0
+
+
+def test_regions_run_ahead_only_where_it_pays_and_fits():
+    """No thread ahead where every frame runs every region (`--quality max`: one thread for
+    them is slower than all inline), nor for frames over 1080p (a worker's memory); a
+    consumer that stops early leaves no run queued."""
+    from blurfaces.detect import AHEAD_MAX_PIXELS
+    assert FaceDetector(fine=FinePass(cycle=1), ahead=True)._ahead is None
+    det = FaceDetector(fine=FinePass(cycle=8, network="retinaface", threshold=0.1),
+                       ahead=True)
+    det.reset(0)
+    uhd = np.zeros((2160, 3840, 3), np.uint8)
+    assert 3840 * 2160 > AHEAD_MAX_PIXELS
+    det.ahead(uhd, 3)
+    assert det._pending == {}
+    hd = np.zeros((720, 1280, 3), np.uint8)
+    for index in range(1, 5):
+        det.ahead(hd, index)
+    assert len(det._pending) == sum(len(det.fine_regions(1280, 720, i)) for i in range(1, 5)) > 0
+    queued = list(det._pending.values())
+    det.drop_pending()
+    assert det._pending == {}
+    # every queued run cancelled but the one running, which ends unread
+    assert sum(not (f.cancelled() or f.done()) for f in queued) <= 1
+    assert sum(f.cancelled() for f in queued) >= len(queued) - 2

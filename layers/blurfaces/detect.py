@@ -71,7 +71,7 @@ most LOST_MOST per look, and kept over LOST_VERIFY where the check found it; not
 reused the picture, and not twice in a row (LOOKS_REMEMBERED; docs/measurements.md
 "Faces kept by their checks").
 
-With `ahead=True` (the worker sets it where it has two cores or more), the regions that the
+With `ahead=True` (the worker sets it where it has two cores), the regions that the
 next AHEAD_FRAMES frames (stages.py) run whole go through the network on a thread and session
 of their own while `detect` works on the frames before (`ahead`): the same runs on the same
 pixels, so the same detections, but the region pass, 40-60% of the CPU, no longer waits for the
@@ -109,6 +109,11 @@ from .still import DOUBT, Stillness
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
 SMALL_GROWTH = 0.75
+# FaceDetector.ahead: no regions run ahead for frames larger than 1080p: at 4K the second
+# session and the frames held for it would take about 390 MB more of a worker's memory,
+# which the Lambda sizing (aws/sizing.py) does not leave; at 1080p it is 344 MB (and 5%
+# faster), at 720p 135 MB (10%)
+AHEAD_MAX_PIXELS = 1920 * 1088
 # FinePass.persist: how well a near-miss must overlap its region's previous look's to count
 # as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
 PERSIST_IOU = 0.4
@@ -321,7 +326,7 @@ class FaceDetector:
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
         # `ahead`: the next frame's regions run on a thread of their own (`ahead()`)
         self._ahead = None
-        if ahead and fine is not None:
+        if ahead and fine is not None and fine.cycle > 1:
             from concurrent.futures import ThreadPoolExecutor
             self._ahead = (ThreadPoolExecutor(1, thread_name_prefix="blurfaces-regions"),
                            NETWORKS[fine.network](self.fine_net.model_path, 1))
@@ -343,7 +348,7 @@ class FaceDetector:
         self._faces = {}
         self._whole = np.zeros((0, 4), np.float32)
         self.near = bool(near_misses)
-        self._drop_pending()
+        self.drop_pending()
         self._ran_whole = {}
 
     # -- the next frame's regions, ahead ----------------------------------------------------
@@ -356,10 +361,10 @@ class FaceDetector:
         camera `detect` reuses or runs part of it, and a run ahead would be wasted (so too
         before any such look). The runs are those `detect` would make, on the same pixels:
         the detections are the same, only their time overlaps."""
-        if self._ahead is None:
+        h, w = rgb.shape[:2]
+        if self._ahead is None or w * h > AHEAD_MAX_PIXELS:
             return
         pool, net = self._ahead
-        h, w = rgb.shape[:2]
         doubt = self.still.reuse_frames > 0 or self.near or self.persist
         faint = self.persist
         for r in self.fine_regions(w, h, index):
@@ -371,7 +376,9 @@ class FaceDetector:
             self._pending[(index, r)] = pool.submit(
                 self._run, rgb[y0:y1, x0:x1], self.fine.zoom, True, doubt, True, faint, net)
 
-    def _drop_pending(self, before: int | None = None) -> None:
+    def drop_pending(self, before: int | None = None) -> None:
+        """Forget the runs ahead (of frames before `before`): queued ones are cancelled, a
+        running one ends unread."""
         for (i, r), fut in list(self._pending.items()):
             if before is None or i < before:
                 fut.cancel()
@@ -421,7 +428,7 @@ class FaceDetector:
         self.still.frame(rgb, index)
         self._index = None if sweep else index
         if self._pending:
-            self._drop_pending(before=index if index is not None else None)
+            self.drop_pending(before=index if index is not None else None)
         h, w = rgb.shape[:2]
         whole = self.fine is None or index is None or sweep or index % self.whole_every == 0
         dets = self._region(rgb, (0, 0, w, h), None) if whole else Detections.empty()

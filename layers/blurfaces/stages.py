@@ -225,11 +225,13 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     key = (size, options.score_threshold, tiles, fine, threads, options.precision, whole_every)
     if key not in _DETECTORS:
         _DETECTORS.clear()
-        # with two cores or more, the next frame's regions run on a core of their own
+        # on two cores the next frames' regions run on one of their own (FaceDetector.ahead:
+        # on one core there is nothing to overlap; on more, one thread for the regions is
+        # slower than all of them inline)
         _DETECTORS[key] = FaceDetector(detect_size=size, threshold=options.score_threshold,
                                        tiles=tiles, fine=fine, threads=threads,
                                        precision=options.precision, whole_every=whole_every,
-                                       ahead=(threads or available_cpus()) >= 2)
+                                       ahead=(threads or available_cpus()) == 2)
     return _DETECTORS[key]
 
 
@@ -356,7 +358,7 @@ def _open_source(manifest: dict):
 
 
 # frames decoded ahead of detection whose fine-pass regions run meanwhile (detect.ahead):
-# fewer than a fine-pass cycle, so a region is never due twice in the window
+# fewer than a fine-pass cycle (8), so a region is never due twice in the window
 AHEAD_FRAMES = 4
 
 
@@ -387,6 +389,8 @@ def _detections(frames, detector: FaceDetector | None, first: int, every: int, c
             yield frame, (detector.detect(frame.rgb, gidx // every, sweep=gidx in ends) if due
                           else Detections.empty())
     finally:
+        if detector is not None:
+            detector.drop_pending()     # a consumer that stopped early leaves no runs queued
         frames.close()          # stops the decode thread before the source closes
 
 
