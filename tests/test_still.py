@@ -274,16 +274,16 @@ def test_regions_run_ahead_give_the_detections_of_regions_run_in_turn(speed, wal
 
 def test_regions_run_ahead_only_where_it_pays_and_fits():
     """No thread ahead where every frame runs every region (`--quality max`: one thread for
-    them is slower than all inline), nor for frames over 1080p (a worker's memory); a
-    consumer that stops early leaves no run queued."""
+    them is slower than all inline), nor for frames over 720p (there the one region thread
+    holds the rest up, and more memory); a consumer that stops early leaves no run queued."""
     from blurfaces.detect import AHEAD_MAX_PIXELS
     assert FaceDetector(fine=FinePass(cycle=1), ahead=True)._ahead is None
     det = FaceDetector(fine=FinePass(cycle=8, network="retinaface", threshold=0.1),
                        ahead=True)
     det.reset(0)
-    uhd = np.zeros((2160, 3840, 3), np.uint8)
-    assert 3840 * 2160 > AHEAD_MAX_PIXELS
-    det.ahead(uhd, 3)
+    fhd = np.zeros((1080, 1920, 3), np.uint8)
+    assert 1920 * 1080 > AHEAD_MAX_PIXELS
+    det.ahead(fhd, 3)
     assert det._pending == {}
     hd = np.zeros((720, 1280, 3), np.uint8)
     for index in range(1, 5):

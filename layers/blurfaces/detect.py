@@ -75,7 +75,8 @@ With `ahead=True` (the worker sets it where it has two cores), the regions that 
 next AHEAD_FRAMES frames (stages.py) run whole go through the network on a thread and session
 of their own while `detect` works on the frames before (`ahead`): the same runs on the same
 pixels, so the same detections, but the region pass, 40-60% of the CPU, no longer waits for the
-rest of the frame's work nor it for the region pass (docs/measurements.md "Regions run ahead").
+rest of the frame's work nor it for the region pass, on frames up to 720p (AHEAD_MAX_PIXELS;
+docs/measurements.md "Regions run ahead at 720p").
 
 With `reset(reuse_frames=N)` (the worker sets it from `--reuse`), every pass that is due (the 640 px
 pass, a region, a tile) first asks `still.Stillness` whether its picture changed since its last
@@ -109,11 +110,11 @@ from .still import DOUBT, Stillness
 # Measured on the crowd clips (score.py): 0.5 (2x) 99.54% / 99.29% covered at 720p / 1080p,
 # 0.625 99.53% at 1080p, 0.75 99.82% / 99.64%; over-masking 4.6% -> 7.2% on those crowds.
 SMALL_GROWTH = 0.75
-# FaceDetector.ahead: no regions run ahead for frames larger than 1080p: at 4K the second
-# session and the frames held for it would take about 390 MB more of a worker's memory,
-# which the Lambda sizing (aws/sizing.py) does not leave; at 1080p it is 344 MB (and 5%
-# faster), at 720p 135 MB (10%)
-AHEAD_MAX_PIXELS = 1920 * 1088
+# FaceDetector.ahead: no regions run ahead for frames larger than 720p. There the region thread
+# (one onnxruntime thread) becomes the critical path wherever the rest of the frame's work is
+# light: a synthetic 1080p clip of five faces took 12% longer (a crowd at 1080p: within 3%),
+# and it holds 344 MB more. At 720p a crowd runs 10% faster, five faces within 2% (noise).
+AHEAD_MAX_PIXELS = 1280 * 720
 # FinePass.persist: how well a near-miss must overlap its region's previous look's to count
 # as the same place in the scene (a 10 px face's box moves by a pixel or two between looks)
 PERSIST_IOU = 0.4

@@ -225,9 +225,9 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     key = (size, options.score_threshold, tiles, fine, threads, options.precision, whole_every)
     if key not in _DETECTORS:
         _DETECTORS.clear()
-        # on two cores the next frames' regions run on one of their own (FaceDetector.ahead:
-        # on one core there is nothing to overlap; on more, one thread for the regions is
-        # slower than all of them inline)
+        # on two cores the next frames' regions run on one of their own (FaceDetector.ahead,
+        # up to 720p: on one core there is nothing to overlap; on more, one thread for the
+        # regions is slower than all of them inline)
         _DETECTORS[key] = FaceDetector(detect_size=size, threshold=options.score_threshold,
                                        tiles=tiles, fine=fine, threads=threads,
                                        precision=options.precision, whole_every=whole_every,

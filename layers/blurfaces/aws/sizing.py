@@ -34,8 +34,8 @@ MAP_ITEMS_MAX = 10_000
 #: 2,194 MB measured on 2026-12-05 plus the 15 more frames the tracker's 1.1 s look-ahead now
 #: holds; a line on or over them), and what Lambda must have beyond it: 25% and the runtime's
 #: 150 MB. A worker with two vCPUs (3538 MB) runs the next frames' regions ahead on a second
-#: network session up to 1080p (detect.AHEAD_MAX_PIXELS): 135 MB more at 720p, 344 MB at 1080p
-#: (1,174 MB in all), far within its memory; none above 1080p, where this line is tightest.
+#: network session up to 720p (detect.AHEAD_MAX_PIXELS): about 135 MB more (675 MB in all),
+#: far within its memory; none above, where this line is tighter.
 WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 280.0, 277.0
 
 
