@@ -366,8 +366,8 @@ class FaceDetector:
         if self._ahead is None or w * h > AHEAD_MAX_PIXELS:
             return
         pool, net = self._ahead
-        doubt = self.still.reuse_frames > 0 or self.near or self.persist
-        faint = self.persist
+        # a video's frame: reuse is active exactly where it is on (still.frame)
+        doubt, faint = self._asks(True, True, self.still.reuse_frames > 0)
         for r in self.fine_regions(w, h, index):
             if not self.still.runs_whole((r, self.fine.zoom), index,
                                          previous=index - self.fine.cycle) and \
@@ -384,6 +384,13 @@ class FaceDetector:
             if before is None or i < before:
                 fut.cancel()
                 del self._pending[(i, r)]
+
+    def _asks(self, fine: bool, whole: bool, reusing: bool) -> tuple[bool, bool]:
+        """What a network run of a region (or, `whole`, not a part of one) returns beyond its
+        detections: its near-misses (`doubt`: for reuse, the review page, or the fine pass's
+        evidence) and its faint boxes (`faint`: the fine pass's evidence, whole regions only).
+        One rule for the runs `_fresh` makes and those `ahead` makes for it."""
+        return reusing or self.near or (fine and self.persist), fine and self.persist and whole
 
     # -- one image ------------------------------------------------------------------------
     def _run(self, rgb: np.ndarray, scale: float, fine: bool, doubt: bool,
@@ -429,7 +436,7 @@ class FaceDetector:
         self.still.frame(rgb, index)
         self._index = None if sweep else index
         if self._pending:
-            self.drop_pending(before=index if index is not None else None)
+            self.drop_pending(before=index)
         h, w = rgb.shape[:2]
         whole = self.fine is None or index is None or sweep or index % self.whole_every == 0
         dets = self._region(rgb, (0, 0, w, h), None) if whole else Detections.empty()
@@ -676,9 +683,8 @@ class FaceDetector:
         if early is not None:
             d = early.result()              # run ahead (`ahead`), on this frame's pixels
         else:
-            d = self._run(rgb[y0:y1, x0:x1], scale, fine,
-                          self.still.active or self.near or (fine and self.persist),
-                          within is None, faint=fine and self.persist and within is None)
+            doubt, faint = self._asks(fine, within is None, self.still.active)
+            d = self._run(rgb[y0:y1, x0:x1], scale, fine, doubt, within is None, faint)
         off = np.array([x0, y0, x0, y0], np.float32)
 
         def inner(b, bounds):
