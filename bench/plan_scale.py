@@ -59,11 +59,14 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
     from blurfaces import cost, stages
     from blurfaces.aws import Settings, sizing
     from blurfaces.options import Options
-    s = Settings()
-    memory = int(common.template_default("WorkerMemorySize"))
+    s = Settings()      # its defaults are the template's (tests/test_plan_sizing.py)
     conc = int(common.template_default("MaxConcurrency"))
     rows = []
     for (w, h) in ((1280, 720), (1920, 1080)):
+        # the worker plan chooses for an hour of these frames (the one-vCPU one for both)
+        memory = sizing.choose_worker({"chunk_seconds": common.template_default("ChunkSeconds")},
+                                      {"w": w, "h": h, "fps": 30.0, "seconds": 3600.0},
+                                      s).memory_mb
         cap = common.plan_chunk_seconds(w, h, 30, memory)
         speedup = {1: 1.0, 2: SPEEDUP_2_THREADS[(w, h)]}.get(cost.vcpus(memory),
                                                              cost.vcpus(memory))

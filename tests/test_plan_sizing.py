@@ -34,8 +34,14 @@ def test_template_gives_plan_one_full_vcpu():
     plan = template["Resources"]["PlanFunction"]["Properties"]
     assert plan["MemorySize"] == sizing.PLAN_MEMORY_MB == 1769
     assert Settings().functions()["plan_memory_mb"] == 1769
-    worker = template["Parameters"]["WorkerMemorySize"]["Default"]
-    assert worker == Settings().worker_memory_mb == 3538
+    params = template["Parameters"]
+    assert params["WorkerMemorySize"]["Default"] == Settings().worker_memory_mb == 1769
+    assert params["LargeWorkerMemorySize"]["Default"] == Settings().large_worker_memory_mb \
+        == 3538
+    workers = template["Resources"]
+    assert workers["WorkerFunction"]["Properties"]["MemorySize"] == {"Ref": "WorkerMemorySize"}
+    assert workers["LargeWorkerFunction"]["Properties"]["MemorySize"] == {
+        "Ref": "LargeWorkerMemorySize"}
 
 
 def _manifest(w, h, seconds=60.0, fps=30.0):
@@ -45,21 +51,76 @@ def _manifest(w, h, seconds=60.0, fps=30.0):
 
 
 def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_run_out():
+    """Both workers set to 1769 MB: 4K is refused in plan, naming the setting to raise."""
     from blurfaces.errors import LimitError
     # peaks (bench/lambda_sizing.py, one thread): 528 MB at 720p and 823 MB at 1080p measured,
     # about 2,570 MB at 4K (2,194 MB measured before the look-ahead held 15 more frames)
     assert sizing.worker_memory_needed_mb(1280, 720) > 528 * 1.25 + 150
     assert 1769 > sizing.worker_memory_needed_mb(1920, 1080) > 823 * 1.25 + 150
     assert 3538 > sizing.worker_memory_needed_mb(3840, 2160) > 2570 * 1.25 + 150
-    small = Settings.from_env({"WORKER_MEMORY_MB": "1769"})
-    with pytest.raises(LimitError, match=r"3840x2160.*WorkerMemorySize is 1769 MB.*raise "
-                                         r"WorkerMemorySize \(3538 fits up to 4K\)"):
-        sizing.check_limits(_manifest(3840, 2160), small)
+    small = Settings.from_env({"WORKER_MEMORY_MB": "1769", "LARGE_WORKER_MEMORY_MB": "1769"})
+    uhd = {"w": 3840, "h": 2160, "fps": 30.0, "seconds": 60.0}
+    chosen = sizing.choose_worker({"chunk_seconds": 40.0}, uhd, small)
+    assert chosen.setting == "LargeWorkerMemorySize"       # neither fits: the larger's limits
+    with pytest.raises(LimitError, match=r"3840x2160.*LargeWorkerMemorySize is 1769 MB.*raise "
+                                         r"LargeWorkerMemorySize \(3538 fits up to 4K\)"):
+        sizing.check_limits(_manifest(3840, 2160), small, chosen)
     assert sizing.check_limits(_manifest(1920, 1080), small)["worker_memory_needed_mb"] < 1769
-    # the default worker takes 4K
+    # the default deployment sends 4K to its large worker, which takes it
     default = Settings.from_env({})
-    assert default.worker_memory_mb == 3538
-    assert sizing.check_limits(_manifest(3840, 2160), default)["frame"] == [3840, 2160]
+    chosen = sizing.choose_worker({"chunk_seconds": 40.0}, uhd, default)
+    assert chosen.memory_mb == default.large_worker_memory_mb == 3538
+    assert sizing.check_limits(_manifest(3840, 2160), default, chosen)["frame"] == [3840, 2160]
+
+
+@pytest.mark.parametrize("w,h,fps,cut,memory", [
+    (1280, 720, 30.0, {"chunk_seconds": 40.0}, 1769),     # 40 s chunks either way: 1 vCPU
+    (1920, 1080, 30.0, {"chunk_seconds": 40.0}, 1769),    # 16.5 s at 1769 still cheaper
+    (1920, 1080, 25.0, {"chunk_seconds": 40.0}, 1769),
+    (1920, 1080, 60.0, {"chunk_seconds": 40.0}, 3538),    # 5.6 s chunks: margins dominate
+    (2560, 1440, 30.0, {"chunk_seconds": 40.0}, 3538),    # 1,776 MB needed: over 1769
+    (3840, 2160, 30.0, {"chunk_seconds": 40.0}, 3538),
+    (1280, 720, 30.0, {"chunks": 2}, 1769),               # 30 s each: within 1769's 43.9 s
+    (1280, 720, 30.0, {"chunks": 1}, 3538),               # 60 s: only 3538 ends it in time
+])
+def test_plan_chooses_the_worker_that_costs_less_per_video_second(w, h, fps, cut, memory):
+    """The one-vCPU worker runs a chunk on one thread that keeps its vCPU busy, where two
+    threads keep about 1.6 of 2; against that, it finishes shorter chunks in time, and each
+    chunk decodes and detects 5.4 s of margins. The estimate picks it for 720p and 1080p at
+    25-30 fps, the two-vCPU worker where chunks would be short or the frames do not fit."""
+    settings = Settings.from_env({"WORKER_FUNCTION": "fn-small",
+                                  "LARGE_WORKER_FUNCTION": "fn-large"})
+    head = {"w": w, "h": h, "fps": fps, "seconds": 60.0}
+    chosen = sizing.choose_worker(cut, head, settings)
+    assert chosen.memory_mb == memory
+    assert chosen.function == ("fn-small" if memory == 1769 else "fn-large")
+    capped = sizing.cap_chunks(cut, head, settings, worker=chosen)
+    if "chunk_seconds" in cut and cut.get("chunk_seconds"):
+        assert capped["chunk_seconds"] == pytest.approx(min(40.0, sizing.worker_chunk_seconds(
+            w, h, fps, memory)), abs=0.01)
+    # unknown frames (no header figures): the first worker
+    assert sizing.choose_worker(cut, None, settings).function == "fn-small"
+
+
+def test_a_lambda_worker_runs_as_many_threads_as_its_memory_buys_not_the_cpus_it_sees(
+        monkeypatch):
+    """Lambda shows 2 CPUs up to 3008 MB and 3 up to 5307 MB, with one vCPU of time per
+    1769 MB: threads follow the memory there, and the CPUs seen elsewhere."""
+    from blurfaces import stages
+    from blurfaces.aws.chunk import worker_threads
+    monkeypatch.setattr(stages, "default_workers", lambda: 3)
+    on = {m: worker_threads(Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(m)}))
+          for m in (1024, 1769, 3008, 3538, 10240)}
+    assert on == {1024: 1, 1769: 1, 3008: 1, 3538: 2, 10240: 3}
+    assert worker_threads(Settings.from_env({})) == 3          # not on Lambda
+    monkeypatch.setattr(stages, "default_workers", lambda: 2)
+    assert worker_threads(Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3538"})) == 2
+
+
+def test_a_state_machine_without_its_worker_functions_is_a_deployment_error():
+    from blurfaces.errors import OptionError
+    with pytest.raises(OptionError, match="WORKER_FUNCTION"):
+        Settings.from_env({"STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:x"})
 
 
 def test_lambda_sizing_costs_the_hour_from_the_measured_chunk_alone():
@@ -85,7 +146,8 @@ def test_the_template_chunk_length_and_what_plan_cuts_of_it():
     case would not end in time, so 1080p gets 38.5 s at 3538 MB and 16.5 s at 1769 MB."""
     from bench import common
     assert common.template_default("ChunkSeconds") == 40
-    assert common.template_default("WorkerMemorySize") == 3538
+    assert common.template_default("WorkerMemorySize") == 1769
+    assert common.template_default("LargeWorkerMemorySize") == 3538
     assert common.plan_chunk_seconds(1280, 720, 30, 3538) == 40
     assert common.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(38.5, abs=0.05)
     assert common.plan_chunk_seconds(1920, 1080, 30, 1769) == pytest.approx(16.5, abs=0.05)

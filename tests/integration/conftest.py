@@ -36,7 +36,11 @@ from tests.integration.helpers import (ASL, FUNCTIONS, REGION, LambdaContext, ca
 from tests.s3server import s3_server  # noqa: F401
 
 HANDLER_ENV = {"ROOT_PREFIX": "", "BLURFACES_CHUNK_SECONDS": "1.2", "MAX_CONCURRENCY": "4",
-               "EVENT_BUS": "default"}
+               "EVENT_BUS": "default",
+               # as template.yaml sets them for plan: the ARNs of the functions created below
+               **{env: f"arn:aws:lambda:{REGION}:123456789012:function:{FUNCTIONS[stage]}"
+                  for env, stage in (("WORKER_FUNCTION", "worker"),
+                                     ("LARGE_WORKER_FUNCTION", "large_worker"))}}
 
 
 def _throttled_class():
@@ -174,11 +178,10 @@ def fast_waits(asl: dict) -> dict:
     return asl
 
 
-def definition(worker_arn: str, stitch_arn: str) -> str:
+def definition(stitch_arn: str) -> str:
     with open(ASL, encoding="utf-8") as f:
         text = f.read()
-    text = text.replace("${WorkerFunctionArn}", worker_arn) \
-               .replace("${StitchFunctionArn}", stitch_arn)
+    text = text.replace("${StitchFunctionArn}", stitch_arn)
     assert "${" not in text, "unsubstituted placeholder left in the ASL definition"
     return json.dumps(fast_waits(json.loads(text)))
 
@@ -230,9 +233,11 @@ def aws(s3_server):
                     FunctionName=name, Runtime="python3.12", Role=role,
                     Handler=f"functions.{stage}.app.handler", Code={"ZipFile": code},
                     Timeout=900, MemorySize=3008)["FunctionArn"]
+            assert (arns["worker"], arns["large_worker"]) == (
+                HANDLER_ENV["WORKER_FUNCTION"], HANDLER_ENV["LARGE_WORKER_FUNCTION"])
             sm_arn = sfn.create_state_machine(
                 name=f"blurfaces-{uuid.uuid4().hex[:8]}",
-                definition=definition(arns["worker"], arns["stitch"]),
+                definition=definition(arns["stitch"]),
                 roleArn=role, type="STANDARD")["stateMachineArn"]
             sqs = session.client("sqs", endpoint_url=endpoint, region_name=REGION)
             events = session.client("events", endpoint_url=endpoint, region_name=REGION)

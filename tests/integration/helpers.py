@@ -24,7 +24,7 @@ ASL = os.path.join(ROOT, "statemachine", "blurfaces.asl.json")
 EVENTS = os.path.join(ROOT, "events")
 REGION = "us-east-1"
 FUNCTIONS = {"plan": "blurfaces-plan", "worker": "blurfaces-worker",
-             "stitch": "blurfaces-stitch"}
+             "large_worker": "blurfaces-worker-large", "stitch": "blurfaces-stitch"}
 WORK = ".blurfaces/work/"       # the work prefix under the root (Settings default)
 
 INPUT_KEY = "incoming/clips/single face.mp4"
@@ -59,7 +59,9 @@ def handlers() -> dict:
     from functions.plan import app as plan_app
     from functions.stitch import app as stitch_app
     from functions.worker import app as worker_app
+    # the two worker functions are one image (one handler) at two memory sizes
     return {FUNCTIONS["plan"]: plan_app.handler, FUNCTIONS["worker"]: worker_app.handler,
+            FUNCTIONS["large_worker"]: worker_app.handler,
             FUNCTIONS["stitch"]: stitch_app.handler}
 
 

@@ -95,7 +95,9 @@ def test_handlers_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert inp["chunks"] >= 2
     assert len(json.dumps(out)) < 2048                      # URIs only, never frames/rows
     items = json.loads(aws.s3.get_object(Bucket=bucket, Key=inp["items_key"])["Body"].read())
-    assert items == [{"work": inp["work"], "index": i} for i in range(inp["chunks"])]
+    # each item names the worker function its chunk runs on: a small clip, the one-vCPU one
+    assert items == [{"work": inp["work"], "index": i, "worker": aws.function_arns["worker"]}
+                     for i in range(inp["chunks"])]
 
     assert inp["outputs"]["video"] == f"s3://{bucket}/{OUT_PREFIX}.mp4"
     manifest = json.loads(aws.s3.get_object(Bucket=bucket,
@@ -240,6 +242,7 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     assert d.count(FUNCTIONS["worker"], index=1) == 2          # crashed once, retried
     assert d.count(FUNCTIONS["worker"], index=0) == 1          # the others were not re-run
     assert d.count(FUNCTIONS["stitch"]) == 1
+    assert d.count(FUNCTIONS["large_worker"]) == 0              # 640x360: the one-vCPU one
     summary = assert_outputs(aws, bucket, single_face, tmp_path)
     assert keys(aws, bucket, WORK) == []
 
@@ -264,6 +267,35 @@ def test_state_machine_end_to_end(aws, single_face, tmp_path, monkeypatch):
     runs = aws.sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]
     assert [e["name"] for e in runs].count(job["job_id"]) == 1
 
+
+
+@pytest.mark.slow
+def test_frames_the_first_worker_cannot_hold_run_on_the_large_one(aws, single_face, tmp_path,
+                                                                  monkeypatch):
+    """Plan sends a job whose frames the first worker's memory cannot hold to the large
+    worker: its items name that function, the state machine (this repo's definition, which
+    invokes each item's "worker") runs every chunk there, and the summary's cost is that of
+    its memory. The single-face clip is 640x360: by sizing's line a worker needs about 580 MB
+    for it, so one of 512 MB is too small."""
+    monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
+    monkeypatch.setenv("WORKER_MEMORY_MB", "512")
+    aws.dispatcher.reset()
+    bucket = aws.server.new_bucket("bf-large")
+    obj = upload(aws, bucket, single_face)
+    (job,) = call("plan", put_event(bucket, obj))["jobs"]
+    assert job["status"] == "started", job
+    desc = wait_execution(aws, job["execution_arn"])
+    assert desc["status"] == "SUCCEEDED", desc
+    d, n = aws.dispatcher, job["input"]["chunks"]
+    assert d.count(FUNCTIONS["large_worker"], ok=True) == n >= 2
+    assert d.count(FUNCTIONS["worker"]) == 0
+    with d._lock:
+        named = {c["event"].get("worker") for c in d.calls
+                 if c["function"] == FUNCTIONS["large_worker"]}
+    assert named == {aws.function_arns["large_worker"]}
+    summary = assert_outputs(aws, bucket, single_face, tmp_path)
+    assert summary["cost"]["worker_memory_mb"] == 3538
+    assert keys(aws, bucket, WORK) == []
 
 @pytest.mark.slow
 def test_state_machine_chunk_keeps_failing(aws, single_face, monkeypatch):

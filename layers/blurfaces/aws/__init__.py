@@ -8,8 +8,9 @@ from `stages`. This package owns what is AWS-specific around them, one concern p
   record (`Settings.from_env`), and the layered options of one job (`job_options`);
 * `events`: S3 notifications, EventBridge "Object Created" and direct events into `Upload`
   records; the loop guard; the version an event names;
-* `sizing`: the chunk length a worker finishes in time, the limits checked in plan before
-  any worker runs (`LimitError`), the per-frame cost constants;
+* `sizing`: which of the two worker functions a job runs on (`choose_worker`), the chunk
+  length it finishes in time, the limits checked in plan before any worker runs
+  (`LimitError`), the per-frame cost constants;
 * `start`: planning one upload and starting its execution (`start_job`), and the backfill
   of a whole prefix (`backfill`);
 * `chunk`: one item of the Distributed Map (`run_chunk`);

@@ -8,6 +8,18 @@ from .settings import Settings
 from .work import error_uri
 
 
+def worker_threads(settings: Settings) -> int:
+    """Threads for a chunk (onnxruntime, the decoder, x264). Lambda shows a function more
+    CPUs than it gives it time for: 2 from 128 to 3008 MB, 3 up to 5307 MB, while its share
+    is one vCPU per 1769 MB (a 1769 MB worker sees 2 CPUs with one vCPU's time, a 3538 MB
+    one sees 3 with two). Threads beyond the share wait on one another (measured here: 2
+    threads on one busy core fell behind 1), so on Lambda the memory decides."""
+    cpus = stages.default_workers()
+    if settings.function_memory_mb:
+        return max(1, min(cpus, cost.vcpus(settings.function_memory_mb)))
+    return cpus
+
+
 def run_chunk(event: dict, settings: Settings) -> dict:
     """{"work": URI, "index": N} -> URIs and counts (never frames or rows: Step Functions
     payloads are capped at 256 KiB)."""
@@ -32,7 +44,7 @@ def run_chunk(event: dict, settings: Settings) -> dict:
         return {"index": index, "job_id": jid, "frames": part["frames"],
                 "detections": part.get("detections"), "segment": part["segment"],
                 "part": part_uri, "reused": True}
-    threads = stages.default_workers()
+    threads = worker_threads(settings)
     try:
         part = stages.worker(manifest, index, threads=threads)
     except Exception as e:

@@ -67,6 +67,10 @@ class Settings:
     max_chunks: int = sizing.MAP_ITEMS_MAX
     # the functions' sizes: the cost estimate and the chunk length a worker finishes
     worker_memory_mb: int = cost.DEFAULT_WORKER_MEMORY_MB
+    large_worker_memory_mb: int = cost.DEFAULT_LARGE_WORKER_MEMORY_MB
+    # the two worker functions (names or ARNs) the state machine invokes, by plan's choice
+    worker_function: str | None = None
+    large_worker_function: str | None = None
     stitch_memory_mb: int = 3008
     architecture: str = "x86_64"
     function_memory_mb: int | None = None     # this function's own (None outside Lambda)
@@ -98,6 +102,11 @@ class Settings:
                                sizing.MAP_ITEMS_MAX),
                 worker_memory_mb=num("WORKER_MEMORY_MB", cost.DEFAULT_WORKER_MEMORY_MB, int, 128,
                                      10240),
+                large_worker_memory_mb=num("LARGE_WORKER_MEMORY_MB",
+                                           cost.DEFAULT_LARGE_WORKER_MEMORY_MB, int, 128,
+                                           10240),
+                worker_function=env("WORKER_FUNCTION", "").strip() or None,
+                large_worker_function=env("LARGE_WORKER_FUNCTION", "").strip() or None,
                 stitch_memory_mb=num("STITCH_MEMORY_MB", 3008, int, 128, 10240),
                 architecture=env("LAMBDA_ARCHITECTURE", "").strip() or "x86_64",
                 function_memory_mb=number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", fn_mb, int,
@@ -107,6 +116,10 @@ class Settings:
                 plan_budget_s=num("PLAN_BUDGET_S", sizing.PLAN_BUDGET_S, float, 0.001, 900))
         if s.architecture not in cost.PRICES["lambda_gb_s"]:
             raise OptionError(f"LAMBDA_ARCHITECTURE={s.architecture!r}: use x86_64 or arm64.")
+        if s.state_machine and not (s.worker_function and s.large_worker_function):
+            raise OptionError("STATE_MACHINE_ARN is set but WORKER_FUNCTION or "
+                              "LARGE_WORKER_FUNCTION is not: plan names the worker function "
+                              "of each job's chunks (template.yaml sets both).")
         if s.work_prefix.startswith(f"{root}incoming/"):
             raise OptionError(f"WORK_PREFIX={s.work_prefix!r} is under {root}incoming/, "
                               "which triggers jobs: choose a prefix outside it.")
@@ -118,10 +131,18 @@ class Settings:
     def work(self, bucket: str, jid: str) -> str:
         return f"s3://{bucket}/{self.work_prefix}{jid}/"
 
-    def functions(self) -> dict:
+    def workers(self) -> tuple[sizing.Worker, sizing.Worker]:
+        """The two worker functions, the default one first (`sizing.choose_worker`)."""
+        return (sizing.Worker(self.worker_memory_mb, self.worker_function, "WorkerMemorySize"),
+                sizing.Worker(self.large_worker_memory_mb, self.large_worker_function,
+                              "LargeWorkerMemorySize"))
+
+    def functions(self, worker: sizing.Worker | None = None) -> dict:
         """The Lambda sizes a job runs with (the manifest's ``job.lambda``, for its cost
-        estimate); plan's is this function's own."""
-        return {"worker_memory_mb": self.worker_memory_mb,
+        estimate): its worker's (by default the first), plan's (this function's own) and
+        stitch's."""
+        worker = worker or self.workers()[0]
+        return {"worker_memory_mb": worker.memory_mb,
                 "plan_memory_mb": self.function_memory_mb or sizing.PLAN_MEMORY_MB,
                 "stitch_memory_mb": self.stitch_memory_mb,
                 "architecture": self.architecture}

@@ -1,6 +1,9 @@
 """Sizing and limits: how long a chunk a worker finishes in time, and whether a source is
 within what the deployment processes, decided in plan before any worker starts.
 
+* `choose_worker`: which of the deployment's two worker functions (one image at two memory
+  sizes) a job runs on: the cheaper per second of video among those that hold its frames
+  and finish a chunk in time;
 * `worker_chunk_seconds` / `cap_chunks`: the longest chunk (seconds of video) a worker of the
   deployment's size finishes within half its timeout even `WORKER_SLOWDOWN` times slower than
   measured (`WORKER_CPU_S_PER_MPIXEL`, `WORKER_COST`: the per-frame cost constants, kept here
@@ -13,6 +16,7 @@ within what the deployment processes, decided in plan before any worker starts.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from .. import cost, stages, storage as st
 from ..errors import InputError, LimitError
@@ -44,9 +48,69 @@ def worker_memory_needed_mb(w: int, h: int) -> float:
     return (WORKER_PEAK_MB_BASE + WORKER_PEAK_MB_PER_MPIXEL * w * h / 1e6) * 1.25 + 150
 
 
-def check_limits(manifest: dict, settings) -> dict:
-    """What a planned job needs against what the stack gives; raises `LimitError` (with
-    every limit exceeded and what to do) before any worker runs. Returns the figures."""
+@dataclass(frozen=True)
+class Worker:
+    """One of the deployment's worker functions: its memory, its name or ARN (what the
+    state machine invokes for each chunk; None outside a deployment) and the template
+    parameter that sets its memory (named in errors)."""
+    memory_mb: int
+    function: str | None
+    setting: str
+
+
+#: Frames per billed second of a whole chunk on two threads (3538 MB, wall seconds) over one
+#: (1769 MB, CPU seconds: the decoder's and x264's threads share its vCPU):
+#: bench/lambda_sizing.py, 2026-12-07, 1.56 at 1080p and 1.65 at 720p (docs/aws.md
+#: "Sizing"); beyond two vCPUs assumed to grow alike. For `choose_worker` only.
+TWO_VCPU_SPEEDUP = 1.6
+
+
+def _speedup(vcpus: int) -> float:
+    return 1.0 + (TWO_VCPU_SPEEDUP - 1.0) * (vcpus - 1)
+
+
+def choose_worker(cut: dict, head: dict | None, settings,
+                  options: Options | None = None) -> Worker:
+    """The worker a job runs on. A deployment has two (`settings.workers()`): the
+    `WorkerMemorySize` one (1769 MB, one vCPU) and the `LargeWorkerMemorySize` one (3538
+    MB, two vCPUs). Of those whose memory holds the frames and which finish a chunk in
+    time, the one with the lower estimated cost per second of video: its memory x (chunk +
+    margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
+    keeps its vCPU busy where two keep 1.6 of 2, so at 1080p30 the one-vCPU worker's
+    shorter chunks (16.5 s against 38.5 s) still come out cheaper; at 1080p60 or 1440p they
+    do not. When neither fits, the larger (whose limits then say what to raise); without the
+    header's figures, the first."""
+    workers = settings.workers()
+    if not head or not head["w"] * head["h"]:
+        return workers[0]
+    options = options or Options()
+    margin = sum(stages.margins(options))
+    needed = worker_memory_needed_mb(head["w"], head["h"])
+    best = None
+    for wk in workers:
+        if needed > wk.memory_mb:
+            continue
+        cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], wk.memory_mb, options,
+                                   settings.worker_cpu_s_per_mpixel)
+        if cut.get("chunks"):
+            chunk = float(head.get("seconds") or 0.0) / int(cut["chunks"]) or cap
+            if chunk > cap:
+                continue
+        else:
+            chunk = min(float(cut.get("chunk_seconds") or cap), cap)
+            if chunk < MIN_CAPPED_CHUNK_S:
+                continue
+        estimate = wk.memory_mb * (chunk + margin) / (chunk * _speedup(cost.vcpus(wk.memory_mb)))
+        if best is None or estimate < best[0]:
+            best = (estimate, wk)
+    return best[1] if best else sorted(workers, key=lambda wk: wk.memory_mb)[-1]
+
+
+def check_limits(manifest: dict, settings, worker: Worker | None = None) -> dict:
+    """What a planned job needs against what the stack gives (its `worker`, by default the
+    first); raises `LimitError` (with every limit exceeded and what to do) before any worker
+    runs. Returns the figures."""
+    worker = worker or settings.workers()[0]
     info = manifest["info"]
     w, h = int(info["display_width"]), int(info["display_height"])
     seconds = float(info.get("duration_s") or 0.0)
@@ -69,10 +133,11 @@ def check_limits(manifest: dict, settings) -> dict:
                     "MaxFramePixels); scale the video down")
     needed = worker_memory_needed_mb(w, h)
     figures["worker_memory_needed_mb"] = round(needed)
-    if needed > settings.worker_memory_mb:
+    figures["worker_memory_mb"] = worker.memory_mb
+    if needed > worker.memory_mb:
         over.append(f"frames of {w}x{h}, for which a worker needs about {needed:.0f} MB "
-                    f"(WorkerMemorySize is {settings.worker_memory_mb} MB); raise "
-                    "WorkerMemorySize (3538 fits up to 4K) or scale the video down")
+                    f"({worker.setting} is {worker.memory_mb} MB); raise "
+                    f"{worker.setting} (3538 fits up to 4K) or scale the video down")
     if len(manifest["chunks"]) > settings.max_chunks:
         over.append(f"{len(manifest['chunks'])} chunks (the Distributed Map takes "
                     f"{settings.max_chunks}); use longer chunks")
@@ -131,24 +196,25 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
 
 
 def cap_chunks(cut: dict, head: dict | None, settings,
-               options: Options | None = None) -> dict:
-    """`cut` with chunk_seconds lowered to what a worker finishes in time with `options`
-    (see above); LimitError when not even MIN_CAPPED_CHUNK_S fits. An explicit chunk count is left
-    alone."""
+               options: Options | None = None, worker: Worker | None = None) -> dict:
+    """`cut` with chunk_seconds lowered to what `worker` (by default the first) finishes in
+    time with `options` (see above); LimitError when not even MIN_CAPPED_CHUNK_S fits. An
+    explicit chunk count is left alone."""
+    worker = worker or settings.workers()[0]
     if not head or cut.get("chunks") or not cut.get("chunk_seconds") \
             or not head["w"] * head["h"]:
         return cut
-    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], settings.worker_memory_mb,
+    cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], worker.memory_mb,
                                options, settings.worker_cpu_s_per_mpixel)
     if cap < MIN_CAPPED_CHUNK_S:
         raise LimitError(f"frames of {head['w']}x{head['h']} at {head['fps']:.0f} fps take "
-                         f"longer than a worker of {settings.worker_memory_mb} MB can run "
-                         "even for a 1 s chunk; raise WorkerMemorySize (more vCPUs) or scale "
+                         f"longer than a worker of {worker.memory_mb} MB can run "
+                         f"even for a 1 s chunk; raise {worker.setting} (more vCPUs) or scale "
                          "the video down. Nothing was processed.")
     if cut["chunk_seconds"] > cap:
         log.info("chunks of %.1f s instead of %.1f s: %dx%d at %.1f fps, worker %d MB",
                  cap, cut["chunk_seconds"], head["w"], head["h"], head["fps"],
-                 settings.worker_memory_mb)
+                 worker.memory_mb)
         return {**cut, "chunk_seconds": round(cap, 2)}
     return cut
 

@@ -4,7 +4,8 @@
 `jobs.job_id`, duplicate detection (a result or report for this version, or an execution
 of that name), the frame index from the container without decoding where it can be trusted
 (`frameindex`: MP4/MOV/MKV; else plan decodes every frame, refused from the header when that
-would not fit plan's budget), the chunk length a worker finishes, `stages.plan`
+would not fit plan's budget), the worker function (`sizing.choose_worker`) and the chunk
+length it finishes, `stages.plan`
 with the pin and the layout's outputs, the chunk list for the Distributed Map, then
 ``StartExecution`` named by the job id. A planning failure of the input (corrupt upload, bad
 sidecar, over a limit) becomes ``failed/<rel>.json`` and a "Job Failed" event, never an
@@ -78,14 +79,15 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         else:
             head = {"w": info.display_width, "h": info.display_height,
                     "fps": info.mean_fps, "seconds": info.duration_s}
-        cut = sizing.cap_chunks(cut, head, settings, opts)
+        worker = sizing.choose_worker(cut, head, settings, opts)
+        cut = sizing.cap_chunks(cut, head, settings, opts, worker)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=pin, info=info, publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
                                     "started": t0, "report": report_uri,
                                     "index": frameindex.DEMUXER if info else "decoded",
-                                    "lambda": settings.functions()})
-        limits = sizing.check_limits(manifest, settings)
+                                    "lambda": settings.functions(worker)})
+        limits = sizing.check_limits(manifest, settings, worker)
     except BlurfacesError as e:
         delete_work(work)
         if isinstance(e, TransientError):
@@ -98,7 +100,10 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
         return {**rec, "status": "failed", "report": report_uri, "error": str(e),
                 "error_type": type(e).__name__, "notified": notified}
     items = items_uri(work)
-    st.get_storage(work).write_json(items, [{"work": work, "index": c["index"]}
+    # each item names the worker function its chunk runs on (the state machine's Task
+    # invokes "$.worker")
+    named = {"worker": worker.function} if worker.function else {}
+    st.get_storage(work).write_json(items, [{"work": work, "index": c["index"], **named}
                                             for c in manifest["chunks"]])
     # Deterministic (no times): a duplicate StartExecution must send the same input.
     log.info("planned %s: %s", jid, limits)
