@@ -37,7 +37,7 @@ def test_template_gives_plan_one_full_vcpu():
     params = template["Parameters"]
     assert params["WorkerMemorySize"]["Default"] == Settings().worker_memory_mb == 1769
     assert params["LargeWorkerMemorySize"]["Default"] == Settings().large_worker_memory_mb \
-        == 3538
+        == 5307
     workers = template["Resources"]
     assert workers["WorkerFunction"]["Properties"]["MemorySize"] == {"Ref": "WorkerMemorySize"}
     assert workers["LargeWorkerFunction"]["Properties"]["MemorySize"] == {
@@ -53,23 +53,23 @@ def _manifest(w, h, seconds=60.0, fps=30.0):
 def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_run_out():
     """Both workers set to 1769 MB: 4K is refused in plan, naming the setting to raise."""
     from blurfaces.errors import LimitError
-    # peaks (bench/lambda_sizing.py, one thread): 528 MB at 720p and 823 MB at 1080p measured,
-    # about 2,570 MB at 4K (2,194 MB measured before the look-ahead held 15 more frames)
-    assert sizing.worker_memory_needed_mb(1280, 720) > 528 * 1.25 + 150
-    assert 1769 > sizing.worker_memory_needed_mb(1920, 1080) > 823 * 1.25 + 150
-    assert 3538 > sizing.worker_memory_needed_mb(3840, 2160) > 2570 * 1.25 + 150
+    # peaks of whole chunks (bench/lambda_sizing.py, 2026-12-07): 720 MB at 720p, 927 MB at
+    # 1080p, 3,417 MB at 4K: with 25% and the runtime's 150 MB, 4K needs more than 3538 MB
+    assert sizing.worker_memory_needed_mb(1280, 720) > 720 * 1.25 + 150
+    assert 1769 > sizing.worker_memory_needed_mb(1920, 1080) > 927 * 1.25 + 150
+    assert 5307 > sizing.worker_memory_needed_mb(3840, 2160) > 3417 * 1.25 + 150 > 3538
     small = Settings.from_env({"WORKER_MEMORY_MB": "1769", "LARGE_WORKER_MEMORY_MB": "1769"})
     uhd = {"w": 3840, "h": 2160, "fps": 30.0, "seconds": 60.0}
     chosen = sizing.choose_worker({"chunk_seconds": 40.0}, uhd, small)
     assert chosen.setting == "LargeWorkerMemorySize"       # neither fits: the larger's limits
     with pytest.raises(LimitError, match=r"3840x2160.*LargeWorkerMemorySize is 1769 MB.*raise "
-                                         r"LargeWorkerMemorySize \(3538 fits up to 4K\)"):
+                                         r"LargeWorkerMemorySize \(5307 fits up to 4K\)"):
         sizing.check_limits(_manifest(3840, 2160), small, chosen)
     assert sizing.check_limits(_manifest(1920, 1080), small)["worker_memory_needed_mb"] < 1769
     # the default deployment sends 4K to its large worker, which takes it
     default = Settings.from_env({})
     chosen = sizing.choose_worker({"chunk_seconds": 40.0}, uhd, default)
-    assert chosen.memory_mb == default.large_worker_memory_mb == 3538
+    assert chosen.memory_mb == default.large_worker_memory_mb == 5307
     assert sizing.check_limits(_manifest(3840, 2160), default, chosen)["frame"] == [3840, 2160]
 
 
@@ -77,17 +77,18 @@ def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_r
     (1280, 720, 30.0, {"chunk_seconds": 40.0}, 1769),     # 40 s chunks either way: 1 vCPU
     (1920, 1080, 30.0, {"chunk_seconds": 40.0}, 1769),    # 16.5 s at 1769 still cheaper
     (1920, 1080, 25.0, {"chunk_seconds": 40.0}, 1769),
-    (1920, 1080, 60.0, {"chunk_seconds": 40.0}, 3538),    # 5.6 s chunks: margins dominate
-    (2560, 1440, 30.0, {"chunk_seconds": 40.0}, 3538),    # 1,776 MB needed: over 1769
-    (3840, 2160, 30.0, {"chunk_seconds": 40.0}, 3538),
+    (1920, 1080, 60.0, {"chunk_seconds": 40.0}, 5307),    # 5.6 s chunks: margins dominate
+    (2560, 1440, 30.0, {"chunk_seconds": 40.0}, 5307),    # 2,324 MB needed: over 1769
+    (3840, 2160, 30.0, {"chunk_seconds": 40.0}, 5307),
     (1280, 720, 30.0, {"chunks": 2}, 1769),               # 30 s each: within 1769's 43.9 s
-    (1280, 720, 30.0, {"chunks": 1}, 3538),               # 60 s: only 3538 ends it in time
+    (1280, 720, 30.0, {"chunks": 1}, 5307),               # 60 s: only 5307 ends it in time
 ])
 def test_plan_chooses_the_worker_that_costs_less_per_video_second(w, h, fps, cut, memory):
     """The one-vCPU worker runs a chunk on one thread that keeps its vCPU busy, where two
-    threads keep about 1.6 of 2; against that, it finishes shorter chunks in time, and each
-    chunk decodes and detects 5.4 s of margins. The estimate picks it for 720p and 1080p at
-    25-30 fps, the two-vCPU worker where chunks would be short or the frames do not fit."""
+    threads keep about 1.6 of 2 (three assumed 2.2 of 3); against that, it finishes shorter
+    chunks in time, and each chunk decodes and detects 5.4 s of margins. The estimate picks
+    it for 720p and 1080p at 25-30 fps, the three-vCPU worker where chunks would be short or
+    the frames do not fit."""
     settings = Settings.from_env({"WORKER_FUNCTION": "fn-small",
                                   "LARGE_WORKER_FUNCTION": "fn-large"})
     head = {"w": w, "h": h, "fps": fps, "seconds": 60.0}
@@ -147,7 +148,8 @@ def test_the_template_chunk_length_and_what_plan_cuts_of_it():
     from bench import common
     assert common.template_default("ChunkSeconds") == 40
     assert common.template_default("WorkerMemorySize") == 1769
-    assert common.template_default("LargeWorkerMemorySize") == 3538
+    assert common.template_default("LargeWorkerMemorySize") == 5307
+    assert common.plan_chunk_seconds(3840, 2160, 30, 5307) == pytest.approx(11.1, abs=0.05)
     assert common.plan_chunk_seconds(1280, 720, 30, 3538) == 40
     assert common.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(38.5, abs=0.05)
     assert common.plan_chunk_seconds(1920, 1080, 30, 1769) == pytest.approx(16.5, abs=0.05)

@@ -33,10 +33,11 @@ PRICES = {
 #: Lambda gives one vCPU per 1,769 MB (up to 6 vCPUs at 10,240 MB).
 MB_PER_VCPU = 1769
 #: The worker Lambdas' memory by default (template.yaml WorkerMemorySize and
-#: LargeWorkerMemorySize): one vCPU for frames up to about 1080p (cheaper per video-hour),
-#: two for larger ones, up to 4K (aws.sizing.choose_worker; docs/aws.md "Sizing").
+#: LargeWorkerMemorySize): one vCPU for frames up to 1080p (cheaper per video-hour), three
+#: for larger ones, up to 4K, whose peak needs more than 3538 MB with the margins
+#: (aws.sizing.choose_worker; docs/aws.md "Sizing").
 DEFAULT_WORKER_MEMORY_MB = 1769
-DEFAULT_LARGE_WORKER_MEMORY_MB = 3538
+DEFAULT_LARGE_WORKER_MEMORY_MB = 5307
 #: Step Functions transitions: the parent's fixed states (Chunks, Stitch, Done and the Map's
 #: own start/end bookkeeping), and per chunk the child execution (start, Worker task, end).
 PARENT_TRANSITIONS = 6

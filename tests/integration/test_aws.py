@@ -294,7 +294,7 @@ def test_frames_the_first_worker_cannot_hold_run_on_the_large_one(aws, single_fa
                  if c["function"] == FUNCTIONS["large_worker"]}
     assert named == {aws.function_arns["large_worker"]}
     summary = assert_outputs(aws, bucket, single_face, tmp_path)
-    assert summary["cost"]["worker_memory_mb"] == 3538
+    assert summary["cost"]["worker_memory_mb"] == 5307
     assert keys(aws, bucket, WORK) == []
 
 @pytest.mark.slow

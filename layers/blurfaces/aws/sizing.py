@@ -33,14 +33,15 @@ OUTPUT_BITS_PER_PIXEL = 0.15
 MAP_ITEMS_MAX = 10_000
 
 
-#: A worker's peak memory (MB) by frame size, one thread, default options
-#: (bench/lambda_sizing.py, 2026-12-06: 528 MB at 720p, 823 MB at 1080p; 4K about 2,570 MB:
-#: 2,194 MB measured on 2026-12-05 plus the 15 more frames the tracker's 1.1 s look-ahead now
-#: holds; a line on or over them), and what Lambda must have beyond it: 25% and the runtime's
-#: 150 MB. A worker with two vCPUs (3538 MB) runs the next frames' regions ahead on a second
-#: network session up to 720p (detect.AHEAD_MAX_PIXELS): about 135 MB more (675 MB in all),
-#: far within its memory; none above, where this line is tighter.
-WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 280.0, 277.0
+#: A worker's peak memory (MB) by frame size, default options: a line on or over the peaks of
+#: whole chunks of the length plan cuts (bench/lambda_sizing.py, 2026-12-07: 710 MB at 720p
+#: on one thread and 720 MB on two, where the regions run ahead on a second network
+#: session; 888-927 MB at 1080p; 3,417 MB at 4K on two threads, a 5.3 s chunk), and what
+#: Lambda must have beyond it: 25% and the runtime's 150 MB. Most of what grows with the
+#: frame is pictures: the tracker's 1.1 s look-ahead holds about 33 RGB frames and the
+#: decode, detection and encode queues about 20 more (25 MB each at 4K). The line of
+#: 2026-12-06 (280 + 277 per megapixel, from shorter chunks) was 150-400 MB under these.
+WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 390.0, 366.0
 
 
 def worker_memory_needed_mb(w: int, h: int) -> float:
@@ -61,7 +62,8 @@ class Worker:
 #: Frames per billed second of a whole chunk on two threads (3538 MB, wall seconds) over one
 #: (1769 MB, CPU seconds: the decoder's and x264's threads share its vCPU):
 #: bench/lambda_sizing.py, 2026-12-07, 1.56 at 1080p and 1.65 at 720p (docs/aws.md
-#: "Sizing"); beyond two vCPUs assumed to grow alike. For `choose_worker` only.
+#: "Sizing"); beyond two vCPUs assumed to grow alike (not measured: this machine has two
+#: cores). For `choose_worker` only.
 TWO_VCPU_SPEEDUP = 1.6
 
 
@@ -72,8 +74,8 @@ def _speedup(vcpus: int) -> float:
 def choose_worker(cut: dict, head: dict | None, settings,
                   options: Options | None = None) -> Worker:
     """The worker a job runs on. A deployment has two (`settings.workers()`): the
-    `WorkerMemorySize` one (1769 MB, one vCPU) and the `LargeWorkerMemorySize` one (3538
-    MB, two vCPUs). Of those whose memory holds the frames and which finish a chunk in
+    `WorkerMemorySize` one (1769 MB, one vCPU) and the `LargeWorkerMemorySize` one (5307
+    MB, three vCPUs). Of those whose memory holds the frames and which finish a chunk in
     time, the one with the lower estimated cost per second of video: its memory x (chunk +
     margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
     keeps its vCPU busy where two keep 1.6 of 2, so at 1080p30 the one-vCPU worker's
@@ -137,7 +139,7 @@ def check_limits(manifest: dict, settings, worker: Worker | None = None) -> dict
     if needed > worker.memory_mb:
         over.append(f"frames of {w}x{h}, for which a worker needs about {needed:.0f} MB "
                     f"({worker.setting} is {worker.memory_mb} MB); raise "
-                    f"{worker.setting} (3538 fits up to 4K) or scale the video down")
+                    f"{worker.setting} (5307 fits up to 4K) or scale the video down")
     if len(manifest["chunks"]) > settings.max_chunks:
         over.append(f"{len(manifest['chunks'])} chunks (the Distributed Map takes "
                     f"{settings.max_chunks}); use longer chunks")
