@@ -82,6 +82,7 @@ def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_r
     (3840, 2160, 30.0, {"chunk_seconds": 40.0}, 5307),
     (1280, 720, 30.0, {"chunks": 2}, 1769),               # 30 s each: within 1769's 43.9 s
     (1280, 720, 30.0, {"chunks": 1}, 5307),               # 60 s: only 5307 ends it in time
+    (1280, 720, 30.0, {"chunk_seconds": 0.5}, 1769),      # short chunks asked for: either
 ])
 def test_plan_chooses_the_worker_that_costs_less_per_video_second(w, h, fps, cut, memory):
     """The one-vCPU worker runs a chunk on one thread that keeps its vCPU busy, where two
@@ -96,11 +97,22 @@ def test_plan_chooses_the_worker_that_costs_less_per_video_second(w, h, fps, cut
     assert chosen.memory_mb == memory
     assert chosen.function == ("fn-small" if memory == 1769 else "fn-large")
     capped = sizing.cap_chunks(cut, head, settings, worker=chosen)
-    if "chunk_seconds" in cut and cut.get("chunk_seconds"):
-        assert capped["chunk_seconds"] == pytest.approx(min(40.0, sizing.worker_chunk_seconds(
-            w, h, fps, memory)), abs=0.01)
-    # unknown frames (no header figures): the first worker
-    assert sizing.choose_worker(cut, None, settings).function == "fn-small"
+    if cut.get("chunk_seconds"):
+        assert capped["chunk_seconds"] == pytest.approx(min(cut["chunk_seconds"], sizing
+                                                            .worker_chunk_seconds(w, h, fps, memory)), abs=0.01)
+    # unknown frames (no header figures, or no size in them): the larger, which holds any
+    assert sizing.choose_worker(cut, None, settings).function == "fn-large"
+    assert sizing.choose_worker(cut, {**head, "w": 0}, settings).function == "fn-large"
+
+
+def test_an_explicit_chunk_count_no_worker_finishes_in_time_is_refused_in_plan():
+    """One chunk of ten minutes of 4K: the 5307 MB worker holds the frames but no worker ends
+    such a chunk within its budget: a LimitError in plan, not a worker that times out."""
+    from blurfaces.errors import LimitError
+    uhd = {"w": 3840, "h": 2160, "fps": 30.0, "seconds": 600.0}
+    with pytest.raises(LimitError, match="1 chunks of 3840x2160 at 30 fps.*more chunks"):
+        sizing.choose_worker({"chunks": 1}, uhd, Settings())
+    assert sizing.choose_worker({"chunks": 100}, uhd, Settings()).memory_mb == 5307
 
 
 def test_a_lambda_worker_runs_as_many_threads_as_its_memory_buys_not_the_cpus_it_sees(
@@ -144,13 +156,14 @@ def test_lambda_sizing_costs_the_hour_from_the_measured_chunk_alone():
 
 def test_the_template_chunk_length_and_what_plan_cuts_of_it():
     """ChunkSeconds 40 (template.yaml, read by the benches): plan cuts it short where a worst
-    case would not end in time, so 1080p gets 38.5 s at 3538 MB and 16.5 s at 1769 MB."""
+    case would not end in time, so 1080p gets 16.5 s at 1769 MB and 29.7 s at 3538 MB (two
+    vCPUs run it 1.6x as fast as one), 4K 6.7 s at 5307 MB (three, assumed 2.2x)."""
     from bench import common
     assert common.template_default("ChunkSeconds") == 40
     assert common.template_default("WorkerMemorySize") == 1769
     assert common.template_default("LargeWorkerMemorySize") == 5307
-    assert common.plan_chunk_seconds(3840, 2160, 30, 5307) == pytest.approx(11.1, abs=0.05)
+    assert common.plan_chunk_seconds(3840, 2160, 30, 5307) == pytest.approx(6.7, abs=0.05)
     assert common.plan_chunk_seconds(1280, 720, 30, 3538) == 40
-    assert common.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(38.5, abs=0.05)
+    assert common.plan_chunk_seconds(1920, 1080, 30, 3538) == pytest.approx(29.7, abs=0.05)
     assert common.plan_chunk_seconds(1920, 1080, 30, 1769) == pytest.approx(16.5, abs=0.05)
-    assert common.plan_chunk_seconds(3840, 2160, 30, 3538) == pytest.approx(5.6, abs=0.05)
+    assert common.plan_chunk_seconds(3840, 2160, 30, 3538) == pytest.approx(3.4, abs=0.05)

@@ -30,7 +30,8 @@ PRICES = {
     "s3_get": 0.0004 / 1000,
 }
 
-#: Lambda gives one vCPU per 1,769 MB (up to 6 vCPUs at 10,240 MB).
+#: Lambda gives one vCPU of time per 1,769 MB (5.8 at 10,240 MB, where it shows 6 CPUs; a
+#: worker runs 5 threads there).
 MB_PER_VCPU = 1769
 #: The worker Lambdas' memory by default (template.yaml WorkerMemorySize and
 #: LargeWorkerMemorySize): one vCPU for frames up to 1080p (cheaper per video-hour), three

@@ -275,7 +275,7 @@ def test_frames_the_first_worker_cannot_hold_run_on_the_large_one(aws, single_fa
     """Plan sends a job whose frames the first worker's memory cannot hold to the large
     worker: its items name that function, the state machine (this repo's definition, which
     invokes each item's "worker") runs every chunk there, and the summary's cost is that of
-    its memory. The single-face clip is 640x360: by sizing's line a worker needs about 580 MB
+    its memory. The single-face clip is 640x360: by sizing's line a worker needs about 743 MB
     for it, so one of 512 MB is too small."""
     monkeypatch.setenv("STATE_MACHINE_ARN", aws.state_machine_arn)
     monkeypatch.setenv("WORKER_MEMORY_MB", "512")
@@ -430,9 +430,25 @@ def test_template_wiring():
     assert chunks["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert chunks["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert chunks["ResultPath"] is None
+    # both passes over the chunks invoke the worker function each item names (plan's
+    # choice: sizing.choose_worker), with the item as its event; no ItemSelector reshapes the
+    # item on the way (moto never runs the second pass: its Map does not fail)
+    for name in ("Chunks", "ChunksSecondPass"):
+        state = asl["States"][name]
+        assert "ItemSelector" not in state and "ItemReader" in state
+        worker = state["ItemProcessor"]["States"]["Worker"]
+        assert worker["Resource"] == "arn:aws:states:::lambda:invoke"
+        assert worker["Parameters"] == {"FunctionName.$": "$.worker", "Payload.$": "$"}
+    invokable = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+                 for p in res["JobStateMachine"]["Properties"]["Policies"]
+                 if "LambdaInvokePolicy" in p}
+    assert invokable == {"WorkerFunction", "LargeWorkerFunction", "StitchFunction"}
+    plan_env = res["PlanFunction"]["Properties"]["Environment"]["Variables"]
+    assert plan_env["WORKER_FUNCTION"] == {"Fn::GetAtt": ["WorkerFunction", "Arn"]}
+    assert plan_env["LARGE_WORKER_FUNCTION"] == {"Fn::GetAtt": ["LargeWorkerFunction", "Arn"]}
 
     for logical, stage in (("PlanFunction", "plan"), ("WorkerFunction", "worker"),
-                           ("StitchFunction", "stitch")):
+                           ("LargeWorkerFunction", "worker"), ("StitchFunction", "stitch")):
         props = res[logical]["Properties"]
         assert props["PackageType"] == "Image"
         (command,) = props["ImageConfig"]["Command"]
@@ -442,6 +458,15 @@ def test_template_wiring():
         assert res[logical]["Metadata"]["Dockerfile"] == "Dockerfile"
         assert props["Timeout"] <= 900
     assert res["WorkerFunction"]["Properties"]["Timeout"] == 900
+    # the two workers are one image at two sizes: everything but the memory, the name and
+    # the log group (and the first's optional reserved concurrency) is the same
+    small, large = (dict(res[n]["Properties"]) for n in ("WorkerFunction", "LargeWorkerFunction"))
+    for props in (small, large):
+        for key in ("MemorySize", "FunctionName", "LoggingConfig", "Description",
+                    "ReservedConcurrentExecutions"):
+            props.pop(key, None)
+    assert small == large
+    assert res["WorkerFunction"]["Metadata"] == res["LargeWorkerFunction"]["Metadata"]
 
 
 def test_handlers_are_thin():

@@ -354,7 +354,9 @@ def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
     assert abs(s1080 - (450 / (0.11 * 1920 * 1080 / 1e6 * 3) / 30 - margin)) < 0.1
     assert abs(core.worker_chunk_seconds(1280, 720, 30, 1769)
                - (450 / (0.11 * 1280 * 720 / 1e6 * 3) / 30 - margin)) < 0.1
-    assert core.worker_chunk_seconds(1920, 1080, 30, 3538) > 2 * s1080      # 2 vCPUs
+    # 2 vCPUs run a chunk 1.6x as fast as one (sizing.TWO_VCPU_SPEEDUP), not 2x
+    s2 = core.worker_chunk_seconds(1920, 1080, 30, 3538)
+    assert abs(s2 + margin - 1.6 * (s1080 + margin)) < 0.1
     assert core.worker_chunk_seconds(1920, 1080, 60, 1769) < s1080 / 2     # 60 fps
     # slower option sets get shorter chunks; a header's bogus 1000 fps counts as 120
     from blurfaces.options import Options

@@ -158,14 +158,16 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "3.35")
     (short,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "3"})["jobs"]
     assert short["status"] == "planned" and short["input"]["chunks"] == 3, short
-    # At 10, the 5307 MB worker (3 vCPUs) still ends a 1.1 s chunk in time: plan sends the job
-    # there; with both workers at one vCPU nothing fits, and the larger's setting is named.
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "10")
+    # At 6, no chunk of 1 s fits one vCPU, but the 5307 MB worker (3 vCPUs) ends a 1.2 s one
+    # in time: plan sends the job there. At 10 with both workers at one vCPU nothing fits,
+    # and the larger's setting is named.
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "6")
     (large,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "6"})["jobs"]
     assert large["status"] == "planned", large
     items = json.loads(aws.s3.get_object(Bucket=bucket, Key=large["input"]["items_key"])
                        ["Body"].read())
     assert {i["worker"] for i in items} == {aws.function_arns["large_worker"]}
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "10")
     monkeypatch.setenv("LARGE_WORKER_MEMORY_MB", "1769")
     (big,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "4"})["jobs"]
     assert big["status"] == "failed" and big["error_type"] == "LimitError", big
@@ -334,7 +336,7 @@ def test_template_hardening():
     assert "NoncurrentDays" in rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]
     assert rules["expire-work-area"]["ExpirationInDays"] == {"Ref": "WorkRetentionDays"}
 
-    for fn in ("PlanFunction", "WorkerFunction", "StitchFunction"):
+    for fn in ("PlanFunction", "WorkerFunction", "LargeWorkerFunction", "StitchFunction"):
         statements = res[fn]["Properties"]["Policies"][0]["Statement"]
         (lb,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ListBucket"]
         # a listing without a Prefix (the whole bucket) is not granted: StringLike, not

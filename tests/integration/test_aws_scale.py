@@ -33,7 +33,8 @@ def test_an_hour_of_1080p30_is_planned_without_decoding(aws, tmp_path, monkeypat
     assert manifest["info"]["duration_s"] == pytest.approx(3600.0)
     chunks = manifest["chunks"]
     assert sum(c["frames_expected"] for c in chunks) == 108_000
-    # chunks as long as a 2-vCPU worker finishes a worst-case 1080p chunk in (sizing)
+    # chunks as long as the one-vCPU worker (plan's choice for 1080p30) finishes a
+    # worst-case 1080p chunk in (sizing)
     from blurfaces.aws import Settings, worker_chunk_seconds
     cap = worker_chunk_seconds(1920, 1080, 30, Settings.from_env().worker_memory_mb)
     assert max(c["stop_s"] - c["start_s"] for c in chunks) <= cap + 1 / 30

@@ -79,33 +79,42 @@ def choose_worker(cut: dict, head: dict | None, settings,
     time, the one with the lower estimated cost per second of video: its memory x (chunk +
     margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
     keeps its vCPU busy where two keep 1.6 of 2, so at 1080p30 the one-vCPU worker's
-    shorter chunks (16.5 s against 38.5 s) still come out cheaper; at 1080p60 or 1440p they
-    do not. When neither fits, the larger (whose limits then say what to raise); without the
-    header's figures, the first."""
+    shorter chunks (16.5 s against 40 s) still come out cheaper; at 1080p60 (5.6 s) they do
+    not, and 1440p does not fit it. When neither fits, the larger (whose limits then say what to raise); without the
+    header's frame size, the larger (it holds whatever the probe then finds). An explicit
+    chunk count whose chunks neither worker that holds the frames finishes in time is a
+    LimitError."""
     workers = settings.workers()
+    largest = sorted(workers, key=lambda wk: wk.memory_mb)[-1]
     if not head or not head["w"] * head["h"]:
-        return workers[0]
+        return largest
     options = options or Options()
     margin = sum(stages.margins(options))
     needed = worker_memory_needed_mb(head["w"], head["h"])
-    best = None
+    best, held = None, False
     for wk in workers:
         if needed > wk.memory_mb:
             continue
+        held = True
         cap = worker_chunk_seconds(head["w"], head["h"], head["fps"], wk.memory_mb, options,
                                    settings.worker_cpu_s_per_mpixel)
+        if cap < MIN_CAPPED_CHUNK_S:
+            continue
         if cut.get("chunks"):
             chunk = float(head.get("seconds") or 0.0) / int(cut["chunks"]) or cap
             if chunk > cap:
                 continue
         else:
             chunk = min(float(cut.get("chunk_seconds") or cap), cap)
-            if chunk < MIN_CAPPED_CHUNK_S:
-                continue
         estimate = wk.memory_mb * (chunk + margin) / (chunk * _speedup(cost.vcpus(wk.memory_mb)))
         if best is None or estimate < best[0]:
             best = (estimate, wk)
-    return best[1] if best else sorted(workers, key=lambda wk: wk.memory_mb)[-1]
+    if best is None and held and cut.get("chunks"):
+        raise LimitError(f"{int(cut['chunks'])} chunks of {head['w']}x{head['h']} at "
+                         f"{head['fps']:.0f} fps are each longer than a worker finishes within "
+                         "its time budget; ask for more chunks (or chunk_seconds instead). "
+                         "Nothing was processed.")
+    return best[1] if best else largest
 
 
 def check_limits(manifest: dict, settings, worker: Worker | None = None) -> dict:
@@ -185,14 +194,16 @@ MIN_CAPPED_CHUNK_S = 1.0
 def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
                          options: Options | None = None,
                          cpu_s_per_mpixel: float | None = None) -> float:
-    """The longest chunk (seconds of video) a worker of that size finishes in time."""
+    """The longest chunk (seconds of video) a worker of that size finishes in time: its
+    vCPUs run it `_speedup` times as fast as one (two threads were measured 1.6x one, not
+    2x), the same model `choose_worker` costs it by."""
     options = options or Options()
     vcpus = cost.vcpus(worker_memory_mb)
     rate = WORKER_CPU_S_PER_MPIXEL if cpu_s_per_mpixel is None else cpu_s_per_mpixel
     for (name, value), factor in WORKER_COST.items():
         if getattr(options, name) == value:
             rate *= factor
-    per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / vcpus
+    per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / _speedup(vcpus)
     fps = plausible_fps(fps)          # a VFR file's header may claim 1000 fps ("1k tbr")
     return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options))
 
