@@ -406,6 +406,29 @@ def test_a_face_entering_through_the_edge_is_masked_where_camera_or_scene_took_i
             assert _contains(box, face) == edge, (i, box)       # with the camera
 
 
+def test_a_face_leaving_through_the_edge_is_held_where_camera_or_scene_took_it():
+    """A face last seen cut by the frame edge may leave with the camera (a followed subject,
+    or one walking against the pan) as well as with the scene: its held box covers where the
+    frame showed it, not only where the scene carried it (placed truth, seed 182: a 48 px
+    walker leaving at the right edge against the pan was bare 4 frames while its held box ran
+    out ahead of it). A face held away from the edges moves with the scene only."""
+    fps, n, seen = 30.0, 30, (9, 10)
+    times = [i / fps for i in range(n)]
+    kw = dict(lookahead=0.3, hold=0.5, small=16.0)
+    for face, edge in (([600, 170, 640, 200], True), ([300, 170, 340, 200], False)):
+        dets = [Detections(np.array([face] if i in seen else [], np.float32).reshape(-1, 4),
+                           np.full(int(i in seen), 0.9, np.float32),
+                           shift=(6.0, 0.0)) for i in range(n)]     # a pan: 6 px a frame
+        tracker, out = Tracker(TrackOptions(**kw), (640, 360)), []
+        for i, (t, d) in enumerate(zip(times, dets)):
+            out += tracker.push(i, t, d)
+        out += tracker.flush()
+        held = [i for i in range(11, n) if out[i].sources == ["held"]]
+        assert held == list(range(11, 26)), held                  # 0.5 s of hold
+        kept = [_contains(out[i].boxes[0], np.minimum(face, 640)) for i in held]
+        assert all(kept) if edge else not any(kept[8:]), (edge, kept)
+
+
 def _zoom_run(steps, seen, face0, n=150, fps=30.0, reported=None):
     """A still face seen through a camera that moves by `steps(i)` = ((dx, dy), zoom) from
     frame i-1 to frame i (a point p goes to c + (dx, dy) + zoom (p - c), c the centre of the
