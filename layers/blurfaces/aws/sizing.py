@@ -36,12 +36,13 @@ MAP_ITEMS_MAX = 10_000
 #: A worker's peak memory (MB) by frame size, default options: a line on or over the peaks of
 #: whole chunks of the length plan cuts (bench/lambda_sizing.py, 2026-12-07: 710 MB at 720p
 #: on one thread and 720 MB on two, where the regions run ahead on a second network
-#: session; 888-927 MB at 1080p; 3,417 MB at 4K on two threads, a 5.3 s chunk), and what
+#: session; 888-927 MB at 1080p; at 4K on two threads, 5-5.3 s chunks, 2,069-3,632 MB over six
+#: runs: the peak of one code varies by a gigabyte from run to run, see docs/aws.md), and what
 #: Lambda must have beyond it: 25% and the runtime's 150 MB. Most of what grows with the
 #: frame is pictures: the tracker's 1.1 s look-ahead holds about 33 RGB frames and the
 #: decode, detection and encode queues about 20 more (25 MB each at 4K). The line of
 #: 2026-12-06 (280 + 277 per megapixel, from shorter chunks) was 150-400 MB under these.
-WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 390.0, 366.0
+WORKER_PEAK_MB_BASE, WORKER_PEAK_MB_PER_MPIXEL = 390.0, 391.0
 
 
 def worker_memory_needed_mb(w: int, h: int) -> float:
