@@ -81,10 +81,10 @@ def choose_worker(cut: dict, head: dict | None, settings,
     margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
     keeps its vCPU busy where two keep 1.6 of 2, so at 1080p30 the one-vCPU worker's
     shorter chunks (16.5 s against 40 s) still come out cheaper; at 1080p60 (5.6 s) they do
-    not, and 1440p does not fit it. When neither fits, the larger (whose limits then say what to raise); without the
-    header's frame size, the larger (it holds whatever the probe then finds). An explicit
-    chunk count whose chunks neither worker that holds the frames finishes in time is a
-    LimitError."""
+    not, and 1440p does not fit it. When neither fits, the larger (whose limits then say
+    what to raise); without the header's frame size, the larger (it holds whatever the
+    probe then finds). An explicit chunk count whose chunks no worker that holds the frames
+    finishes in time is a LimitError."""
     workers = settings.workers()
     largest = sorted(workers, key=lambda wk: wk.memory_mb)[-1]
     if not head or not head["w"] * head["h"]:
