@@ -95,7 +95,9 @@ def _add(metrics, name: str, unit: str, value) -> None:
 
 
 def chunk_metrics(metrics, result: dict) -> None:
-    """Per chunk: frames, faces (detections), seconds, frames/s and the estimated US$."""
+    """Per chunk: frames, faces (detections), seconds, frames/s and the estimated US$. Both
+    worker functions report as `function=worker` (one metric for the deployment's chunks);
+    which of them ran a chunk is its metadata (`memory_mb`, `threads`), as the job id is."""
     metrics.add_dimension(name="function", value="worker")
     _add(metrics, "ChunkFrames", "Count", result.get("frames"))
     _add(metrics, "ChunkFaces", "Count", result.get("detections"))
@@ -106,6 +108,9 @@ def chunk_metrics(metrics, result: dict) -> None:
         _add(metrics, "ChunksReused", "Count", 1)
     metrics.add_metadata(key="job_id", value=result.get("job_id"))
     metrics.add_metadata(key="chunk", value=result.get("index"))
+    for key in ("memory_mb", "threads"):
+        if result.get(key) is not None:
+            metrics.add_metadata(key=key, value=result[key])
 
 
 def job_metrics(metrics, result: dict) -> None:

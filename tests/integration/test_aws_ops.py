@@ -20,6 +20,8 @@ import threading
 
 import pytest
 
+from blurfaces.aws.chunk import worker_threads
+from blurfaces.aws.settings import Settings
 from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, call, keys,
                                        load_asl, load_template, put_event, upload,
                                        wait_execution)
@@ -224,6 +226,11 @@ def test_metrics_and_log_keys(aws, single_face, monkeypatch, capsys):
                                       "ChunkFramesPerSecond": "Count/Second",
                                       "ChunkCostUSD": "None"}
         assert _v(doc, "ChunkFrames") == c["frames"] > 0 and doc["job_id"] == jid
+        # which worker ran it: metadata, not a dimension (both report as function=worker)
+        assert doc["memory_mb"] == c["memory_mb"] == 1769
+        assert doc["threads"] == c["threads"] == worker_threads(Settings.from_env())
+        assert set(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) <= {"function",
+                                                                             "service"}
         assert _v(doc, "ChunkFaces") == c["detections"]
         assert _v(doc, "ChunkFramesPerSecond") == pytest.approx(c["frames"] / c["seconds"],
                                                             rel=0.02)

@@ -63,5 +63,5 @@ def run_chunk(event: dict, settings: Settings) -> dict:
     return {"index": index, "job_id": jid, "frames": part["frames"],
             "detections": part.get("detections"), "seconds": round(secs, 3),
             "fps": round(part["frames"] / secs, 2) if secs > 0 else None,
-            "threads": threads, "cost_usd": round(usd, 7), "segment": part["segment"],
-            "part": part_uri}
+            "threads": threads, "memory_mb": memory, "cost_usd": round(usd, 7),
+            "segment": part["segment"], "part": part_uri}
