@@ -33,7 +33,7 @@ def test_template_gives_plan_one_full_vcpu():
     template = load_template()
     plan = template["Resources"]["PlanFunction"]["Properties"]
     assert plan["MemorySize"] == sizing.PLAN_MEMORY_MB == 1769
-    assert Settings().functions()["plan_memory_mb"] == 1769
+    assert Settings().functions(Settings().workers()[0])["plan_memory_mb"] == 1769
     params = template["Parameters"]
     assert params["WorkerMemorySize"]["Default"] == Settings().worker_memory_mb == 1769
     assert params["LargeWorkerMemorySize"]["Default"] == Settings().large_worker_memory_mb \
@@ -65,7 +65,8 @@ def test_4k_needs_more_than_one_vcpu_worker_and_is_refused_at_1769_not_left_to_r
     with pytest.raises(LimitError, match=r"3840x2160.*LargeWorkerMemorySize is 1769 MB.*raise "
                                          r"LargeWorkerMemorySize \(5307 fits up to 4K\)"):
         sizing.check_limits(_manifest(3840, 2160), small, chosen)
-    assert sizing.check_limits(_manifest(1920, 1080), small)["worker_memory_needed_mb"] < 1769
+    figures = sizing.check_limits(_manifest(1920, 1080), small, small.workers()[0])
+    assert figures["worker_memory_needed_mb"] < 1769
     # the default deployment sends 4K to its large worker, which takes it
     default = Settings.from_env({})
     chosen = sizing.choose_worker({"chunk_seconds": 40.0}, uhd, default)

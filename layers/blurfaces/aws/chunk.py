@@ -16,7 +16,7 @@ def worker_threads(settings: Settings) -> int:
     threads on one busy core fell behind 1), so on Lambda the memory decides."""
     cpus = stages.default_workers()
     if settings.function_memory_mb:
-        return max(1, min(cpus, cost.vcpus(settings.function_memory_mb)))
+        return min(cpus, cost.vcpus(settings.function_memory_mb))
     return cpus
 
 

@@ -137,11 +137,10 @@ class Settings:
                 sizing.Worker(self.large_worker_memory_mb, self.large_worker_function,
                               "LargeWorkerMemorySize"))
 
-    def functions(self, worker: sizing.Worker | None = None) -> dict:
+    def functions(self, worker: sizing.Worker) -> dict:
         """The Lambda sizes a job runs with (the manifest's ``job.lambda``, for its cost
-        estimate): its worker's (by default the first), plan's (this function's own) and
+        estimate): its worker's (`sizing.choose_worker`), plan's (this function's own) and
         stitch's."""
-        worker = worker or self.workers()[0]
         return {"worker_memory_mb": worker.memory_mb,
                 "plan_memory_mb": self.function_memory_mb or sizing.PLAN_MEMORY_MB,
                 "stitch_memory_mb": self.stitch_memory_mb,

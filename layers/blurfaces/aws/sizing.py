@@ -118,11 +118,10 @@ def choose_worker(cut: dict, head: dict | None, settings,
     return best[1] if best else largest
 
 
-def check_limits(manifest: dict, settings, worker: Worker | None = None) -> dict:
-    """What a planned job needs against what the stack gives (its `worker`, by default the
-    first); raises `LimitError` (with every limit exceeded and what to do) before any worker
-    runs. Returns the figures."""
-    worker = worker or settings.workers()[0]
+def check_limits(manifest: dict, settings, worker: Worker) -> dict:
+    """What a planned job needs against what the stack gives (its `worker`, from
+    `choose_worker`); raises `LimitError` (with every limit exceeded and what to do) before
+    any worker runs. Returns the figures."""
     info = manifest["info"]
     w, h = int(info["display_width"]), int(info["display_height"])
     seconds = float(info.get("duration_s") or 0.0)
@@ -209,12 +208,11 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
     return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options))
 
 
-def cap_chunks(cut: dict, head: dict | None, settings,
-               options: Options | None = None, worker: Worker | None = None) -> dict:
-    """`cut` with chunk_seconds lowered to what `worker` (by default the first) finishes in
+def cap_chunks(cut: dict, head: dict | None, settings, worker: Worker,
+               options: Options | None = None) -> dict:
+    """`cut` with chunk_seconds lowered to what `worker` (from `choose_worker`) finishes in
     time with `options` (see above); LimitError when not even MIN_CAPPED_CHUNK_S fits. An
     explicit chunk count is left alone."""
-    worker = worker or settings.workers()[0]
     if not head or cut.get("chunks") or not cut.get("chunk_seconds") \
             or not head["w"] * head["h"]:
         return cut

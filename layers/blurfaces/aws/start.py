@@ -80,7 +80,7 @@ def start_job(up: Upload, settings: Settings, *, rerun: str | None = None,
             head = {"w": info.display_width, "h": info.display_height,
                     "fps": info.mean_fps, "seconds": info.duration_s}
         worker = sizing.choose_worker(cut, head, settings, opts)
-        cut = sizing.cap_chunks(cut, head, settings, opts, worker)
+        cut = sizing.cap_chunks(cut, head, settings, worker, opts)
         manifest = stages.plan(up.uri, outputs=outputs, options=opts, work=work, **cut,
                                pin=pin, info=info, publish_token=jid, overwrite=True,
                                job={"id": jid, "input": up.uri, "rerun": rerun,
