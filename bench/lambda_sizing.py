@@ -6,8 +6,8 @@
 Lambda gives 1 vCPU per 1,769 MB: threads 1, 2, 3, 6 at 1769, 3538, 5307 and 10240 MB (the
 worker passes its vCPU count to onnxruntime, the decoder and x264). For each frame size and
 thread count, the chunk length is the one plan cuts for a worker of that memory
-(`aws.worker_chunk_seconds`, at most the template's `ChunkSeconds`: 1080p gets about 16.5 s at
-1769 MB, 38.5 s at 3538 MB), unless --chunk-seconds says otherwise. A clip of three
+(`aws.worker_chunk_seconds`, at most the template's `ChunkSeconds`: 1080p gets about 29.7 s at
+1769 MB, all 40 s at 3538 MB), unless --chunk-seconds says otherwise. A clip of three
 such chunks (the synthetic clip, bench/common.synthetic_clip: faces under a pan/zoom; or
 --input, e.g. a long `bench.hardclips` crowd, cut into chunks of at most that length) is
 planned and its middle chunk, with both of its margins (stages.margins: the lead-in before it,
@@ -24,8 +24,8 @@ peak RSS, and from that very measurement:
     seconds per chunk of that length, 3 s more each for a cold start (assumed: the image's
     start on Lambda; imports and model load are in the measured seconds already), no margin
     added (the measured chunk decoded and detected its own);
-  * the longest chunk whose worst case (this speed / `--slowdown`) ends inside half the 900 s
-    timeout, and the memory needed (peak + 25% + 150 MB for the Lambda runtime).
+  * the longest chunk whose worst case (this speed / `--slowdown`) ends inside
+    `aws.sizing.WORKER_BUDGET_S` (720 s of the 900 s timeout), and the memory needed (peak + 25% + 150 MB for the Lambda runtime).
 Speed is a measurement of this machine, not of Lambda: docs/aws.md says so.
 """
 from __future__ import annotations
@@ -45,6 +45,7 @@ COLD_START_S = 3.0
 def derive(run: dict, fps: float, slowdown: float, margins_s: float) -> dict:
     """US$ per video-hour, the longest safe chunk and the memory need of one measured run."""
     from blurfaces import cost
+    from blurfaces.aws import sizing
     t, mb = run["threads"], run["lambda_mb"]
     billed = run["cpu_s"] if t == 1 else run["wall_s"]
     own_fps = run["frames"] / billed
@@ -59,7 +60,8 @@ def derive(run: dict, fps: float, slowdown: float, margins_s: float) -> dict:
     return {"size": run["size"], "threads": t, "lambda_mb": mb,
             "chunk_s": run["chunk_s"], "billed_s_per_chunk": round(billed, 2),
             "billed_as": "CPU seconds (1 vCPU)" if t == 1 else "wall seconds",
-            "max_chunk_s_worst_case": round(450.0 / worst_frame_s / fps - margins_s, 1),
+            "max_chunk_s_worst_case": round(sizing.WORKER_BUDGET_S / worst_frame_s / fps
+                                            - margins_s, 1),
             "memory_needed_mb": round(need_mb), "memory_fits": need_mb <= mb,
             "per_video_hour": est["x86_64"],
             "per_video_hour_arm64_usd": est["arm64"]["usd"],

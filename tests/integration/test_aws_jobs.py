@@ -343,17 +343,21 @@ def test_stitch_reads_segments_from_s3_in_place(aws, clips, monkeypatch):
 
 
 def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
-    """Half the 900 s timeout, 3x the measured 0.28 CPU s per megapixel, less the chunk's
-    margins (tracking, a small face's hold and the reuse period: stages.margins)."""
+    """720 s of the 900 s timeout, 3x the measured 0.11 CPU s per megapixel (1.65x that above
+    1080p), less the chunk's margins (tracking, a small face's hold and the reuse period:
+    stages.margins)."""
     from blurfaces import aws as core, stages
     from blurfaces.options import Options
     margin = sum(stages.margins(Options()))
     # 4.2 s before the chunk (small_lead 1.0 s, two looks of the regions' evidence), 1.15 after
     assert 5.2 < margin < 5.5
     s1080 = core.worker_chunk_seconds(1920, 1080, 30, 1769)
-    assert abs(s1080 - (450 / (0.11 * 1920 * 1080 / 1e6 * 3) / 30 - margin)) < 0.1
+    assert abs(s1080 - (720 / (0.11 * 1920 * 1080 / 1e6 * 3) / 30 - margin)) < 0.1
     assert abs(core.worker_chunk_seconds(1280, 720, 30, 1769)
-               - (450 / (0.11 * 1280 * 720 / 1e6 * 3) / 30 - margin)) < 0.1
+               - (720 / (0.11 * 1280 * 720 / 1e6 * 3) / 30 - margin)) < 0.1
+    # above 1080p a megapixel costs 1.65x (4K: 2.9 looks of the regions a pixel, not 1.7)
+    assert abs(core.worker_chunk_seconds(3840, 2160, 30, 5307)
+               - (720 / (0.11 * 1.65 * 3840 * 2160 / 1e6 * 3 / 2.2) / 30 - margin)) < 0.1
     # 2 vCPUs run a chunk 1.6x as fast as one (sizing.TWO_VCPU_SPEEDUP), not 2x
     s2 = core.worker_chunk_seconds(1920, 1080, 30, 3538)
     assert abs(s2 + margin - 1.6 * (s1080 + margin)) < 0.1

@@ -20,6 +20,7 @@ import threading
 
 import pytest
 
+from blurfaces.aws import sizing
 from blurfaces.aws.chunk import worker_threads
 from blurfaces.aws.settings import Settings
 from tests.integration.helpers import (FUNCTIONS, INPUT_KEY, OUT_PREFIX, REPORT_KEY, call, keys,
@@ -153,23 +154,23 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     assert ok["status"] == "planned", ok
     assert ok["input"]["chunks"] == 2                       # 2.4 s in chunks of 1.2 s
 
-    # A chunk must end within half a worker's timeout, 3x slower than measured: with a
-    # (pretend) 3.35 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of this
-    # clip instead of the setting's 1.2 s; at 10 not even a 1 s chunk fits: refused.
+    # A chunk must end within 720 s of a worker's 900 s timeout, 3x slower than measured:
+    # with a (pretend) 5.36 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of
+    # this clip instead of the setting's 1.2 s; at 16 not even a 1 s chunk fits: refused.
     monkeypatch.setenv("WORKER_MEMORY_MB", "1769")
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "3.35")
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "5.36")
     (short,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "3"})["jobs"]
     assert short["status"] == "planned" and short["input"]["chunks"] == 3, short
-    # At 6, no chunk of 1 s fits one vCPU, but the 5307 MB worker (3 vCPUs) ends a 1.2 s one
-    # in time: plan sends the job there. At 10 with both workers at one vCPU nothing fits,
-    # and the larger's setting is named.
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "6")
+    # At 9.6, no chunk of 1 s fits one vCPU, but the 5307 MB worker (3 vCPUs) ends a 1.2 s
+    # one in time: plan sends the job there. At 16 with both workers at one vCPU nothing
+    # fits, and the larger's setting is named.
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "9.6")
     (large,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "6"})["jobs"]
     assert large["status"] == "planned", large
     items = json.loads(aws.s3.get_object(Bucket=bucket, Key=large["input"]["items_key"])
                        ["Body"].read())
     assert {i["worker"] for i in items} == {aws.function_arns["large_worker"]}
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "10")
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "16")
     monkeypatch.setenv("LARGE_WORKER_MEMORY_MB", "1769")
     (big,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "4"})["jobs"]
     assert big["status"] == "failed" and big["error_type"] == "LimitError", big
@@ -303,7 +304,8 @@ def test_map_results_are_bounded():
 
 def test_retries_outlast_a_wave_and_second_pass():
     """Throttling retries: backoff with jitter, enough attempts that their expected total
-    exceeds the 450 s a worst-case chunk may take (several waves); the second Map pass
+    exceeds four times the 720 s a worst-case chunk may take (sizing.WORKER_BUDGET_S: several
+    waves); the second Map pass
     follows any Map failure except expected input errors."""
     asl = load_asl()
     worker = asl["States"]["Chunks"]["ItemProcessor"]["States"]["Worker"]
@@ -312,7 +314,8 @@ def test_retries_outlast_a_wave_and_second_pass():
     assert throttle["JitterStrategy"] == "FULL" and throttle["BackoffRate"] >= 2
     delays = [min(throttle["IntervalSeconds"] * throttle["BackoffRate"] ** k,
                   throttle["MaxDelaySeconds"]) for k in range(throttle["MaxAttempts"])]
-    assert sum(delays) / 2 > 4 * 450          # full jitter: half the ceiling on average
+    # full jitter: half the ceiling on average
+    assert sum(delays) / 2 > 4 * sizing.WORKER_BUDGET_S == 4 * 720
     catches = asl["States"]["Chunks"]["Catch"]
     assert catches[0]["Next"] == "Abort" and "InputError" in catches[0]["ErrorEquals"]
     assert catches[-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",

@@ -5,8 +5,9 @@ within what the deployment processes, decided in plan before any worker starts.
   sizes) a job runs on: the cheaper per second of video among those that hold its frames
   and finish a chunk in time;
 * `worker_chunk_seconds` / `cap_chunks`: the longest chunk (seconds of video) a worker of the
-  deployment's size finishes within half its timeout even `WORKER_SLOWDOWN` times slower than
-  measured (`WORKER_CPU_S_PER_MPIXEL`, `WORKER_COST`: the per-frame cost constants, kept here
+  deployment's size finishes within `WORKER_BUDGET_S` (720 s of the 900 s timeout) even
+  `WORKER_SLOWDOWN` times slower than measured (`WORKER_CPU_S_PER_MPIXEL`,
+  `WORKER_COST_ABOVE_1080P`, `WORKER_COST`: the per-frame cost constants, kept here
   and nowhere else; re-measure them with bench/lambda_sizing.py when detection changes);
 * `precheck`: from the container's header, before plan decodes anything: a source plan
   could not index within its budget is refused at once;
@@ -79,9 +80,9 @@ def choose_worker(cut: dict, head: dict | None, settings,
     MB, three vCPUs). Of those whose memory holds the frames and which finish a chunk in
     time, the one with the lower estimated cost per second of video: its memory x (chunk +
     margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
-    keeps its vCPU busy where two keep 1.6 of 2, so at 1080p30 the one-vCPU worker's
-    shorter chunks (16.5 s against 40 s) still come out cheaper; at 1080p60 (5.6 s) they do
-    not, and 1440p does not fit it. When neither fits, the larger (whose limits then say
+    keeps its vCPU busy where two keep 1.6 of 2, so at 1080p the one-vCPU worker's shorter
+    chunks (29.7 s against 40 s; at 60 fps 12.2 s against 33.2 s) still come out cheaper;
+    1440p does not fit it. When neither fits, the larger (whose limits then say
     what to raise); without the header's frame size, the larger (it holds whatever the
     probe then finds). An explicit chunk count whose chunks no worker that holds the frames
     finishes in time is a LimitError."""
@@ -178,16 +179,21 @@ PLAN_BUDGET_S = 900.0 - 60.0
 #: A worker's CPU seconds per frame megapixel with the default options on one core
 #: (bench/lambda_sizing.py, 2026-12-05, RetinaFace small-face pass: 0.105 at 720p, 0.103 at
 #: 1080p on the synthetic multi-face pan; the crowd clips in bench/throughput.py about 0.10).
-#: A chunk must end within half the 900 s timeout even 3x slower than that (busier scenes,
-#: more faces); its margins (stages.margins: 3.85 s with the defaults) are decoded and
-#: detected too. Chunks are cut shorter than the setting when needed: 1080p at 1 vCPU gets
-#: about 18 s chunks.
+#: Above 1080p each megapixel costs WORKER_COST_ABOVE_1080P times as much (4K measured 0.18:
+#: the regions' grid looks at each pixel 2.9 times a sweep where 1080p's does 1.7).
 WORKER_CPU_S_PER_MPIXEL = 0.11
+WORKER_COST_ABOVE_1080P = 1.65
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
 WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
+#: A chunk, its margins included (stages.margins: 5.4 s with the defaults, decoded and
+#: detected too), must end within WORKER_BUDGET_S even WORKER_SLOWDOWN times slower than the
+#: rate above (busier scenes, more faces, a slower host): 720 s leaves 180 s of the 900 s
+#: timeout for the start and the transfers. It was 450 s (half the timeout) until
+#: 2026-12-07: 1080p chunks of 16.5 s at 1 vCPU, whose margins cost a third of their time;
+#: 29.7 s chunks cost 13% less per video-hour (docs/aws.md "Sizing").
 WORKER_SLOWDOWN = 3.0
-WORKER_BUDGET_S = 450.0
+WORKER_BUDGET_S = 720.0
 MIN_CAPPED_CHUNK_S = 1.0
 
 
@@ -200,6 +206,8 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
     options = options or Options()
     vcpus = cost.vcpus(worker_memory_mb)
     rate = WORKER_CPU_S_PER_MPIXEL if cpu_s_per_mpixel is None else cpu_s_per_mpixel
+    if w * h > 1920 * 1088:
+        rate *= WORKER_COST_ABOVE_1080P
     for (name, value), factor in WORKER_COST.items():
         if getattr(options, name) == value:
             rate *= factor
