@@ -25,7 +25,8 @@ peak RSS, and from that very measurement:
     start on Lambda; imports and model load are in the measured seconds already), no margin
     added (the measured chunk decoded and detected its own);
   * the longest chunk whose worst case (this speed / `--slowdown`) ends inside
-    `aws.sizing.WORKER_BUDGET_S` (720 s of the 900 s timeout), and the memory needed (peak + 25% + 150 MB for the Lambda runtime).
+    `aws.sizing.WORKER_BUDGET_S` (720 s of the 900 s timeout), and the memory needed (peak
+    + 25% + 150 MB for the Lambda runtime).
 Speed is a measurement of this machine, not of Lambda: docs/aws.md says so.
 """
 from __future__ import annotations

@@ -191,7 +191,7 @@ WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality",
 #: rate above (busier scenes, more faces, a slower host): 720 s leaves 180 s of the 900 s
 #: timeout for the start and the transfers. It was 450 s (half the timeout) until
 #: 2026-12-07: 1080p chunks of 16.5 s at 1 vCPU, whose margins cost a third of their time;
-#: 29.7 s chunks cost 13% less per video-hour (docs/aws.md "Sizing").
+#: 29.7 s chunks bill about 14% less per video-hour (docs/aws.md "Sizing").
 WORKER_SLOWDOWN = 3.0
 WORKER_BUDGET_S = 720.0
 MIN_CAPPED_CHUNK_S = 1.0
