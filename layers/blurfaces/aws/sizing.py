@@ -183,6 +183,8 @@ PLAN_BUDGET_S = 900.0 - 60.0
 #: the regions' grid looks at each pixel 2.9 times a sweep where 1080p's does 1.7).
 WORKER_CPU_S_PER_MPIXEL = 0.11
 WORKER_COST_ABOVE_1080P = 1.65
+#: 1080p's frame as encoders store it (H.264 codes 1080 lines as 1088): not "above 1080p"
+PIXELS_1080P = 1920 * 1088
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
 WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
@@ -206,7 +208,7 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
     options = options or Options()
     vcpus = cost.vcpus(worker_memory_mb)
     rate = WORKER_CPU_S_PER_MPIXEL if cpu_s_per_mpixel is None else cpu_s_per_mpixel
-    if w * h > 1920 * 1088:
+    if w * h > PIXELS_1080P:
         rate *= WORKER_COST_ABOVE_1080P
     for (name, value), factor in WORKER_COST.items():
         if getattr(options, name) == value:
