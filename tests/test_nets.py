@@ -294,6 +294,58 @@ def test_a_check_runs_the_box_with_a_bounded_margin_of_picture(photo):
     assert sum(det._verify(a, b)[0] > 0 for b in inside) >= 4, inside
 
 
+def test_a_check_that_scores_a_face_faintly_at_3x_looks_again_at_4x(photo, monkeypatch):
+    """A check of a box under ESCALATE_UNDER px whose 3x run scores the face under `verify`
+    but at least ESCALATE_SHARE of it runs the same crop at 4x, where it is a face over
+    ESCALATE_VERIFY: the photo's faces shrunk to about 4 px and darkened to 35%, which 3x
+    scores 0.10-0.20 and 4x up to 0.76.
+    A box on bare background (3x scores nothing there) gets no second run, and without the
+    second look the faces it confirmed are not faces."""
+    import cv2
+    from blurfaces import detect as detect_mod
+
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    small = (cv2.resize(photo, None, fx=0.04, fy=0.04, interpolation=cv2.INTER_AREA)
+             * 0.35).astype(np.uint8)
+    frame[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
+    frame = np.clip(frame + np.random.default_rng(3).normal(0, 4, frame.shape), 0, 255
+                    ).astype(np.uint8)
+    det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                       fine=FinePass(network="retinaface", threshold=0.99, cycle=1,
+                                     persist=True, weak=0.05, verify=0.15))
+    faces = det.fine_net.run(photo, 1.0, 0.5, None, False, None)[0] * 0.04 + \
+        np.array([500, 300, 500, 300], np.float32)
+    assert len(faces) == 5, faces
+    zooms, run = [], det.fine_net.run
+
+    def spy(rgb, zoom, *args, **kw):
+        zooms.append(zoom)
+        return run(rgb, zoom, *args, **kw)
+
+    det.fine_net.run = spy
+    found = [det._verify(frame, b) for b in faces]
+    closer = [score for score, _ in found if score >= detect_mod.ESCALATE_VERIFY]
+    assert zooms.count(4.0) >= 2 and len(closer) >= 2, (zooms, found)
+    assert all(z in (3.0, 4.0) for z in zooms) and zooms.count(3.0) == 5, zooms
+    # the boxes 4x confirmed are where the faces are
+    for score, box in found:
+        if score > 0:
+            assert iou_matrix(np.asarray(box, np.float32)[None], faces).max() >= 0.2, box
+    zooms.clear()
+    assert det._verify(frame, np.array([900, 500, 912, 512], np.float32))[0] == 0
+    assert zooms == [3.0], zooms
+    # nor does a box of ESCALATE_UNDER px or more (faint boxes that large that 4x passed were
+    # textures): with the bound under these faces' 4 px, each gets its 3x run alone
+    monkeypatch.setattr(detect_mod, "ESCALATE_UNDER", 3.0)
+    zooms.clear()
+    assert sum(det._verify(frame, b)[0] > 0 for b in faces) <= len(faces) - len(closer)
+    assert zooms == [3.0] * len(faces), zooms
+    monkeypatch.undo()
+    monkeypatch.setattr(detect_mod, "ESCALATE_SHARE", 1.0)     # no faint band: no 4x look
+    alone = [det._verify(frame, b)[0] for b in faces]
+    assert sum(a > 0 for a in alone) <= len([s for s, _ in found if s > 0]) - 2, alone
+
+
 class _Pan:
     """A stand-in for motion.CameraMotion: the same shift on every frame, no zoom."""
     zoom = 1.0
