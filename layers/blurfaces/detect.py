@@ -613,7 +613,8 @@ class FaceDetector:
         VERIFY_ZOOM (or, where that run scores it faintly, over ESCALATE_VERIFY at
         ESCALATE_ZOOM), and that face's box; 0 and `box` if there is none."""
         h, w = rgb.shape[:2]
-        g = max(VERIFY_CONTEXT, VERIFY_SPAN * float(max(box[2] - box[0], box[3] - box[1])))
+        size = float(box_sizes(np.asarray(box)[None])[0])
+        g = max(VERIFY_CONTEXT, VERIFY_SPAN * size)
         x0, y0 = int(max(0, box[0] - g)), int(max(0, box[1] - g))
         x1, y1 = int(min(w, box[2] + g)), int(min(h, box[3] + g))
         crop, off = rgb[y0:y1, x0:x1], np.array([x0, y0, x0, y0], np.float32)
@@ -626,11 +627,12 @@ class FaceDetector:
             return np.nonzero(iou_matrix(box[None], boxes + off)[0] >= 0.2)[0]
 
         verify = max(self.fine.verify, floor)
+        # the faint candidates are decoded only where they can send the box to ESCALATE_ZOOM
+        small = size < ESCALATE_UNDER
         boxes, scores, faint = self.fine_net.run(crop, VERIFY_ZOOM, verify,
-                                                 verify * ESCALATE_SHARE, False,
-                                                 self.fine.largest)
+                                                 verify * ESCALATE_SHARE if small else None,
+                                                 False, self.fine.largest)
         hit = at(boxes)
-        small = max(box[2] - box[0], box[3] - box[1]) < ESCALATE_UNDER
         if not len(hit) and small and len(at(faint[0])):    # faintly there at 3x: closer
             boxes, scores, _ = self.fine_net.run(crop, ESCALATE_ZOOM,
                                                  max(ESCALATE_VERIFY, verify), None, False,
