@@ -346,6 +346,54 @@ def test_a_check_that_scores_a_face_faintly_at_3x_looks_again_at_4x(photo, monke
     assert sum(a > 0 for a in alone) <= len([s for s, _ in found if s > 0]) - 2, alone
 
 
+def test_large_boxes_scored_low_are_faces_only_where_a_check_at_3x_finds_one(photo):
+    """FinePass.sure_over: a fine-pass box 32 px wide or wider scored under `sure` stays only
+    where a run of it alone at 3x scores a face there over `sure`; such near-misses are
+    dropped; narrower boxes (a small covered face's are tall) and boxes scored over `sure`
+    pass without a check. The photo's five faces at 33-44 px wide, given the low score of a
+    covered face's region run, are kept; boxes of their size on the photo's hair, shirts and
+    wall are dropped."""
+    import cv2
+
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    pasted = cv2.resize(photo, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    frame[100:100 + pasted.shape[0], 300:300 + pasted.shape[1]] = pasted
+    frame = np.clip(frame + np.random.default_rng(3).normal(0, 4, frame.shape), 0, 255
+                    ).astype(np.uint8)
+    det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                       fine=FinePass(network="retinaface", threshold=0.1, cycle=1,
+                                     persist=True, weak=0.15, sure_over=32.0))
+    faces = det.fine_net.run(photo, 1.0, 0.5, None, False, None)[0] * 0.4 + \
+        np.array([300, 100, 300, 100], np.float32)
+    assert len(faces) == 5 and (faces[:, 2] - faces[:, 0]).min() >= 32, faces
+    textures = np.array([[300, 100, 340, 150], [620, 220, 660, 270], [460, 300, 500, 350],
+                         [900, 400, 948, 460]], np.float32)
+    # under 32 px wide, one of them 50 px tall: no check
+    small = np.array([[700, 500, 720, 524], [1000, 100, 1028, 150]], np.float32)
+    sure = faces[:1]                                            # scored over `sure`: no check
+    boxes = np.concatenate([faces[1:], textures, small, sure])
+    scores = np.array([0.2] * 4 + [0.25] * 4 + [0.12, 0.11, 0.6], np.float32)
+    near = (np.concatenate([faces[1:3], small]), np.array([0.07, 0.06, 0.07, 0.08], np.float32))
+    zooms, run = [], det.fine_net.run
+
+    def spy(rgb, zoom, *args, **kw):
+        zooms.append(zoom)
+        return run(rgb, zoom, *args, **kw)
+
+    det.fine_net.run = spy
+    kept, kept_scores, (near_kept, near_scores) = det._sure(frame, det.fine_net, boxes,
+                                                            scores, near)
+    assert zooms == [3.0] * 8, zooms          # the four faces and four textures scored low
+    np.testing.assert_array_equal(kept, np.concatenate([faces[1:], small, sure]))
+    np.testing.assert_array_equal(kept_scores, scores[[0, 1, 2, 3, 8, 9, 10]])
+    np.testing.assert_array_equal(near_kept, small)
+    np.testing.assert_array_equal(near_scores, near[1][2:])
+    # off (the default), the same boxes pass untouched
+    plain = FaceDetector(detect_size=384, threshold=0.3, threads=1,
+                         fine=FinePass(network="retinaface", threshold=0.1, cycle=1))
+    assert plain.fine.sure_over is None
+
+
 class _Pan:
     """A stand-in for motion.CameraMotion: the same shift on every frame, no zoom."""
     zoom = 1.0

@@ -65,6 +65,12 @@ still.py and the review page never see them. A look that reuses the region's pic
 runs no network and leaves no evidence, and a run of part of it no faint boxes (on a still
 camera, where a region's picture is reused every other look, keeping the last whole run's
 found a few more faces for 25% more CPU: docs/measurements.md).
+A box `FinePass.sure_over` px wide or wider that a region's run scores under
+`FinePass.sure` is a face only if the same check (a run of it alone at VERIFY_ZOOM) scores
+it over `sure`, and is never a near-miss (nor evidence): faces that wide score high at 2x;
+the textures the regions find at that size score 0.05-0.3 on look after look. The width, not
+the longer side: a small face covered at the chin or brow gets a tall box of a low score
+(docs/measurements.md "Large boxes scored low, checked at 3x").
 The faces a region's network run found (under VERIFY_UNDER) are evidence for its next look
 too: a faint or walked box near one is checked. A face with nothing of about its size near its
 place on the next look (scored under the faint floor at 2x, as a 24 px face under a bar was for
@@ -204,6 +210,16 @@ class FinePass:
     # (docs/measurements.md "Smaller checks")
     weak: float | None = None
     verify: float = 0.15
+    # A box `sure_over` px wide or wider that a region's run scores under `sure` is a face
+    # only if a run of it alone at VERIFY_ZOOM (as a faint box's check) scores it over
+    # `sure`, and is never a near-miss: faces that wide score high at 2x, the textures the
+    # fine pass finds there (fabric, an arm, helmets) score 0.05-0.3 on look after look and
+    # were the larger part of far over-masking; covered and darkened 32-48 px faces that
+    # score that low mostly pass the check. By width: an 18 px face a third covered had
+    # near-misses 30 px wide and 50 px tall, its only evidence for 40 frames
+    # (docs/measurements.md "Large boxes scored low, checked at 3x"). None: off.
+    sure_over: float | None = None
+    sure: float = 0.3
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -422,6 +438,8 @@ class FaceDetector:
         floor = self.fine.weak if faint and doubt and self.fine.weak else DOUBT
         boxes, scores, near = net.run(rgb, scale, thr, thr * floor if doubt else None,
                                       cached, largest)
+        if fine and self.fine.sure_over:
+            boxes, scores, near = self._sure(rgb, net, boxes, scores, near)
         doubtful, doubt_scores = near if near is not None else (None, None)
         every = boxes if doubtful is None else np.concatenate([boxes, doubtful])
         snap_to_edges(every, w, h)
@@ -606,12 +624,28 @@ class FaceDetector:
         return Detections(np.concatenate([promoted.boxes, boxes[ok]]),
                           np.concatenate([promoted.scores, scores[ok]]))
 
+    def _sure(self, rgb: np.ndarray, net, boxes: np.ndarray, scores: np.ndarray, near):
+        """A fine run's boxes, scores and near-misses (as `Network.run` gives them, in `rgb`
+        pixels) less its boxes `FinePass.sure_over` px wide or wider: those scored under
+        `FinePass.sure` stay only where `_verify` scores them over it, near-misses not at
+        all. `net`: the network of the run (`ahead` runs on a session of its own)."""
+        large = boxes[:, 2] - boxes[:, 0] >= self.fine.sure_over
+        ok = ~large | (scores >= self.fine.sure)
+        for i in np.nonzero(~ok)[0]:
+            ok[i] = self._verify(rgb, boxes[i], self.fine.sure, net)[0] > 0
+        if near is not None:
+            small = near[0][:, 2] - near[0][:, 0] < self.fine.sure_over
+            near = (near[0][small], near[1][small])
+        return boxes[ok], scores[ok], near
+
     def _verify(self, rgb: np.ndarray, box: np.ndarray,
-                floor: float = 0.0) -> tuple[float, np.ndarray]:
+                floor: float = 0.0, net=None) -> tuple[float, np.ndarray]:
         """The fine network's best score over `FinePass.verify` (and `floor`) for a face at
         `box` (IoU at least 0.2) in a run of the box alone, with its surroundings, at
         VERIFY_ZOOM (or, where that run scores it faintly, over ESCALATE_VERIFY at
-        ESCALATE_ZOOM), and that face's box; 0 and `box` if there is none."""
+        ESCALATE_ZOOM), and that face's box; 0 and `box` if there is none. `net`: the fine
+        network's session to run on (default: the detector's own)."""
+        net = net or self.fine_net
         h, w = rgb.shape[:2]
         size = float(box_sizes(np.asarray(box)[None])[0])
         g = max(VERIFY_CONTEXT, VERIFY_SPAN * size)
@@ -629,12 +663,12 @@ class FaceDetector:
         verify = max(self.fine.verify, floor)
         # the faint candidates are decoded only where they can send the box to ESCALATE_ZOOM
         small = size < ESCALATE_UNDER
-        boxes, scores, faint = self.fine_net.run(crop, VERIFY_ZOOM, verify,
+        boxes, scores, faint = net.run(crop, VERIFY_ZOOM, verify,
                                                  verify * ESCALATE_SHARE if small else None,
                                                  False, self.fine.largest)
         hit = at(boxes)
         if not len(hit) and small and len(at(faint[0])):    # faintly there at 3x: closer
-            boxes, scores, _ = self.fine_net.run(crop, ESCALATE_ZOOM,
+            boxes, scores, _ = net.run(crop, ESCALATE_ZOOM,
                                                  max(ESCALATE_VERIFY, verify), None, False,
                                                  self.fine.largest)
             hit = at(boxes)

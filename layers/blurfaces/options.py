@@ -66,14 +66,16 @@ ENV_PREFIX = "BLURFACES_"
 # place, or a walker's few widths apart: detect.MOVED_REACH) is run again alone at 3x, and is
 # a face if that run scores it over 0.15 (detect.FinePass.weak, .verify); `bridge`: a track
 # the detector misses for up to this many seconds, found again where it predicts, continues
-# through the gap (track.TrackOptions.bridge).
+# through the gap (track.TrackOptions.bridge); `sure_over`: a fine-pass box this wide (px)
+# or wider scored under 0.3 is a face only if a run of it alone at 3x scores it over 0.3, and
+# is never a near-miss (detect.FinePass.sure_over).
 # Measured on placed-truth and hard clips: docs/measurements.md "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
     "balanced": {"threshold": 0.3, "fine_cycle": 8, "reuse_s": 0.5,
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
                  "small_lead": 1.0, "small_walk": 2.0, "persist": True, "detect_size": 384,
-                 "whole_every": 2, "weak": 0.15, "bridge": 1.5},
+                 "whole_every": 2, "weak": 0.15, "bridge": 1.5, "sure_over": 32.0},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
             "bridge": 1.5},

@@ -215,7 +215,8 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
     fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
                     threshold=preset["fine_threshold"],
                     persist=preset.get("persist", False),
-                    weak=preset.get("weak")) if options.fine_cycle else None
+                    weak=preset.get("weak"),
+                    sure_over=preset.get("sure_over")) if options.fine_cycle else None
     size = options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
