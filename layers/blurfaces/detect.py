@@ -214,10 +214,11 @@ class FinePass:
     # only if a run of it alone at VERIFY_ZOOM (as a faint box's check) scores it over
     # `sure`, and is never a near-miss: faces that wide score high at 2x, the textures the
     # fine pass finds there (fabric, an arm, helmets) score 0.05-0.3 on look after look and
-    # were the larger part of far over-masking; covered and darkened 32-48 px faces that
-    # score that low mostly pass the check. By width: an 18 px face a third covered had
-    # near-misses 30 px wide and 50 px tall, its only evidence for 40 frames
-    # (docs/measurements.md "Large boxes scored low, checked at 3x"). None: off.
+    # were the larger part of far over-masking; covered 32-48 px faces that score that low
+    # passed the check (darkened ones mostly not, but other looks find them). By width: an
+    # 18 px face a third covered had near-misses 30 px wide and 50 px tall, its only
+    # evidence for 40 frames (docs/measurements.md "Large boxes scored low, checked at 3x").
+    # None: off.
     sure_over: float | None = None
     sure: float = 0.3
 
