@@ -102,29 +102,43 @@ def test_boxes_larger_than_asked_are_left_out_before_nms(photo, nets):
     assert len(rf.run(photo, scale, 0.5, largest=0.5 * side)[0]) < len(b)
 
 
+def _pasted(photo, scale: float, x: int, y: int, dark: float = 1.0, seed: int = 3):
+    """A noisy grey 1280x720 frame (sigma 4) with the photo shrunk by `scale` and darkened to
+    `dark`, its top left at (x, y); and the shrunk photo's box (x1, y1, x2, y2)."""
+    import cv2
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if dark != 1.0:
+        small = (small * dark).astype(np.uint8)
+    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+    noise = np.random.default_rng(seed).normal(0, 4, frame.shape)
+    return (np.clip(frame + noise, 0, 255).astype(np.uint8),
+            (x, y, x + small.shape[1], y + small.shape[0]))
+
+
+def _zoom_spy(det: FaceDetector) -> list:
+    """The zoom of every run of `det`'s fine network from now on, in order."""
+    zooms, run = [], det.fine_net.run
+
+    def spy(rgb, zoom, *args, **kw):
+        zooms.append(zoom)
+        return run(rgb, zoom, *args, **kw)
+
+    det.fine_net.run = spy
+    return zooms
+
+
 def _small_faces_frame(photo, x: int, y: int, seed: int):
     """A noisy grey 1280x720 frame with the photo shrunk so its faces are about 12 px wide,
     its top left at (x, y); and the shrunk photo's box (x1, y1, x2, y2)."""
-    import cv2
-    rng = np.random.default_rng(seed)
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    small = cv2.resize(photo, None, fx=0.12, fy=0.12, interpolation=cv2.INTER_AREA)
-    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
-    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
-    return frame, (x, y, x + small.shape[1], y + small.shape[0])
+    return _pasted(photo, 0.12, x, y, seed=seed)
 
 
 def _faces_under_the_threshold(photo, x: int, y: int):
     """The photo shrunk so its faces are about 8 px wide, top left at (x, y), in the same
     noisy grey frame wherever they are; and the shrunk photo's box. The 2x RetinaFace fine
     pass scores its five faces 0.90-0.96."""
-    import cv2
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    small = cv2.resize(photo, None, fx=0.08, fy=0.08, interpolation=cv2.INTER_AREA)
-    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
-    noise = np.random.default_rng(3).normal(0, 4, frame.shape)
-    return (np.clip(frame + noise, 0, 255).astype(np.uint8),
-            (x, y, x + small.shape[1], y + small.shape[0]))
+    return _pasted(photo, 0.08, x, y)
 
 
 def test_a_near_miss_seen_twice_at_the_same_place_is_a_face(photo):
@@ -165,14 +179,7 @@ def _faint_faces(photo, x: int, y: int):
     (x, y), in the noisy grey frame; and the shrunk photo's box. The 2x RetinaFace fine pass
     scores its five faces about 0.08-0.6 (by where they fall in its region), a run at 3x
     0.29-0.85."""
-    import cv2
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    small = (cv2.resize(photo, None, fx=0.05, fy=0.05, interpolation=cv2.INTER_AREA)
-             * 0.35).astype(np.uint8)
-    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
-    noise = np.random.default_rng(3).normal(0, 4, frame.shape)
-    return (np.clip(frame + noise, 0, 255).astype(np.uint8),
-            (x, y, x + small.shape[1], y + small.shape[0]))
+    return _pasted(photo, 0.05, x, y, dark=0.35)
 
 
 def test_a_faint_box_seen_twice_is_a_face_if_a_run_of_its_own_at_3x_says_so(photo):
@@ -301,28 +308,16 @@ def test_a_check_that_scores_a_face_faintly_at_3x_looks_again_at_4x(photo, monke
     scores 0.10-0.20 and 4x up to 0.76.
     A box on bare background (3x scores nothing there) gets no second run, and without the
     second look the faces it confirmed are not faces."""
-    import cv2
     from blurfaces import detect as detect_mod
 
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    small = (cv2.resize(photo, None, fx=0.04, fy=0.04, interpolation=cv2.INTER_AREA)
-             * 0.35).astype(np.uint8)
-    frame[300:300 + small.shape[0], 500:500 + small.shape[1]] = small
-    frame = np.clip(frame + np.random.default_rng(3).normal(0, 4, frame.shape), 0, 255
-                    ).astype(np.uint8)
+    frame, _ = _pasted(photo, 0.04, 500, 300, dark=0.35)
     det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
                        fine=FinePass(network="retinaface", threshold=0.99, cycle=1,
                                      persist=True, weak=0.05, verify=0.15))
     faces = det.fine_net.run(photo, 1.0, 0.5, None, False, None)[0] * 0.04 + \
         np.array([500, 300, 500, 300], np.float32)
     assert len(faces) == 5, faces
-    zooms, run = [], det.fine_net.run
-
-    def spy(rgb, zoom, *args, **kw):
-        zooms.append(zoom)
-        return run(rgb, zoom, *args, **kw)
-
-    det.fine_net.run = spy
+    zooms = _zoom_spy(det)
     found = [det._verify(frame, b) for b in faces]
     closer = [score for score, _ in found if score >= detect_mod.ESCALATE_VERIFY]
     assert zooms.count(4.0) >= 2 and len(closer) >= 2, (zooms, found)
@@ -353,13 +348,7 @@ def test_large_boxes_scored_low_are_faces_only_where_a_check_at_3x_finds_one(pho
     pass without a check. The photo's five faces at 33-44 px wide, given the low score of a
     covered face's region run, are kept; boxes of their size on the photo's hair, shirts and
     wall are dropped."""
-    import cv2
-
-    frame = np.full((720, 1280, 3), 110, np.uint8)
-    pasted = cv2.resize(photo, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
-    frame[100:100 + pasted.shape[0], 300:300 + pasted.shape[1]] = pasted
-    frame = np.clip(frame + np.random.default_rng(3).normal(0, 4, frame.shape), 0, 255
-                    ).astype(np.uint8)
+    frame, _ = _pasted(photo, 0.4, 300, 100)
     det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
                        fine=FinePass(network="retinaface", threshold=0.1, cycle=1,
                                      persist=True, weak=0.15, sure_over=32.0))
@@ -374,13 +363,7 @@ def test_large_boxes_scored_low_are_faces_only_where_a_check_at_3x_finds_one(pho
     boxes = np.concatenate([faces[1:], textures, small, sure])
     scores = np.array([0.2] * 4 + [0.25] * 4 + [0.12, 0.11, 0.6], np.float32)
     near = (np.concatenate([faces[1:3], small]), np.array([0.07, 0.06, 0.07, 0.08], np.float32))
-    zooms, run = [], det.fine_net.run
-
-    def spy(rgb, zoom, *args, **kw):
-        zooms.append(zoom)
-        return run(rgb, zoom, *args, **kw)
-
-    det.fine_net.run = spy
+    zooms = _zoom_spy(det)
     kept, kept_scores, (near_kept, near_scores) = det._sure(frame, det.fine_net, boxes,
                                                             scores, near)
     assert zooms == [3.0] * 8, zooms          # the four faces and four textures scored low

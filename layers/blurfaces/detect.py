@@ -665,13 +665,12 @@ class FaceDetector:
         # the faint candidates are decoded only where they can send the box to ESCALATE_ZOOM
         small = size < ESCALATE_UNDER
         boxes, scores, faint = net.run(crop, VERIFY_ZOOM, verify,
-                                                 verify * ESCALATE_SHARE if small else None,
-                                                 False, self.fine.largest)
+                                       verify * ESCALATE_SHARE if small else None,
+                                       False, self.fine.largest)
         hit = at(boxes)
         if not len(hit) and small and len(at(faint[0])):    # faintly there at 3x: closer
-            boxes, scores, _ = net.run(crop, ESCALATE_ZOOM,
-                                                 max(ESCALATE_VERIFY, verify), None, False,
-                                                 self.fine.largest)
+            boxes, scores, _ = net.run(crop, ESCALATE_ZOOM, max(ESCALATE_VERIFY, verify),
+                                       None, False, self.fine.largest)
             hit = at(boxes)
         if not len(hit):
             return 0.0, box
