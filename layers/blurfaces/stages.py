@@ -216,7 +216,8 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
                     threshold=preset["fine_threshold"],
                     persist=preset.get("persist", False),
                     weak=preset.get("weak"),
-                    sure_over=preset.get("sure_over")) if options.fine_cycle else None
+                    sure_over=preset.get("sure_over"),
+                    persist_over=preset.get("persist_over")) if options.fine_cycle else None
     size = options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"

@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from .detect import Detections, box_sizes, centre_distance, iou_matrix
+from .detect import Detections, box_sizes, centre_distance, edge_sides, iou_matrix
 from .options import QUALITY
 
 SOURCES = ("detected", "interpolated", "held", "lead")
@@ -705,16 +705,11 @@ class Tracker:
 
     def _sides(self, boxes: np.ndarray) -> np.ndarray:
         """Which frame edges (left, top, right, bottom: N x 4) each of `boxes` (frame pixels)
-        touches, as a face cut by them does."""
+        touches, as a face cut by them does (`detect.edge_sides`)."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if self.frame_size is None:
             return np.zeros((len(boxes), 4), bool)
-        w, h = self.frame_size
-        # a cut box ends near the edge
-        m = np.maximum(4.0, 0.25 * np.minimum(boxes[:, 2] - boxes[:, 0],
-                                              boxes[:, 3] - boxes[:, 1]))
-        return np.column_stack([boxes[:, 0] <= m, boxes[:, 1] <= m,
-                                boxes[:, 2] >= w - m, boxes[:, 3] >= h - m])
+        return edge_sides(boxes, *self.frame_size)
 
     def _edge_sides(self, box) -> tuple:
         """`_sides` of one box, as a tuple of bools."""
