@@ -174,60 +174,49 @@ def test_a_near_miss_seen_twice_at_the_same_place_is_a_face(photo):
     assert len(images.detect(a)) == 0
 
 
-def test_wide_near_misses_seen_twice_are_faces_only_where_a_check_at_3x_finds_one(photo):
-    """FinePass.persist_over: a near-miss seen on two looks `persist_over` px wide or wider, or
-    touching the frame's edge, is a face only where a run of it alone at 3x scores it over
-    `verify`; one that fails stays a near-miss. Others are faces without the check. The
-    photo shrunk so its faces are 15-19 px wide, under a fine threshold none reaches (1.0).
-    From 16 px: four are wide and checked, one is narrow. Checks that can pass (0.15): all five
-    faces. Checks that cannot (0.9999): only the narrow one, the wide four still near-misses.
-    Off: all five, no check. From 24 px (the balanced preset's), with the faces moved down so
-    that two touch the frame's bottom edge: those two are checked, the other three are not."""
+def test_near_misses_seen_twice_at_the_frame_edge_are_faces_only_where_a_check_finds_one(photo):
+    """FinePass.persist_edge: a near-miss seen on two looks that touches the frame's edge is a
+    face only where a run of it alone at 3x scores it over `verify`; one that fails stays a
+    near-miss. Others are faces without the check. The photo shrunk so its faces are 15-19 px
+    wide, under a fine threshold none reaches (1.0), moved down so that two of them touch the
+    frame's bottom edge. Checks that can pass (0.15): all five faces. Checks that cannot
+    (0.9999): the three inside the frame, the two at the edge still near-misses. Off, or the
+    faces away from the edge: all five, no check."""
     frame, box = _pasted(photo, 0.18, 500, 300)
 
-    def looks(rgb, verify, over):
+    def looks(rgb, verify, on=True):
         det = FaceDetector(detect_size=384, threshold=0.3, threads=1,
                            fine=FinePass(network="retinaface", threshold=1.0, cycle=1,
-                                         persist=True, persist_over=over, verify=verify))
+                                         persist=True, persist_edge=on, verify=verify))
         det.reset(near_misses=True)
         first = det.detect(rgb, 0)
         assert len(first) == 0 and len(first.doubt) == 5, first.doubt
         zooms = _zoom_spy(det)
         return first.doubt, det.detect(rgb, 1), zooms
 
-    near, checked, zooms = looks(frame, 0.15, 16.0)
-    wide = near[:, 2] - near[:, 0] >= 16
-    assert wide.sum() == 4, near
-    assert len(checked) == 5 and len(checked.doubt) == 0, checked.boxes
-    assert zooms.count(3.0) >= 4, zooms
-    for b in checked.boxes:
+    near, inside, zooms = looks(frame, 0.9999)
+    assert len(inside) == 5 and 3.0 not in zooms, zooms
+    for b in inside.boxes:
         assert box[0] - 5 < b[0] and b[2] < box[2] + 5 and box[1] - 5 < b[1] and b[3] < box[3] + 5
-    near, failed, zooms = looks(frame, 0.9999, 16.0)
-    assert len(failed) == 1 and len(failed.doubt) == 4, (failed.boxes, failed.doubt)
-    assert iou_matrix(failed.boxes, near[~wide]).max() > 0.1     # the narrow one (grown)
-    assert iou_matrix(failed.doubt, near[wide]).max(axis=1).min() > 0.5
-    assert zooms.count(3.0) >= 4, zooms
-    _, off, zooms = looks(frame, 0.9999, None)
-    assert len(off) == 5 and 3.0 not in zooms, zooms
-    _, narrow, zooms = looks(frame, 0.9999, 24.0)
-    assert len(narrow) == 5 and 3.0 not in zooms, zooms
-
     low = np.roll(frame, 719 - int(near[:, 3].max()), axis=0)     # the lowest face at the edge
-    near, edge, zooms = looks(low, 0.9999, 24.0)
+    near, edge, zooms = looks(low, 0.9999)
     at_edge = near[:, 3] >= 715
-    assert at_edge.sum() == 2 and (near[:, 2] - near[:, 0] < 24).all(), near
+    assert at_edge.sum() == 2, near
     assert len(edge) == 3 and len(edge.doubt) == 2, (edge.boxes, edge.doubt)
     assert iou_matrix(edge.doubt, near[at_edge]).max(axis=1).min() > 0.5
+    assert iou_matrix(edge.boxes, near[~at_edge]).max(axis=1).min() > 0.1     # (grown)
     assert zooms.count(3.0) >= 2, zooms
-    _, edge, _ = looks(low, 0.15, 24.0)
-    assert len(edge) == 5 and len(edge.doubt) == 0, edge.boxes
+    _, checked, zooms = looks(low, 0.15)
+    assert len(checked) == 5 and len(checked.doubt) == 0 and zooms.count(3.0) >= 2, zooms
+    _, off, zooms = looks(low, 0.9999, on=False)
+    assert len(off) == 5 and 3.0 not in zooms, zooms
 
 
-def test_the_balanced_preset_checks_near_misses_seen_twice_from_24_px():
+def test_the_balanced_preset_checks_near_misses_seen_twice_at_the_frame_edge():
     from blurfaces.options import Options
     from blurfaces.stages import _detector
-    assert _detector(Options(), 1, False).fine.persist_over == 24.0
-    assert _detector(Options(quality="max"), 1, False).fine.persist_over is None
+    assert _detector(Options(), 1, False).fine.persist_edge
+    assert not _detector(Options(quality="max"), 1, False).fine.persist_edge
 
 
 def _faint_faces(photo, x: int, y: int):

@@ -36,11 +36,11 @@ x the threshold) on two looks of its region running, at the same place in the sc
 camera's translation since the previous look compensated), is taken as a face on the second
 (`FinePass.persist`, on in the balanced preset): one look below the threshold is noise as often as a
 face, two at one place are evidence. Such a face only adds a box where no detection of the
-frame overlaps it. A texture is at one place look after look too: a near-miss seen twice
-`FinePass.persist_over` px wide or wider (24 in the balanced preset; a 10-18 px face's are
-mostly narrower), or touching the frame's edge, is a face only where the faint boxes' check
-(below) confirms it. Where the region's picture is reused (still camera), its near-misses are
-run again on every turn (below), so the evidence stands.
+frame overlaps it. A texture is at one place look after look too: with
+`FinePass.persist_edge` (on in the balanced preset), a near-miss seen twice touching the
+frame's edge is a face only where the faint boxes' check (below) confirms it. Where the
+region's picture is reused (still camera), its near-misses are run again on every turn
+(below), so the evidence stands.
 
 Fainter evidence (`FinePass.weak`, on in the balanced preset): a box that a whole run of a
 region scores above `weak` x the fine threshold but under the near-miss floor (a *faint* box),
@@ -224,18 +224,17 @@ class FinePass:
     # None: off.
     sure_over: float | None = None
     sure: float = 0.3
-    # With persist: a near-miss seen on two looks `persist_over` px wide or wider, or touching
-    # the frame's edge (`edge_sides`), is a face only if its check (a run of it alone at
-    # VERIFY_ZOOM, as a faint box's) scores it over `verify`; one that fails stays a
-    # near-miss. Others are faces without it. On 18 placed-truth seeds such near-misses were
-    # off the faces 229 times in 243 (a fist; helmets at the frame's bottom edge: never a
-    # face at the edge in 23 clips), and failed the check 191 of those times; on seed 221
-    # their tracks' leads and holds were a fifth of far over-masking. Narrower ones are much
-    # of the evidence for covered, darkened and backlit 14-18 px faces, whose check often
-    # fails (a 14 px face under a hat brim, 16-20 px wide, on every look of a still camera:
-    # checked from 16 px, still720 lost it for 180 frames; docs/measurements.md "Wide
-    # near-misses seen twice, checked at 3x"). None: off.
-    persist_over: float | None = None
+    # With persist: a near-miss seen on two looks that touches the frame's edge (`edge_sides`)
+    # is a face only if its check (a run of it alone at VERIFY_ZOOM, as a faint box's) scores
+    # it over `verify`; one that fails stays a near-miss. On 23 placed-truth clips the 48
+    # near-misses seen twice at the edge were all textures (helmets of small figures at the
+    # bottom edge), 43 of them failing the check, and their seen-once edge tracks' leads and
+    # holds (1 s and 1.5 s of a small face; 60 and 90 frames at 60 fps) a fifth of far
+    # over-masking on seed 104, an eighth on 221. Checking near-misses 24 px wide or wider (a fist)
+    # lowered it more, but lost a darkened 18 px walker for 10 frames whose near-miss was
+    # that wide, and from 16 px a 14 px face under a hat brim for 180 (docs/measurements.md
+    # "Near-misses seen twice at the frame's edge, checked at 3x").
+    persist_edge: bool = False
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -589,10 +588,9 @@ class FaceDetector:
         # a near-miss where the last look had a near-miss or (FinePass.weak) a faint box:
         # one look over the near-miss floor and the other over the faint one
         seen = at(scene_near, last)
-        if self.fine.persist_over is not None and seen.any():
-            doubtful = (near[:, 2] - near[:, 0] >= self.fine.persist_over) | \
-                edge_sides(near, rgb.shape[1], rgb.shape[0]).any(axis=1)
-            for i in np.nonzero(seen & doubtful)[0]:
+        if self.fine.persist_edge and seen.any():
+            edge = edge_sides(near, rgb.shape[1], rgb.shape[0]).any(axis=1)
+            for i in np.nonzero(seen & edge)[0]:
                 seen[i] = self._verify(rgb, near[i])[0] > 0
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides

@@ -68,9 +68,9 @@ ENV_PREFIX = "BLURFACES_"
 # the detector misses for up to this many seconds, found again where it predicts, continues
 # through the gap (track.TrackOptions.bridge); `sure_over`: a fine-pass box this wide (px)
 # or wider scored under 0.3 is a face only if a run of it alone at 3x scores it over 0.3, and
-# is never a near-miss (detect.FinePass.sure_over); `persist_over`: a near-miss seen twice
-# this wide (px) or wider, or at the frame's edge, is a face only if that run at 3x scores
-# it over 0.15 (detect.FinePass.persist_over).
+# is never a near-miss (detect.FinePass.sure_over); `persist_edge`: a near-miss seen twice
+# at the frame's edge is a face only if that run at 3x scores it over 0.15
+# (detect.FinePass.persist_edge).
 # Measured on placed-truth and hard clips: docs/measurements.md "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
@@ -78,7 +78,7 @@ QUALITY = {
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
                  "small_lead": 1.0, "small_walk": 2.0, "persist": True, "detect_size": 384,
                  "whole_every": 2, "weak": 0.15, "bridge": 1.5, "sure_over": 32.0,
-                 "persist_over": 24.0},
+                 "persist_edge": True},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
             "bridge": 1.5},

@@ -217,7 +217,8 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
                     persist=preset.get("persist", False),
                     weak=preset.get("weak"),
                     sure_over=preset.get("sure_over"),
-                    persist_over=preset.get("persist_over")) if options.fine_cycle else None
+                    persist_edge=preset.get("persist_edge", False)) \
+        if options.fine_cycle else None
     size = options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
