@@ -230,10 +230,10 @@ class FinePass:
     # near-misses seen twice at the edge were all textures (helmets of small figures at the
     # bottom edge), 43 of them failing the check, and their seen-once edge tracks' leads and
     # holds (1 s and 1.5 s of a small face; 60 and 90 frames at 60 fps) a fifth of far
-    # over-masking on seed 104, an eighth on 221. Checking near-misses 24 px wide or wider (a fist)
-    # lowered it more, but lost a darkened 18 px walker for 10 frames whose near-miss was
-    # that wide, and from 16 px a 14 px face under a hat brim for 180 (docs/measurements.md
-    # "Near-misses seen twice at the frame's edge, checked at 3x").
+    # over-masking on seed 104, an eighth on 221. Checking near-misses 24 px wide or wider
+    # (a fist) lowered it more, but lost a darkened 18 px walker for 10 frames whose
+    # near-miss was that wide, and from 16 px a 14 px face under a hat brim for 180
+    # (docs/measurements.md "Near-misses seen twice at the frame's edge, checked at 3x").
     persist_edge: bool = False
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -590,8 +590,7 @@ class FaceDetector:
         seen = at(scene_near, last)
         if self.fine.persist_edge and seen.any():
             edge = edge_sides(near, rgb.shape[1], rgb.shape[0]).any(axis=1)
-            for i in np.nonzero(seen & edge)[0]:
-                seen[i] = self._verify(rgb, near[i])[0] > 0
+            seen = (seen & ~edge) | self._checked(rgb, near, seen & edge)
         promoted = Detections(near[seen].astype(np.float32), scores[seen, 0].astype(np.float32))
         if self.fine.weak is not None:      # two faint looks: a run of its own decides
             # only the faces the last look's network run found (what a check found there came
@@ -660,12 +659,20 @@ class FaceDetector:
         all. `net`: the network of the run (`ahead` runs on a session of its own)."""
         large = boxes[:, 2] - boxes[:, 0] >= self.fine.sure_over
         ok = ~large | (scores >= self.fine.sure)
-        for i in np.nonzero(~ok)[0]:
-            ok[i] = self._verify(rgb, boxes[i], self.fine.sure, net)[0] > 0
+        ok |= self._checked(rgb, boxes, ~ok, self.fine.sure, net)
         if near is not None:
             small = near[0][:, 2] - near[0][:, 0] < self.fine.sure_over
             near = (near[0][small], near[1][small])
         return boxes[ok], scores[ok], near
+
+    def _checked(self, rgb: np.ndarray, boxes: np.ndarray, ask: np.ndarray,
+                 floor: float = 0.0, net=None) -> np.ndarray:
+        """Per box of `boxes`: asked (`ask`) and confirmed by `_verify` (over `floor`, on
+        `net`); False where not asked."""
+        out = np.zeros(len(boxes), bool)
+        for i in np.nonzero(ask)[0]:
+            out[i] = self._verify(rgb, boxes[i], floor, net)[0] > 0
+        return out
 
     def _verify(self, rgb: np.ndarray, box: np.ndarray,
                 floor: float = 0.0, net=None) -> tuple[float, np.ndarray]:

@@ -706,9 +706,8 @@ class Tracker:
     def _sides(self, boxes: np.ndarray) -> np.ndarray:
         """Which frame edges (left, top, right, bottom: N x 4) each of `boxes` (frame pixels)
         touches, as a face cut by them does (`detect.edge_sides`)."""
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         if self.frame_size is None:
-            return np.zeros((len(boxes), 4), bool)
+            return np.zeros((len(np.reshape(boxes, (-1, 4))), 4), bool)
         return edge_sides(boxes, *self.frame_size)
 
     def _edge_sides(self, box) -> tuple:
