@@ -59,7 +59,8 @@ def child(manifest_path: str, index: int, threads: int) -> int:
         manifest = json.load(f)
     opts = Options.from_dict(manifest["options"])
     info = manifest["info"]
-    stages._detector(opts, threads, opts.tiles_for(info["display_width"], info["display_height"]))   # model loaded once
+    frame = (info["display_width"], info["display_height"])
+    stages._detector(opts, threads, opts.tiles_for(*frame), frame)   # model loaded once
     floor = _status_mb()
     t = time.perf_counter()
     part = stages.worker(manifest, index, threads=threads)

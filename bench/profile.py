@@ -50,7 +50,7 @@ def profile(path: str, extra: dict) -> dict:
     info = probe(path)
     options = Options.from_dict(extra)
     w, h = info.display_width, info.display_height
-    detector = stages._detector(options, 1, options.tiles_for(w, h))
+    detector = stages._detector(options, 1, options.tiles_for(w, h), (w, h))
     tracker = Tracker(TrackOptions.of(options), (w, h))     # as stages.worker makes it
     masker = Masker(options.mask, ellipse=options.ellipse)
     t = {k: 0.0 for k in ("decode", "to_rgb", "detect", "track", "mask", "to_yuv", "x264")}

@@ -514,6 +514,55 @@ def test_a_sweep_runs_the_whole_grid_on_a_frame_whose_turn_leaves_the_face_out(p
     assert inside(fine.detect(frame, off[0], sweep=True)) >= 4
 
 
+def _covered_faces_4k(photo, widths):
+    """A noisy 3840x2160 frame of blotches with the photo's faces pasted at each of
+    `widths` px (crops with a margin, found by RetinaFace on the photo), each with a grey bar
+    over its right 40%; and their boxes (x1, y1, x2, y2)."""
+    import cv2
+    faces = RetinaFace(ensure_model(network="retinaface"), 1).run(photo, 1.0, 0.8)[0]
+    assert len(faces) == 5
+    rng = np.random.default_rng(5)
+    frame = cv2.resize(rng.integers(60, 200, (54, 96, 3)).astype(np.uint8), (3840, 2160),
+                       interpolation=cv2.INTER_CUBIC)
+    boxes, x, y = [], 40, 40
+    for width in widths:
+        for x1, y1, x2, y2 in faces:
+            m = 0.15 * (x2 - x1)
+            crop = photo[int(max(0, y1 - m)):int(y2 + m), int(max(0, x1 - m)):int(x2 + m)]
+            scale = width / (x2 - x1)
+            img = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+            h, w = img.shape[:2]
+            img[:, int(w * 0.6):] = 70
+            if x + w > 3800:
+                x, y = 40, y + 420
+            frame[y:y + h, x:x + w] = img
+            boxes.append((x + m * scale, y + m * scale, x + w - m * scale, y + h - m * scale))
+            x += w + 60
+    noise = rng.normal(0, 5, frame.shape)
+    return np.clip(frame + noise, 0, 255).astype(np.uint8), np.array(boxes)
+
+
+def test_at_4k_the_whole_frame_pass_finds_covered_faces_wider_than_the_fine_pass_keeps(photo):
+    """Faces of 110-200 px at 4K are left to the whole-frame pass (the fine pass keeps boxes
+    up to 96 px). A third covered, they are 11-20 px at the preset's 384 px, where CenterFace
+    found 7 of 20 of them; at the size the worker uses for 4K (Options.whole_size_for: 768),
+    every one."""
+    from blurfaces.options import Options
+
+    frame, boxes = _covered_faces_4k(photo, (110, 130, 160, 200))
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+
+    def found(size):
+        d = FaceDetector(detect_size=size, threshold=0.3, threads=1).detect(frame)
+        b = d.boxes
+        return ((b[:, 0][:, None] <= cx) & (cx <= b[:, 2][:, None])
+                & (b[:, 1][:, None] <= cy) & (cy <= b[:, 3][:, None])).any(axis=0).sum()
+
+    assert Options().whole_size_for(3840, 2160) == 768
+    assert found(384) <= 14
+    assert found(768) == 20
+
+
 def test_the_whole_frame_pass_runs_on_every_second_frame_of_a_video_only(photo):
     """With `whole_every=2` (the balanced preset) the 384 px pass, which finds the faces wider
     than the fine pass keeps (96 px), runs on even frame indices, on a sweep and on an image;

@@ -94,6 +94,15 @@ PRECISIONS = ("int8", "fp32")     # CenterFace's arithmetic (model.py builds int
 TILES_AUTO_RATIO = 2.5
 TILES_AUTO_MIN_SIDE = 1600
 
+# With the fine pass, the whole-frame pass is left the faces wider than the fine pass keeps
+# (detect.FinePass.largest, 96 px); shrunk more than this many times, those are under 19 px
+# in its input, where CenterFace misses them. At 4K (10x at 384 px) a panned clip of 75 faces
+# of 96-200 px was 87.3% covered (96 px faces 41%, plain ones too; 17 faces bare for up to
+# 55 frames of 60), 100% at 768 px (docs/measurements.md "The whole-frame pass grows with the
+# frame"). So where `--detect-size` is not given, its size is at least the frame's longer side
+# over this (1920 px and under: the preset's size as before).
+WHOLE_MOST_SHRINK = 5.0
+
 
 # ------------------------------------------------------------------------------ parsers
 
@@ -375,7 +384,9 @@ class Options:
                             choices=PRECISIONS)
     detect_size: int | None = option(None, "--detect-size", "longer side of the whole-frame "
                                      "pass's input, a multiple of 32 (default: the quality "
-                                     "preset's: 384; fast and max 640)", "int", _D,
+                                     "preset's: 384; fast and max 640; with balanced and max "
+                                     "at least a fifth of the frame's longer side: 768 at "
+                                     "4K)", "int", _D,
                                      lo=64, hi=3840, multiple_of=32, nullable=True,
                                      metavar="N")
     tiles: str = option("auto", "--tiles", "the small-face pass (2x2 overlapping tiles): auto "
@@ -457,6 +468,14 @@ class Options:
         preset's."""
         return self.detect_size if self.detect_size is not None \
             else QUALITY[self.quality].get("detect_size", DEFAULT_DETECT_SIZE)
+
+    def whole_size_for(self, width: int, height: int) -> int:
+        """The whole-frame pass's input size for frames of width x height: `whole_size`,
+        grown where a preset with the fine pass would shrink the frame more than
+        WHOLE_MOST_SHRINK times (to a multiple of 32); `detect_size` when given."""
+        if self.detect_size is not None or not self.fine_cycle:
+            return self.whole_size
+        return max(self.whole_size, math.ceil(max(width, height) / WHOLE_MOST_SHRINK / 32) * 32)
 
     @property
     def fine_cycle(self) -> int | None:

@@ -207,10 +207,13 @@ def load_manifest(work: str) -> dict:
 _DETECTORS: dict = {}
 
 
-def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetector:
+def _detector(options: Options, threads: int | None, tiles: bool,
+              frame: tuple[int, int] | None = None) -> FaceDetector:
     """The job's detector (cached per process): the quality preset's passes. With the fine
     pass on, "auto" tiles stay off (the fine pass sees small faces at 2x, tiles at ~1.2x) and
-    the whole-frame pass runs at `Options.whole_size` (`--detect-size`, else the preset's)."""
+    the whole-frame pass runs at `Options.whole_size_for` the `frame`'s (width, height)
+    (`--detect-size`, else the preset's, grown for large frames; without a frame size:
+    `Options.whole_size`)."""
     preset = QUALITY[options.quality]
     fine = FinePass(cycle=options.fine_cycle, network=preset["fine_network"],
                     threshold=preset["fine_threshold"],
@@ -219,7 +222,7 @@ def _detector(options: Options, threads: int | None, tiles: bool) -> FaceDetecto
                     sure_over=preset.get("sure_over"),
                     persist_edge=preset.get("persist_edge", False)) \
         if options.fine_cycle else None
-    size = options.whole_size
+    size = options.whole_size_for(*frame) if frame is not None else options.whole_size
     if fine is not None:
         tiles = tiles and options.tiles == "on"
     # counted in detection frames; without tracking nothing would mask the frames between
@@ -315,8 +318,8 @@ def _check_index(manifest: dict, chunk: dict, n_own: int) -> None:
 def _chunk_detector(options: Options, info: VideoInfo, threads: int | None) -> FaceDetector:
     """The process's detector for this job, with no camera motion or kept detections from
     an earlier chunk or job, and the job's reuse period (`--reuse`, still.py)."""
-    detector = _detector(options, threads,
-                         options.tiles_for(info.display_width, info.display_height))
+    frame = (info.display_width, info.display_height)
+    detector = _detector(options, threads, options.tiles_for(*frame), frame)
     detector.reset(reuse_frames=reuse_frames(options, info), near_misses=bool(options.review))
     return detector
 
