@@ -1,12 +1,12 @@
 """Placed truth for faces wider than the fine pass keeps: 96-200 px faces at 1440p and 4K.
 
 The balanced preset leaves faces wider than 96 px (detect.FinePass.largest) to its whole-frame
-pass, which at 384 px shrinks a 1440p frame 6.7x and a 4K frame 10x: such a face is 10-15 px
+pass, which at 384 px shrinks a 1440p frame 6.7x and a 4K frame 10x: such a face is 10-20 px
 there. The placed clips (`placed.py`, the eval harness's placed_clip.py) have faces of 10-48
 px only, so they cannot show what that pass misses. A clip here: `placed.face_crops()` pasted
 at known places on `placed.world()` (face-free pictures), four faces per width of
-`KINDS[kind]["sizes"]` in each of three variants (plain; darkened to 40%; a grey bar over its
-right 40%, `occluded`), the camera panning 4 px right and 1 px down a frame; noise sigma 4,
+`KINDS[kind]["sizes"]` in each of three variants (plain; darkened to 40%; a grey bar over the
+crop's right 40%, about 37% of the face box, `occluded`), the camera panning 4 px right and 1 px down a frame; noise sigma 4,
 60 frames at 30 fps, crf 23. Truth in placed_clip.py's format: its `placed_score.py` scores
 an output as it does the placed clips (`sizes` are the widths here).
 
@@ -63,6 +63,7 @@ class Large:
                         img = (img * 0.4).astype(np.uint8)
                     elif variant == "covered":
                         img[:, int(w * 0.6):] = 70
+                    covered = (fbox[2] * s - int(w * 0.6)) / width     # of the face box
                     if x + w > right:
                         x, y, row = left, y + row + 40, 0
                     if y + h > bottom:
@@ -72,7 +73,8 @@ class Large:
                     self.faces.append({
                         "id": len(self.faces), "size": width, "source": tag, "flip": False,
                         "variant": variant, "darkened": variant == "dark",
-                        "occluded": ({"side": "right", "fraction": 0.4, "grey": 70}
+                        "occluded": ({"side": "right", "fraction": round(covered, 2),
+                                      "grey": 70}
                                      if variant == "covered" else None),
                         "edge": None, "walking": False})
                     x, row = x + w + 40, max(row, h)

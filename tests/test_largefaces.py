@@ -11,14 +11,16 @@ from bench import largefaces
 pytestmark = pytest.mark.slow
 
 
-def test_large1440_places_every_face_whole_in_every_frame_where_its_truth_says():
-    clip = largefaces.Large("large1440", 1)
+@pytest.mark.parametrize("kind,faces", [("large1440", 36), ("large4k", 60)])
+def test_every_face_is_whole_in_every_frame_where_its_truth_says(kind, faces):
+    clip = largefaces.Large(kind, 1)
     W, H = clip.size
-    assert len(clip.faces) == 36
+    assert len(clip.faces) == faces
     assert [f["size"] for f in clip.faces].count(96) == 12
+    assert all(0.3 < f["occluded"]["fraction"] < 0.45 for f in clip.faces if f["occluded"])
     first, last = clip(0.0), clip((largefaces.FRAMES - 1) / largefaces.FPS)
     rows0, rows1 = clip.per_frame[0], clip.per_frame[-1]
-    assert len(rows0) == len(rows1) == 36
+    assert len(rows0) == len(rows1) == faces
     grey = {"plain": [], "dark": []}
     for a, b in zip(rows0, rows1):
         x1, y1, x2, y2 = a["box"]

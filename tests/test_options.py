@@ -37,15 +37,15 @@ def test_an_explicit_detect_size_is_used_even_where_it_equals_the_old_default():
 
 def test_the_whole_frame_pass_grows_with_frames_over_1920_px_unless_detect_size_is_given():
     """With the fine pass (balanced, max), the whole-frame pass's size is at least a fifth
-    of the frame's longer side, in multiples of 32: 1080p and under (portrait too) as before,
-    2.7K 544, 1440p 512, 4K 768. `--detect-size` is used as given; `fast` (no fine pass: the
+    of the frame's longer side, rounded up to a multiple of 32: 1080p and under (portrait too)
+    as before, 1921 px 416, 2.7K 544, 1440p 512, 4K 768. `--detect-size` is used as given; `fast` (no fine pass: the
     tiles see small faces) keeps its 640. The worker's detector is built for its frame."""
     from blurfaces import stages
 
     o = Options()
     for (w, h), size in {(640, 360): 384, (1280, 720): 384, (1920, 1080): 384,
                          (1080, 1920): 384, (2704, 1520): 544, (2560, 1440): 512,
-                         (3840, 2160): 768, (2160, 3840): 768}.items():
+                         (1921, 1080): 416, (3840, 2160): 768, (2160, 3840): 768}.items():
         assert o.whole_size_for(w, h) == size, (w, h)
     assert Options(quality="max").whole_size_for(3840, 2160) == 768
     assert Options(quality="max").whole_size_for(1920, 1080) == 640

@@ -60,7 +60,8 @@ ENV_PREFIX = "BLURFACES_"
 # seen on two looks of its region is a face (detect.FinePass; in `max` the looks are a frame
 # apart, which is not more evidence: a 14-frame leak on crowd720); `detect_size` is the
 # whole-frame pass's size where --detect-size keeps its default (the fine pass sees faces up
-# to 96 px), and `whole_every` the frames from one run of that pass to the next (the tracker
+# to 96 px), at least (frames over 1920 px: WHOLE_MOST_SHRINK), and `whole_every` the frames
+# from one run of that pass to the next (the tracker
 # interpolates the larger faces it is left between two runs; max: every frame); `weak`: a
 # fainter box (above this share of the fine threshold), under 48 px, seen on two looks (at one
 # place, or a walker's few widths apart: detect.MOVED_REACH) is run again alone at 3x, and is
@@ -96,11 +97,14 @@ TILES_AUTO_MIN_SIDE = 1600
 
 # With the fine pass, the whole-frame pass is left the faces wider than the fine pass keeps
 # (detect.FinePass.largest, 96 px); shrunk more than this many times, those are under 19 px
-# in its input, where CenterFace misses them. At 4K (10x at 384 px) a panned clip of 75 faces
-# of 96-200 px was 87.3% covered (96 px faces 41%, plain ones too; 17 faces bare for up to
-# 55 frames of 60), 100% at 768 px (docs/measurements.md "The whole-frame pass grows with the
+# in its input, where CenterFace scores them near its threshold or misses them. At 4K (10x at
+# 384 px) bench/largefaces.py's `large4k` (60 faces of 96-200 px, plain, darkened, partly
+# covered) was 99.11% covered with a 17-frame run, 99.83% and 2 frames at 768 px; a harsher
+# first version 87.3% against 100% (96 px faces 41%); at 1440p (512 px) the scores rose, the
+# coverage was already there (docs/measurements.md "The whole-frame pass grows with the
 # frame"). So where `--detect-size` is not given, its size is at least the frame's longer side
-# over this (1920 px and under: the preset's size as before).
+# over this (1920 px and under: the preset's size as before). `--tiles on` runs its tiles at
+# that size too.
 WHOLE_MOST_SHRINK = 5.0
 
 
