@@ -15,13 +15,11 @@ an output as it does the placed clips (`sizes` are the widths here).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
-from bench import common, placed
-from tests import media
+from bench import placed
 
 KINDS = {
     "large1440": dict(size=(2560, 1440), sizes=(96, 110, 130)),
@@ -41,6 +39,7 @@ class Large:
         import cv2
         spec = KINDS[kind]
         self.kind, self.seed, self.size, self.sizes = kind, seed, spec["size"], spec["sizes"]
+        self.fps, self.n, self.crf = FPS, FRAMES, CRF
         W, H = self.size
         cw, ch = W + STEP[0] * FRAMES + 2 * GAP, H + STEP[1] * FRAMES + 2 * GAP   # the pan's
         self.canvas = np.ascontiguousarray(placed.world(self.size, seed)[:ch, :cw])
@@ -107,25 +106,7 @@ class Large:
 
 def clip(kind: str, seed: int = 1):
     """(video, truth) paths of the clip, made on first use (placed.py's cache folder)."""
-    folder = common.BENCH_CACHE / "media" / "placed"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{kind}_s{seed}.mp4"
-    truth_path = path.with_suffix(".truth.json")
-    with common.cache_lock(folder / ".lock"):
-        if path.is_file() and truth_path.is_file():
-            if json.loads(truth_path.read_text()).get("bytes") == path.stat().st_size:
-                return path, truth_path
-        common.log(f"making {path}")
-        render = Large(kind, seed)
-        info = media.make_clip(path, size=render.size, fps=FPS, seconds=FRAMES / FPS,
-                               crf=CRF, renderer=render)
-        if info["n_frames"] != FRAMES or any(f is None for f in render.per_frame):
-            raise RuntimeError(f"{path}: {info['n_frames']} frames written, {FRAMES} planned")
-        truth = render.truth(path.name)
-        truth["bytes"] = path.stat().st_size
-        truth["sha256"] = common.sha256_file(path)
-        truth_path.write_text(json.dumps(truth, separators=(",", ":")))
-    return path, truth_path
+    return placed.cached(f"{kind}_s{seed}", lambda: Large(kind, seed), audio=False)
 
 
 def main(argv=None) -> int:

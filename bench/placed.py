@@ -553,8 +553,16 @@ def _overlap(a, b, pad=4) -> bool:
 
 def clip(kind: str, seed: int = 1) -> tuple[pathlib.Path, pathlib.Path]:
     """(video, truth JSON) of the placed clip of `kind` and `seed`; made on first use."""
+    return cached(f"{kind}_s{seed}", lambda: Placed(kind, seed), audio=True)
+
+
+def cached(stem: str, make, audio: bool) -> tuple[pathlib.Path, pathlib.Path]:
+    """(video, truth JSON) of the clip `stem`.mp4 in the placed clips' cache folder, made on
+    first use from the renderer `make()` returns (t -> RGB frame, with `size`, `fps`, `n`,
+    `crf`, the `per_frame` truth it fills while rendering and `truth(video_name)`); kept
+    while the truth's recorded size matches the video's."""
     folder = common.BENCH_CACHE / "media" / "placed"
-    path = folder / f"{kind}_s{seed}.mp4"
+    path = folder / f"{stem}.mp4"
     truth_path = path.with_suffix(".truth.json")
     folder.mkdir(parents=True, exist_ok=True)
     with common.cache_lock(folder / ".lock"):
@@ -562,10 +570,10 @@ def clip(kind: str, seed: int = 1) -> tuple[pathlib.Path, pathlib.Path]:
             if json.loads(truth_path.read_text()).get("bytes") == path.stat().st_size:
                 return path, truth_path
         common.log(f"making {path}")
-        render = Placed(kind, seed)
+        render = make()
         info = media.make_clip(
             path, size=render.size, fps=render.fps, seconds=render.n / render.fps,
-            crf=render.crf, audio=True, renderer=render)
+            crf=render.crf, audio=audio, renderer=render)
         if info["n_frames"] != render.n or any(f is None for f in render.per_frame):
             raise RuntimeError(f"{path}: {info['n_frames']} frames written, "
                                f"{render.n} planned")
