@@ -75,7 +75,8 @@ def derived_table(plan_cpu_s_per_hour: dict) -> list[dict]:
             chunks = math.ceil(seconds / cap)
             est = cost.per_video_hour(fps_processed=fps, worker_memory_mb=memory,
                                       chunk_seconds=cap, max_concurrency=conc,
-                                      margin_seconds=sum(stages.margins(Options())))
+                                      margin_seconds=sum(stages.margins(Options(),
+                                                                        frame=(w, h))))
             chunk_s = est["chunk_s"]
             share = min(1.0, sizing.PLAN_MEMORY_MB / cost.MB_PER_VCPU)   # of one vCPU
             plan_s = plan_cpu_s_per_hour.get(f"{w}x{h}", 0.5) * seconds / 3600 / share + 1

@@ -158,7 +158,7 @@ def test_csv_rows(main_run, source):
         assert t == pytest.approx(want[f], abs=1e-3), f
     assert ((df["x2"] > df["x1"]) & (df["y2"] > df["y1"])).all()
     assert ((df["x1"] >= 0) & (df["y1"] >= 0) & (df["x2"] <= 640) & (df["y2"] <= 360)).all()
-    assert set(df["source"]) <= {"detected", "interpolated", "held", "lead"}
+    assert set(df["source"]) <= {"detected", "followed", "interpolated", "held", "lead"}
     det = df[df["source"] == "detected"]
     assert det["score"].between(0, 1).all()
     assert (df["track"] >= 0).all()

@@ -188,7 +188,7 @@ def test_data_columns_and_sources(synth_clip_factory, tmp_path):
     with open(outputs["stem"] + ".csv") as f:
         assert f.readline().strip() == "time (ms),x1,y1,x2,y2,track,frame,score,source"
     df = datamod.read(outputs["stem"] + ".csv")
-    assert set(df["source"]) <= {"detected", "interpolated", "held", "lead"}
+    assert set(df["source"]) <= {"detected", "followed", "interpolated", "held", "lead"}
     assert df.loc[df["source"] != "detected", "score"].isna().all()
     assert df.loc[df["source"] == "detected", "score"].between(0, 1).all()
     assert os.path.getsize(outputs["video"]) > 0

@@ -111,8 +111,8 @@ def per_video_hour(*, fps_processed: float, worker_memory_mb: int, video_fps: fl
     (`fps_processed`: frames per second one worker Lambda of `worker_memory_mb` achieves).
 
     Each chunk also decodes and tracks its margins (`margin_seconds` of extra video: the sum of
-    stages.margins, about 5.4 s with the defaults; 0 when `fps_processed` was measured on a
-    whole chunk with its margins, as bench/lambda_sizing.py does) and pays a start-up
+    stages.margins, about 7.0 s with the defaults up to 1080p; 0 when `fps_processed` was
+    measured on a whole chunk with its margins, as bench/lambda_sizing.py does) and pays a start-up
     (`startup_seconds`: image cold start, model load). Wall clock assumes `max_concurrency`
     workers at once and no throttling: waves x the longest chunk, plus plan and stitch.
     """

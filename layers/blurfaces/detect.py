@@ -82,6 +82,13 @@ most LOST_MOST per look, and kept over LOST_VERIFY where the check found it; not
 reused the picture, and not twice in a row (LOOKS_REMEMBERED; docs/measurements.md
 "Faces kept by their checks").
 
+With `FinePass.follow` (on in the balanced preset, frames up to 1080p): a small face that the
+regions' runs or checks found on two looks running and that no pass finds on a later look is
+looked for by its picture where the camera carried it (follow.py), and is a face there while
+that picture matches the one of the look that found it, for at most follow.FOLLOW_MOST
+cycles: a darkened or partly covered face that drops under every network's floor stays
+masked. These faces have no score (NaN): the tracker reports them as `followed`.
+
 With `ahead=True` (the worker sets it where it has two cores), the regions that the
 next AHEAD_FRAMES frames (stages.py) run whole go through the network on a thread and session
 of their own while `detect` works on the frames before (`ahead`): the same runs on the same
@@ -112,6 +119,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import OptionError
+from .follow import FollowPool
 from .model import check_source, ensure_model
 from .motion import CameraMotion
 from .nets import NETWORKS, NMS_IOU, CenterFace, available_cpus, nms  # noqa: F401 (API)
@@ -235,6 +243,10 @@ class FinePass:
     # near-miss was that wide, and from 16 px a 14 px face under a hat brim for 180
     # (docs/measurements.md "Near-misses seen twice at the frame's edge, checked at 3x").
     persist_edge: bool = False
+    # With persist: a small face found on two looks running that no pass finds on a later
+    # look is looked for by its picture where the camera carried it, and is a face there
+    # while that picture matches (follow.py; at most follow.FOLLOW_MOST cycles).
+    follow: bool = False
 
     def grid(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Regions (x0, y0, x1, y1) of a w x h frame, row by row."""
@@ -379,6 +391,9 @@ class FaceDetector:
         # region -> its last look's faces under VERIFY_UNDER (scene), and how each was found:
         # FOUND_RUN, FOUND_CHECK or FOUND_KEPT
         self._faces: dict = {}
+        # the small faces followed by their picture (follow.py)
+        self._follow = (FollowPool(fine.cycle) if fine is not None and fine.follow
+                        and self.persist else None)
         self._whole = np.zeros((0, 4), np.float32)  # the whole-frame pass's last boxes (scene)
         # `ahead`: the next frame's regions run on a thread of their own (`ahead()`)
         self._ahead = None
@@ -402,6 +417,8 @@ class FaceDetector:
         self._offset = np.zeros(2, np.float32)
         self._evidence = {}
         self._faces = {}
+        if self._follow is not None:
+            self._follow.reset()
         self._whole = np.zeros((0, 4), np.float32)
         self.near = bool(near_misses)
         self.drop_pending()
@@ -513,6 +530,7 @@ class FaceDetector:
         if self.tiles and whole:
             parts += self._tile_pass(rgb)
         promoted: list = []
+        regions: list = []
         if self.fine is not None:
             regions, promoted = self._fine_pass(rgb, None if sweep else index,
                                                 video=index is not None)
@@ -520,14 +538,35 @@ class FaceDetector:
         merged = self._merge(parts)
         if promoted:
             merged = self._with_promoted(merged, promoted, screen)
+        if self._follow is not None and index is not None and not sweep:
+            merged = self._followed(rgb, index, merged, regions + promoted)
         if self.near:
-            merged.doubt, merged.doubt_scores = _near_misses(parts, screen)
+            # a followed face is masked: no near-miss over it (followed boxes have no score)
+            followed = merged.boxes[np.isnan(merged.scores)]
+            seen = parts + ([Detections(followed, np.zeros(len(followed), np.float32))]
+                            if len(followed) else [])
+            merged.doubt, merged.doubt_scores = _near_misses(seen, screen)
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
             merged.shift = shift
             merged.zoom = self.motion.zoom if shift is not None else 1.0
         return merged
+
+    def _followed(self, rgb: np.ndarray, index: int, merged: Detections,
+                  fine: list[Detections]) -> Detections:
+        """`merged` and the frame's faces followed by their picture (follow.py), these with
+        no score (NaN); `fine`: the fine pass's runs and checks of the frame."""
+        small = [d.boxes for d in fine if len(d)]
+        small = np.concatenate(small) if small else np.zeros((0, 4), np.float32)
+        small = small[box_sizes(small) < VERIFY_UNDER]
+        followed = self._follow.step(rgb, index, self._offset, merged.boxes, small)
+        if not len(followed):
+            return merged
+        return Detections(np.concatenate([merged.boxes, followed]),
+                          np.concatenate([merged.scores,
+                                          np.full(len(followed), np.nan, np.float32)]),
+                          doubt=merged.doubt, doubt_scores=merged.doubt_scores)
 
     # -- small and far faces: rotating upscaled regions -----------------------------------
     def fine_regions(self, w: int, h: int, index: int | None) -> list[tuple[int, int, int, int]]:

@@ -71,7 +71,8 @@ ENV_PREFIX = "BLURFACES_"
 # or wider scored under 0.3 is a face only if a run of it alone at 3x scores it over 0.3, and
 # is never a near-miss (detect.FinePass.sure_over); `persist_edge`: a near-miss seen twice
 # at the frame's edge is a face only if that run at 3x scores it over 0.15
-# (detect.FinePass.persist_edge).
+# (detect.FinePass.persist_edge); `follow`: a small face found on two looks running that no
+# pass finds later is followed by its picture (follow.py; detect.FinePass.follow).
 # Measured on placed-truth and hard clips: docs/measurements.md "Small, far and noisy faces".
 QUALITY = {
     "fast": {"threshold": DEFAULT_THRESHOLD, "fine_cycle": None, "reuse_s": None},
@@ -79,7 +80,7 @@ QUALITY = {
                  "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
                  "small_lead": 1.0, "small_walk": 2.0, "persist": True, "detect_size": 384,
                  "whole_every": 2, "weak": 0.15, "bridge": 1.5, "sure_over": 32.0,
-                 "persist_edge": True},
+                 "persist_edge": True, "follow": True},
     "max": {"threshold": 0.3, "fine_cycle": 1, "reuse_s": None,
             "fine_network": "retinaface", "fine_threshold": 0.1, "small_hold": 1.5,
             "bridge": 1.5},

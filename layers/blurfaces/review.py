@@ -4,7 +4,7 @@ styles from elsewhere).
 
 It shows
 - the timeline: one row per track over the video's time, its boxes coloured by source
-  (detected, shaded by score; interpolated; held; lead; by hand) and a row for untracked
+  (detected, shaded by score; followed; interpolated; held; lead; by hand) and a row for untracked
   boxes (`--always-mask` regions, `--no-track`); clicking a track or a moment shows a frame;
 - the moments to check, ranked (`moments`): near-misses (the detector doubted and nothing
   was masked: a box it scored under its threshold but above `still.DOUBT` x it, of which no
@@ -47,9 +47,9 @@ NEAR_COVERED = 0.5          # a near-miss with this share of its box under a mas
 NEAR_GAP_S = 0.5            # near-misses this close in time at one place are one moment
                             # (the fine pass sees a region once per cycle, not every frame)
 # outline colours (RGB) by source; near-misses are no source of masks, only outlines here
-COLOURS = {"detected": (40, 200, 90), "interpolated": (255, 160, 0), "held": (180, 90, 255),
-           "lead": (40, 140, 255), "keyframe": (255, 255, 255), "region": (255, 60, 60),
-           NEAR_MISS: (255, 0, 255)}
+COLOURS = {"detected": (40, 200, 90), "followed": (150, 230, 60), "interpolated": (255, 160, 0),
+           "held": (180, 90, 255), "lead": (40, 140, 255), "keyframe": (255, 255, 255),
+           "region": (255, 60, 60), NEAR_MISS: (255, 0, 255)}
 NEAR_COLUMNS = ("frame", "x1", "y1", "x2", "y2", "score", "threshold")
 
 

@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import cost, data as datamod, frameindex, storage as st
+from . import cost, data as datamod, follow, frameindex, storage as st
 from ._version import __version__
 from .boxes import BoxTable, Replay
 from .detect import LOOKS_REMEMBERED, Detections, FaceDetector, FinePass, available_cpus
@@ -54,9 +54,12 @@ DEFAULT_CHUNK_SECONDS = 30.0
 
 # ------------------------------------------------------------------------------ plan
 
-def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, float]:
+def margins(options: Options, info: VideoInfo | None = None,
+            frame: tuple[int, int] | None = None) -> tuple[float, float]:
     """Seconds decoded before and after a chunk so detection and tracking match a single
-    pass (the reuse period of `info`'s frame rate, else about `reuse_s`)."""
+    pass (the reuse period of `info`'s frame rate, else about `reuse_s`; the faces followed
+    by their picture where `info`'s or `frame`'s (width, height) has them: follow.applies,
+    and where neither is given)."""
     if options.boxes:
         return 0.0, 0.0     # boxes from a file: no detection, no tracking, nothing to see
     reuse = 0.0         # detections equal a single pass's once a reuse period has begun
@@ -64,10 +67,16 @@ def margins(options: Options, info: VideoInfo | None = None) -> tuple[float, flo
         reuse = options.reuse_s + 0.1
     elif options.reuse_s:
         reuse = (reuse_frames(options, info) * options.detect_step + 1) / info.mean_fps
-    if options.fine_cycle and QUALITY[options.quality].get("persist"):
-        # the regions' evidence of their last looks (detect.LOOKS_REMEMBERED)
+    preset = QUALITY[options.quality]
+    if options.fine_cycle and preset.get("persist"):
+        # the regions' evidence of their last looks (detect.LOOKS_REMEMBERED), and the faces
+        # followed by their picture since a look found them (follow.looks_remembered)
         fps = info.mean_fps if info is not None else 30.0
-        reuse += LOOKS_REMEMBERED * options.fine_cycle * options.detect_step / fps
+        if info is not None:
+            frame = (info.display_width, info.display_height)
+        follows = preset.get("follow") and (frame is None or follow.applies(*frame))
+        looks = LOOKS_REMEMBERED + (follow.looks_remembered() if follows else 0)
+        reuse += looks * options.fine_cycle * options.detect_step / fps
     if not options.track:
         return reuse, 0.0
     track = TrackOptions.of(options)
@@ -220,7 +229,9 @@ def _detector(options: Options, threads: int | None, tiles: bool,
                     persist=preset.get("persist", False),
                     weak=preset.get("weak"),
                     sure_over=preset.get("sure_over"),
-                    persist_edge=preset.get("persist_edge", False)) \
+                    persist_edge=preset.get("persist_edge", False),
+                    follow=bool(preset.get("follow")) and (frame is None
+                                                           or follow.applies(*frame))) \
         if options.fine_cycle else None
     size = options.whole_size_for(*frame) if frame is not None else options.whole_size
     if fine is not None:

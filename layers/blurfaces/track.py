@@ -8,6 +8,8 @@ look-ahead:
 
 - detected:     the detection, smoothed over +-`smooth` seconds and grown back to contain the
                 detected box (smoothing never lets the mask lag behind the face);
+- followed:     a face the detector followed by its picture where the networks lost it
+                (detect.py, follow.py): as `detected`, with no score;
 - interpolated: between two detections of the same track (at most `hold` seconds apart, or
                 a bridged gap or a confirmed walk link: below),
                 each side moved out by up to a quarter of its travel between them (most
@@ -80,7 +82,7 @@ import numpy as np
 from .detect import Detections, box_sizes, centre_distance, edge_sides, iou_matrix
 from .options import QUALITY
 
-SOURCES = ("detected", "interpolated", "held", "lead")
+SOURCES = ("detected", "followed", "interpolated", "held", "lead")
 _OUTWARD = np.array([-1.0, -1.0, 1.0, 1.0])
 _NO_MATCH = 1e6
 
@@ -605,7 +607,8 @@ class Tracker:
     def _box_at(self, tr: _Track, t: float, now: Camera):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
-            return self._smoothed(tr, i), tr.scores[i], "detected"
+            score = tr.scores[i]
+            return self._smoothed(tr, i), score, "followed" if score != score else "detected"
         has_prev, has_next = i > 0, i < len(tr.times)
         if has_prev and has_next:
             ta, tb = tr.times[i - 1], tr.times[i]
@@ -756,7 +759,7 @@ class Tracker:
             n = len(dets)
             return [FrameMasks(key, t, dets.boxes.astype(np.float64).reshape(-1, 4),
                                np.full(n, -1, np.int64), dets.scores.astype(np.float64),
-                               ["detected"] * n)]
+                               ["detected" if s == s else "followed" for s in dets.scores])]
         shift = dets.shift
         if shift is not None:
             d, c = np.asarray(shift, np.float64), self.cam

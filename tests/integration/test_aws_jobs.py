@@ -348,16 +348,20 @@ def test_chunk_length_a_worker_finishes_follows_frame_size_and_vcpus():
     stages.margins)."""
     from blurfaces import aws as core, stages
     from blurfaces.options import Options
-    margin = sum(stages.margins(Options()))
-    # 4.2 s before the chunk (small_lead 1.0 s, two looks of the regions' evidence), 1.15 after
-    assert 5.2 < margin < 5.5
+    margin = sum(stages.margins(Options(), frame=(1920, 1080)))
+    # 5.8 s before the chunk (small_lead 1.0 s; eight looks of the regions, 64 frames at 30
+    # fps: two for their evidence, six for the faces followed by their picture), 1.15 after
+    assert 6.9 < margin < 7.1
+    # above 1080p no faces are followed (follow.MOST_PIXELS): 1.6 s less before the chunk
+    large = sum(stages.margins(Options(), frame=(2560, 1440)))
+    assert abs(margin - large - 6 * 8 / 30) < 1e-6
     s1080 = core.worker_chunk_seconds(1920, 1080, 30, 1769)
     assert abs(s1080 - (720 / (0.11 * 1920 * 1080 / 1e6 * 3) / 30 - margin)) < 0.1
     assert abs(core.worker_chunk_seconds(1280, 720, 30, 1769)
                - (720 / (0.11 * 1280 * 720 / 1e6 * 3) / 30 - margin)) < 0.1
     # above 1080p a megapixel costs 1.65x (4K: 2.9 looks of the regions a pixel, not 1.7)
     assert abs(core.worker_chunk_seconds(3840, 2160, 30, 5307)
-               - (720 / (0.11 * 1.65 * 3840 * 2160 / 1e6 * 3 / 2.2) / 30 - margin)) < 0.1
+               - (720 / (0.11 * 1.65 * 3840 * 2160 / 1e6 * 3 / 2.2) / 30 - large)) < 0.1
     # 2 vCPUs run a chunk 1.6x as fast as one (sizing.TWO_VCPU_SPEEDUP), not 2x
     s2 = core.worker_chunk_seconds(1920, 1080, 30, 3538)
     assert abs(s2 + margin - 1.6 * (s1080 + margin)) < 0.1

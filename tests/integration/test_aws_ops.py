@@ -155,16 +155,16 @@ def test_source_over_limits_fails_in_plan(aws, single_face, monkeypatch):
     assert ok["input"]["chunks"] == 2                       # 2.4 s in chunks of 1.2 s
 
     # A chunk must end within 720 s of a worker's 900 s timeout, 3x slower than measured:
-    # with a (pretend) 5.36 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of
+    # with a (pretend) 4.3 CPU s per megapixel, a 1 vCPU worker gets chunks of about 1.1 s of
     # this clip instead of the setting's 1.2 s; at 16 not even a 1 s chunk fits: refused.
     monkeypatch.setenv("WORKER_MEMORY_MB", "1769")
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "5.36")
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "4.3")
     (short,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "3"})["jobs"]
     assert short["status"] == "planned" and short["input"]["chunks"] == 3, short
-    # At 9.6, no chunk of 1 s fits one vCPU, but the 5307 MB worker (3 vCPUs) ends a 1.2 s
+    # At 8, no chunk of 1 s fits one vCPU, but the 5307 MB worker (3 vCPUs) ends a 1.2 s
     # one in time: plan sends the job there. At 16 with both workers at one vCPU nothing
     # fits, and the larger's setting is named.
-    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "9.6")
+    monkeypatch.setenv("WORKER_CPU_S_PER_MPIXEL", "8")
     (large,) = call("plan", {"source": f"s3://{bucket}/{INPUT_KEY}", "rerun": "6"})["jobs"]
     assert large["status"] == "planned", large
     items = json.loads(aws.s3.get_object(Bucket=bucket, Key=large["input"]["items_key"])

@@ -81,7 +81,7 @@ def choose_worker(cut: dict, head: dict | None, settings,
     time, the one with the lower estimated cost per second of video: its memory x (chunk +
     margins, which every chunk decodes and detects too) / (chunk x its speed-up). One thread
     keeps its vCPU busy where two keep 1.6 of 2, so at 1080p the one-vCPU worker's shorter
-    chunks (29.7 s against 40 s; at 60 fps 12.2 s against 33.2 s) still come out cheaper;
+    chunks (28.1 s against 40 s; at 60 fps 10.6 s against 31.6 s) still come out cheaper;
     1440p does not fit it. When neither fits, the larger (whose limits then say
     what to raise); without the header's frame size, the larger (it holds whatever the
     probe then finds). An explicit chunk count whose chunks no worker that holds the frames
@@ -91,7 +91,7 @@ def choose_worker(cut: dict, head: dict | None, settings,
     if not head or not head["w"] * head["h"]:
         return largest
     options = options or Options()
-    margin = sum(stages.margins(options))
+    margin = sum(stages.margins(options, frame=(head["w"], head["h"])))
     needed = worker_memory_needed_mb(head["w"], head["h"])
     best, held = None, False
     for wk in workers:
@@ -188,12 +188,14 @@ PIXELS_1080P = 1920 * 1088
 #: Relative cost of other option sets (measured, throughput.py, wall time against the
 #: default): quality max 2.7x (crowd720), precision fp32 1.65x, quality fast 0.4x.
 WORKER_COST = {("quality", "max"): 2.7, ("precision", "fp32"): 1.65, ("quality", "fast"): 0.4}
-#: A chunk, its margins included (stages.margins: 5.4 s with the defaults, decoded and
+#: A chunk, its margins included (stages.margins: 7.0 s with the defaults up to 1080p, 5.4 s
+#: above, where no faces are followed by their picture; decoded and
 #: detected too), must end within WORKER_BUDGET_S even WORKER_SLOWDOWN times slower than the
 #: rate above (busier scenes, more faces, a slower host): 720 s leaves 180 s of the 900 s
 #: timeout for the start and the transfers. It was 450 s (half the timeout) until
 #: 2026-12-07: 1080p chunks of 16.5 s at 1 vCPU, whose margins cost a third of their time;
-#: 29.7 s chunks bill about 14% less per video-hour (docs/aws.md "Sizing").
+#: 29.7 s chunks bill about 14% less per video-hour (docs/aws.md "Sizing"); 28.1 s since
+#: 2026-12-08 (1.6 s more margin: follow.py).
 WORKER_SLOWDOWN = 3.0
 WORKER_BUDGET_S = 720.0
 MIN_CAPPED_CHUNK_S = 1.0
@@ -215,7 +217,7 @@ def worker_chunk_seconds(w: int, h: int, fps: float, worker_memory_mb: int,
             rate *= factor
     per_frame = max(rate, 1e-6) * w * h / 1e6 * WORKER_SLOWDOWN / _speedup(vcpus)
     fps = plausible_fps(fps)          # a VFR file's header may claim 1000 fps ("1k tbr")
-    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options))
+    return WORKER_BUDGET_S / per_frame / fps - sum(stages.margins(options, frame=(w, h)))
 
 
 def cap_chunks(cut: dict, head: dict | None, settings, worker: Worker,
