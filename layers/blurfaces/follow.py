@@ -39,7 +39,7 @@ FOLLOW_MOST = 4         # cycles a face is followed after the last look that fou
 FOLLOW_FINDS = 2        # looks running that found it, at least
 CONTEXT = 0.25          # picture around the face in its patch (share of its size, each side)
 CONTRAST = 6.0          # grey levels (standard deviation) a patch needs
-MOST_PIXELS = 1920 * 1080   # frames larger than this follow no faces
+MOST_PIXELS = 1920 * 1088   # frames larger than this follow no faces (1080p as H.264 codes it)
 
 
 def applies(width: int, height: int) -> bool:
