@@ -120,6 +120,7 @@ import numpy as np
 
 from .errors import OptionError
 from .follow import FollowPool
+from .geometry import box_sizes, centre_distance, iou_matrix  # noqa: F401 (API)
 from .model import check_source, ensure_model
 from .motion import CameraMotion
 from .nets import NETWORKS, NMS_IOU, CenterFace, available_cpus, nms  # noqa: F401 (API)
@@ -282,18 +283,6 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of `a` with every box of `b` (x1, y1, x2, y2), shape (len(a), len(b))."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def _union_of_overlaps(kept: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -538,14 +527,13 @@ class FaceDetector:
         merged = self._merge(parts)
         if promoted:
             merged = self._with_promoted(merged, promoted, screen)
+        followed = None
         if self._follow is not None and index is not None and not sweep:
-            merged = self._followed(rgb, index, merged, regions + promoted)
+            merged, followed = self._followed(rgb, index, merged, regions + promoted)
         if self.near:
-            # a followed face is masked: no near-miss over it (followed boxes have no score)
-            followed = merged.boxes[np.isnan(merged.scores)]
-            seen = parts + ([Detections(followed, np.zeros(len(followed), np.float32))]
-                            if len(followed) else [])
-            merged.doubt, merged.doubt_scores = _near_misses(seen, screen)
+            # a followed face is masked: no near-miss over it
+            merged.doubt, merged.doubt_scores = _near_misses(
+                parts + ([followed] if followed is not None else []), screen)
         if self.fine is not None and len(merged):
             merged.boxes = grow_small(merged.boxes, self.fine.small, rgb.shape[1], rgb.shape[0])
         if self.motion is not None:
@@ -554,19 +542,20 @@ class FaceDetector:
         return merged
 
     def _followed(self, rgb: np.ndarray, index: int, merged: Detections,
-                  fine: list[Detections]) -> Detections:
-        """`merged` and the frame's faces followed by their picture (follow.py), these with
-        no score (NaN); `fine`: the fine pass's runs and checks of the frame."""
+                  fine: list[Detections]) -> tuple[Detections, Detections | None]:
+        """`merged` with the frame's faces followed by their picture (follow.py), and those
+        alone (None if there are none); they have no score (NaN). `fine`: the fine pass's
+        runs and checks of the frame."""
         small = [d.boxes for d in fine if len(d)]
         small = np.concatenate(small) if small else np.zeros((0, 4), np.float32)
         small = small[box_sizes(small) < VERIFY_UNDER]
-        followed = self._follow.step(rgb, index, self._offset, merged.boxes, small)
-        if not len(followed):
-            return merged
-        return Detections(np.concatenate([merged.boxes, followed]),
-                          np.concatenate([merged.scores,
-                                          np.full(len(followed), np.nan, np.float32)]),
-                          doubt=merged.doubt, doubt_scores=merged.doubt_scores)
+        boxes = self._follow.step(rgb, index, self._offset, merged.boxes, small)
+        if not len(boxes):
+            return merged, None
+        followed = Detections(boxes, np.full(len(boxes), np.nan, np.float32))
+        return Detections(np.concatenate([merged.boxes, boxes]),
+                          np.concatenate([merged.scores, followed.scores]),
+                          doubt=merged.doubt, doubt_scores=merged.doubt_scores), followed
 
     # -- small and far faces: rotating upscaled regions -----------------------------------
     def fine_regions(self, w: int, h: int, index: int | None) -> list[tuple[int, int, int, int]]:
@@ -875,23 +864,6 @@ def _doubt_scores(d: Detections) -> np.ndarray:
     if d.doubt_scores is not None:
         return d.doubt_scores
     return np.zeros((0 if d.doubt is None else len(d.doubt), 2), np.float32)
-
-
-def box_sizes(boxes: np.ndarray) -> np.ndarray:
-    """The longer side of each box (x1, y1, x2, y2)."""
-    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-
-
-def centre_distance(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every box of `a` and every box of `b` (x1, y1, x2, y2): the distance of their
-    centres in sizes (longer side) of the `a` box, and the `b` box's size over the `a`
-    box's; both shape (len(a), len(b))."""
-    size_a = box_sizes(a)[:, None]
-    size_b = box_sizes(b)[None, :]
-    centre_a = (a[:, None, :2] + a[:, None, 2:]) / 2
-    centre_b = (b[None, :, :2] + b[None, :, 2:]) / 2
-    return (np.linalg.norm(centre_a - centre_b, axis=2) / np.maximum(size_a, 1.0),
-            size_b / np.maximum(size_a, 1.0))
 
 
 def _near(boxes: np.ndarray, others: np.ndarray, reach: float, lo: float,

@@ -33,6 +33,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .geometry import box_sizes, centre_distance
+
 MATCH = 0.8             # normalised cross-correlation of the patch, at least
 FOLLOW_REACH = 1.0      # how far from where the camera carried it (its sizes) a face is looked for
 FOLLOW_MOST = 4         # cycles a face is followed after the last look that found it
@@ -52,21 +54,14 @@ def looks_remembered() -> int:
     return FOLLOW_MOST + FOLLOW_FINDS
 
 
-def _sizes(boxes: np.ndarray) -> np.ndarray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-
-
 def _near(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     """(len(boxes), len(others)): which of `others` are of 0.5-2x each box's size within one
     of its sizes, centre to centre (as detect._lost judges a face of the last look found
     again)."""
     if not len(boxes) or not len(others):
         return np.zeros((len(boxes), len(others)), bool)
-    size = np.maximum(_sizes(boxes), 1.0)[:, None]
-    centre = (boxes[:, None, :2] + boxes[:, None, 2:]) / 2
-    dist = np.linalg.norm((others[None, :, :2] + others[None, :, 2:]) / 2 - centre, axis=2)
-    ratio = _sizes(others)[None, :] / size
-    return (dist <= size) & (ratio > 0.5) & (ratio < 2.0)
+    dist, ratio = centre_distance(boxes, others)
+    return (dist <= 1.0) & (ratio > 0.5) & (ratio < 2.0)
 
 
 def _grey(rgb: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -78,7 +73,7 @@ def patch(rgb: np.ndarray, box: np.ndarray):
     it, cut by the frame, and the box in the patch's pixels; None where it is too small or
     too flat to be followed."""
     h, w = rgb.shape[:2]
-    m = CONTEXT * float(_sizes(box[None])[0])
+    m = CONTEXT * float(box_sizes(box[None])[0])
     x0, y0 = int(round(max(0.0, box[0] - m))), int(round(max(0.0, box[1] - m)))
     x1, y1 = int(round(min(w, box[2] + m))), int(round(min(h, box[3] + m)))
     if x1 - x0 < 4 or y1 - y0 < 4:
@@ -95,7 +90,7 @@ def match(rgb: np.ndarray, box: np.ndarray, template) -> np.ndarray | None:
     grey, inner = template
     h, w = rgb.shape[:2]
     ph, pw = grey.shape
-    reach = max(4.0, FOLLOW_REACH * float(_sizes(box[None])[0]))
+    reach = max(4.0, FOLLOW_REACH * float(box_sizes(box[None])[0]))
     px, py = box[0] - inner[0], box[1] - inner[1]       # the patch's corner if not moved
     x0, y0 = int(max(0.0, px - reach)), int(max(0.0, py - reach))
     x1, y1 = int(min(w, px + pw + reach)), int(min(h, py + ph + reach))

@@ -67,15 +67,14 @@ def margins(options: Options, info: VideoInfo | None = None,
         reuse = options.reuse_s + 0.1
     elif options.reuse_s:
         reuse = (reuse_frames(options, info) * options.detect_step + 1) / info.mean_fps
-    preset = QUALITY[options.quality]
-    if options.fine_cycle and preset.get("persist"):
+    if options.fine_cycle and QUALITY[options.quality].get("persist"):
         # the regions' evidence of their last looks (detect.LOOKS_REMEMBERED), and the faces
         # followed by their picture since a look found them (follow.looks_remembered)
         fps = info.mean_fps if info is not None else 30.0
         if info is not None:
             frame = (info.display_width, info.display_height)
-        follows = preset.get("follow") and (frame is None or follow.applies(*frame))
-        looks = LOOKS_REMEMBERED + (follow.looks_remembered() if follows else 0)
+        looks = LOOKS_REMEMBERED + (follow.looks_remembered() if _follows(options, frame)
+                                    else 0)
         reuse += looks * options.fine_cycle * options.detect_step / fps
     if not options.track:
         return reuse, 0.0
@@ -84,6 +83,13 @@ def margins(options: Options, info: VideoInfo | None = None,
     # a small face's mask is held longer than the look-ahead: its last detection before
     # the chunk must be in the lead-in
     return w + max(w, track.longest_hold) + 0.5 + reuse, w + 0.05
+
+
+def _follows(options: Options, frame: tuple[int, int] | None) -> bool:
+    """Whether the preset follows small faces by their picture in frames of `frame`'s
+    (width, height) size (follow.applies; any size where it is not known)."""
+    return bool(QUALITY[options.quality].get("follow")) and (frame is None
+                                                            or follow.applies(*frame))
 
 
 def end_lead_in(options: Options, info: VideoInfo | None = None) -> float:
@@ -230,8 +236,7 @@ def _detector(options: Options, threads: int | None, tiles: bool,
                     weak=preset.get("weak"),
                     sure_over=preset.get("sure_over"),
                     persist_edge=preset.get("persist_edge", False),
-                    follow=bool(preset.get("follow")) and (frame is None
-                                                           or follow.applies(*frame))) \
+                    follow=_follows(options, frame)) \
         if options.fine_cycle else None
     size = options.whole_size_for(*frame) if frame is not None else options.whole_size
     if fine is not None:

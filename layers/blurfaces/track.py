@@ -79,7 +79,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from .detect import Detections, box_sizes, centre_distance, edge_sides, iou_matrix
+from .detect import Detections, edge_sides
+from .geometry import box_sizes, centre_distance, iou_matrix
 from .options import QUALITY
 
 SOURCES = ("detected", "followed", "interpolated", "held", "lead")
