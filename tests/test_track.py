@@ -620,7 +620,8 @@ def test_a_face_that_stops_is_taken_over_by_the_track_that_finds_it_where_it_was
 def test_a_small_face_seen_once_is_masked_wider_with_time():
     """A small face seen once may walk out of its box before its region looks again: with
     `small_walk`, its held and lead boxes grow by that share of its width per second on each
-    side, up to half its width; without it, or for a large face, the box stays as found."""
+    side, up to half its width; without it, for a large face, or for a box 40 px wide or
+    wider, the box stays as found."""
     fps, n = 30.0, 40
     times = [i / fps for i in range(n)]
     kw = dict(lookahead=0.3, hold=0.5, small_hold=1.0, small_lead=0.5, small=48.0)
@@ -639,6 +640,14 @@ def test_a_small_face_seen_once_is_masked_wider_with_time():
     np.testing.assert_allclose(plain[23].boxes[0], [100, 100, 120, 120])
     large = run_tracker(times, once([300, 100, 380, 180]), small_walk=2.0, **kw)
     np.testing.assert_allclose(large[23].boxes[0], [300, 100, 380, 180])
+    # the detector's box of a face of about 16 px or more (40 px wide) stays as found: such a
+    # face is found again on its region's next look; one a pixel narrower grows
+    wide = run_tracker(times, once([300, 100, 340, 130]), small_walk=2.0, **kw)
+    np.testing.assert_allclose(wide[23].boxes[0], [300, 100, 340, 130])
+    np.testing.assert_allclose(wide[17].boxes[0], [300, 100, 340, 130])
+    assert [o.sources[0] for o in (wide[17], wide[23])] == ["lead", "held"]
+    narrower = run_tracker(times, once([300, 100, 339, 130]), small_walk=2.0, **kw)
+    np.testing.assert_allclose(narrower[23].boxes[0], [292.2, 92.2, 346.8, 137.8], atol=1e-6)
 
 
 def _walker(n, looks, speed, pan, box=40.0):

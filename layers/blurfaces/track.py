@@ -105,7 +105,8 @@ class TrackOptions:
     # ... and may be walking while it is seen only once (a walker moves more than its own
     # width between two looks of its region): the held and lead boxes of a small face with a
     # single detection grow by `small_walk` of its width per second away from it, on each
-    # side, up to WALK_MAX of its width. With `small_walk` on, seen-once tracks are also
+    # side, up to WALK_MAX of its width (boxes narrower than WALK_GROW_UNDER px: faces under
+    # about 16 px). With `small_walk` on, seen-once tracks are also
     # linked into walks (Tracker._link_walkers).
     small_walk: float = 0.0
     small: float = 48.0
@@ -297,6 +298,13 @@ WALK_LEAST = 0.5
 # tells its size (docs/measurements.md)
 SMALL_WIDTH = 0.75
 WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each side (of its width)
+# ... and only a box narrower than WALK_GROW_UNDER px: the detector's box of a 10 px face is
+# 24 px wide, of a 14 px face 31-32, of an 18 px face 39, of a 24 px face 48 (medians over
+# three placed-truth seeds). A face that large is found again on its region's next look; the
+# textures the regions find once at that width were masked about
+# 2.5 s each at twice their width: 0.06-0.15 points of far over-masking on seeds 263, 267,
+# 191, 270, 271 (docs/measurements.md "Seen-once boxes grown only under 40 px")
+WALK_GROW_UNDER = 40.0
 # Tracker._take_over: a new track within TAKE_OVER of a moving track's size of where that was
 # last seen, + TAKE_OVER_RATE per second since, up to TAKE_OVER_MAX, takes its face over (seed
 # 31's turning 18 px walker: 0.65 sizes 0.2 s after its last detection); "moving": its
@@ -700,11 +708,13 @@ class Tracker:
 
     def _walked(self, tr: _Track, box, dt: float):
         """`box` grown for a small face seen once, `dt` seconds from its detection
-        (TrackOptions.small_walk)."""
+        (TrackOptions.small_walk), if its box is narrower than WALK_GROW_UNDER."""
         if self.o.small_walk <= 0 or len(tr.times) > 1 or \
                 not _small(tr.boxes[0], self.o.small, tr.edge):
             return box
         width = tr.boxes[0][2] - tr.boxes[0][0]
+        if width >= WALK_GROW_UNDER:
+            return box
         return box + min(self.o.small_walk * dt, WALK_MAX) * width * _OUTWARD
 
     def _sides(self, boxes: np.ndarray) -> np.ndarray:
