@@ -301,9 +301,9 @@ WALK_MAX = 0.5          # TrackOptions.small_walk: the most a box grows on each 
 # ... and only a box narrower than WALK_GROW_UNDER px: the detector's box of a 10 px face is
 # 24 px wide, of a 14 px face 31-32, of an 18 px face 39, of a 24 px face 48 (medians over
 # three placed-truth seeds). A face that large is found again on its region's next look; the
-# textures the regions find once at that width were masked about
-# 2.5 s each at twice their width: 0.06-0.15 points of far over-masking on seeds 263, 267,
-# 191, 270, 271 (docs/measurements.md "Seen-once boxes grown only under 40 px")
+# textures the regions find once at that width were masked about 2.5 s each at twice their
+# width: 0.06-0.15 points of far over-masking on seeds 263, 267, 191, 270 and 271
+# (docs/measurements.md "Seen-once boxes grown only under 40 px")
 WALK_GROW_UNDER = 40.0
 # Tracker._take_over: a new track within TAKE_OVER of a moving track's size of where that was
 # last seen, + TAKE_OVER_RATE per second since, up to TAKE_OVER_MAX, takes its face over (seed
