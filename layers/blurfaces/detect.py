@@ -118,6 +118,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import geometry
 from .errors import OptionError
 from .follow import FollowPool
 from .geometry import box_sizes, centre_distance, iou_matrix  # noqa: F401 (API)
@@ -869,11 +870,8 @@ def _doubt_scores(d: Detections) -> np.ndarray:
 def _near(boxes: np.ndarray, others: np.ndarray, reach: float, lo: float,
           hi: float) -> np.ndarray:
     """Which of `boxes` have one of `others` of lo-hi times their size (exclusive) within
-    `reach` of their size, centre to centre."""
-    if not len(boxes) or not len(others):
-        return np.zeros(len(boxes), bool)
-    dist, ratio = centre_distance(boxes, others)
-    return ((dist <= reach) & (ratio > lo) & (ratio < hi)).any(axis=1)
+    `reach` of their size, centre to centre (geometry.near)."""
+    return geometry.near(boxes, others, reach, lo, hi).any(axis=1)
 
 
 def _walked_to(boxes: np.ndarray, last: np.ndarray) -> np.ndarray:

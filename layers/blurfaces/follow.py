@@ -33,7 +33,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry import box_sizes, centre_distance
+from .geometry import box_sizes, near
 
 MATCH = 0.8             # normalised cross-correlation of the patch, at least
 FOLLOW_REACH = 1.0      # how far from where the camera carried it (its sizes) a face is looked for
@@ -58,10 +58,7 @@ def _near(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
     """(len(boxes), len(others)): which of `others` are of 0.5-2x each box's size within one
     of its sizes, centre to centre (as detect._lost judges a face of the last look found
     again)."""
-    if not len(boxes) or not len(others):
-        return np.zeros((len(boxes), len(others)), bool)
-    dist, ratio = centre_distance(boxes, others)
-    return (dist <= 1.0) & (ratio > 0.5) & (ratio < 2.0)
+    return near(boxes, others, 1.0, 0.5, 2.0)
 
 
 def _grey(rgb: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

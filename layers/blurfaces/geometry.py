@@ -1,5 +1,6 @@
 """Box geometry shared by the detector, the follow pool and the tracker: each box's size,
-the IoU and the centre distances of two sets of boxes (x1, y1, x2, y2)."""
+the IoU and the centre distances of two sets of boxes (x1, y1, x2, y2), and which boxes of one
+set lie near which of another."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,3 +33,13 @@ def centre_distance(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
     centre_b = (b[None, :, :2] + b[None, :, 2:]) / 2
     return (np.linalg.norm(centre_a - centre_b, axis=2) / np.maximum(size_a, 1.0),
             size_b / np.maximum(size_a, 1.0))
+
+
+def near(boxes: np.ndarray, others: np.ndarray, reach: float, lo: float,
+         hi: float) -> np.ndarray:
+    """(len(boxes), len(others)): which of `others` are of lo-hi times each box's size
+    (exclusive) within `reach` of its size, centre to centre."""
+    if not len(boxes) or not len(others):
+        return np.zeros((len(boxes), len(others)), bool)
+    dist, ratio = centre_distance(boxes, others)
+    return (dist <= reach) & (ratio > lo) & (ratio < hi)

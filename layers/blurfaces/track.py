@@ -374,6 +374,11 @@ def _pairs(cost: np.ndarray) -> list:
     return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < _NO_MATCH]
 
 
+def _found_by(score: float) -> str:
+    """The source of a detection's row: `followed` (by its picture: no score) or `detected`."""
+    return "followed" if score != score else "detected"
+
+
 def _twice(v) -> np.ndarray:
     """(x, y) -> (x, y, x, y): a point as the offset of a box's two corners (np.tile, without
     its overhead: the tracker asks for it for every box of every frame)."""
@@ -616,8 +621,7 @@ class Tracker:
     def _box_at(self, tr: _Track, t: float, now: Camera):
         i = bisect.bisect_left(tr.times, t - 1e-9)
         if i < len(tr.times) and abs(tr.times[i] - t) <= 1e-9:
-            score = tr.scores[i]
-            return self._smoothed(tr, i), score, "followed" if score != score else "detected"
+            return self._smoothed(tr, i), tr.scores[i], _found_by(tr.scores[i])
         has_prev, has_next = i > 0, i < len(tr.times)
         if has_prev and has_next:
             ta, tb = tr.times[i - 1], tr.times[i]
@@ -770,7 +774,7 @@ class Tracker:
             n = len(dets)
             return [FrameMasks(key, t, dets.boxes.astype(np.float64).reshape(-1, 4),
                                np.full(n, -1, np.int64), dets.scores.astype(np.float64),
-                               ["detected" if s == s else "followed" for s in dets.scores])]
+                               [_found_by(s) for s in dets.scores])]
         shift = dets.shift
         if shift is not None:
             d, c = np.asarray(shift, np.float64), self.cam
